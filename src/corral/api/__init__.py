@@ -1,0 +1,1 @@
+"""HTTP faces: the native API, the dialects, metrics; all thin adapters over the services."""

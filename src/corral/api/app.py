@@ -1,0 +1,78 @@
+"""``create_app``: one FastAPI app serving every face over one set of services."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from corral import __version__
+from corral.api.native import executing, fleet, jobs
+from corral.api.native.errors import error_response, from_validation
+from corral.services.container import Services, open_store
+from corral.settings import ServerSettings
+
+log = logging.getLogger("corral.api")
+
+
+def create_app(settings: ServerSettings, services: Services | None = None) -> FastAPI:
+    services = services or Services(open_store(settings), settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        await _bootstrap_admin(services, settings)
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="Corral",
+        version=__version__,
+        description="Distributed command execution. Native API: see docs/native-api.md.",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    for router in (jobs.router, executing.router, fleet.router):
+        app.include_router(router)
+    _install_fallback_errors(app)
+    return app
+
+
+def _install_fallback_errors(app: FastAPI) -> None:
+    """Unknown paths and methods answer in the native shape rather than Starlette's."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        return error_response(exc.status_code, str(exc.detail), {"path": request.url.path})
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        return from_validation(exc)
+
+
+async def _bootstrap_admin(services: Services, settings: ServerSettings) -> None:
+    """On a database with no admin token, mint one and say where it is, once."""
+    if await services.tokens.has_admin():
+        return
+    _, secret = await services.tokens.mint("admin", "bootstrap-admin")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "admin-token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    log.warning(
+        "created the first admin token (also saved to %s): %s",
+        path, secret, extra={"action": "admin_token_created"},
+    )  # fmt: skip

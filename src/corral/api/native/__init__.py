@@ -1,0 +1,1 @@
+"""The executor-queue document's API, Corral's native face, under ``/api/v1``."""

@@ -1,0 +1,71 @@
+"""The executor-queue error shape, ``{"error", "context"}``, and its status codes.
+
+``NativeRoute`` wraps every native handler, so domain errors and validation
+failures raised anywhere below a route come out in this dialect's shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from fastapi.routing import APIRoute
+
+from corral import errors
+
+STATUS: list[tuple[type[errors.CorralError], int]] = [
+    (errors.NotFound, 404),
+    (errors.InvalidInput, 400),
+    (errors.InvalidTransition, 400),
+    (errors.StaleAttempt, 409),
+    (errors.AlreadyExists, 409),
+    (errors.IdempotencyMismatch, 422),
+    (errors.Unauthenticated, 401),
+    (errors.Forbidden, 403),
+    (errors.Unavailable, 503),
+    (errors.CorralError, 400),
+]
+
+
+def status_of(exc: errors.CorralError) -> int:
+    return next(code for kind, code in STATUS if isinstance(exc, kind))
+
+
+def error_response(status: int, message: str, context: dict[str, Any]) -> ORJSONResponse:
+    return ORJSONResponse({"error": message, "context": context}, status_code=status)
+
+
+def from_domain(exc: errors.CorralError) -> ORJSONResponse:
+    response = error_response(status_of(exc), exc.message, exc.context)
+    if isinstance(exc, errors.Unauthenticated):
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def from_validation(exc: RequestValidationError) -> ORJSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    field = ".".join(location) or None
+    message = str(first.get("msg", "invalid request"))
+    if first.get("type") == "json_invalid":
+        message, field = "request body is not valid JSON", None
+    text = f"{field}: {message}" if field else message
+    return error_response(400, text, {"field": field} if field else {})
+
+
+class NativeRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except errors.CorralError as exc:
+                return from_domain(exc)
+            except RequestValidationError as exc:
+                return from_validation(exc)
+
+        return guarded

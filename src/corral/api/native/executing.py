@@ -1,0 +1,166 @@
+"""Executor routes: claim, heartbeat, complete, fail, batched results, release, output."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import ORJSONResponse, StreamingResponse
+
+from corral.api.deps import PrincipalDep, ServicesDep
+from corral.api.native import render
+from corral.api.native.errors import NativeRoute, status_of
+from corral.api.native.schemas import (
+    Claim,
+    Complete,
+    ExecutorCall,
+    Fail,
+    OutputChunk,
+    ResultReport,
+)
+from corral.api.timefmt import iso
+from corral.domain.jobs import ClaimRequest, Job
+from corral.domain.principals import Principal
+from corral.errors import InvalidInput
+from corral.services.container import Services
+from corral.services.output import OutputEvent
+from corral.store.base import Report
+
+router = APIRouter(prefix="/api/v1", route_class=NativeRoute, tags=["executors"])
+
+
+@router.post("/jobs/claim", responses={204: {"description": "No job available"}})
+async def claim(
+    body: Claim, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> Response:
+    claim_request = ClaimRequest(
+        executor_id=body.executor_id,
+        principal_id=principal.id,
+        executor_ip=body.executor_ip or (request.client.host if request.client else None),
+        labels=frozenset(body.labels),
+        limit=body.n or 1,
+        project_id=body.project_id,
+        runnable_only=body.runnable_only,
+    )
+    jobs = await services.leases.claim(principal, claim_request, body.wait)
+    if not jobs:
+        return Response(status_code=204)
+    if body.n is None:
+        return ORJSONResponse(render.claimed(jobs[0]))
+    return ORJSONResponse([render.claimed(j) for j in jobs])
+
+
+def _status_body(job: Job) -> dict[str, Any]:
+    return {"id": job.id, "status": job.status.value, "attempt": job.attempt,
+            "lease_expires_at": iso(job.lease_expires_at),
+            "cancel_requested": job.cancel_requested}  # fmt: skip
+
+
+@router.put("/jobs/{job_id}/heartbeat")
+async def heartbeat(
+    job_id: str, body: ExecutorCall, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    ref = services.leases.fence(principal, body.executor_id, body.attempt)
+    return _status_body(await services.leases.heartbeat(job_id, ref))
+
+
+async def _report(
+    services: Services, principal: Principal, job_id: str, body: Complete
+) -> dict[str, Any]:
+    ref = services.leases.fence(principal, body.executor_id, body.attempt)
+    job = await services.leases.finish(job_id, ref, body.outcome())
+    return {**_status_body(job), "exit_code": job.exit_code, "error_message": job.error_message}
+
+
+@router.put("/jobs/{job_id}/complete")
+async def complete(
+    job_id: str, body: Complete, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return await _report(services, principal, job_id, body)
+
+
+@router.put("/jobs/{job_id}/fail")
+async def fail(
+    job_id: str, body: Fail, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return await _report(services, principal, job_id, body)
+
+
+@router.post("/jobs/results")
+async def results(
+    body: list[ResultReport], services: ServicesDep, principal: PrincipalDep
+) -> list[dict[str, Any]]:
+    if len(body) > 1000:
+        raise InvalidInput("at most 1000 results per request")
+    reports = [
+        Report(r.job_id, services.leases.fence(principal, r.executor_id, r.attempt), r.outcome())
+        for r in body
+    ]
+    answers: list[dict[str, Any]] = []
+    for report, outcome in zip(reports, await services.leases.finish_many(reports), strict=True):
+        if isinstance(outcome, Job):
+            answers.append({"job_id": report.job_id, "ok": True, "status": outcome.status.value})
+        else:
+            answers.append({"job_id": report.job_id, "ok": False, "error": outcome.message,
+                            "code": status_of(outcome)})  # fmt: skip
+    return answers
+
+
+@router.post("/jobs/{job_id}/release")
+async def release(
+    job_id: str, body: ExecutorCall, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    ref = services.leases.fence(principal, body.executor_id, body.attempt)
+    return _status_body(await services.leases.release(job_id, ref))
+
+
+@router.post("/jobs/{job_id}/output")
+async def append_output(
+    job_id: str, body: OutputChunk, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    ref = services.leases.fence(principal, body.executor_id, body.attempt)
+    written = await services.leases.append_output(job_id, ref, body.stream, body.data.encode())
+    return {"stream": body.stream, "size": written.size, "truncated": written.truncated}
+
+
+@router.get("/jobs/{job_id}/output")
+async def read_output(
+    job_id: str, services: ServicesDep, principal: PrincipalDep,
+    stream: str = "stdout", offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1 << 20)] = 65536,
+) -> dict[str, Any]:  # fmt: skip
+    piece, job = await services.output.read(principal, job_id, stream, offset, limit)
+    return {
+        "stream": stream, "offset": offset, "data": piece.data.decode(errors="replace"),
+        "next_offset": offset + len(piece.data), "size": piece.size,
+        "truncated": piece.truncated, "attempt": piece.attempt, "status": job.status.value,
+    }  # fmt: skip
+
+
+@router.get("/jobs/{job_id}/output/follow", response_class=StreamingResponse)
+async def follow_output(
+    job_id: str, services: ServicesDep, principal: PrincipalDep
+) -> StreamingResponse:
+    events = await services.output.follow(principal, job_id)
+    return StreamingResponse(
+        _sse(events), media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )  # fmt: skip
+
+
+async def _sse(events: AsyncIterator[OutputEvent]) -> AsyncIterator[bytes]:
+    async for event in events:
+        if event.kind == "keepalive":
+            yield b": keepalive\n\n"
+        elif event.kind == "output":
+            data = {"stream": event.stream, "offset": event.offset,
+                    "data": event.data.decode(errors="replace")}  # fmt: skip
+            yield b"event: output\ndata: " + orjson.dumps(data) + b"\n\n"
+        else:
+            job = event.job
+            assert job is not None
+            data = {"status": job.status.value, "exit_code": job.exit_code,
+                    "error_message": job.error_message}  # fmt: skip
+            yield b"event: end\ndata: " + orjson.dumps(data) + b"\n\n"

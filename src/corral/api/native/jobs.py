@@ -1,0 +1,126 @@
+"""Job routes for submitters and viewers: submit, bulk, list, details, cancel."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import ORJSONResponse
+
+from corral.api.deps import PrincipalDep, ServicesDep
+from corral.api.native import render
+from corral.api.native.errors import NativeRoute, status_of
+from corral.api.native.schemas import BulkCancel, SubmitJob
+from corral.domain import priority as prio
+from corral.domain.states import JobStatus
+from corral.errors import CorralError, InvalidInput, Unauthenticated
+from corral.services.jobs import Idempotency
+from corral.store.base import JobFilter
+
+router = APIRouter(prefix="/api/v1", route_class=NativeRoute, tags=["jobs"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+async def _idempotency(request: Request, key: str | None) -> Idempotency | None:
+    if key is None:
+        return None
+    return Idempotency(key, hashlib.sha256(await request.body()).hexdigest())
+
+
+@router.post("/jobs", status_code=201)
+async def submit_job(
+    body: SubmitJob, request: Request, services: ServicesDep, principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:  # fmt: skip
+    submitted = await services.jobs.submit(
+        principal, [body.to_draft()],
+        idempotency=await _idempotency(request, idempotency_key), render=render.render_created,
+    )  # fmt: skip
+    if submitted.replay is not None:
+        return _replay(submitted.replay.body, submitted.replay.status_code)
+    return _replay(render.render_created(submitted.jobs), 201)
+
+
+@router.post("/jobs/bulk", status_code=201)
+async def submit_bulk(
+    body: list[SubmitJob], request: Request, services: ServicesDep, principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:  # fmt: skip
+    if not body:
+        raise InvalidInput("at least one job is required")
+    if len(body) > 10000:
+        raise InvalidInput("at most 10000 jobs per request")
+    drafts = []
+    for index, item in enumerate(body):
+        try:
+            drafts.append(item.to_draft())
+        except InvalidInput as exc:
+            raise InvalidInput(f"job {index}: {exc.message}", index=index, **exc.context) from exc
+    submitted = await services.jobs.submit(
+        principal, drafts,
+        idempotency=await _idempotency(request, idempotency_key), render=render.render_bulk,
+    )  # fmt: skip
+    if submitted.replay is not None:
+        return _replay(submitted.replay.body, submitted.replay.status_code)
+    return _replay(render.render_bulk(submitted.jobs), 201)
+
+
+def _replay(body: bytes, status: int) -> Response:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+@router.get("/jobs")
+async def list_jobs(
+    services: ServicesDep, principal: PrincipalDep, response: Response,
+    status: str | None = None, type: str | None = None, priority: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    project_id: str | None = None, batch_id: str | None = None, executor_id: str | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    flt = JobFilter(
+        status=_status(status), type=type,
+        priority=prio.parse_priority(priority) if priority else None,
+        project_id=project_id, batch_id=batch_id, executor_id=executor_id,
+    )  # fmt: skip
+    jobs, total = await services.jobs.list_jobs(principal, flt, limit, offset)
+    response.headers["X-Total-Count"] = str(total)
+    return [render.summary(j) for j in jobs]
+
+
+def _status(value: str | None) -> JobStatus | None:
+    if value is None:
+        return None
+    try:
+        return JobStatus(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in JobStatus)
+        raise InvalidInput(f"status must be one of {allowed}", field="status") from None
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    return render.details(await services.jobs.details(principal, job_id))
+
+
+@router.delete("/jobs/{job_id}")
+async def cancel_job(job_id: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    job = await services.jobs.cancel(principal, job_id)
+    return {"id": job.id, "status": job.status.value, "cancel_requested": job.cancel_requested}
+
+
+@router.post("/jobs/bulk/cancel")
+async def bulk_cancel(
+    body: BulkCancel, services: ServicesDep, principal: PrincipalDep
+) -> ORJSONResponse:
+    results = await services.jobs.cancel_many(principal, body.job_ids)
+    errors = []
+    for job_id, result in zip(body.job_ids, results, strict=True):
+        if isinstance(result, Unauthenticated):
+            raise result
+        if isinstance(result, CorralError):
+            errors.append({"job_id": job_id, "error": result.message,
+                           "code": status_of(result)})  # fmt: skip
+    return ORJSONResponse(
+        {"cancelled": len(results) - len(errors), "failed": len(errors), "errors": errors}
+    )

@@ -1,0 +1,159 @@
+"""Request bodies of the native API; they turn into domain drafts and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from corral.domain import priority as prio
+from corral.domain.jobs import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    JobDraft,
+    JobSpec,
+    Outcome,
+)
+from corral.domain.states import JobStatus
+from corral.errors import InvalidInput
+
+
+class SubmitJob(BaseModel):
+    type: str | None = None
+    binary_url: str | None = None
+    binary_sha256: str | None = None
+    command: str | None = None
+    arguments: list[str] = Field(default_factory=list)
+    env_variables: dict[str, str] = Field(default_factory=dict)
+    priority: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    timeout: int = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    working_directory: str | None = None
+    input_file_id: str | None = None
+    inputs: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
+    project_id: str | None = None
+    batch_id: str | None = None
+    instructions: str | None = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+    def to_draft(self) -> JobDraft:
+        """As documented, binary jobs must name their type and priority; command jobs may not."""
+        if self.binary_url is not None or self.command is None:
+            for name in ("type", "priority"):
+                if getattr(self, name) is None:
+                    raise InvalidInput(f"{name} is required", field=name)
+        spec = JobSpec(
+            type=self.type or "shell",
+            command=self.command,
+            binary_url=self.binary_url,
+            binary_sha256=self.binary_sha256,
+            arguments=tuple(self.arguments),
+            env=self.env_variables,
+            working_directory=self.working_directory,
+            input_file_id=self.input_file_id,
+            inputs=tuple(self.inputs),
+            outputs=tuple(self.outputs),
+            timeout=self.timeout,
+            labels=tuple(self.labels),
+            instructions=self.instructions,
+            variables=self.variables,
+        )
+        return JobDraft(
+            spec=spec,
+            priority=prio.parse_priority(self.priority or "background"),
+            max_retries=self.max_retries,
+            lease_seconds=self.lease_seconds,
+            project_id=self.project_id,
+            batch_id=self.batch_id,
+        )
+
+
+class BulkCancel(BaseModel):
+    job_ids: list[str]
+
+
+class Claim(BaseModel):
+    executor_id: str = Field(min_length=1, max_length=200)
+    executor_ip: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    n: int | None = Field(default=None, ge=1, le=100)
+    wait: float = Field(default=0.0, ge=0, le=60)
+    runnable_only: bool = False
+    project_id: str | None = None
+
+
+class ExecutorCall(BaseModel):
+    executor_id: str = Field(min_length=1, max_length=200)
+    attempt: int | None = Field(default=None, ge=1)
+
+
+class Complete(ExecutorCall):
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int | None = None
+    result: Any = None
+
+    def outcome(self) -> Outcome:
+        return Outcome(
+            JobStatus.COMPLETED, exit_code=self.exit_code, result=self.result,
+            stdout=self.stdout, stderr=self.stderr,
+        )  # fmt: skip
+
+
+class Fail(Complete):
+    error_message: str | None = None
+    retry: bool = False
+
+    def outcome(self) -> Outcome:
+        return Outcome(
+            JobStatus.FAILED, exit_code=self.exit_code, result=self.result,
+            error_message=self.error_message, stdout=self.stdout, stderr=self.stderr,
+            retry=self.retry,
+        )  # fmt: skip
+
+
+class ResultReport(BaseModel):
+    job_id: str
+    executor_id: str = Field(min_length=1, max_length=200)
+    attempt: int | None = Field(default=None, ge=1)
+    status: Literal["completed", "failed", "cancelled"]
+    exit_code: int | None = None
+    error_message: str | None = None
+    result: Any = None
+    retry: bool = False
+
+    def outcome(self) -> Outcome:
+        return Outcome(
+            JobStatus(self.status), exit_code=self.exit_code, error_message=self.error_message,
+            result=self.result, retry=self.retry,
+        )  # fmt: skip
+
+
+class OutputChunk(ExecutorCall):
+    stream: Literal["stdout", "stderr"]
+    data: str
+
+
+class RegisterExecutor(BaseModel):
+    executor_id: str = Field(min_length=1, max_length=200)
+    hostname: str | None = None
+    cpu_count: int | None = Field(default=None, ge=0)
+    memory_mb: int | None = Field(default=None, ge=0)
+    os: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    concurrency: int = Field(default=1, ge=1, le=10000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class HeldJob(BaseModel):
+    job_id: str
+    attempt: int = Field(ge=1)
+
+
+class ExecutorHeartbeat(BaseModel):
+    jobs: list[HeldJob] = Field(default_factory=list)
+    draining: bool = False

@@ -1,0 +1,1 @@
+"""Who may do what: token hashing and the one authorization policy."""

@@ -1,0 +1,45 @@
+"""The one authorization policy every face calls through the services.
+
+``can`` is pure: a principal, an action and (for owned objects) the owner.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from corral.domain.principals import Principal, Role
+from corral.errors import Forbidden
+
+
+class Action(StrEnum):
+    READ = "read"  # jobs, output, executors, stats
+    SUBMIT = "submit"
+    CANCEL = "cancel"
+    EXECUTE = "execute"  # claim, heartbeat, report, stream output
+    REGISTER_EXECUTOR = "register_executor"
+    ADMIN = "admin"  # tokens, deleting executors
+
+
+_ALLOWED: dict[Role, frozenset[Action]] = {
+    Role.ADMIN: frozenset(Action),
+    Role.SUBMITTER: frozenset({Action.READ, Action.SUBMIT, Action.CANCEL}),
+    Role.VIEWER: frozenset({Action.READ}),
+    Role.WORKER: frozenset({Action.EXECUTE, Action.REGISTER_EXECUTOR}),
+}
+
+
+def can(principal: Principal, action: Action, owner_id: str | None = None) -> bool:
+    if action not in _ALLOWED[principal.role]:
+        return False
+    # A submitter cancels only what it submitted; admins cancel anything.
+    return not (
+        action == Action.CANCEL
+        and principal.role == Role.SUBMITTER
+        and owner_id is not None
+        and owner_id != principal.id
+    )
+
+
+def require(principal: Principal, action: Action, owner_id: str | None = None) -> None:
+    if not can(principal, action, owner_id):
+        raise Forbidden(f"role {principal.role} may not {action}", action=str(action))

@@ -1,0 +1,1 @@
+"""The `corral` command: server, worker, and the client commands."""

@@ -1,0 +1,18 @@
+"""The `corral` entry point: one typer app, each command group in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from corral.cli import server_cmd, token_cmd
+
+app = typer.Typer(
+    name="corral",
+    help="Corral: run commands on a fleet of workers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# Command registration: each module adds its commands to `app`.
+server_cmd.register(app)
+token_cmd.register(app)

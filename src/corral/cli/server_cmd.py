@@ -1,0 +1,49 @@
+"""`corral server`: the dispatcher on uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from corral.cli.logs import setup_logging
+from corral.settings import ServerSettings
+
+
+def register(app: typer.Typer) -> None:
+    app.command("server")(server)
+
+
+def server(
+    host: str = typer.Option("127.0.0.1", envvar="CORRAL_HOST", help="Address to listen on."),
+    port: int = typer.Option(3000, envvar="CORRAL_PORT", help="Port to listen on."),
+    data_dir: Path = typer.Option(
+        Path("./corral-data"), envvar="CORRAL_DATA_DIR", help="SQLite file and local state."
+    ),
+    database_url: str | None = typer.Option(
+        None, envvar="CORRAL_DATABASE_URL", help="postgresql://... to use PostgreSQL."
+    ),
+    output_cap: int = typer.Option(1 << 20, envvar="CORRAL_OUTPUT_CAP", help="Bytes per stream."),
+    log_level: str = typer.Option("info", envvar="CORRAL_LOG_LEVEL"),
+    access_log: bool = typer.Option(False, envvar="CORRAL_ACCESS_LOG"),
+) -> None:
+    """Run the dispatcher: HTTP API, OpenAPI docs at /api/docs, metrics."""
+    import uvicorn
+
+    from corral.api.app import create_app
+
+    settings = ServerSettings(
+        host=host, port=port, data_dir=data_dir, database_url=database_url,
+        output_cap=output_cap, log_level=log_level, access_log=access_log,
+    )  # fmt: skip
+    setup_logging(settings.log_level)
+    logging.getLogger("corral.server").info(
+        "corral listening on http://%s:%d/ (API docs at /api/docs)",
+        host, port, extra={"action": "server_start"},
+    )  # fmt: skip
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level=log_level,
+        access_log=access_log, loop="uvloop", http="httptools", log_config=None,
+        timeout_graceful_shutdown=5,
+    )  # fmt: skip

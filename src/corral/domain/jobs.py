@@ -1,0 +1,251 @@
+"""Jobs and attempts: what every dialect submits, stores and reads back.
+
+One ``JobSpec`` carries all that the four documents can ask for (a shell
+command or a hashed binary, arguments, env, archive, inputs/outputs, labels,
+free-form instructions for external agents); the dialects only rename fields.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.domain.states import AttemptStatus, JobStatus
+from corral.errors import InvalidInput
+
+DEFAULT_TIMEOUT = 3600
+MAX_TIMEOUT = 86400
+DEFAULT_LEASE_SECONDS = 60.0
+DEFAULT_MAX_RETRIES = 3
+MAX_RETRIES_LIMIT = 100
+
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_TYPE = re.compile(r"^\S{1,200}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL = re.compile(r"^[A-Za-z0-9_.:/-]{1,100}$")
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What to run and under which limits. Immutable once submitted."""
+
+    type: str = "shell"
+    command: str | None = None
+    binary_url: str | None = None
+    binary_sha256: str | None = None
+    arguments: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    working_directory: str | None = None
+    input_file_id: str | None = None
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    timeout: int = DEFAULT_TIMEOUT
+    labels: tuple[str, ...] = ()
+    instructions: str | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Rules every dialect shares; raise ``InvalidInput`` naming the field."""
+        if not _TYPE.match(self.type):
+            raise InvalidInput("type must be 1-200 characters without spaces", field="type")
+        self._validate_target()
+        if not 1 <= self.timeout <= MAX_TIMEOUT:
+            raise InvalidInput(f"timeout must be between 1 and {MAX_TIMEOUT}", field="timeout")
+        for name, value in self.env.items():
+            if not _ENV_NAME.match(name):
+                raise InvalidInput(f"invalid environment variable name: {name!r}", field="env")
+            if "\x00" in value:
+                raise InvalidInput(f"environment variable {name} contains a NUL byte", field="env")
+        for label in self.labels:
+            if not _LABEL.match(label):
+                raise InvalidInput(f"invalid label: {label!r}", field="labels")
+        if any("\x00" in a for a in self.arguments):
+            raise InvalidInput("arguments may not contain NUL bytes", field="arguments")
+
+    def _validate_target(self) -> None:
+        if self.command is not None and self.binary_url is not None:
+            raise InvalidInput("give either command or binary_url, not both", field="command")
+        if self.binary_url is not None:
+            if not self.binary_url.startswith(("http://", "https://")):
+                raise InvalidInput("binary_url must be an http(s) URL", field="binary_url")
+            if not self.binary_sha256 or not _SHA256.match(self.binary_sha256):
+                raise InvalidInput(
+                    "binary_sha256 must be 64 hexadecimal characters", field="binary_sha256"
+                )
+        elif self.command is not None:
+            if not self.command.strip():
+                raise InvalidInput("command must not be empty", field="command")
+            if "\x00" in self.command:
+                raise InvalidInput("command may not contain NUL bytes", field="command")
+        elif self.instructions is None:
+            raise InvalidInput(
+                "a job needs a command, a binary_url, or instructions", field="command"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated submission, before the store gives it a sequence number."""
+
+    id: str
+    spec: JobSpec
+    priority: int
+    owner_id: str
+    created_at: float
+    max_retries: int = DEFAULT_MAX_RETRIES
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    project_id: str | None = None
+    batch_id: str | None = None
+    task_type_id: str | None = None
+
+    def stored(self, seq: int) -> Job:
+        """The job as it reads back right after insertion."""
+        return Job(
+            id=self.id, seq=seq, spec=self.spec, priority=self.priority,
+            owner_id=self.owner_id, status=JobStatus.PENDING, created_at=self.created_at,
+            max_retries=self.max_retries, lease_seconds=self.lease_seconds,
+            project_id=self.project_id, batch_id=self.batch_id, task_type_id=self.task_type_id,
+        )  # fmt: skip
+
+    def validate(self) -> None:
+        self.spec.validate()
+        if not 0 <= self.max_retries <= MAX_RETRIES_LIMIT:
+            raise InvalidInput(
+                f"max_retries must be between 0 and {MAX_RETRIES_LIMIT}", field="max_retries"
+            )
+        if not 1 <= self.lease_seconds <= MAX_TIMEOUT:
+            raise InvalidInput("lease_seconds must be between 1 and 86400", field="lease_seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamState:
+    """How much of one output stream is stored for the current attempt."""
+
+    size: int = 0
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as stored: its spec plus where it stands now."""
+
+    id: str
+    seq: int
+    spec: JobSpec
+    priority: int
+    owner_id: str
+    status: JobStatus
+    created_at: float
+    max_retries: int
+    lease_seconds: float
+    attempt: int = 0
+    releases: int = 0  # attempts handed back unstarted; they spend no retry
+    project_id: str | None = None
+    batch_id: str | None = None
+    task_type_id: str | None = None
+    executor_id: str | None = None
+    executor_ip: str | None = None
+    lease_principal_id: str | None = None
+    run_after: float = 0.0
+    lease_expires_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    error_message: str | None = None
+    result: Any = None
+    cancel_requested: bool = False
+    stdout: StreamState = StreamState()
+    stderr: StreamState = StreamState()
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+    @property
+    def runnable(self) -> bool:
+        """Whether a ``corral worker`` can execute it (else it waits for an external agent)."""
+        return self.spec.command is not None or self.spec.binary_url is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One run of a job on one executor."""
+
+    job_id: str
+    number: int
+    executor_id: str
+    executor_ip: str | None
+    claimed_at: float
+    status: AttemptStatus
+    ended_at: float | None = None
+    exit_code: int | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRef:
+    """Who claims to hold a job's lease: the fencing token of every executor call.
+
+    ``attempt`` may be omitted by clients of the executor-queue document, which
+    only send their ``executor_id``; the executor id is then the fence.
+    """
+
+    executor_id: str
+    attempt: int | None = None
+    principal_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an executor reports when a run ends."""
+
+    status: JobStatus  # COMPLETED, FAILED or CANCELLED
+    exit_code: int | None = None
+    error_message: str | None = None
+    result: Any = None
+    stdout: str = ""
+    stderr: str = ""
+    retry: bool = False  # ask for another attempt when retries remain
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    executor_id: str
+    principal_id: str
+    executor_ip: str | None = None
+    labels: frozenset[str] = frozenset()
+    limit: int = 1
+    project_id: str | None = None
+    runnable_only: bool = False  # corral workers take only jobs with something to execute
+
+
+def validate_env_name(name: str) -> bool:
+    return bool(_ENV_NAME.match(name))
+
+
+@dataclass(frozen=True, slots=True)
+class JobDraft:
+    """A submission as a dialect parsed it; the service adds id, owner and time."""
+
+    spec: JobSpec
+    priority: int
+    max_retries: int = DEFAULT_MAX_RETRIES
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    project_id: str | None = None
+    batch_id: str | None = None
+    task_type_id: str | None = None
+
+    def to_new_job(self, job_id: str, owner_id: str, now: float) -> NewJob:
+        return NewJob(
+            id=job_id,
+            spec=self.spec,
+            priority=self.priority,
+            owner_id=owner_id,
+            created_at=now,
+            max_retries=self.max_retries,
+            lease_seconds=self.lease_seconds,
+            project_id=self.project_id,
+            batch_id=self.batch_id,
+            task_type_id=self.task_type_id,
+        )

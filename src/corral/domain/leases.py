@@ -1,0 +1,72 @@
+"""What happens to a job whose lease ran out: a pure decision of ``now``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from corral.domain.jobs import AttemptRef, Job
+from corral.domain.retry import RetryPolicy, retries_left
+from corral.domain.states import JobStatus
+from corral.errors import Forbidden, InvalidTransition, StaleAttempt
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseVerdict:
+    """The state a lost attempt leaves its job in, and when it may run again."""
+
+    status: JobStatus
+    run_after: float = 0.0
+    error_message: str | None = None
+
+
+def on_lease_lost(job: Job, now: float, policy: RetryPolicy) -> LeaseVerdict:
+    """Requeue with backoff while retries remain; honour a pending cancel first."""
+    if job.cancel_requested:
+        return LeaseVerdict(JobStatus.CANCELLED, error_message="cancelled; executor went silent")
+    if retries_left(job.attempt - job.releases, job.max_retries):
+        return LeaseVerdict(JobStatus.PENDING, run_after=now + policy.delay(job.attempt))
+    return LeaseVerdict(
+        JobStatus.FAILED,
+        error_message=f"lease expired on attempt {job.attempt}; no retries left",
+    )
+
+
+def on_reported_failure(job: Job, now: float, policy: RetryPolicy, retry: bool) -> LeaseVerdict:
+    """An executor's own failure report retries only when it asks to and retries remain."""
+    if (
+        retry
+        and not job.cancel_requested
+        and retries_left(job.attempt - job.releases, job.max_retries)
+    ):
+        return LeaseVerdict(JobStatus.PENDING, run_after=now + policy.delay(job.attempt))
+    return LeaseVerdict(JobStatus.FAILED)
+
+
+def reaping_allowed(now: float, started_at: float, grace_seconds: float) -> bool:
+    """After a dispatcher restart, executors get one lease period to renew before reaping."""
+    return now >= started_at + grace_seconds
+
+
+def check_fence(job: Job, ref: AttemptRef) -> None:
+    """Refuse a call from anyone but the current holder of the job's lease.
+
+    A caller whose attempt is no longer current (requeued, re-claimed, reaped)
+    gets ``StaleAttempt``; the current holder acting on a finished job gets
+    ``InvalidTransition``; a worker acting on another worker's lease gets
+    ``Forbidden``.
+    """
+    own_attempt = ref.attempt is None or ref.attempt == job.attempt
+    own_executor = ref.executor_id == job.executor_id
+    if not (own_attempt and own_executor) or job.status == JobStatus.PENDING:
+        raise StaleAttempt(
+            "this attempt no longer holds the job's lease",
+            job_id=job.id,
+            attempt=job.attempt,
+            status=str(job.status),
+        )
+    if job.status != JobStatus.RUNNING:
+        raise InvalidTransition(
+            f"job is already {job.status}", job_id=job.id, status=str(job.status)
+        )
+    if ref.principal_id is not None and ref.principal_id != job.lease_principal_id:
+        raise Forbidden("this job is leased by another worker", job_id=job.id)

@@ -1,0 +1,62 @@
+"""How a report or a lost lease changes a job: pure functions returning the new job."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from corral.domain.jobs import Job, Outcome, StreamState
+from corral.domain.leases import LeaseVerdict, on_reported_failure
+from corral.domain.retry import RetryPolicy
+from corral.domain.states import AttemptStatus, JobStatus, check_transition
+from corral.errors import InvalidInput
+
+_ATTEMPT_STATUS = {
+    JobStatus.COMPLETED: AttemptStatus.COMPLETED,
+    JobStatus.FAILED: AttemptStatus.FAILED,
+    JobStatus.CANCELLED: AttemptStatus.CANCELLED,
+}
+
+
+def attempt_status(reported: JobStatus) -> AttemptStatus:
+    return _ATTEMPT_STATUS[reported]
+
+
+def finished(job: Job, outcome: Outcome, now: float, policy: RetryPolicy) -> Job:
+    """The job after its current attempt reported ``outcome``."""
+    if outcome.status not in _ATTEMPT_STATUS:
+        raise InvalidInput("an outcome must be completed, failed or cancelled", field="status")
+    if outcome.status == JobStatus.FAILED:
+        verdict = on_reported_failure(job, now, policy, outcome.retry)
+        verdict = dataclasses.replace(verdict, error_message=outcome.error_message)
+    else:
+        verdict = LeaseVerdict(outcome.status, error_message=outcome.error_message)
+    new = apply_verdict(job, verdict, now)
+    return dataclasses.replace(new, exit_code=outcome.exit_code, result=outcome.result)
+
+
+def apply_verdict(job: Job, verdict: LeaseVerdict, now: float) -> Job:
+    check_transition(job.id, job.status, verdict.status)
+    terminal = verdict.status != JobStatus.PENDING
+    return dataclasses.replace(
+        job,
+        status=verdict.status,
+        run_after=verdict.run_after if not terminal else job.run_after,
+        finished_at=now if terminal else None,
+        error_message=verdict.error_message,
+        lease_expires_at=None,
+    )
+
+
+def fit(size: int, data: bytes, cap: int) -> tuple[bytes, bool]:
+    """The part of ``data`` that still fits under ``cap``, and whether some was cut."""
+    room = max(0, cap - size)
+    if len(data) <= room:
+        return data, False
+    return data[:room], True
+
+
+def with_stream(job: Job, stream: str, size: int, truncated: bool) -> Job:
+    state = StreamState(size, truncated)
+    if stream == "stdout":
+        return dataclasses.replace(job, stdout=state)
+    return dataclasses.replace(job, stderr=state)

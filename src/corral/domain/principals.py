@@ -1,0 +1,22 @@
+"""Who is calling: a principal with one role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    SUBMITTER = "submitter"
+    VIEWER = "viewer"
+    WORKER = "worker"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller. ``id`` scopes idempotency keys and owns jobs."""
+
+    id: str
+    name: str
+    role: Role

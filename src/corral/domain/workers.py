@@ -1,0 +1,43 @@
+"""Executors (worker agents and external pullers) as the dispatcher sees them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ExecutorState(StrEnum):
+    ONLINE = "online"
+    DRAINING = "draining"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorInfo:
+    """What an executor says about itself when it registers or heartbeats."""
+
+    executor_id: str
+    principal_id: str
+    hostname: str | None = None
+    ip: str | None = None
+    cpu_count: int | None = None
+    memory_mb: int | None = None
+    os: str | None = None
+    labels: tuple[str, ...] = ()
+    concurrency: int = 1
+    metadata: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Executor:
+    info: ExecutorInfo
+    registered_at: float
+    last_heartbeat: float
+    draining: bool
+    jobs_completed: int
+
+    def state(self, now: float, offline_after: float) -> ExecutorState:
+        """Offline is derived from heartbeat age, so no sweeper has to write it."""
+        if now - self.last_heartbeat > offline_after:
+            return ExecutorState.OFFLINE
+        return ExecutorState.DRAINING if self.draining else ExecutorState.ONLINE

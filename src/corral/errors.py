@@ -1,0 +1,75 @@
+"""The one error tree of Corral.
+
+Services raise these; each API dialect maps them to its own status codes and
+error body in a single ``errors.py``. Routes never build HTTP errors by hand.
+
+    CorralError
+    ├── NotFound                  the object does not exist (or the caller may not see it)
+    ├── InvalidInput              a field is missing, mistyped or out of range
+    ├── Conflict
+    │   ├── InvalidTransition     the job's state does not allow the operation
+    │   ├── StaleAttempt          the caller's attempt or lease is no longer current (fencing)
+    │   ├── AlreadyExists         a unique name or id is taken
+    │   └── IdempotencyMismatch   an Idempotency-Key was reused with a different body
+    ├── AuthError
+    │   ├── Unauthenticated       no credentials, or credentials that are not valid
+    │   └── Forbidden             valid credentials without the right to act
+    └── Unavailable               the storage cannot be reached
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CorralError(Exception):
+    """Base of every error a Corral service raises on purpose."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context: dict[str, Any] = context
+
+
+class NotFound(CorralError):
+    pass
+
+
+class InvalidInput(CorralError):
+    pass
+
+
+class Conflict(CorralError):
+    pass
+
+
+class InvalidTransition(Conflict):
+    pass
+
+
+class StaleAttempt(Conflict):
+    pass
+
+
+class AlreadyExists(Conflict):
+    pass
+
+
+class IdempotencyMismatch(Conflict):
+    pass
+
+
+class AuthError(CorralError):
+    pass
+
+
+class Unauthenticated(AuthError):
+    pass
+
+
+class Forbidden(AuthError):
+    pass
+
+
+class Unavailable(CorralError):
+    pass

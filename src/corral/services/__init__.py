@@ -1,0 +1,1 @@
+"""Use cases: the only callers of the store. Every face (API dialects, CLI) calls these."""

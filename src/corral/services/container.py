@@ -1,0 +1,91 @@
+"""Wiring: build the store and the services once, start and stop their background work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from corral.domain.leases import reaping_allowed
+from corral.domain.retry import RetryPolicy
+from corral.services.events import Hub
+from corral.services.executors import ExecutorService
+from corral.services.jobs import JobService
+from corral.services.leasing import LeaseService
+from corral.services.metrics import Metrics
+from corral.services.output import OutputService
+from corral.services.stats import StatsService
+from corral.services.tokens import TokenService
+from corral.settings import ServerSettings
+from corral.store.base import Store
+
+log = logging.getLogger("corral.services")
+DEFAULT_GRACE = 60.0
+
+
+def open_store(settings: ServerSettings) -> Store:
+    if settings.database_url:
+        from corral.store.postgres import PostgresStore
+
+        pg: Store = PostgresStore(settings.database_url, output_cap=settings.output_cap)
+        return pg
+    from corral.store.sqlite import SqliteStore
+
+    return SqliteStore(
+        settings.sqlite_path,
+        output_cap=settings.output_cap,
+        synchronous=settings.sqlite_synchronous,
+    )
+
+
+@dataclass
+class Services:
+    store: Store
+    settings: ServerSettings
+    hub: Hub = field(default_factory=Hub)
+    metrics: Metrics = field(default_factory=Metrics)
+    started_at: float = field(default_factory=time.time)
+    _reaper: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        cap = self.settings.output_cap
+        self.jobs = JobService(self.store, self.hub, self.metrics, cap)
+        self.leases = LeaseService(self.store, self.hub, self.metrics, RetryPolicy())
+        self.output = OutputService(self.store, self.hub)
+        self.executors = ExecutorService(self.store, self.settings.executor_offline_after)
+        self.tokens = TokenService(self.store)
+        self.stats = StatsService(self.store)
+
+    async def start(self) -> None:
+        await self.store.open()
+        self.store.add_listener(self.hub.fire)
+        self.started_at = time.time()
+        due = await self.store.next_run_after(self.started_at)
+        if due is not None:
+            self.leases.wake_at(due)
+        self._reaper = asyncio.create_task(self._reap_forever(), name="corral-reaper")
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await self.store.close()
+
+    async def _reap_forever(self) -> None:
+        """Return lost leases to the queue; hold off for one lease period after a restart."""
+        grace = self.settings.lease_grace
+        grace = DEFAULT_GRACE if grace is None else grace
+        while True:
+            await asyncio.sleep(self.settings.reaper_interval)
+            if not reaping_allowed(time.time(), self.started_at, grace):
+                continue
+            try:
+                reaped = await self.leases.reap()
+            except Exception:
+                log.exception("reaper pass failed", extra={"action": "reap_failed"})
+                continue
+            if reaped:
+                log.info("leases expired", extra={"action": "leases_reaped", "count": len(reaped)})

@@ -1,0 +1,144 @@
+"""Submitting, reading and cancelling jobs: the use cases every dialect's job routes call."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from corral.auth.policy import Action, require
+from corral.domain.jobs import Attempt, Job, JobDraft, NewJob
+from corral.domain.principals import Principal
+from corral.domain.states import JobStatus
+from corral.errors import AlreadyExists, CorralError, IdempotencyMismatch, NotFound
+from corral.services.events import JOBS, Hub, job_topic
+from corral.services.metrics import Metrics
+from corral.store.base import IdempotencyRecord, JobFilter, RenderFn, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """An ``Idempotency-Key`` with a digest of the request body it came with."""
+
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """Fresh jobs, or the stored first response when the request was a replay."""
+
+    jobs: list[Job]
+    replay: IdempotencyRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobDetails:
+    job: Job
+    attempts: list[Attempt]
+    stdout: bytes
+    stderr: bytes
+
+
+class JobService:
+    def __init__(self, store: Store, hub: Hub, metrics: Metrics, output_cap: int) -> None:
+        self._store = store
+        self._hub = hub
+        self._metrics = metrics
+        self._output_cap = output_cap
+
+    async def submit(
+        self,
+        principal: Principal,
+        drafts: Sequence[JobDraft],
+        *,
+        idempotency: Idempotency | None = None,
+        render: RenderFn | None = None,
+        status_code: int = 201,
+    ) -> Submitted:
+        """Store every draft or none; with a key, the first response is kept for replays."""
+        require(principal, Action.SUBMIT)
+        if idempotency is not None:
+            replay = await self._replay(principal, idempotency)
+            if replay is not None:
+                return Submitted([], replay)
+        now = time.time()
+        new_jobs = [d.to_new_job(str(uuid.uuid4()), principal.id, now) for d in drafts]
+        for job in new_jobs:
+            job.validate()
+        record = self._record(principal, new_jobs, idempotency, render, status_code)
+        try:
+            jobs = await self._store.insert_jobs(new_jobs, record)
+        except AlreadyExists:
+            # Another request with the same key won the race: answer as it did.
+            assert idempotency is not None
+            replay = await self._replay(principal, idempotency)
+            if replay is None:
+                raise
+            return Submitted([], replay)
+        self._metrics.jobs_submitted.inc(len(jobs))
+        self._hub.fire(JOBS)
+        return Submitted(jobs)
+
+    async def _replay(self, principal: Principal, idem: Idempotency) -> IdempotencyRecord | None:
+        found = await self._store.find_idempotency(principal.id, idem.key)
+        if found is not None and found.request_hash != idem.request_hash:
+            raise IdempotencyMismatch(
+                "Idempotency-Key was already used with a different request body", key=idem.key
+            )
+        return found
+
+    @staticmethod
+    def _record(
+        principal: Principal,
+        new_jobs: list[NewJob],
+        idem: Idempotency | None,
+        render: RenderFn | None,
+        status_code: int,
+    ) -> IdempotencyRecord | None:
+        if idem is None or render is None:
+            return None
+        body = render([j.stored(0) for j in new_jobs])
+        return IdempotencyRecord(principal.id, idem.key, idem.request_hash, status_code, body)
+
+    async def get(self, principal: Principal, job_id: str) -> Job:
+        require(principal, Action.READ)
+        job = await self._store.get_job(job_id)
+        if job is None:
+            raise NotFound("job not found", job_id=job_id)
+        return job
+
+    async def details(self, principal: Principal, job_id: str) -> JobDetails:
+        job = await self.get(principal, job_id)
+        attempts = await self._store.get_attempts(job_id)
+        stdout = await self._store.read_output(job_id, "stdout", 0, self._output_cap)
+        stderr = await self._store.read_output(job_id, "stderr", 0, self._output_cap)
+        return JobDetails(job, attempts, stdout.data, stderr.data)
+
+    async def list_jobs(
+        self, principal: Principal, flt: JobFilter, limit: int, offset: int
+    ) -> tuple[list[Job], int]:
+        require(principal, Action.READ)
+        return await self._store.list_jobs(flt, limit, offset)
+
+    async def cancel(self, principal: Principal, job_id: str) -> Job:
+        job = await self.get(principal, job_id)
+        require(principal, Action.CANCEL, owner_id=job.owner_id)
+        cancelled = await self._store.cancel(job_id, time.time())
+        if cancelled.status == JobStatus.CANCELLED:
+            self._metrics.jobs_finished.labels(status="cancelled").inc()
+        self._hub.fire(job_topic(job_id))
+        await self._store.announce(job_topic(job_id))
+        return cancelled
+
+    async def cancel_many(
+        self, principal: Principal, job_ids: Sequence[str]
+    ) -> list[Job | CorralError]:
+        results: list[Job | CorralError] = []
+        for job_id in job_ids:
+            try:
+                results.append(await self.cancel(principal, job_id))
+            except CorralError as exc:
+                results.append(exc)
+        return results

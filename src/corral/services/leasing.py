@@ -1,0 +1,139 @@
+"""The executor side of a job's life: claim, renew, report, release, stream output.
+
+Every call after a claim names its attempt; the store fences off any attempt
+that no longer holds the lease, so a worker that was presumed dead can never
+overwrite the result of the attempt that replaced it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from corral.auth.policy import Action, require
+from corral.domain.jobs import AttemptRef, ClaimRequest, Job, Outcome
+from corral.domain.principals import Principal, Role
+from corral.domain.retry import RetryPolicy
+from corral.domain.states import JobStatus
+from corral.errors import CorralError, InvalidTransition, NotFound
+from corral.services.events import JOBS, Hub, job_topic
+from corral.services.metrics import Metrics
+from corral.store.base import OutputSlice, Report, Store
+
+MAX_WAIT = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class HeldLeases:
+    """The answer to a worker's heartbeat: what it still holds and what to stop."""
+
+    renewed: list[Job]
+    lost: list[str]
+    cancel: list[str]
+
+
+class LeaseService:
+    def __init__(self, store: Store, hub: Hub, metrics: Metrics, policy: RetryPolicy) -> None:
+        self._store = store
+        self._hub = hub
+        self._metrics = metrics
+        self.policy = policy
+
+    def fence(self, principal: Principal, executor_id: str, attempt: int | None) -> AttemptRef:
+        """Workers are bound to their own leases; admins may act for any executor."""
+        require(principal, Action.EXECUTE)
+        bound = principal.id if principal.role == Role.WORKER else None
+        return AttemptRef(executor_id=executor_id, attempt=attempt, principal_id=bound)
+
+    async def claim(self, principal: Principal, request: ClaimRequest, wait: float) -> list[Job]:
+        """Lease up to ``request.limit`` jobs, waiting up to ``wait`` seconds for one to arrive."""
+        require(principal, Action.EXECUTE)
+        deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
+        signal = self._hub.jobs
+        while True:
+            generation = signal.generation
+            now = time.time()
+            jobs = await self._store.claim(request, now)
+            if jobs:
+                self._record_claims(jobs, now)
+                return jobs
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            await signal.wait(generation, remaining)
+
+    def _record_claims(self, jobs: list[Job], now: float) -> None:
+        self._metrics.jobs_claimed.inc(len(jobs))
+        for job in jobs:
+            self._metrics.queue_wait.observe(max(0.0, now - max(job.created_at, job.run_after)))
+            self._hub.fire(job_topic(job.id))
+
+    async def heartbeat(self, job_id: str, ref: AttemptRef) -> Job:
+        """As documented, a heartbeat for a job that is not running is a 404."""
+        try:
+            return await self._store.renew_lease(job_id, ref, time.time())
+        except InvalidTransition as exc:
+            raise NotFound("job is not running", job_id=job_id) from exc
+
+    async def renew_all(
+        self, principal: Principal, executor_id: str, held: Sequence[tuple[str, int]]
+    ) -> HeldLeases:
+        require(principal, Action.EXECUTE)
+        renewed = await self._store.renew_executor_leases(executor_id, held, time.time())
+        kept = {j.id for j in renewed}
+        lost = [job_id for job_id, _ in held if job_id not in kept]
+        cancel = [j.id for j in renewed if j.cancel_requested]
+        return HeldLeases(renewed, lost, cancel)
+
+    async def finish(self, job_id: str, ref: AttemptRef, outcome: Outcome) -> Job:
+        job = await self._store.finish(job_id, ref, outcome, time.time(), self.policy)
+        self._after_finish([job])
+        return job
+
+    async def finish_many(self, reports: Sequence[Report]) -> list[Job | CorralError]:
+        results = await self._store.finish_many(reports, time.time(), self.policy)
+        self._after_finish([r for r in results if isinstance(r, Job)])
+        return results
+
+    def _after_finish(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            self._metrics.jobs_finished.labels(status=job.status.value).inc()
+            self._hub.fire(job_topic(job.id))
+            if job.status == JobStatus.PENDING:
+                self.wake_at(job.run_after)
+
+    async def release(self, job_id: str, ref: AttemptRef) -> Job:
+        job = await self._store.release(job_id, ref, time.time())
+        self._hub.fire(JOBS)
+        await self._store.announce(JOBS)
+        return job
+
+    async def append_output(
+        self, job_id: str, ref: AttemptRef, stream: str, data: bytes
+    ) -> OutputSlice:
+        written = await self._store.append_output(job_id, ref, stream, data)
+        self._hub.fire(job_topic(job_id))
+        await self._store.announce(job_topic(job_id))
+        return written
+
+    async def reap(self, limit: int = 500) -> list[Job]:
+        reaped = await self._store.reap_expired(time.time(), self.policy, limit)
+        for job in reaped:
+            self._metrics.jobs_reaped.inc()
+            self._hub.fire(job_topic(job.id))
+            if job.status == JobStatus.PENDING:
+                self.wake_at(job.run_after)
+        return reaped
+
+    def wake_at(self, when: float) -> None:
+        """Wake claimers when a backed-off job becomes due, here and on other replicas."""
+        delay = max(0.0, when - time.time())
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay, self._wake)
+
+    def _wake(self) -> None:
+        self._hub.fire(JOBS)
+        task = asyncio.ensure_future(self._store.announce(JOBS))
+        task.add_done_callback(lambda t: t.exception())

@@ -1,0 +1,85 @@
+"""Reading a job's output from an offset, and following it live while the job runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from corral.auth.policy import Action, require
+from corral.domain.jobs import Job
+from corral.domain.principals import Principal
+from corral.errors import NotFound
+from corral.services.events import Hub, job_topic
+from corral.store.base import OutputSlice, Store
+
+STREAMS = ("stdout", "stderr")
+KEEPALIVE_SECONDS = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class OutputEvent:
+    """One piece of a live follow: output bytes, a keep-alive, or the end."""
+
+    kind: str  # "output" | "keepalive" | "end"
+    stream: str = ""
+    offset: int = 0
+    data: bytes = b""
+    job: Job | None = None
+
+
+class OutputService:
+    def __init__(self, store: Store, hub: Hub) -> None:
+        self._store = store
+        self._hub = hub
+
+    async def read(
+        self, principal: Principal, job_id: str, stream: str, offset: int, limit: int
+    ) -> tuple[OutputSlice, Job]:
+        require(principal, Action.READ)
+        piece = await self._store.read_output(job_id, stream, offset, limit)
+        job = await self._job(job_id)
+        return piece, job
+
+    async def follow(
+        self, principal: Principal, job_id: str, chunk: int = 65536
+    ) -> AsyncIterator[OutputEvent]:
+        """Check access and existence now, then stream (so a 404 comes before any 200)."""
+        require(principal, Action.READ)
+        await self._job(job_id)
+        return self._follow(job_id, chunk)
+
+    async def _follow(self, job_id: str, chunk: int) -> AsyncIterator[OutputEvent]:
+        """Yield output as it is stored, then one ``end`` event once the job is finished.
+
+        Waits on the job's signal between reads, so a quiet job costs nothing.
+        """
+        offsets = dict.fromkeys(STREAMS, 0)
+        attempt = -1
+        topic = job_topic(job_id)
+        while True:
+            signal = self._hub.signal(topic)
+            generation = signal.generation
+            job = await self._job(job_id)
+            if job.attempt != attempt:  # a new attempt starts its output afresh
+                attempt, offsets = job.attempt, dict.fromkeys(STREAMS, 0)
+            moved = False
+            for stream in STREAMS:
+                piece = await self._store.read_output(job_id, stream, offsets[stream], chunk)
+                if piece.data:
+                    moved = True
+                    yield OutputEvent("output", stream, offsets[stream], piece.data)
+                    offsets[stream] += len(piece.data)
+            if moved:
+                continue
+            if job.terminal:
+                self._hub.release(topic)
+                yield OutputEvent("end", job=job)
+                return
+            if not await signal.wait(generation, KEEPALIVE_SECONDS):
+                yield OutputEvent("keepalive")
+
+    async def _job(self, job_id: str) -> Job:
+        job = await self._store.get_job(job_id)
+        if job is None:
+            raise NotFound("job not found", job_id=job_id)
+        return job

@@ -1,0 +1,32 @@
+"""Settings built once at the edge (the CLI) and passed down; flags also read ``CORRAL_*``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CORRAL_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    data_dir: Path = Path("./corral-data")
+    database_url: str | None = Field(
+        default=None, description="postgresql://... to share one database between replicas"
+    )
+    output_cap: int = Field(default=1 << 20, ge=1024, description="bytes kept per output stream")
+    reaper_interval: float = Field(default=1.0, gt=0)
+    lease_grace: float | None = Field(
+        default=None, description="seconds after start before reaping; default one lease period"
+    )
+    executor_offline_after: float = Field(default=30.0, gt=0)
+    sqlite_synchronous: str = Field(default="NORMAL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")
+    log_level: str = "info"
+    access_log: bool = False
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "corral.sqlite3"

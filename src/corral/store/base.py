@@ -1,0 +1,181 @@
+"""The storage port: one async interface, a SQLite and a PostgreSQL adapter.
+
+Operations are at the level of use cases (``claim``, ``finish``,
+``append_output``...) rather than rows, because the two engines claim
+differently (SQLite serialises writers, PostgreSQL uses ``SKIP LOCKED``).
+Every write is compare-and-set: it names the state and attempt it expects, and
+a mismatch raises ``StaleAttempt``/``InvalidTransition`` instead of writing.
+``tests/contract`` runs one suite against both adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob, Outcome
+from corral.domain.retry import RetryPolicy
+from corral.domain.states import JobStatus
+from corral.domain.workers import Executor, ExecutorInfo
+from corral.errors import CorralError
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """A first response, kept so a retried request with the same key replays it."""
+
+    principal_id: str
+    key: str
+    request_hash: str
+    status_code: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    status: JobStatus | None = None
+    type: str | None = None
+    priority: int | None = None
+    executor_id: str | None = None
+    project_id: str | None = None
+    batch_id: str | None = None
+    owner_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    id: str
+    name: str
+    role: str
+    token_hash: str
+    created_at: float
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSlice:
+    """Bytes of one stream from ``offset``, and where the stream stands now."""
+
+    data: bytes
+    offset: int
+    size: int
+    truncated: bool
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One executor report in a batch of finishes."""
+
+    job_id: str
+    ref: AttemptRef
+    outcome: Outcome
+
+
+RenderFn = Callable[[Sequence[Job]], bytes]
+Listener = Callable[[str], None]
+
+
+class Store(Protocol):
+    backend: str
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``Unavailable`` unless the database answers."""
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(topic)`` when another process announces a change (PostgreSQL)."""
+
+    async def announce(self, topic: str) -> None:
+        """Tell other dispatcher processes sharing this database about a change."""
+
+    # --- jobs -------------------------------------------------------------
+    async def insert_jobs(
+        self, jobs: Sequence[NewJob], idempotency: IdempotencyRecord | None = None
+    ) -> list[Job]:
+        """Insert all jobs or none; record the idempotency key in the same transaction.
+
+        Raises ``AlreadyExists`` when the key was taken meanwhile, so the caller replays.
+        """
+
+    async def find_idempotency(self, principal_id: str, key: str) -> IdempotencyRecord | None: ...
+
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]: ...
+
+    async def get_attempts(self, job_id: str) -> list[Attempt]: ...
+
+    async def list_jobs(self, flt: JobFilter, limit: int, offset: int) -> tuple[list[Job], int]:
+        """A page, newest first, and the total count matching the filter."""
+
+    async def count_by_status(self) -> dict[JobStatus, int]: ...
+
+    async def pending_by_priority(self) -> dict[int, int]: ...
+
+    # --- the lease lifecycle ---------------------------------------------
+    async def claim(self, request: ClaimRequest, now: float) -> list[Job]:
+        """Lease up to ``request.limit`` runnable jobs: highest priority, then oldest."""
+
+    async def renew_lease(self, job_id: str, ref: AttemptRef, now: float) -> Job: ...
+
+    async def renew_executor_leases(
+        self, executor_id: str, held: Sequence[tuple[str, int]], now: float
+    ) -> list[Job]:
+        """Renew every listed (job, attempt) the executor still holds; return those jobs."""
+
+    async def finish(
+        self, job_id: str, ref: AttemptRef, outcome: Outcome, now: float, policy: RetryPolicy
+    ) -> Job: ...
+
+    async def finish_many(
+        self, reports: Sequence[Report], now: float, policy: RetryPolicy
+    ) -> list[Job | CorralError]:
+        """Apply a batch of reports in one transaction; each succeeds or fails alone."""
+
+    async def release(self, job_id: str, ref: AttemptRef, now: float) -> Job:
+        """Hand an unstarted job back to the queue without spending a retry."""
+
+    async def cancel(self, job_id: str, now: float) -> Job:
+        """Cancel a pending job at once; mark a running one for cancellation."""
+
+    async def reap_expired(self, now: float, policy: RetryPolicy, limit: int) -> list[Job]:
+        """Requeue or fail running jobs whose lease ran out before ``now``."""
+
+    async def next_run_after(self, now: float) -> float | None:
+        """The earliest time a backed-off pending job becomes claimable, if any."""
+
+    # --- output -----------------------------------------------------------
+    async def append_output(
+        self, job_id: str, ref: AttemptRef, stream: str, data: bytes
+    ) -> OutputSlice:
+        """Append to the current attempt's stream, keeping at most the store's cap."""
+
+    async def read_output(
+        self, job_id: str, stream: str, offset: int, limit: int
+    ) -> OutputSlice: ...
+
+    # --- executors ----------------------------------------------------------
+    async def upsert_executor(self, info: ExecutorInfo, now: float, draining: bool) -> Executor: ...
+
+    async def touch_executor(self, executor_id: str, now: float) -> None: ...
+
+    async def get_executor(self, executor_id: str) -> Executor | None: ...
+
+    async def list_executors(self) -> list[Executor]: ...
+
+    async def delete_executor(self, executor_id: str) -> None: ...
+
+    # --- tokens -------------------------------------------------------------
+    async def create_token(self, token: TokenRecord) -> None: ...
+
+    async def find_token(self, token_hash: str) -> TokenRecord | None: ...
+
+    async def list_tokens(self) -> list[TokenRecord]: ...
+
+    async def revoke_token(self, token_id: str) -> None: ...

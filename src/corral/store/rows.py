@@ -1,0 +1,177 @@
+"""Row <-> domain conversion shared by both adapters.
+
+Both engines keep times as epoch seconds and structured fields as JSON text,
+so one codec serves SQLite rows and asyncpg records alike.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from corral.domain.jobs import DEFAULT_TIMEOUT, Attempt, Job, JobSpec, NewJob, StreamState
+from corral.domain.states import AttemptStatus, JobStatus
+from corral.domain.workers import Executor, ExecutorInfo
+from corral.store.base import TokenRecord
+
+JOB_COLUMNS = (
+    "seq, id, type, status, priority, spec, owner_id, project_id, batch_id, task_type_id, "
+    "max_retries, lease_seconds, attempt, releases, executor_id, executor_ip, lease_principal_id, "
+    "run_after, lease_expires_at, created_at, started_at, finished_at, exit_code, "
+    "error_message, result, cancel_requested, stdout_size, stdout_truncated, "
+    "stderr_size, stderr_truncated"
+)
+
+JOB_INSERT_COLUMNS = (
+    "id", "type", "status", "priority", "runnable", "labels", "spec", "owner_id",
+    "project_id", "batch_id", "task_type_id", "max_retries", "lease_seconds", "created_at",
+)  # fmt: skip
+
+
+def spec_to_json(spec: JobSpec) -> str:
+    doc: dict[str, Any] = {"type": spec.type}
+    for name in ("command", "binary_url", "binary_sha256", "working_directory",
+                 "input_file_id", "instructions"):  # fmt: skip
+        value = getattr(spec, name)
+        if value is not None:
+            doc[name] = value
+    for name in ("arguments", "inputs", "outputs", "labels"):
+        value = getattr(spec, name)
+        if value:
+            doc[name] = list(value)
+    if spec.env:
+        doc["env"] = spec.env
+    if spec.variables:
+        doc["variables"] = spec.variables
+    if spec.timeout != DEFAULT_TIMEOUT:
+        doc["timeout"] = spec.timeout
+    return orjson.dumps(doc).decode()
+
+
+def spec_from_json(text: str) -> JobSpec:
+    doc = orjson.loads(text)
+    for name in ("arguments", "inputs", "outputs", "labels"):
+        if name in doc:
+            doc[name] = tuple(doc[name])
+    return JobSpec(**doc)
+
+
+def labels_to_column(labels: tuple[str, ...]) -> str:
+    """'' for no labels keeps the claim query's common case a plain comparison."""
+    return orjson.dumps(sorted(set(labels))).decode() if labels else ""
+
+
+def new_job_params(job: NewJob) -> tuple[Any, ...]:
+    runnable = job.spec.command is not None or job.spec.binary_url is not None
+    return (
+        job.id, job.spec.type, JobStatus.PENDING.value, job.priority, int(runnable),
+        labels_to_column(job.spec.labels), spec_to_json(job.spec), job.owner_id,
+        job.project_id, job.batch_id, job.task_type_id, job.max_retries,
+        job.lease_seconds, job.created_at,
+    )  # fmt: skip
+
+
+def job_from_row(row: Mapping[str, Any]) -> Job:
+    result = row["result"]
+    return Job(
+        id=row["id"],
+        seq=row["seq"],
+        spec=spec_from_json(row["spec"]),
+        priority=row["priority"],
+        owner_id=row["owner_id"],
+        status=JobStatus(row["status"]),
+        created_at=row["created_at"],
+        max_retries=row["max_retries"],
+        lease_seconds=row["lease_seconds"],
+        attempt=row["attempt"],
+        releases=row["releases"],
+        project_id=row["project_id"],
+        batch_id=row["batch_id"],
+        task_type_id=row["task_type_id"],
+        executor_id=row["executor_id"],
+        executor_ip=row["executor_ip"],
+        lease_principal_id=row["lease_principal_id"],
+        run_after=row["run_after"],
+        lease_expires_at=row["lease_expires_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        exit_code=row["exit_code"],
+        error_message=row["error_message"],
+        result=orjson.loads(result) if result is not None else None,
+        cancel_requested=bool(row["cancel_requested"]),
+        stdout=StreamState(row["stdout_size"], bool(row["stdout_truncated"])),
+        stderr=StreamState(row["stderr_size"], bool(row["stderr_truncated"])),
+    )
+
+
+def attempt_from_row(row: Mapping[str, Any]) -> Attempt:
+    return Attempt(
+        job_id=row["job_id"],
+        number=row["number"],
+        executor_id=row["executor_id"],
+        executor_ip=row["executor_ip"],
+        claimed_at=row["claimed_at"],
+        status=AttemptStatus(row["status"]),
+        ended_at=row["ended_at"],
+        exit_code=row["exit_code"],
+        error_message=row["error_message"],
+    )
+
+
+def executor_from_row(row: Mapping[str, Any]) -> Executor:
+    info = ExecutorInfo(
+        executor_id=row["executor_id"],
+        principal_id=row["principal_id"],
+        hostname=row["hostname"],
+        ip=row["ip"],
+        cpu_count=row["cpu_count"],
+        memory_mb=row["memory_mb"],
+        os=row["os"],
+        labels=tuple(orjson.loads(row["labels"])),
+        concurrency=row["concurrency"],
+        metadata=orjson.loads(row["metadata"]),
+    )
+    return Executor(
+        info=info,
+        registered_at=row["registered_at"],
+        last_heartbeat=row["last_heartbeat"],
+        draining=bool(row["draining"]),
+        jobs_completed=row["jobs_completed"],
+    )
+
+
+def token_from_row(row: Mapping[str, Any]) -> TokenRecord:
+    return TokenRecord(
+        id=row["id"],
+        name=row["name"],
+        role=row["role"],
+        token_hash=row["token_hash"],
+        created_at=row["created_at"],
+        revoked=bool(row["revoked"]),
+    )
+
+
+def result_to_json(result: Any) -> str | None:
+    return None if result is None else orjson.dumps(result).decode()
+
+
+def load_migrations(backend: str) -> list[tuple[int, str]]:
+    """(version, sql) pairs shipped in ``store/migrations/<backend>``, in order."""
+    folder = importlib.resources.files("corral.store") / "migrations" / backend
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
+    return sorted(found)
+
+
+def splice(chunks: list[Any], offset: int, limit: int) -> bytes:
+    """Join stored (offset, data) chunks and cut out ``limit`` bytes from ``offset``."""
+    out = bytearray()
+    for chunk_offset, data in chunks:
+        start = max(0, offset - chunk_offset)
+        out += bytes(data)[start:]
+    return bytes(out[:limit])

@@ -1,0 +1,655 @@
+"""The SQLite adapter: the default store, a file under ``--data-dir``, nothing to install.
+
+Writes go through the single writer thread (see ``sqlite_engine``), which
+serialises them; that is what makes a claim exclusive here, where PostgreSQL
+needs ``FOR UPDATE SKIP LOCKED``. Each operation below is a plain function of
+a connection, run inside the writer's transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from corral.domain import outcomes
+from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob, Outcome
+from corral.domain.leases import check_fence, on_lease_lost
+from corral.domain.retry import RetryPolicy
+from corral.domain.states import AttemptStatus, JobStatus, check_transition
+from corral.domain.workers import Executor, ExecutorInfo
+from corral.errors import AlreadyExists, CorralError, InvalidInput, NotFound
+from corral.store.base import (
+    IdempotencyRecord,
+    JobFilter,
+    Listener,
+    OutputSlice,
+    Report,
+    TokenRecord,
+)
+from corral.store.rows import (
+    JOB_COLUMNS,
+    JOB_INSERT_COLUMNS,
+    attempt_from_row,
+    executor_from_row,
+    job_from_row,
+    load_migrations,
+    new_job_params,
+    splice,
+    token_from_row,
+)
+from corral.store.sqlite_engine import Readers, Writer, connect
+
+_INSERT_JOB = (
+    f"INSERT INTO jobs ({', '.join(JOB_INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in JOB_INSERT_COLUMNS)})"
+)
+_SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+_CLAIM_CANDIDATES = """
+SELECT seq FROM jobs
+WHERE status = 'pending' AND run_after <= :now
+  AND (labels = '' OR NOT EXISTS (
+        SELECT 1 FROM json_each(jobs.labels) AS l
+        WHERE l.value NOT IN (SELECT value FROM json_each(:labels))))
+  AND (:runnable_only = 0 OR runnable = 1)
+  AND (:project IS NULL OR project_id = :project)
+ORDER BY priority DESC, seq
+LIMIT :limit
+"""
+_CLAIM_UPDATE = f"""
+UPDATE jobs SET status = 'running', attempt = attempt + 1, executor_id = :executor,
+  executor_ip = :ip, lease_principal_id = :principal,
+  lease_expires_at = :now + lease_seconds, started_at = :now, cancel_requested = 0,
+  stdout_size = 0, stdout_truncated = 0, stderr_size = 0, stderr_truncated = 0,
+  exit_code = NULL, error_message = NULL
+WHERE seq = :seq AND status = 'pending'
+RETURNING {JOB_COLUMNS}
+"""
+_UPSERT_SEEN_EXECUTOR = """
+INSERT INTO executors (executor_id, principal_id, ip, registered_at, last_heartbeat)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat,
+  ip = coalesce(excluded.ip, executors.ip)
+"""
+
+
+class SqliteStore:
+    """``Store`` on one SQLite file in WAL mode."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: Path, *, output_cap: int = 1 << 20, synchronous: str = "NORMAL"):
+        self.path = path
+        self.output_cap = output_cap
+        self._writer = Writer(path, synchronous)
+        self._readers = Readers(path)
+
+    # --- lifecycle ------------------------------------------------------------
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _migrate(self.path)
+        self._writer.start()
+
+    async def close(self) -> None:
+        self._writer.stop()
+        self._readers.close()
+
+    async def ping(self) -> None:
+        await self._readers.run(lambda c: c.execute("SELECT 1").fetchone())
+
+    def add_listener(self, listener: Listener) -> None:
+        """One process owns a SQLite file, so there is nobody else to hear from."""
+
+    async def announce(self, topic: str) -> None:
+        """Nothing to do: waiters in this process are woken by the services directly."""
+
+    async def _write(self, op: Any) -> Any:
+        return await self._writer.submit(op)
+
+    # --- jobs -------------------------------------------------------------------
+    async def insert_jobs(
+        self, jobs: Sequence[NewJob], idempotency: IdempotencyRecord | None = None
+    ) -> list[Job]:
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            if idempotency is not None:
+                _insert_idempotency(conn, idempotency)
+            conn.executemany(_INSERT_JOB, [new_job_params(j) for j in jobs])
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            first = last - len(jobs) + 1  # one writer, so the sequence is contiguous
+            return [job.stored(first + i) for i, job in enumerate(jobs)]
+
+        result: list[Job] = await self._write(op)
+        return result
+
+    async def find_idempotency(self, principal_id: str, key: str) -> IdempotencyRecord | None:
+        def op(conn: sqlite3.Connection) -> IdempotencyRecord | None:
+            row = conn.execute(
+                "SELECT request_hash, status_code, body FROM idempotency_keys "
+                "WHERE principal_id = ? AND key = ?",
+                (principal_id, key),
+            ).fetchone()
+            if row is None:
+                return None
+            return IdempotencyRecord(principal_id, key, row[0], row[1], bytes(row[2]))
+
+        return await self._readers.run(op)
+
+    async def get_job(self, job_id: str) -> Job | None:
+        def op(conn: sqlite3.Connection) -> Job | None:
+            row = conn.execute(_SELECT_JOB, (job_id,)).fetchone()
+            return job_from_row(row) if row else None
+
+        return await self._readers.run(op)
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            marks = ",".join("?" for _ in job_ids)
+            rows = conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({marks})", tuple(job_ids)
+            ).fetchall()
+            return [job_from_row(r) for r in rows]
+
+        return await self._readers.run(op) if job_ids else []
+
+    async def get_attempts(self, job_id: str) -> list[Attempt]:
+        def op(conn: sqlite3.Connection) -> list[Attempt]:
+            rows = conn.execute(
+                "SELECT * FROM attempts WHERE job_id = ? ORDER BY number", (job_id,)
+            ).fetchall()
+            return [attempt_from_row(r) for r in rows]
+
+        return await self._readers.run(op)
+
+    async def list_jobs(self, flt: JobFilter, limit: int, offset: int) -> tuple[list[Job], int]:
+        where, params = _filter_sql(flt)
+
+        def op(conn: sqlite3.Connection) -> tuple[list[Job], int]:
+            total = conn.execute(f"SELECT count(*) FROM jobs {where}", params).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            ).fetchall()
+            return [job_from_row(r) for r in rows], total
+
+        return await self._readers.run(op)
+
+    async def count_by_status(self) -> dict[JobStatus, int]:
+        def op(conn: sqlite3.Connection) -> dict[JobStatus, int]:
+            rows = conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
+            return {JobStatus(r[0]): r[1] for r in rows}
+
+        return await self._readers.run(op)
+
+    async def pending_by_priority(self) -> dict[int, int]:
+        def op(conn: sqlite3.Connection) -> dict[int, int]:
+            rows = conn.execute(
+                "SELECT priority, count(*) FROM jobs WHERE status = 'pending' GROUP BY priority"
+            ).fetchall()
+            return {r[0]: r[1] for r in rows}
+
+        return await self._readers.run(op)
+
+    # --- leases -------------------------------------------------------------------
+    async def claim(self, request: ClaimRequest, now: float) -> list[Job]:
+        params = {
+            "now": now,
+            "labels": orjson.dumps(sorted(request.labels)).decode(),
+            "runnable_only": int(request.runnable_only),
+            "project": request.project_id,
+            "limit": request.limit,
+            "executor": request.executor_id,
+            "ip": request.executor_ip,
+            "principal": request.principal_id,
+        }
+
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            conn.execute(
+                _UPSERT_SEEN_EXECUTOR,
+                (request.executor_id, request.principal_id, request.executor_ip, now, now),
+            )
+            seqs = [r[0] for r in conn.execute(_CLAIM_CANDIDATES, params)]
+            claimed = []
+            for seq in seqs:
+                row = conn.execute(_CLAIM_UPDATE, {**params, "seq": seq}).fetchone()
+                claimed.append(job_from_row(row))
+            conn.executemany(
+                "INSERT INTO attempts (job_id, number, executor_id, executor_ip, principal_id, "
+                "claimed_at, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
+                [
+                    (
+                        j.id,
+                        j.attempt,
+                        request.executor_id,
+                        request.executor_ip,
+                        request.principal_id,
+                        now,
+                    )
+                    for j in claimed
+                ],
+            )
+            return claimed
+
+        result: list[Job] = await self._write(op)
+        return result
+
+    async def renew_lease(self, job_id: str, ref: AttemptRef, now: float) -> Job:
+        def op(conn: sqlite3.Connection) -> Job:
+            job = _fenced_job(conn, job_id, ref)
+            expires = now + job.lease_seconds
+            conn.execute("UPDATE jobs SET lease_expires_at = ? WHERE seq = ?", (expires, job.seq))
+            conn.execute(
+                "UPDATE executors SET last_heartbeat = ? WHERE executor_id = ?",
+                (now, ref.executor_id),
+            )
+            return dataclasses.replace(job, lease_expires_at=expires)
+
+        result: Job = await self._write(op)
+        return result
+
+    async def renew_executor_leases(
+        self, executor_id: str, held: Sequence[tuple[str, int]], now: float
+    ) -> list[Job]:
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            conn.execute(
+                "UPDATE executors SET last_heartbeat = ? WHERE executor_id = ?", (now, executor_id)
+            )
+            renewed = []
+            for job_id, attempt in held:
+                row = conn.execute(
+                    "UPDATE jobs SET lease_expires_at = ? + lease_seconds WHERE id = ? "
+                    "AND attempt = ? AND executor_id = ? AND status = 'running' "
+                    f"RETURNING {JOB_COLUMNS}",
+                    (now, job_id, attempt, executor_id),
+                ).fetchone()
+                if row is not None:
+                    renewed.append(job_from_row(row))
+            return renewed
+
+        result: list[Job] = await self._write(op)
+        return result
+
+    async def finish(
+        self, job_id: str, ref: AttemptRef, outcome: Outcome, now: float, policy: RetryPolicy
+    ) -> Job:
+        results = await self.finish_many([Report(job_id, ref, outcome)], now, policy)
+        if isinstance(results[0], CorralError):
+            raise results[0]
+        return results[0]
+
+    async def finish_many(
+        self, reports: Sequence[Report], now: float, policy: RetryPolicy
+    ) -> list[Job | CorralError]:
+        cap = self.output_cap
+
+        def op(conn: sqlite3.Connection) -> list[Job | CorralError]:
+            out: list[Job | CorralError] = []
+            for report in reports:
+                conn.execute("SAVEPOINT report")
+                try:
+                    out.append(_finish_one(conn, report, now, policy, cap))
+                    conn.execute("RELEASE report")
+                except CorralError as exc:
+                    conn.execute("ROLLBACK TO report")
+                    conn.execute("RELEASE report")
+                    out.append(exc)
+            return out
+
+        result: list[Job | CorralError] = await self._write(op)
+        return result
+
+    async def release(self, job_id: str, ref: AttemptRef, now: float) -> Job:
+        def op(conn: sqlite3.Connection) -> Job:
+            job = _fenced_job(conn, job_id, ref)
+            conn.execute(
+                "UPDATE jobs SET status = 'pending', releases = releases + 1, "
+                "lease_expires_at = NULL, run_after = 0 WHERE seq = ?",
+                (job.seq,),
+            )
+            _end_attempt(conn, job, AttemptStatus.RELEASED, now, None, "released unstarted")
+            return dataclasses.replace(
+                job, status=JobStatus.PENDING, releases=job.releases + 1, lease_expires_at=None
+            )
+
+        result: Job = await self._write(op)
+        return result
+
+    async def cancel(self, job_id: str, now: float) -> Job:
+        def op(conn: sqlite3.Connection) -> Job:
+            job = _job_or_404(conn, job_id)
+            if job.status == JobStatus.RUNNING:
+                conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE seq = ?", (job.seq,))
+                return dataclasses.replace(job, cancel_requested=True)
+            check_transition(job.id, job.status, JobStatus.CANCELLED)
+            conn.execute(
+                "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE seq = ?",
+                (now, job.seq),
+            )
+            return dataclasses.replace(job, status=JobStatus.CANCELLED, finished_at=now)
+
+        result: Job = await self._write(op)
+        return result
+
+    async def reap_expired(self, now: float, policy: RetryPolicy, limit: int) -> list[Job]:
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' "
+                "AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            reaped = []
+            for row in rows:
+                job = job_from_row(row)
+                verdict = on_lease_lost(job, now, policy)
+                new = outcomes.apply_verdict(job, verdict, now)
+                _write_finish(conn, new, None)
+                status = (
+                    AttemptStatus.CANCELLED
+                    if verdict.status == JobStatus.CANCELLED
+                    else AttemptStatus.LOST
+                )
+                _end_attempt(conn, job, status, now, None, "lease expired")
+                reaped.append(new)
+            return reaped
+
+        result: list[Job] = await self._write(op)
+        return result
+
+    async def next_run_after(self, now: float) -> float | None:
+        def op(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                "SELECT min(run_after) FROM jobs WHERE status = 'pending' AND run_after > ?",
+                (now,),
+            ).fetchone()
+            return row[0] if row else None
+
+        return await self._readers.run(op)
+
+    # --- output -----------------------------------------------------------------------
+    async def append_output(
+        self, job_id: str, ref: AttemptRef, stream: str, data: bytes
+    ) -> OutputSlice:
+        cap = self.output_cap
+
+        def op(conn: sqlite3.Connection) -> OutputSlice:
+            job = _fenced_job(conn, job_id, ref)
+            return _append(conn, job, stream, data, cap)
+
+        result: OutputSlice = await self._write(op)
+        return result
+
+    async def read_output(self, job_id: str, stream: str, offset: int, limit: int) -> OutputSlice:
+        _check_stream(stream)
+
+        def op(conn: sqlite3.Connection) -> OutputSlice:
+            job = _job_or_404(conn, job_id)
+            state = job.stdout if stream == "stdout" else job.stderr
+            rows = conn.execute(
+                'SELECT "offset", data FROM job_output WHERE job_id = ? AND attempt = ? '
+                'AND stream = ? AND "offset" + length(data) > ? AND "offset" < ? '
+                'ORDER BY "offset"',
+                (job_id, job.attempt, stream, offset, offset + limit),
+            ).fetchall()
+            data = splice(rows, offset, limit)
+            return OutputSlice(data, offset, state.size, state.truncated, job.attempt)
+
+        return await self._readers.run(op)
+
+    # --- executors ----------------------------------------------------------------------
+    async def upsert_executor(self, info: ExecutorInfo, now: float, draining: bool) -> Executor:
+        def op(conn: sqlite3.Connection) -> Executor:
+            row = conn.execute(
+                "INSERT INTO executors (executor_id, principal_id, hostname, ip, cpu_count, "
+                "memory_mb, os, labels, concurrency, metadata, registered_at, last_heartbeat, "
+                "draining) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (executor_id) DO UPDATE SET principal_id = excluded.principal_id, "
+                "hostname = excluded.hostname, ip = coalesce(excluded.ip, executors.ip), "
+                "cpu_count = excluded.cpu_count, memory_mb = excluded.memory_mb, "
+                "os = excluded.os, labels = excluded.labels, concurrency = excluded.concurrency, "
+                "metadata = excluded.metadata, last_heartbeat = excluded.last_heartbeat, "
+                "draining = excluded.draining RETURNING *",
+                (
+                    info.executor_id,
+                    info.principal_id,
+                    info.hostname,
+                    info.ip,
+                    info.cpu_count,
+                    info.memory_mb,
+                    info.os,
+                    orjson.dumps(list(info.labels)).decode(),
+                    info.concurrency,
+                    orjson.dumps(info.metadata).decode(),
+                    now,
+                    now,
+                    int(draining),
+                ),
+            ).fetchone()
+            return executor_from_row(row)
+
+        result: Executor = await self._write(op)
+        return result
+
+    async def touch_executor(self, executor_id: str, now: float) -> None:
+        await self._write(
+            lambda c: c.execute(
+                "UPDATE executors SET last_heartbeat = ? WHERE executor_id = ?", (now, executor_id)
+            )
+        )
+
+    async def get_executor(self, executor_id: str) -> Executor | None:
+        def op(conn: sqlite3.Connection) -> Executor | None:
+            row = conn.execute(
+                "SELECT * FROM executors WHERE executor_id = ?", (executor_id,)
+            ).fetchone()
+            return executor_from_row(row) if row else None
+
+        return await self._readers.run(op)
+
+    async def list_executors(self) -> list[Executor]:
+        def op(conn: sqlite3.Connection) -> list[Executor]:
+            rows = conn.execute("SELECT * FROM executors ORDER BY executor_id").fetchall()
+            return [executor_from_row(r) for r in rows]
+
+        return await self._readers.run(op)
+
+    async def delete_executor(self, executor_id: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            cur = conn.execute("DELETE FROM executors WHERE executor_id = ?", (executor_id,))
+            if cur.rowcount == 0:
+                raise NotFound("executor not found", executor_id=executor_id)
+
+        await self._write(op)
+
+    # --- tokens -----------------------------------------------------------------------
+    async def create_token(self, token: TokenRecord) -> None:
+        await self._write(
+            lambda c: c.execute(
+                "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    token.id,
+                    token.name,
+                    token.role,
+                    token.token_hash,
+                    token.created_at,
+                    int(token.revoked),
+                ),
+            )
+        )
+
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        def op(conn: sqlite3.Connection) -> TokenRecord | None:
+            row = conn.execute(
+                "SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,)
+            ).fetchone()
+            return token_from_row(row) if row else None
+
+        return await self._readers.run(op)
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        def op(conn: sqlite3.Connection) -> list[TokenRecord]:
+            rows = conn.execute("SELECT * FROM api_tokens ORDER BY created_at").fetchall()
+            return [token_from_row(r) for r in rows]
+
+        return await self._readers.run(op)
+
+    async def revoke_token(self, token_id: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            cur = conn.execute("UPDATE api_tokens SET revoked = 1 WHERE id = ?", (token_id,))
+            if cur.rowcount == 0:
+                raise NotFound("token not found", token_id=token_id)
+
+        await self._write(op)
+
+
+# --- operations run on the writer's connection ------------------------------------------
+
+
+def _job_or_404(conn: sqlite3.Connection, job_id: str) -> Job:
+    row = conn.execute(_SELECT_JOB, (job_id,)).fetchone()
+    if row is None:
+        raise NotFound("job not found", job_id=job_id)
+    return job_from_row(row)
+
+
+def _fenced_job(conn: sqlite3.Connection, job_id: str, ref: AttemptRef) -> Job:
+    job = _job_or_404(conn, job_id)
+    check_fence(job, ref)
+    return job
+
+
+def _check_stream(stream: str) -> None:
+    if stream not in ("stdout", "stderr"):
+        raise InvalidInput("stream must be stdout or stderr", field="stream")
+
+
+def _append(conn: sqlite3.Connection, job: Job, stream: str, data: bytes, cap: int) -> OutputSlice:
+    _check_stream(stream)
+    state = job.stdout if stream == "stdout" else job.stderr
+    kept, truncated = outcomes.fit(state.size, data, cap)
+    if kept:
+        conn.execute(
+            'INSERT INTO job_output (job_id, attempt, stream, "offset", data) '
+            "VALUES (?, ?, ?, ?, ?)",
+            (job.id, job.attempt, stream, state.size, kept),
+        )
+    size = state.size + len(kept)
+    truncated = truncated or state.truncated
+    conn.execute(
+        f"UPDATE jobs SET {stream}_size = ?, {stream}_truncated = ? WHERE seq = ?",
+        (size, int(truncated), job.seq),
+    )
+    return OutputSlice(b"", state.size, size, truncated, job.attempt)
+
+
+def _finish_one(
+    conn: sqlite3.Connection, report: Report, now: float, policy: RetryPolicy, cap: int
+) -> Job:
+    job = _fenced_job(conn, report.job_id, report.ref)
+    outcome = report.outcome
+    for stream, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
+        if text:
+            appended = _append(conn, job, stream, text.encode(), cap)
+            job = outcomes.with_stream(job, stream, appended.size, appended.truncated)
+    new = outcomes.finished(job, outcome, now, policy)
+    _write_finish(conn, new, outcome.result)
+    attempt_status = outcomes.attempt_status(outcome.status)
+    _end_attempt(conn, job, attempt_status, now, outcome.exit_code, outcome.error_message)
+    if new.status == JobStatus.COMPLETED:
+        conn.execute(
+            "UPDATE executors SET jobs_completed = jobs_completed + 1, last_heartbeat = ? "
+            "WHERE executor_id = ?",
+            (now, job.executor_id),
+        )
+    return new
+
+
+def _write_finish(conn: sqlite3.Connection, job: Job, result: Any) -> None:
+    conn.execute(
+        "UPDATE jobs SET status = ?, finished_at = ?, exit_code = ?, error_message = ?, "
+        "result = ?, run_after = ?, lease_expires_at = NULL WHERE seq = ?",
+        (
+            job.status.value,
+            job.finished_at,
+            job.exit_code,
+            job.error_message,
+            None if result is None else orjson.dumps(result).decode(),
+            job.run_after,
+            job.seq,
+        ),
+    )
+
+
+def _end_attempt(
+    conn: sqlite3.Connection,
+    job: Job,
+    status: AttemptStatus,
+    now: float,
+    exit_code: int | None,
+    error: str | None,
+) -> None:
+    conn.execute(
+        "UPDATE attempts SET status = ?, ended_at = ?, exit_code = ?, error_message = ? "
+        "WHERE job_id = ? AND number = ?",
+        (status.value, now, exit_code, error, job.id, job.attempt),
+    )
+
+
+def _insert_idempotency(conn: sqlite3.Connection, record: IdempotencyRecord) -> None:
+    try:
+        conn.execute(
+            "INSERT INTO idempotency_keys (principal_id, key, request_hash, status_code, body, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                record.principal_id,
+                record.key,
+                record.request_hash,
+                record.status_code,
+                record.body,
+                time.time(),
+            ),
+        )
+    except sqlite3.IntegrityError:
+        raise AlreadyExists("idempotency key already used", key=record.key) from None
+
+
+def _filter_sql(flt: JobFilter) -> tuple[str, tuple[Any, ...]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("status", flt.status.value if flt.status else None),
+        ("type", flt.type),
+        ("priority", flt.priority),
+        ("executor_id", flt.executor_id),
+        ("project_id", flt.project_id),
+        ("batch_id", flt.batch_id),
+        ("owner_id", flt.owner_id),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return where, tuple(params)
+
+
+def _migrate(path: Path) -> None:
+    """Apply the numbered scripts in ``migrations/sqlite`` that this file has not seen."""
+    conn = connect(path)
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        for version, sql in load_migrations("sqlite"):
+            if version not in done:
+                conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO schema_migrations VALUES "
+                    f"({version}, {time.time()});\nCOMMIT;"
+                )
+    finally:
+        conn.close()
