@@ -9,12 +9,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corral import __version__
 from corral.api.native import executing, fleet, jobs
 from corral.api.native.errors import error_response, from_validation
+from corral.api.responses import JSON
 from corral.services.container import Services, open_store
 from corral.settings import ServerSettings
 
@@ -40,7 +40,6 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
     )
     app.state.services = services
@@ -54,11 +53,11 @@ def _install_fallback_errors(app: FastAPI) -> None:
     """Unknown paths and methods answer in the native shape rather than Starlette's."""
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSON:
         return error_response(exc.status_code, str(exc.detail), {"path": request.url.path})
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSON:
         return from_validation(exc)
 
 

@@ -10,7 +10,8 @@ from corral.domain.principals import Principal
 from corral.services.container import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async on purpose: FastAPI runs sync dependencies on a thread pool, a costly hop."""
     services: Services = request.app.state.services
     return services
 

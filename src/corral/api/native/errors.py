@@ -11,10 +11,10 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from fastapi.routing import APIRoute
 
 from corral import errors
+from corral.api.responses import JSON
 
 STATUS: list[tuple[type[errors.CorralError], int]] = [
     (errors.NotFound, 404),
@@ -34,18 +34,18 @@ def status_of(exc: errors.CorralError) -> int:
     return next(code for kind, code in STATUS if isinstance(exc, kind))
 
 
-def error_response(status: int, message: str, context: dict[str, Any]) -> ORJSONResponse:
-    return ORJSONResponse({"error": message, "context": context}, status_code=status)
+def error_response(status: int, message: str, context: dict[str, Any]) -> JSON:
+    return JSON({"error": message, "context": context}, status_code=status)
 
 
-def from_domain(exc: errors.CorralError) -> ORJSONResponse:
+def from_domain(exc: errors.CorralError) -> JSON:
     response = error_response(status_of(exc), exc.message, exc.context)
     if isinstance(exc, errors.Unauthenticated):
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
 
 
-def from_validation(exc: RequestValidationError) -> ORJSONResponse:
+def from_validation(exc: RequestValidationError) -> JSON:
     first = exc.errors()[0] if exc.errors() else {}
     location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
     field = ".".join(location) or None

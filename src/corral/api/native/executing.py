@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import ORJSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from corral.api.deps import PrincipalDep, ServicesDep
 from corral.api.native import render
@@ -20,6 +20,7 @@ from corral.api.native.schemas import (
     OutputChunk,
     ResultReport,
 )
+from corral.api.responses import JSON
 from corral.api.timefmt import iso
 from corral.domain.jobs import ClaimRequest, Job
 from corral.domain.principals import Principal
@@ -48,8 +49,8 @@ async def claim(
     if not jobs:
         return Response(status_code=204)
     if body.n is None:
-        return ORJSONResponse(render.claimed(jobs[0]))
-    return ORJSONResponse([render.claimed(j) for j in jobs])
+        return JSON(render.claimed(jobs[0]))
+    return JSON([render.claimed(j) for j in jobs])
 
 
 def _status_body(job: Job) -> dict[str, Any]:
@@ -128,7 +129,7 @@ async def append_output(
 @router.get("/jobs/{job_id}/output")
 async def read_output(
     job_id: str, services: ServicesDep, principal: PrincipalDep,
-    stream: str = "stdout", offset: Annotated[int, Query(ge=0)] = 0,
+    stream: str = "stdout", offset: Annotated[int, Query(ge=0, le=1 << 62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1 << 20)] = 65536,
 ) -> dict[str, Any]:  # fmt: skip
     piece, job = await services.output.read(principal, job_id, stream, offset, limit)

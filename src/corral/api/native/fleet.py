@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from corral.api.deps import PrincipalDep, ServicesDep
 from corral.api.native import render
 from corral.api.native.errors import NativeRoute
-from corral.api.native.schemas import ExecutorHeartbeat, RegisterExecutor
+from corral.api.native.schemas import ExecutorHeartbeat, NewToken, RegisterExecutor
+from corral.api.responses import JSON
 from corral.api.timefmt import iso
 from corral.auth.policy import Action, require
 from corral.domain.priority import QUEUE_CLASSES
@@ -65,13 +65,20 @@ async def deregister_executor(
 
 
 @router.get("/executors")
-async def list_executors(services: ServicesDep, principal: PrincipalDep) -> list[dict[str, Any]]:
-    return [render.executor(v) for v in await services.executors.views(principal)]
+async def list_executors(
+    services: ServicesDep, principal: PrincipalDep, response: Response
+) -> list[dict[str, Any]]:
+    views = await services.executors.views(principal)
+    response.headers["X-Total-Count"] = str(len(views))  # lists carry their total, as documented
+    return [render.executor(v) for v in views]
 
 
 @router.get("/admin/executors")
-async def active_executors(services: ServicesDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+async def active_executors(
+    services: ServicesDep, principal: PrincipalDep, response: Response
+) -> list[dict[str, Any]]:
     views = await services.executors.views(principal, active_only=True)
+    response.headers["X-Total-Count"] = str(len(views))
     return [render.executor(v) for v in views]
 
 
@@ -89,13 +96,13 @@ async def admin_stats(services: ServicesDep, principal: PrincipalDep) -> dict[st
 
 
 @router.get("/health")
-async def health(services: ServicesDep) -> ORJSONResponse:
+async def health(services: ServicesDep) -> JSON:
     """Unauthenticated, as documented; 503 when the database does not answer."""
     try:
         await services.store.ping()
     except Unavailable:
-        return ORJSONResponse({"status": "unhealthy", "database": "disconnected"}, 503)
-    return ORJSONResponse({"status": "healthy", "database": "connected"})
+        return JSON({"status": "unhealthy", "database": "disconnected"}, 503)
+    return JSON({"status": "healthy", "database": "connected"})
 
 
 @router.get("/metrics")
@@ -104,3 +111,12 @@ async def metrics(services: ServicesDep, principal: PrincipalDep) -> Response:
     stats = await services.stats.queue()
     services.metrics.set_queue_gauges(stats.jobs_by_status, stats.pending_by_priority)
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/admin/tokens", status_code=201)
+async def create_token(
+    body: NewToken, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Mint an API token (admins only); the secret is in this answer and nowhere else."""
+    record, secret = await services.tokens.create(principal, body.role, body.name)
+    return {"id": record.id, "name": record.name, "role": record.role, "token": secret}

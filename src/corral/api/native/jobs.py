@@ -6,12 +6,12 @@ import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import ORJSONResponse
 
 from corral.api.deps import PrincipalDep, ServicesDep
 from corral.api.native import render
 from corral.api.native.errors import NativeRoute, status_of
 from corral.api.native.schemas import BulkCancel, SubmitJob
+from corral.api.responses import JSON
 from corral.domain import priority as prio
 from corral.domain.states import JobStatus
 from corral.errors import CorralError, InvalidInput, Unauthenticated
@@ -75,7 +75,7 @@ async def list_jobs(
     services: ServicesDep, principal: PrincipalDep, response: Response,
     status: str | None = None, type: str | None = None, priority: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1 << 62)] = 0,
     project_id: str | None = None, batch_id: str | None = None, executor_id: str | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     flt = JobFilter(
@@ -110,9 +110,7 @@ async def cancel_job(job_id: str, services: ServicesDep, principal: PrincipalDep
 
 
 @router.post("/jobs/bulk/cancel")
-async def bulk_cancel(
-    body: BulkCancel, services: ServicesDep, principal: PrincipalDep
-) -> ORJSONResponse:
+async def bulk_cancel(body: BulkCancel, services: ServicesDep, principal: PrincipalDep) -> JSON:
     results = await services.jobs.cancel_many(principal, body.job_ids)
     errors = []
     for job_id, result in zip(body.job_ids, results, strict=True):
@@ -121,6 +119,4 @@ async def bulk_cancel(
         if isinstance(result, CorralError):
             errors.append({"job_id": job_id, "error": result.message,
                            "code": status_of(result)})  # fmt: skip
-    return ORJSONResponse(
-        {"cancelled": len(results) - len(errors), "failed": len(errors), "errors": errors}
-    )
+    return JSON({"cancelled": len(results) - len(errors), "failed": len(errors), "errors": errors})

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from corral.domain import priority as prio
 from corral.domain.jobs import (
@@ -18,8 +18,41 @@ from corral.domain.jobs import (
 from corral.domain.states import JobStatus
 from corral.errors import InvalidInput
 
+INT64_MAX = (1 << 63) - 1
 
-class SubmitJob(BaseModel):
+
+def _storable(value: Any, where: str) -> None:
+    """Refuse what the store cannot hold: lone surrogates in text, integers beyond 64 bits."""
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise ValueError(f"{where} is not valid Unicode text") from None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise ValueError(f"{where} does not fit in a 64-bit integer")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key, where)
+            _storable(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _storable(item, f"{where}[{index}]")
+
+
+class Body(BaseModel):
+    """Every request body: a bad value is a 400 here, never a 500 from the store below."""
+
+    @model_validator(mode="after")
+    def _fits_the_store(self) -> Self:
+        for name, value in self:
+            if not isinstance(value, BaseModel):  # nested bodies checked themselves
+                _storable(value, name)
+        return self
+
+
+class SubmitJob(Body):
     type: str | None = None
     binary_url: str | None = None
     binary_sha256: str | None = None
@@ -72,11 +105,11 @@ class SubmitJob(BaseModel):
         )
 
 
-class BulkCancel(BaseModel):
+class BulkCancel(Body):
     job_ids: list[str]
 
 
-class Claim(BaseModel):
+class Claim(Body):
     executor_id: str = Field(min_length=1, max_length=200)
     executor_ip: str | None = None
     labels: list[str] = Field(default_factory=list)
@@ -86,7 +119,7 @@ class Claim(BaseModel):
     project_id: str | None = None
 
 
-class ExecutorCall(BaseModel):
+class ExecutorCall(Body):
     executor_id: str = Field(min_length=1, max_length=200)
     attempt: int | None = Field(default=None, ge=1)
 
@@ -116,7 +149,7 @@ class Fail(Complete):
         )  # fmt: skip
 
 
-class ResultReport(BaseModel):
+class ResultReport(Body):
     job_id: str
     executor_id: str = Field(min_length=1, max_length=200)
     attempt: int | None = Field(default=None, ge=1)
@@ -138,7 +171,7 @@ class OutputChunk(ExecutorCall):
     data: str
 
 
-class RegisterExecutor(BaseModel):
+class RegisterExecutor(Body):
     executor_id: str = Field(min_length=1, max_length=200)
     hostname: str | None = None
     cpu_count: int | None = Field(default=None, ge=0)
@@ -149,11 +182,16 @@ class RegisterExecutor(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class HeldJob(BaseModel):
+class HeldJob(Body):
     job_id: str
     attempt: int = Field(ge=1)
 
 
-class ExecutorHeartbeat(BaseModel):
+class ExecutorHeartbeat(Body):
     jobs: list[HeldJob] = Field(default_factory=list)
     draining: bool = False
+
+
+class NewToken(Body):
+    role: str
+    name: str = Field(default="", max_length=200)

@@ -1,0 +1,25 @@
+# One entry point for newcomers and CI. `make run` starts Corral, `make test` checks it.
+.PHONY: setup run test lint pytest bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	@bash scripts/run.sh
+
+lint: setup
+	.venv/bin/ruff check src tests bench
+	.venv/bin/ruff format --check src tests bench
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+pytest: setup
+	.venv/bin/pytest -q
+
+test: lint pytest
+
+bench: setup
+	.venv/bin/python bench/dispatcher.py
+
+clean:
+	rm -rf .venv corral-data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,190 @@
+"""Dispatcher benchmark: prints figures, asserts nothing.
+
+Runs the real `corral server` as a subprocess (uvloop + httptools, as users run
+it) and measures over HTTP on 127.0.0.1:
+  1. bulk submit throughput (jobs/s, 1,000 jobs per request);
+  2. claim(n=10) + complete cycles (jobs/s), results reported in one batched
+     request per claim, and one request per job;
+  3. claim latency p50/p99 with 100 pending jobs vs 100,000 pending jobs.
+On SQLite and, when PostgreSQL's binaries are present, on PostgreSQL.
+
+    .venv/bin/python bench/dispatcher.py [--backend sqlite|postgres|all] [--jobs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.live import free_port  # noqa: E402
+
+SHA = "a" * 64
+
+
+def job(i: int) -> dict[str, object]:
+    return {"type": "bench", "command": "true", "priority": "background"}
+
+
+@contextlib.contextmanager
+def server(data_dir: Path, database_url: str | None) -> Iterator[tuple[str, str]]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "corral.cli.main", "server", "--port", str(port),
+           "--data-dir", str(data_dir), "--log-level", "warning"]  # fmt: skip
+    if database_url:
+        cmd += ["--database-url", database_url]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    token_file = data_dir / "admin-token"
+    while True:
+        try:
+            if httpx.get(f"{url}/api/v1/health").status_code == 200 and token_file.exists():
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"server did not start: {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.05)
+    try:
+        yield url, token_file.read_text().strip()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+async def bulk_submit(http: httpx.AsyncClient, total: int, batch: int = 1000) -> float:
+    body = [job(i) for i in range(batch)]
+    start = time.perf_counter()
+    sent = 0
+
+    async def one() -> None:
+        r = await http.post("/api/v1/jobs/bulk", json=body)
+        r.raise_for_status()
+
+    while sent < total:
+        await asyncio.gather(*(one() for _ in range(2)))
+        sent += 2 * batch
+    return sent / (time.perf_counter() - start)
+
+
+async def _drain_part(url: str, token: str, total: int, batched: bool, tag: str) -> int:
+    """One client process: claim n=10 and complete until the queue is empty."""
+    headers = {"Authorization": f"Bearer {token}"}
+    done = 0
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
+
+        async def worker(idx: int) -> None:
+            nonlocal done
+            executor = f"bench-{tag}-{idx}"
+            while done < total:
+                r = await http.post("/api/v1/jobs/claim", json={"executor_id": executor, "n": 10})
+                if r.status_code == 204:
+                    return
+                jobs = r.json()
+                if batched:
+                    reports = [{"job_id": j["id"], "executor_id": executor,
+                                "attempt": j["attempt"], "status": "completed", "exit_code": 0}
+                               for j in jobs]  # fmt: skip
+                    (await http.post("/api/v1/jobs/results", json=reports)).raise_for_status()
+                else:
+                    for j in jobs:
+                        body = {"executor_id": executor, "attempt": j["attempt"], "exit_code": 0}
+                        r = await http.put(f"/api/v1/jobs/{j['id']}/complete", json=body)
+                        r.raise_for_status()
+                done += len(jobs)
+
+        await asyncio.gather(*(worker(i) for i in range(3)))
+    return done
+
+
+def _drain_process(args: tuple[str, str, int, bool, str]) -> int:
+    return asyncio.run(_drain_part(*args))
+
+
+def drain(url: str, token: str, total: int, batched: bool, processes: int = 3) -> float:
+    """Several client processes, because one Python HTTP client saturates before the server."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    start = time.perf_counter()
+    with ProcessPoolExecutor(processes) as pool:
+        args = [(url, token, total, batched, str(i)) for i in range(processes)]
+        done = sum(pool.map(_drain_process, args))
+    return done / (time.perf_counter() - start)
+
+
+async def claim_latency(http: httpx.AsyncClient, samples: int) -> tuple[float, float]:
+    """Latency of single claims (each followed by an untimed complete), in ms."""
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        r = await http.post("/api/v1/jobs/claim", json={"executor_id": "lat", "n": 1})
+        times.append((time.perf_counter() - t0) * 1000)
+        j = r.json()[0]
+        body = {"executor_id": "lat", "attempt": j["attempt"], "exit_code": 0}
+        await http.put(f"/api/v1/jobs/{j['id']}/complete", json=body)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+
+async def fill(http: httpx.AsyncClient, count: int) -> None:
+    while count > 0:
+        n = min(count, 5000)
+        (await http.post("/api/v1/jobs/bulk", json=[job(i) for i in range(n)])).raise_for_status()
+        count -= n
+
+
+async def run_backend(name: str, database_url: str | None, jobs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp), database_url) as (url, token):
+        headers = {"Authorization": f"Bearer {token}"}
+        limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+        async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as http:
+            rate = await bulk_submit(http, jobs)
+            print(f"[{name}] bulk submit: {rate:,.0f} jobs/s ({jobs:,} jobs, 1,000 per request)")
+            rate = await asyncio.to_thread(drain, url, token, jobs, True)
+            print(f"[{name}] claim(n=10) + batched results: {rate:,.0f} jobs/s")
+            await fill(http, jobs // 2)
+            rate = await asyncio.to_thread(drain, url, token, jobs // 2, False)
+            print(f"[{name}] claim(n=10) + one complete per job: {rate:,.0f} jobs/s")
+            await fill(http, 100)
+            p50, p99 = await claim_latency(http, 90)
+            print(f"[{name}] claim latency, 100 pending: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+            await fill(http, 100_000)
+            q50, q99 = await claim_latency(http, 300)
+            print(f"[{name}] claim latency, 100,000 pending: p50 {q50:.2f} ms, p99 {q99:.2f} ms"
+                  f" (p50 ratio {q50 / p50:.2f}x)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
+    parser.add_argument("--jobs", type=int, default=20_000)
+    args = parser.parse_args()
+    print(f"corral dispatcher benchmark, {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    if args.backend in ("sqlite", "all"):
+        asyncio.run(run_backend("sqlite", None, args.jobs))
+    if args.backend in ("postgres", "all"):
+        from tests.pg_server import PostgresServer
+
+        with PostgresServer() as pg:
+            asyncio.run(run_backend("postgres", pg.new_database(), args.jobs))
+
+
+if __name__ == "__main__":
+    if shutil.which("corral") is None and not (ROOT / ".venv/bin/corral").exists():
+        print("run `make setup` first", file=sys.stderr)
+    main()

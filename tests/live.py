@@ -1,0 +1,71 @@
+"""A real dispatcher on 127.0.0.1 for HTTP tests: uvicorn in a thread, real store underneath."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from corral.api.app import create_app
+from corral.settings import ServerSettings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: ServerSettings
+    admin_token: str
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token or self.admin_token}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def token(self, role: str) -> str:
+        with self.client() as http:
+            answer = http.post("/api/v1/admin/tokens", json={"role": role, "name": f"test-{role}"})
+            answer.raise_for_status()
+            secret: str = answer.json()["token"]
+            return secret
+
+
+@contextmanager
+def run_server(data_dir: Path, **overrides: object) -> Iterator[LiveServer]:
+    port = free_port()
+    settings = ServerSettings(
+        host="127.0.0.1",
+        port=port,
+        data_dir=data_dir,
+        **overrides,  # type: ignore[arg-type]
+    )
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+        access_log=False, log_config=None, loop="asyncio", lifespan="on",
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="corral-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    token = (data_dir / "admin-token").read_text().strip()
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", settings, token)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
