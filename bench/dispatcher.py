@@ -152,7 +152,9 @@ async def run_backend(name: str, database_url: str | None, jobs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp), database_url) as (url, token):
         headers = {"Authorization": f"Bearer {token}"}
         limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
-        async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as http:
+        async with httpx.AsyncClient(
+            base_url=url, headers=headers, limits=limits, timeout=60
+        ) as http:
             rate = await bulk_submit(http, jobs)
             print(f"[{name}] bulk submit: {rate:,.0f} jobs/s ({jobs:,} jobs, 1,000 per request)")
             rate = await asyncio.to_thread(drain, url, token, jobs, True)
@@ -178,10 +180,15 @@ def main() -> None:
     if args.backend in ("sqlite", "all"):
         asyncio.run(run_backend("sqlite", None, args.jobs))
     if args.backend in ("postgres", "all"):
-        from tests.pg_server import PostgresServer
+        from tests.pg_server import PgServer
 
-        with PostgresServer() as pg:
-            asyncio.run(run_backend("postgres", pg.new_database(), args.jobs))
+        pg = PgServer()
+        pg.start()
+        try:
+            dsn = asyncio.run(pg.new_database(migrated=False))
+            asyncio.run(run_backend("postgres", dsn, args.jobs))
+        finally:
+            pg.stop()
 
 
 if __name__ == "__main__":

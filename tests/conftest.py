@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.live import LiveServer, run_server
+from tests.pg_server import PgServer
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +18,17 @@ def _scrub_corral_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("CORRAL_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One real PostgreSQL per session, started only if a test asks for it."""
+    server = PgServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

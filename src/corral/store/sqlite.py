@@ -50,8 +50,10 @@ _INSERT_JOB = (
     f"VALUES ({', '.join('?' for _ in JOB_INSERT_COLUMNS)})"
 )
 _SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+# INDEXED BY: without table statistics the planner prefers jobs_status and then
+# sorts the whole queue; walking jobs_queue in order keeps a claim O(n claimed).
 _CLAIM_CANDIDATES = """
-SELECT seq FROM jobs
+SELECT seq FROM jobs INDEXED BY jobs_queue
 WHERE status = 'pending' AND run_after <= :now
   AND (labels = '' OR NOT EXISTS (
         SELECT 1 FROM json_each(jobs.labels) AS l
@@ -118,7 +120,10 @@ class SqliteStore:
         def op(conn: sqlite3.Connection) -> list[Job]:
             if idempotency is not None:
                 _insert_idempotency(conn, idempotency)
-            conn.executemany(_INSERT_JOB, [new_job_params(j) for j in jobs])
+            try:
+                conn.executemany(_INSERT_JOB, [new_job_params(j) for j in jobs])
+            except sqlite3.IntegrityError:
+                raise AlreadyExists("job id already exists") from None
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
             first = last - len(jobs) + 1  # one writer, so the sequence is contiguous
             return [job.stored(first + i) for i, job in enumerate(jobs)]
@@ -337,7 +342,7 @@ class SqliteStore:
     async def reap_expired(self, now: float, policy: RetryPolicy, limit: int) -> list[Job]:
         def op(conn: sqlite3.Connection) -> list[Job]:
             rows = conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' "
+                f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_leases WHERE status = 'running' "
                 "AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?",
                 (now, limit),
             ).fetchall()
@@ -466,20 +471,24 @@ class SqliteStore:
 
     # --- tokens -----------------------------------------------------------------------
     async def create_token(self, token: TokenRecord) -> None:
-        await self._write(
-            lambda c: c.execute(
-                "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    token.id,
-                    token.name,
-                    token.role,
-                    token.token_hash,
-                    token.created_at,
-                    int(token.revoked),
-                ),
-            )
-        )
+        def op(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        token.id,
+                        token.name,
+                        token.role,
+                        token.token_hash,
+                        token.created_at,
+                        int(token.revoked),
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists("token already exists", token_id=token.id) from None
+
+        await self._write(op)
 
     async def find_token(self, token_hash: str) -> TokenRecord | None:
         def op(conn: sqlite3.Connection) -> TokenRecord | None:

@@ -1,0 +1,490 @@
+"""The PostgreSQL adapter: several dispatcher replicas sharing one database.
+
+Where SQLite serialises every writer, here many transactions run at once, so
+exclusivity comes from row locks: claims pick rows with ``FOR UPDATE SKIP
+LOCKED`` (claimers never wait on each other), and every fenced write first
+locks its job row (``FOR UPDATE``) before ``check_fence`` looks at it.
+
+Deadlock freedom rests on one order: job rows before executor rows. Job rows
+are locked in id order when a statement takes several; executor rows are
+touched last (and in id order when several). A claim holds only pending rows
+nobody else waits for, so its wait for an executor row closes no cycle.
+
+The decisions (fencing, retries, output cap) are the pure domain functions the
+SQLite adapter uses; this module only moves rows. Batches are applied with one
+``unnest`` statement (see ``postgres_sql``), so a claim costs one round trip and
+a batch of finishes four, whatever its size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+
+from corral.domain import outcomes
+from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob, Outcome
+from corral.domain.leases import check_fence, on_lease_lost
+from corral.domain.retry import RetryPolicy
+from corral.domain.states import AttemptStatus, JobStatus, check_transition
+from corral.domain.workers import Executor, ExecutorInfo
+from corral.errors import AlreadyExists, CorralError, NotFound, Unavailable
+from corral.store import postgres_sql as q
+from corral.store.base import (
+    IdempotencyRecord,
+    JobFilter,
+    Listener,
+    OutputSlice,
+    Report,
+    TokenRecord,
+)
+from corral.store.rows import (
+    JOB_COLUMNS,
+    attempt_from_row,
+    executor_from_row,
+    job_from_row,
+    load_migrations,
+    new_job_params,
+    splice,
+    token_from_row,
+)
+
+log = logging.getLogger(__name__)
+
+_RECONNECT_MAX_DELAY = 5.0
+
+
+class PostgresStore:
+    """``Store`` on a PostgreSQL database shared by any number of dispatchers."""
+
+    backend = "postgres"
+
+    def __init__(
+        self, dsn: str, *, output_cap: int = 1 << 20, min_size: int = 1, max_size: int = 10
+    ) -> None:
+        self.dsn = dsn
+        self.output_cap = output_cap
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: Any = None
+        self._listeners: list[Listener] = []
+        self._listen_conn: Any = None
+        self._listen_lost = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # --- lifecycle --------------------------------------------------------------
+    async def open(self) -> None:
+        self._closing = False
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                # Short OLTP statements: JIT compilation only ever costs time here.
+                server_settings={"jit": "off", "application_name": "corral"},
+            )
+        except q.CONNECTION_ERRORS as exc:
+            raise Unavailable(f"cannot reach PostgreSQL: {exc}") from exc
+        try:
+            await self._migrate()
+            # Listen before returning, so a change announced after open() is never missed.
+            await self._listen()
+        except BaseException as exc:
+            await self._pool.close()
+            self._pool = None
+            if isinstance(exc, q.CONNECTION_ERRORS):
+                raise Unavailable(f"cannot reach PostgreSQL: {exc}") from exc
+            raise
+        self._supervisor = asyncio.create_task(self._keep_listening(), name="corral-pg-listen")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        if self._listen_conn is not None:
+            with contextlib.suppress(*q.CONNECTION_ERRORS):
+                await self._listen_conn.close()
+            self._listen_conn = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def ping(self) -> None:
+        await self._fetchval("SELECT 1")
+
+    @contextlib.asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Any]:
+        """A pooled connection; losing the server surfaces as ``Unavailable``."""
+        if self._pool is None:
+            raise Unavailable("the PostgreSQL store is not open")
+        try:
+            async with self._pool.acquire() as conn:
+                yield conn
+        except q.CONNECTION_ERRORS as exc:
+            raise Unavailable(f"PostgreSQL unavailable: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[Any]:
+        async with self._conn() as conn, conn.transaction():
+            yield conn
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        async with self._conn() as conn:
+            rows: list[Any] = await conn.fetch(sql, *args)
+        return rows
+
+    async def _fetchrow(self, sql: str, *args: Any) -> Any:
+        async with self._conn() as conn:
+            return await conn.fetchrow(sql, *args)
+
+    async def _fetchval(self, sql: str, *args: Any) -> Any:
+        async with self._conn() as conn:
+            return await conn.fetchval(sql, *args)
+
+    async def _execute(self, sql: str, *args: Any) -> str:
+        """Run one statement; returns its status tag, e.g. ``DELETE 0``."""
+        async with self._conn() as conn:
+            status: str = await conn.execute(sql, *args)
+        return status
+
+    async def _migrate(self) -> None:
+        """Apply pending scripts; the advisory lock lets replicas start at the same time."""
+        async with self._conn() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", q.MIGRATION_LOCK)
+            try:
+                await conn.execute(q.SCHEMA_MIGRATIONS)
+                done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+                for version, sql in load_migrations("postgres"):
+                    if version not in done:
+                        async with conn.transaction():
+                            await conn.execute(sql)
+                            await conn.execute(q.RECORD_MIGRATION, version, time.time())
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", q.MIGRATION_LOCK)
+
+    # --- LISTEN/NOTIFY -----------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    async def announce(self, topic: str) -> None:
+        await self._execute(q.NOTIFY, topic)
+
+    async def _listen(self) -> None:
+        conn = await asyncpg.connect(
+            self.dsn, server_settings={"application_name": "corral-listen"}
+        )
+        conn.add_termination_listener(self._on_listen_lost)
+        await conn.add_listener(q.CHANNEL, self._on_notify)
+        self._listen_conn = conn
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._deliver(payload)
+
+    def _deliver(self, topic: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(topic)
+            except Exception:  # one broken listener must not silence the others
+                log.exception("listener failed on topic %r", topic)
+
+    def _on_listen_lost(self, _conn: Any) -> None:
+        if not self._closing:
+            self._listen_lost.set()
+
+    async def _keep_listening(self) -> None:
+        """Reconnect a lost LISTEN connection, with backoff, for as long as the store is open."""
+        while True:
+            await self._listen_lost.wait()
+            self._listen_lost.clear()
+            log.warning("PostgreSQL LISTEN connection lost; reconnecting")
+            delay = 0.05
+            while True:
+                try:
+                    await self._listen()
+                    break
+                except q.CONNECTION_ERRORS as exc:
+                    log.warning("LISTEN reconnect failed (%s); retrying in %.2fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _RECONNECT_MAX_DELAY)
+            log.info("PostgreSQL LISTEN connection restored")
+            # Announcements sent while we were away are lost: make claimers look again.
+            self._deliver("jobs")
+
+    # --- jobs -------------------------------------------------------------------
+    async def insert_jobs(
+        self, jobs: Sequence[NewJob], idempotency: IdempotencyRecord | None = None
+    ) -> list[Job]:
+        columns = [list(c) for c in zip(*(new_job_params(j) for j in jobs), strict=True)]
+        async with self._tx() as conn:
+            if idempotency is not None:
+                await q.insert_idempotency(conn, idempotency)
+            if not jobs:
+                return []
+            try:
+                rows = await conn.fetch(q.INSERT_JOBS, *columns)
+            except asyncpg.UniqueViolationError:
+                raise AlreadyExists("job id already exists") from None
+            # Wakes claimers on other replicas as soon as this commit lands.
+            await conn.execute(q.NOTIFY, "jobs")
+        seqs = {r["id"]: r["seq"] for r in rows}
+        return [job.stored(seqs[job.id]) for job in jobs]
+
+    async def find_idempotency(self, principal_id: str, key: str) -> IdempotencyRecord | None:
+        row = await self._fetchrow(q.FIND_IDEMPOTENCY, principal_id, key)
+        if row is None:
+            return None
+        return IdempotencyRecord(principal_id, key, row[0], row[1], bytes(row[2]))
+
+    async def get_job(self, job_id: str) -> Job | None:
+        row = await self._fetchrow(q.SELECT_JOB, job_id)
+        return job_from_row(row) if row else None
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        if not job_ids:
+            return []
+        rows = await self._fetch(q.SELECT_JOBS, list(job_ids))
+        return [job_from_row(r) for r in rows]
+
+    async def get_attempts(self, job_id: str) -> list[Attempt]:
+        rows = await self._fetch(q.SELECT_ATTEMPTS, job_id)
+        return [attempt_from_row(r) for r in rows]
+
+    async def list_jobs(self, flt: JobFilter, limit: int, offset: int) -> tuple[list[Job], int]:
+        where, params = q.filter_sql(flt)
+        n = len(params)
+        async with self._conn() as conn:
+            total = await conn.fetchval(f"SELECT count(*) FROM jobs {where}", *params)
+            rows = await conn.fetch(
+                f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY seq DESC "
+                f"LIMIT ${n + 1} OFFSET ${n + 2}",
+                *params,
+                limit,
+                offset,
+            )
+        return [job_from_row(r) for r in rows], int(total)
+
+    async def count_by_status(self) -> dict[JobStatus, int]:
+        rows = await self._fetch("SELECT status, count(*) FROM jobs GROUP BY status")
+        return {JobStatus(r[0]): r[1] for r in rows}
+
+    async def pending_by_priority(self) -> dict[int, int]:
+        rows = await self._fetch(
+            "SELECT priority, count(*) FROM jobs WHERE status = 'pending' GROUP BY priority"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    # --- leases -------------------------------------------------------------------
+    async def claim(self, request: ClaimRequest, now: float) -> list[Job]:
+        labels = orjson.dumps(sorted(request.labels)).decode()
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                q.CLAIM, now, labels, request.runnable_only, request.project_id, request.limit,
+                request.executor_id, request.executor_ip, request.principal_id,
+            )  # fmt: skip
+        return [job_from_row(r) for r in rows]
+
+    async def renew_lease(self, job_id: str, ref: AttemptRef, now: float) -> Job:
+        async with self._tx() as conn:
+            job = await q.fenced_job(conn, job_id, ref)
+            expires = now + job.lease_seconds
+            await conn.execute(q.RENEW_ONE, expires, job.seq, now, ref.executor_id)
+        return dataclasses.replace(job, lease_expires_at=expires)
+
+    async def renew_executor_leases(
+        self, executor_id: str, held: Sequence[tuple[str, int]], now: float
+    ) -> list[Job]:
+        ids = [job_id for job_id, _ in held]
+        attempts = [attempt for _, attempt in held]
+        async with self._tx() as conn:
+            rows = await conn.fetch(q.RENEW_MANY, executor_id, ids, attempts, now) if held else []
+            await conn.execute(q.TOUCH_EXECUTOR, now, executor_id)  # executor row last
+        return [job_from_row(r) for r in rows]
+
+    async def finish(
+        self, job_id: str, ref: AttemptRef, outcome: Outcome, now: float, policy: RetryPolicy
+    ) -> Job:
+        results = await self.finish_many([Report(job_id, ref, outcome)], now, policy)
+        if isinstance(results[0], CorralError):
+            raise results[0]
+        return results[0]
+
+    async def finish_many(
+        self, reports: Sequence[Report], now: float, policy: RetryPolicy
+    ) -> list[Job | CorralError]:
+        """Lock every job named, decide each report in Python, write all in one statement.
+
+        A report that fails leaves no trace in the batch; a later report on the same
+        job sees the state the earlier ones left, as it would one after the other.
+        """
+        if not reports:
+            return []
+        out: list[Job | CorralError] = []
+        batch = q.BatchWrite()
+        async with self._tx() as conn:
+            rows = await conn.fetch(q.LOCK_JOBS, sorted({r.job_id for r in reports}))
+            current = {row["id"]: job_from_row(row) for row in rows}
+            for report in reports:
+                try:
+                    new = self._finish_one(current.get(report.job_id), report, now, policy, batch)
+                except CorralError as exc:
+                    out.append(exc)
+                    continue
+                current[new.id] = new
+                out.append(new)
+            if batch.jobs:
+                if len(batch.completed) > 1:
+                    await conn.execute(q.LOCK_EXECUTORS, sorted(batch.completed))
+                await conn.execute(q.WRITE_BATCH, now, *batch.params())
+        return out
+
+    def _finish_one(
+        self, job: Job | None, report: Report, now: float, policy: RetryPolicy, batch: q.BatchWrite
+    ) -> Job:
+        if job is None:
+            raise NotFound("job not found", job_id=report.job_id)
+        check_fence(job, report.ref)
+        started = job
+        chunks = []
+        for stream, text in (("stdout", report.outcome.stdout), ("stderr", report.outcome.stderr)):
+            if text:
+                job, chunk = q.fit(job, stream, text.encode(), self.output_cap)
+                chunks += chunk
+        new = outcomes.finished(job, report.outcome, now, policy)
+        outcome = report.outcome
+        status = outcomes.attempt_status(outcome.status)
+        batch.end(new, outcome.result, started, status, outcome.exit_code, outcome.error_message)
+        batch.output += chunks
+        if new.status == JobStatus.COMPLETED and started.executor_id is not None:
+            batch.completed[started.executor_id] += 1
+        return new
+
+    async def release(self, job_id: str, ref: AttemptRef, now: float) -> Job:
+        async with self._tx() as conn:
+            job = await q.fenced_job(conn, job_id, ref)
+            await conn.execute(q.RELEASE, job.seq, now, job.id, job.attempt)
+        return dataclasses.replace(
+            job, status=JobStatus.PENDING, releases=job.releases + 1, lease_expires_at=None
+        )
+
+    async def cancel(self, job_id: str, now: float) -> Job:
+        async with self._tx() as conn:
+            job = await q.job_or_404(conn, job_id, lock=True)
+            if job.status == JobStatus.RUNNING:
+                await conn.execute(q.CANCEL_REQUEST, job.seq)
+                return dataclasses.replace(job, cancel_requested=True)
+            check_transition(job.id, job.status, JobStatus.CANCELLED)
+            await conn.execute(q.CANCEL_NOW, now, job.seq)
+        return dataclasses.replace(job, status=JobStatus.CANCELLED, finished_at=now)
+
+    async def reap_expired(self, now: float, policy: RetryPolicy, limit: int) -> list[Job]:
+        reaped = []
+        batch = q.BatchWrite()
+        async with self._tx() as conn:
+            for row in await conn.fetch(q.REAP_CANDIDATES, now, limit):
+                job = job_from_row(row)
+                verdict = on_lease_lost(job, now, policy)
+                new = outcomes.apply_verdict(job, verdict, now)
+                status = (
+                    AttemptStatus.CANCELLED
+                    if verdict.status == JobStatus.CANCELLED
+                    else AttemptStatus.LOST
+                )
+                batch.end(new, None, job, status, None, "lease expired")
+                reaped.append(new)
+            if reaped:
+                await conn.execute(q.WRITE_BATCH, now, *batch.params())
+        return reaped
+
+    async def next_run_after(self, now: float) -> float | None:
+        value = await self._fetchval(q.NEXT_RUN_AFTER, now)
+        return None if value is None else float(value)
+
+    # --- output -----------------------------------------------------------------------
+    async def append_output(
+        self, job_id: str, ref: AttemptRef, stream: str, data: bytes
+    ) -> OutputSlice:
+        async with self._tx() as conn:
+            job = await q.fenced_job(conn, job_id, ref)
+            q.check_stream(stream)
+            before = job.stdout if stream == "stdout" else job.stderr
+            job, chunk = q.fit(job, stream, data, self.output_cap)
+            after = job.stdout if stream == "stdout" else job.stderr
+            kept = chunk[0][4] if chunk else None
+            await conn.execute(
+                q.append_sql(stream), job.id, job.attempt, before.size, kept,
+                after.size, int(after.truncated), job.seq,
+            )  # fmt: skip
+        return OutputSlice(b"", before.size, after.size, after.truncated, job.attempt)
+
+    async def read_output(self, job_id: str, stream: str, offset: int, limit: int) -> OutputSlice:
+        q.check_stream(stream)
+        async with self._conn() as conn:
+            job = await q.job_or_404(conn, job_id)
+            rows = await conn.fetch(
+                q.READ_OUTPUT, job_id, job.attempt, stream, offset, offset + limit
+            )
+        state = job.stdout if stream == "stdout" else job.stderr
+        data = splice([(r[0], r[1]) for r in rows], offset, limit)
+        return OutputSlice(data, offset, state.size, state.truncated, job.attempt)
+
+    # --- executors ----------------------------------------------------------------------
+    async def upsert_executor(self, info: ExecutorInfo, now: float, draining: bool) -> Executor:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                q.UPSERT_EXECUTOR, info.executor_id, info.principal_id, info.hostname, info.ip,
+                info.cpu_count, info.memory_mb, info.os,
+                orjson.dumps(list(info.labels)).decode(), info.concurrency,
+                orjson.dumps(info.metadata).decode(), now, int(draining),
+            )  # fmt: skip
+        return executor_from_row(row)
+
+    async def touch_executor(self, executor_id: str, now: float) -> None:
+        await self._execute(q.TOUCH_EXECUTOR, now, executor_id)
+
+    async def get_executor(self, executor_id: str) -> Executor | None:
+        row = await self._fetchrow("SELECT * FROM executors WHERE executor_id = $1", executor_id)
+        return executor_from_row(row) if row else None
+
+    async def list_executors(self) -> list[Executor]:
+        rows = await self._fetch("SELECT * FROM executors ORDER BY executor_id")
+        return [executor_from_row(r) for r in rows]
+
+    async def delete_executor(self, executor_id: str) -> None:
+        status = await self._execute("DELETE FROM executors WHERE executor_id = $1", executor_id)
+        if status == "DELETE 0":
+            raise NotFound("executor not found", executor_id=executor_id)
+
+    # --- tokens -----------------------------------------------------------------------
+    async def create_token(self, token: TokenRecord) -> None:
+        async with self._conn() as conn:
+            try:
+                await conn.execute(
+                    q.INSERT_TOKEN, token.id, token.name, token.role, token.token_hash,
+                    token.created_at, int(token.revoked),
+                )  # fmt: skip
+            except asyncpg.UniqueViolationError:
+                raise AlreadyExists("token already exists", token_id=token.id) from None
+
+    async def find_token(self, token_hash: str) -> TokenRecord | None:
+        row = await self._fetchrow("SELECT * FROM api_tokens WHERE token_hash = $1", token_hash)
+        return token_from_row(row) if row else None
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        rows = await self._fetch("SELECT * FROM api_tokens ORDER BY created_at")
+        return [token_from_row(r) for r in rows]
+
+    async def revoke_token(self, token_id: str) -> None:
+        status = await self._execute("UPDATE api_tokens SET revoked = 1 WHERE id = $1", token_id)
+        if status == "UPDATE 0":
+            raise NotFound("token not found", token_id=token_id)

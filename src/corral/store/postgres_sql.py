@@ -1,0 +1,322 @@
+"""SQL text of the PostgreSQL adapter, and the small helpers that build and run it.
+
+Kept apart so ``postgres.py`` reads as the logic of each operation.
+
+Batches travel as parallel arrays expanded with ``unnest``: one statement and
+one round trip per batch, whatever its size. Statements that lock rows take
+job locks before executor locks, always, so two transactions never wait on
+each other in a cycle (see ``PostgresStore`` for the ordering argument).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from typing import Any
+
+import asyncpg
+
+from corral.domain import outcomes
+from corral.domain.jobs import AttemptRef, Job
+from corral.domain.leases import check_fence
+from corral.domain.states import AttemptStatus
+from corral.errors import AlreadyExists, InvalidInput, NotFound
+from corral.store.base import IdempotencyRecord, JobFilter
+from corral.store.rows import JOB_COLUMNS, JOB_INSERT_COLUMNS, job_from_row, result_to_json
+
+# What "the database cannot be reached" looks like from asyncpg.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.InterfaceError,
+    # A server-side kill landing as a query starts desynchronises the protocol.
+    asyncpg.exceptions.InternalClientError,
+)
+
+CHANNEL = "corral_events"
+# pg_advisory_lock key serialising migrations across replicas that start together.
+MIGRATION_LOCK = 0x636F7272616C  # "corral"
+
+# Column types of JOB_INSERT_COLUMNS, in order; labels arrive as JSON text or ''.
+_INSERT_TYPES = (
+    "text", "text", "text", "int4", "int4", "text", "text", "text",
+    "text", "text", "text", "int4", "float8", "float8",
+)  # fmt: skip
+_INSERT_ARGS = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_INSERT_TYPES))
+_INSERT_NAMES = ", ".join(f"c_{c}" for c in JOB_INSERT_COLUMNS)
+_INSERT_VALUES = ", ".join(
+    "nullif(c_labels, '')::jsonb" if c == "labels" else f"c_{c}" for c in JOB_INSERT_COLUMNS
+)
+INSERT_JOBS = (
+    f"INSERT INTO jobs ({', '.join(JOB_INSERT_COLUMNS)}) "
+    f"SELECT {_INSERT_VALUES} FROM unnest({_INSERT_ARGS}) AS t({_INSERT_NAMES}) "
+    "RETURNING seq, id"
+)
+NOTIFY = "SELECT pg_notify('corral_events', $1)"
+
+INSERT_IDEMPOTENCY = """
+INSERT INTO idempotency_keys (principal_id, key, request_hash, status_code, body, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (principal_id, key) DO NOTHING
+RETURNING 1
+"""
+FIND_IDEMPOTENCY = (
+    "SELECT request_hash, status_code, body FROM idempotency_keys "
+    "WHERE principal_id = $1 AND key = $2"
+)
+
+SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
+LOCK_JOB = SELECT_JOB + " FOR UPDATE"
+SELECT_JOBS = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1::text[]) ORDER BY seq"
+# Sorted, so two batches touching the same jobs lock them in the same order.
+LOCK_JOBS = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+SELECT_ATTEMPTS = "SELECT * FROM attempts WHERE job_id = $1 ORDER BY number"
+
+# $1 now, $2 claimer labels (jsonb array), $3 runnable_only, $4 project, $5 limit,
+# $6 executor, $7 ip, $8 principal. One statement, so one round trip per claim: the
+# executor is recorded as seen, the rows are picked past other claimers' locks,
+# leased, and their attempts opened.
+CLAIM = f"""
+WITH seen AS (
+  INSERT INTO executors (executor_id, principal_id, ip, registered_at, last_heartbeat)
+  VALUES ($6, $8, $7, $1, $1)
+  ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat,
+    ip = coalesce(excluded.ip, executors.ip)
+), picked AS (
+  SELECT seq AS picked_seq FROM jobs
+  WHERE status = 'pending' AND run_after <= $1
+    AND (labels IS NULL OR labels <@ $2::jsonb)
+    AND (NOT $3::boolean OR runnable = 1)
+    AND ($4::text IS NULL OR project_id = $4)
+  ORDER BY priority DESC, seq
+  LIMIT $5
+  FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE jobs SET status = 'running', attempt = attempt + 1, executor_id = $6,
+    executor_ip = $7, lease_principal_id = $8, lease_expires_at = $1 + lease_seconds,
+    started_at = $1, cancel_requested = 0, stdout_size = 0, stdout_truncated = 0,
+    stderr_size = 0, stderr_truncated = 0, exit_code = NULL, error_message = NULL
+  FROM picked WHERE jobs.seq = picked.picked_seq AND jobs.status = 'pending'
+  RETURNING {JOB_COLUMNS}
+), opened AS (
+  INSERT INTO attempts (job_id, number, executor_id, executor_ip, principal_id,
+    claimed_at, status)
+  SELECT id, attempt, $6, $7, $8, $1, 'running' FROM claimed
+)
+SELECT * FROM claimed ORDER BY priority DESC, seq
+"""
+
+# The job row is already locked by this transaction, so only the executor can wait.
+RENEW_ONE = """
+WITH j AS (UPDATE jobs SET lease_expires_at = $1 WHERE seq = $2)
+UPDATE executors SET last_heartbeat = $3 WHERE executor_id = $4
+"""
+# $1 executor, $2 job ids, $3 attempts, $4 now. Rows are locked in id order first.
+RENEW_MANY = f"""
+WITH held AS (
+  SELECT jobs.seq AS held_seq FROM jobs
+  JOIN unnest($2::text[], $3::int4[]) AS h(job_id, attempt)
+    ON jobs.id = h.job_id AND jobs.attempt = h.attempt
+  WHERE jobs.executor_id = $1 AND jobs.status = 'running'
+  ORDER BY jobs.id
+  FOR UPDATE OF jobs
+)
+UPDATE jobs SET lease_expires_at = $4 + lease_seconds
+FROM held WHERE jobs.seq = held.held_seq AND jobs.executor_id = $1 AND status = 'running'
+RETURNING {JOB_COLUMNS}
+"""
+TOUCH_EXECUTOR = "UPDATE executors SET last_heartbeat = $1 WHERE executor_id = $2"
+LOCK_EXECUTORS = (
+    "SELECT 1 FROM executors WHERE executor_id = ANY($1::text[]) ORDER BY executor_id FOR UPDATE"
+)
+
+# Everything a batch of finishes (or reaped leases) writes, in one statement. The
+# jobs are locked by this transaction already; attempts and output rows are only
+# ever written by the holder of their job's lock.
+WRITE_BATCH = """
+WITH j AS (
+  UPDATE jobs SET status = u.status, finished_at = u.finished_at, exit_code = u.exit_code,
+    error_message = u.error_message, result = u.result, run_after = u.run_after,
+    lease_expires_at = NULL, stdout_size = u.stdout_size,
+    stdout_truncated = u.stdout_truncated, stderr_size = u.stderr_size,
+    stderr_truncated = u.stderr_truncated
+  FROM unnest($2::int8[], $3::text[], $4::float8[], $5::int4[], $6::text[], $7::text[],
+    $8::float8[], $9::int8[], $10::int4[], $11::int8[], $12::int4[])
+    AS u(seq, status, finished_at, exit_code, error_message, result, run_after,
+      stdout_size, stdout_truncated, stderr_size, stderr_truncated)
+  WHERE jobs.seq = u.seq
+), a AS (
+  UPDATE attempts SET status = v.status, ended_at = $1, exit_code = v.exit_code,
+    error_message = v.error_message
+  FROM unnest($13::text[], $14::int4[], $15::text[], $16::int4[], $17::text[])
+    AS v(job_id, number, status, exit_code, error_message)
+  WHERE attempts.job_id = v.job_id AND attempts.number = v.number
+), o AS (
+  INSERT INTO job_output (job_id, attempt, stream, "offset", data)
+  SELECT * FROM unnest($18::text[], $19::int4[], $20::text[], $21::int8[], $22::bytea[])
+), e AS (
+  UPDATE executors SET jobs_completed = jobs_completed + w.n, last_heartbeat = $1
+  FROM unnest($23::text[], $24::int8[]) AS w(executor_id, n)
+  WHERE executors.executor_id = w.executor_id
+)
+SELECT 1
+"""
+
+REAP_CANDIDATES = (
+    f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' AND lease_expires_at < $1 "
+    "ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+)
+NEXT_RUN_AFTER = "SELECT min(run_after) FROM jobs WHERE status = 'pending' AND run_after > $1"
+
+RELEASE = """
+WITH j AS (
+  UPDATE jobs SET status = 'pending', releases = releases + 1, lease_expires_at = NULL,
+    run_after = 0 WHERE seq = $1
+)
+UPDATE attempts SET status = 'released', ended_at = $2, exit_code = NULL,
+  error_message = 'released unstarted'
+WHERE job_id = $3 AND number = $4
+"""
+CANCEL_REQUEST = "UPDATE jobs SET cancel_requested = 1 WHERE seq = $1"
+CANCEL_NOW = "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE seq = $2"
+
+
+def append_sql(stream: str) -> str:
+    """Store one chunk (when anything fit) and the stream's new size; ``stream`` is checked."""
+    return f"""
+WITH o AS (
+  INSERT INTO job_output (job_id, attempt, stream, "offset", data)
+  SELECT $1, $2, '{stream}', $3, $4::bytea WHERE $4::bytea IS NOT NULL
+)
+UPDATE jobs SET {stream}_size = $5, {stream}_truncated = $6 WHERE seq = $7
+"""
+
+
+READ_OUTPUT = """
+SELECT "offset", data FROM job_output WHERE job_id = $1 AND attempt = $2 AND stream = $3
+  AND "offset" + length(data) > $4 AND "offset" < $5
+ORDER BY "offset"
+"""
+
+UPSERT_EXECUTOR = """
+INSERT INTO executors (executor_id, principal_id, hostname, ip, cpu_count, memory_mb, os,
+  labels, concurrency, metadata, registered_at, last_heartbeat, draining)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
+ON CONFLICT (executor_id) DO UPDATE SET principal_id = excluded.principal_id,
+  hostname = excluded.hostname, ip = coalesce(excluded.ip, executors.ip),
+  cpu_count = excluded.cpu_count, memory_mb = excluded.memory_mb, os = excluded.os,
+  labels = excluded.labels, concurrency = excluded.concurrency,
+  metadata = excluded.metadata, last_heartbeat = excluded.last_heartbeat,
+  draining = excluded.draining
+RETURNING *
+"""
+
+INSERT_TOKEN = (
+    "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked) "
+    "VALUES ($1, $2, $3, $4, $5, $6)"
+)
+
+RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)"
+SCHEMA_MIGRATIONS = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations "
+    "(version integer PRIMARY KEY, applied_at double precision NOT NULL)"
+)
+
+
+@dataclasses.dataclass
+class BatchWrite:
+    """Rows one ``WRITE_BATCH`` statement applies: job states, ended attempts, output."""
+
+    jobs: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    attempts: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    output: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    completed: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    def end(
+        self,
+        new: Job,
+        result: Any,
+        ended: Job,
+        status: AttemptStatus,
+        exit_code: int | None,
+        error: str | None,
+    ) -> None:
+        """Queue ``new`` as the job's state and close the attempt ``ended`` was running."""
+        self.jobs.append((
+            new.seq, new.status.value, new.finished_at, new.exit_code, new.error_message,
+            result_to_json(result), new.run_after, new.stdout.size, int(new.stdout.truncated),
+            new.stderr.size, int(new.stderr.truncated),
+        ))  # fmt: skip
+        self.attempts.append((ended.id, ended.attempt, status.value, exit_code, error))
+
+    def params(self) -> list[list[Any]]:
+        columns: list[list[Any]] = []
+        for rows, width in ((self.jobs, 11), (self.attempts, 5), (self.output, 5)):
+            columns += [[r[i] for r in rows] for i in range(width)]
+        executors = sorted(self.completed)
+        return [*columns, executors, [self.completed[e] for e in executors]]
+
+
+def filter_sql(flt: JobFilter) -> tuple[str, list[Any]]:
+    """A WHERE clause with $n placeholders for the filter's set fields, and their values."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("status", flt.status.value if flt.status else None),
+        ("type", flt.type),
+        ("priority", flt.priority),
+        ("executor_id", flt.executor_id),
+        ("project_id", flt.project_id),
+        ("batch_id", flt.batch_id),
+        ("owner_id", flt.owner_id),
+    ):
+        if value is not None:
+            params.append(value)
+            clauses.append(f"{column} = ${len(params)}")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return where, params
+
+
+# --- helpers run on a connection -------------------------------------------------------
+
+
+async def job_or_404(conn: Any, job_id: str, *, lock: bool = False) -> Job:
+    row = await conn.fetchrow(LOCK_JOB if lock else SELECT_JOB, job_id)
+    if row is None:
+        raise NotFound("job not found", job_id=job_id)
+    return job_from_row(row)
+
+
+async def fenced_job(conn: Any, job_id: str, ref: AttemptRef) -> Job:
+    """The job, locked for this transaction, if ``ref`` still holds its lease."""
+    job = await job_or_404(conn, job_id, lock=True)
+    check_fence(job, ref)
+    return job
+
+
+def check_stream(stream: str) -> None:
+    if stream not in ("stdout", "stderr"):
+        raise InvalidInput("stream must be stdout or stderr", field="stream")
+
+
+def fit(job: Job, stream: str, data: bytes, cap: int) -> tuple[Job, list[tuple[Any, ...]]]:
+    """The job with ``data`` appended under the cap, and the output row to store (if any)."""
+    check_stream(stream)
+    state = job.stdout if stream == "stdout" else job.stderr
+    kept, truncated = outcomes.fit(state.size, data, cap)
+    chunk = [(job.id, job.attempt, stream, state.size, kept)] if kept else []
+    new = outcomes.with_stream(job, stream, state.size + len(kept), truncated or state.truncated)
+    return new, chunk
+
+
+async def insert_idempotency(conn: Any, record: IdempotencyRecord) -> None:
+    taken = await conn.fetchval(
+        INSERT_IDEMPOTENCY, record.principal_id, record.key, record.request_hash,
+        record.status_code, record.body, time.time(),
+    )  # fmt: skip
+    if taken is None:
+        raise AlreadyExists("idempotency key already used", key=record.key)

@@ -1,0 +1,189 @@
+"""What only the PostgreSQL adapter does: replicas sharing a database.
+
+LISTEN/NOTIFY between store instances, reconnecting a lost LISTEN connection,
+migrations racing at start-up, claims from two replicas, ``Unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from corral.errors import Unavailable
+from corral.store.postgres import PostgresStore
+from tests.contract.contract_support import NOW, claim_request, new_job
+from tests.pg_server import PgServer
+
+WAIT = 10.0  # generous upper bound; each wait ends as soon as the event arrives
+
+
+class Heard:
+    """A listener that records topics and lets a test await a given one."""
+
+    def __init__(self) -> None:
+        self.topics: list[str] = []
+        self._wanted: dict[str, asyncio.Event] = {}
+
+    def __call__(self, topic: str) -> None:
+        self.topics.append(topic)
+        self._event(topic).set()
+
+    def _event(self, topic: str) -> asyncio.Event:
+        return self._wanted.setdefault(topic, asyncio.Event())
+
+    async def wait_for(self, topic: str) -> None:
+        await asyncio.wait_for(self._event(topic).wait(), WAIT)
+
+
+@pytest.fixture
+async def replicas(pg_dsn: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    """Two stores on one database, as two dispatcher processes would have."""
+    first, second = PostgresStore(pg_dsn), PostgresStore(pg_dsn)
+    await first.open()
+    await second.open()
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_announce_reaches_a_listener_of_another_instance(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    first, second = replicas
+    heard = Heard()
+    first.add_listener(heard)
+    await second.announce("job:abc")
+    await heard.wait_for("job:abc")
+    assert "job:abc" in heard.topics
+
+
+async def test_insert_jobs_wakes_other_replicas(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    first, second = replicas
+    heard = Heard()
+    first.add_listener(heard)
+    await second.insert_jobs([new_job("j1")])
+    await heard.wait_for("jobs")
+    assert [j.id for j in await first.claim(claim_request(), NOW)] == ["j1"]
+
+
+async def test_a_broken_listener_does_not_silence_the_others(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    first, second = replicas
+
+    def broken(topic: str) -> None:
+        raise RuntimeError("listener bug")
+
+    heard = Heard()
+    first.add_listener(broken)
+    first.add_listener(heard)
+    await second.announce("t")
+    await heard.wait_for("t")
+
+
+async def test_lost_listen_connection_is_reestablished(
+    replicas: tuple[PostgresStore, PostgresStore], pg_dsn: str
+) -> None:
+    first, second = replicas
+    heard = Heard()
+    first.add_listener(heard)
+    listen_pid = first._listen_conn.get_server_pid()
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", listen_pid)
+    finally:
+        await admin.close()
+    # On reconnecting the store tells its listeners to look again ("jobs"), since
+    # announcements made while it was away are lost.
+    await heard.wait_for("jobs")
+    assert first._listen_conn.get_server_pid() != listen_pid
+    await second.announce("after-reconnect")
+    await heard.wait_for("after-reconnect")
+
+
+async def test_replicas_claiming_together_never_share_a_job(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    first, second = replicas
+    await first.insert_jobs([new_job(f"j{i:03}") for i in range(150)])
+
+    async def drain(store: PostgresStore, name: str) -> list[str]:
+        got: list[str] = []
+        while batch := await store.claim(claim_request(name, limit=3), NOW):
+            got += [j.id for j in batch]
+        return got
+
+    results = await asyncio.gather(
+        *(
+            drain(store, f"{tag}-{n}")
+            for n in range(4)
+            for tag, store in (("a", first), ("b", second))
+        )
+    )
+    claimed = [job_id for got in results for job_id in got]
+    assert len(claimed) == len(set(claimed)) == 150
+
+
+async def test_concurrent_open_applies_migrations_once(pg_server: PgServer) -> None:
+    dsn = await pg_server.new_database(migrated=False)
+    stores = [PostgresStore(dsn, max_size=2) for _ in range(4)]
+    try:
+        await asyncio.gather(*(s.open() for s in stores))
+        await stores[0].insert_jobs([new_job("j1")])
+        assert await stores[3].get_job("j1") is not None
+        conn = await asyncpg.connect(dsn)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 1
+        finally:
+            await conn.close()
+    finally:
+        for s in stores:
+            await s.close()
+        await pg_server.drop_database(dsn)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_unreachable_database_is_unavailable() -> None:
+    store = PostgresStore(f"postgresql://corral@127.0.0.1:{_closed_port()}/corral")
+    with pytest.raises(Unavailable):
+        await store.open()
+    with pytest.raises(Unavailable):
+        await store.ping()
+
+
+async def test_a_killed_pool_connection_surfaces_as_unavailable_then_heals(pg_dsn: str) -> None:
+    store = PostgresStore(pg_dsn, min_size=1, max_size=1)
+    await store.open()
+    try:
+        await store.ping()
+        admin = await asyncpg.connect(pg_dsn)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'corral' AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        # The call that meets the dead connection may fail, but only as Unavailable...
+        with contextlib.suppress(Unavailable):
+            await store.ping()
+        await store.ping()  # ...and the pool then replaces it
+        await store.insert_jobs([new_job("j1")])
+        assert await store.get_job("j1") is not None
+    finally:
+        await store.close()
