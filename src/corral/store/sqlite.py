@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,12 @@ import orjson
 
 from corral.domain import outcomes
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob, Outcome
-from corral.domain.leases import check_fence, on_lease_lost
+from corral.domain.leases import on_lease_lost
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus, check_transition
 from corral.domain.workers import Executor, ExecutorInfo
-from corral.errors import AlreadyExists, CorralError, InvalidInput, NotFound
+from corral.errors import AlreadyExists, CorralError, NotFound
+from corral.store import sqlite_ops as ops
 from corral.store.base import (
     IdempotencyRecord,
     JobFilter,
@@ -38,18 +38,16 @@ from corral.store.rows import (
     attempt_from_row,
     executor_from_row,
     job_from_row,
-    load_migrations,
     new_job_params,
     splice,
     token_from_row,
 )
-from corral.store.sqlite_engine import Readers, Writer, connect
+from corral.store.sqlite_engine import Readers, Writer
 
 _INSERT_JOB = (
     f"INSERT INTO jobs ({', '.join(JOB_INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in JOB_INSERT_COLUMNS)})"
 )
-_SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
 # INDEXED BY: without table statistics the planner prefers jobs_status and then
 # sorts the whole queue; walking jobs_queue in order keeps a claim O(n claimed).
 _CLAIM_CANDIDATES = """
@@ -63,13 +61,13 @@ WHERE status = 'pending' AND run_after <= :now
 ORDER BY priority DESC, seq
 LIMIT :limit
 """
-_CLAIM_UPDATE = f"""
+_CLAIM = f"""
 UPDATE jobs SET status = 'running', attempt = attempt + 1, executor_id = :executor,
   executor_ip = :ip, lease_principal_id = :principal,
   lease_expires_at = :now + lease_seconds, started_at = :now, cancel_requested = 0,
   stdout_size = 0, stdout_truncated = 0, stderr_size = 0, stderr_truncated = 0,
   exit_code = NULL, error_message = NULL
-WHERE seq = :seq AND status = 'pending'
+WHERE seq IN ({_CLAIM_CANDIDATES})
 RETURNING {JOB_COLUMNS}
 """
 _UPSERT_SEEN_EXECUTOR = """
@@ -90,11 +88,12 @@ class SqliteStore:
         self.output_cap = output_cap
         self._writer = Writer(path, synchronous)
         self._readers = Readers(path)
+        self._seen: dict[str, float] = {}
 
     # --- lifecycle ------------------------------------------------------------
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _migrate(self.path)
+        ops.migrate(self.path)
         self._writer.start()
 
     async def close(self) -> None:
@@ -119,7 +118,7 @@ class SqliteStore:
     ) -> list[Job]:
         def op(conn: sqlite3.Connection) -> list[Job]:
             if idempotency is not None:
-                _insert_idempotency(conn, idempotency)
+                ops.insert_idempotency(conn, idempotency)
             try:
                 conn.executemany(_INSERT_JOB, [new_job_params(j) for j in jobs])
             except sqlite3.IntegrityError:
@@ -146,7 +145,7 @@ class SqliteStore:
 
     async def get_job(self, job_id: str) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
-            row = conn.execute(_SELECT_JOB, (job_id,)).fetchone()
+            row = conn.execute(ops.SELECT_JOB, (job_id,)).fetchone()
             return job_from_row(row) if row else None
 
         return await self._readers.run(op)
@@ -171,7 +170,7 @@ class SqliteStore:
         return await self._readers.run(op)
 
     async def list_jobs(self, flt: JobFilter, limit: int, offset: int) -> tuple[list[Job], int]:
-        where, params = _filter_sql(flt)
+        where, params = ops.filter_sql(flt)
 
         def op(conn: sqlite3.Connection) -> tuple[list[Job], int]:
             total = conn.execute(f"SELECT count(*) FROM jobs {where}", params).fetchone()[0]
@@ -213,38 +212,34 @@ class SqliteStore:
         }
 
         def op(conn: sqlite3.Connection) -> list[Job]:
-            conn.execute(
-                _UPSERT_SEEN_EXECUTOR,
-                (request.executor_id, request.principal_id, request.executor_ip, now, now),
-            )
-            seqs = [r[0] for r in conn.execute(_CLAIM_CANDIDATES, params)]
-            claimed = []
-            for seq in seqs:
-                row = conn.execute(_CLAIM_UPDATE, {**params, "seq": seq}).fetchone()
-                claimed.append(job_from_row(row))
+            self._note_executor(conn, request, now)
+            rows = conn.execute(_CLAIM, params).fetchall()
+            # RETURNING comes back in no promised order; hand out the best first.
+            claimed = sorted((job_from_row(r) for r in rows), key=lambda j: (-j.priority, j.seq))
             conn.executemany(
                 "INSERT INTO attempts (job_id, number, executor_id, executor_ip, principal_id, "
                 "claimed_at, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
-                [
-                    (
-                        j.id,
-                        j.attempt,
-                        request.executor_id,
-                        request.executor_ip,
-                        request.principal_id,
-                        now,
-                    )
-                    for j in claimed
-                ],
-            )
+                [(j.id, j.attempt, request.executor_id, request.executor_ip,
+                  request.principal_id, now) for j in claimed],
+            )  # fmt: skip
             return claimed
 
         result: list[Job] = await self._write(op)
         return result
 
+    def _note_executor(self, conn: sqlite3.Connection, request: ClaimRequest, now: float) -> None:
+        """Record that an executor was seen, at most once a second, off the claim's hot path."""
+        if now - self._seen.get(request.executor_id, 0.0) < 1.0:
+            return
+        conn.execute(
+            _UPSERT_SEEN_EXECUTOR,
+            (request.executor_id, request.principal_id, request.executor_ip, now, now),
+        )
+        self._seen[request.executor_id] = now
+
     async def renew_lease(self, job_id: str, ref: AttemptRef, now: float) -> Job:
         def op(conn: sqlite3.Connection) -> Job:
-            job = _fenced_job(conn, job_id, ref)
+            job = ops.fenced_job(conn, job_id, ref)
             expires = now + job.lease_seconds
             conn.execute("UPDATE jobs SET lease_expires_at = ? WHERE seq = ?", (expires, job.seq))
             conn.execute(
@@ -292,30 +287,20 @@ class SqliteStore:
         cap = self.output_cap
 
         def op(conn: sqlite3.Connection) -> list[Job | CorralError]:
-            out: list[Job | CorralError] = []
-            for report in reports:
-                conn.execute("SAVEPOINT report")
-                try:
-                    out.append(_finish_one(conn, report, now, policy, cap))
-                    conn.execute("RELEASE report")
-                except CorralError as exc:
-                    conn.execute("ROLLBACK TO report")
-                    conn.execute("RELEASE report")
-                    out.append(exc)
-            return out
+            return ops.finish_batch(conn, reports, now, policy, cap)
 
         result: list[Job | CorralError] = await self._write(op)
         return result
 
     async def release(self, job_id: str, ref: AttemptRef, now: float) -> Job:
         def op(conn: sqlite3.Connection) -> Job:
-            job = _fenced_job(conn, job_id, ref)
+            job = ops.fenced_job(conn, job_id, ref)
             conn.execute(
                 "UPDATE jobs SET status = 'pending', releases = releases + 1, "
                 "lease_expires_at = NULL, run_after = 0 WHERE seq = ?",
                 (job.seq,),
             )
-            _end_attempt(conn, job, AttemptStatus.RELEASED, now, None, "released unstarted")
+            ops.end_attempt(conn, job, AttemptStatus.RELEASED, now, None, "released unstarted")
             return dataclasses.replace(
                 job, status=JobStatus.PENDING, releases=job.releases + 1, lease_expires_at=None
             )
@@ -325,7 +310,7 @@ class SqliteStore:
 
     async def cancel(self, job_id: str, now: float) -> Job:
         def op(conn: sqlite3.Connection) -> Job:
-            job = _job_or_404(conn, job_id)
+            job = ops.job_or_404(conn, job_id)
             if job.status == JobStatus.RUNNING:
                 conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE seq = ?", (job.seq,))
                 return dataclasses.replace(job, cancel_requested=True)
@@ -351,13 +336,13 @@ class SqliteStore:
                 job = job_from_row(row)
                 verdict = on_lease_lost(job, now, policy)
                 new = outcomes.apply_verdict(job, verdict, now)
-                _write_finish(conn, new, None)
+                ops.write_finish(conn, new, None)
                 status = (
                     AttemptStatus.CANCELLED
                     if verdict.status == JobStatus.CANCELLED
                     else AttemptStatus.LOST
                 )
-                _end_attempt(conn, job, status, now, None, "lease expired")
+                ops.end_attempt(conn, job, status, now, None, "lease expired")
                 reaped.append(new)
             return reaped
 
@@ -381,17 +366,17 @@ class SqliteStore:
         cap = self.output_cap
 
         def op(conn: sqlite3.Connection) -> OutputSlice:
-            job = _fenced_job(conn, job_id, ref)
-            return _append(conn, job, stream, data, cap)
+            job = ops.fenced_job(conn, job_id, ref)
+            return ops.append(conn, job, stream, data, cap)
 
         result: OutputSlice = await self._write(op)
         return result
 
     async def read_output(self, job_id: str, stream: str, offset: int, limit: int) -> OutputSlice:
-        _check_stream(stream)
+        ops.check_stream(stream)
 
         def op(conn: sqlite3.Connection) -> OutputSlice:
-            job = _job_or_404(conn, job_id)
+            job = ops.job_or_404(conn, job_id)
             state = job.stdout if stream == "stdout" else job.stderr
             rows = conn.execute(
                 'SELECT "offset", data FROM job_output WHERE job_id = ? AND attempt = ? '
@@ -513,152 +498,3 @@ class SqliteStore:
                 raise NotFound("token not found", token_id=token_id)
 
         await self._write(op)
-
-
-# --- operations run on the writer's connection ------------------------------------------
-
-
-def _job_or_404(conn: sqlite3.Connection, job_id: str) -> Job:
-    row = conn.execute(_SELECT_JOB, (job_id,)).fetchone()
-    if row is None:
-        raise NotFound("job not found", job_id=job_id)
-    return job_from_row(row)
-
-
-def _fenced_job(conn: sqlite3.Connection, job_id: str, ref: AttemptRef) -> Job:
-    job = _job_or_404(conn, job_id)
-    check_fence(job, ref)
-    return job
-
-
-def _check_stream(stream: str) -> None:
-    if stream not in ("stdout", "stderr"):
-        raise InvalidInput("stream must be stdout or stderr", field="stream")
-
-
-def _append(conn: sqlite3.Connection, job: Job, stream: str, data: bytes, cap: int) -> OutputSlice:
-    _check_stream(stream)
-    state = job.stdout if stream == "stdout" else job.stderr
-    kept, truncated = outcomes.fit(state.size, data, cap)
-    if kept:
-        conn.execute(
-            'INSERT INTO job_output (job_id, attempt, stream, "offset", data) '
-            "VALUES (?, ?, ?, ?, ?)",
-            (job.id, job.attempt, stream, state.size, kept),
-        )
-    size = state.size + len(kept)
-    truncated = truncated or state.truncated
-    conn.execute(
-        f"UPDATE jobs SET {stream}_size = ?, {stream}_truncated = ? WHERE seq = ?",
-        (size, int(truncated), job.seq),
-    )
-    return OutputSlice(b"", state.size, size, truncated, job.attempt)
-
-
-def _finish_one(
-    conn: sqlite3.Connection, report: Report, now: float, policy: RetryPolicy, cap: int
-) -> Job:
-    job = _fenced_job(conn, report.job_id, report.ref)
-    outcome = report.outcome
-    for stream, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
-        if text:
-            appended = _append(conn, job, stream, text.encode(), cap)
-            job = outcomes.with_stream(job, stream, appended.size, appended.truncated)
-    new = outcomes.finished(job, outcome, now, policy)
-    _write_finish(conn, new, outcome.result)
-    attempt_status = outcomes.attempt_status(outcome.status)
-    _end_attempt(conn, job, attempt_status, now, outcome.exit_code, outcome.error_message)
-    if new.status == JobStatus.COMPLETED:
-        conn.execute(
-            "UPDATE executors SET jobs_completed = jobs_completed + 1, last_heartbeat = ? "
-            "WHERE executor_id = ?",
-            (now, job.executor_id),
-        )
-    return new
-
-
-def _write_finish(conn: sqlite3.Connection, job: Job, result: Any) -> None:
-    conn.execute(
-        "UPDATE jobs SET status = ?, finished_at = ?, exit_code = ?, error_message = ?, "
-        "result = ?, run_after = ?, lease_expires_at = NULL WHERE seq = ?",
-        (
-            job.status.value,
-            job.finished_at,
-            job.exit_code,
-            job.error_message,
-            None if result is None else orjson.dumps(result).decode(),
-            job.run_after,
-            job.seq,
-        ),
-    )
-
-
-def _end_attempt(
-    conn: sqlite3.Connection,
-    job: Job,
-    status: AttemptStatus,
-    now: float,
-    exit_code: int | None,
-    error: str | None,
-) -> None:
-    conn.execute(
-        "UPDATE attempts SET status = ?, ended_at = ?, exit_code = ?, error_message = ? "
-        "WHERE job_id = ? AND number = ?",
-        (status.value, now, exit_code, error, job.id, job.attempt),
-    )
-
-
-def _insert_idempotency(conn: sqlite3.Connection, record: IdempotencyRecord) -> None:
-    try:
-        conn.execute(
-            "INSERT INTO idempotency_keys (principal_id, key, request_hash, status_code, body, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                record.principal_id,
-                record.key,
-                record.request_hash,
-                record.status_code,
-                record.body,
-                time.time(),
-            ),
-        )
-    except sqlite3.IntegrityError:
-        raise AlreadyExists("idempotency key already used", key=record.key) from None
-
-
-def _filter_sql(flt: JobFilter) -> tuple[str, tuple[Any, ...]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, value in (
-        ("status", flt.status.value if flt.status else None),
-        ("type", flt.type),
-        ("priority", flt.priority),
-        ("executor_id", flt.executor_id),
-        ("project_id", flt.project_id),
-        ("batch_id", flt.batch_id),
-        ("owner_id", flt.owner_id),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    return where, tuple(params)
-
-
-def _migrate(path: Path) -> None:
-    """Apply the numbered scripts in ``migrations/sqlite`` that this file has not seen."""
-    conn = connect(path)
-    try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-        )
-        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-        for version, sql in load_migrations("sqlite"):
-            if version not in done:
-                conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO schema_migrations VALUES "
-                    f"({version}, {time.time()});\nCOMMIT;"
-                )
-    finally:
-        conn.close()

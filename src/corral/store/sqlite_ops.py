@@ -1,0 +1,208 @@
+"""SQLite operations: plain functions of a connection, run inside the writer's transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from corral.domain import outcomes
+from corral.domain.jobs import AttemptRef, Job
+from corral.domain.leases import check_fence
+from corral.domain.retry import RetryPolicy
+from corral.domain.states import AttemptStatus, JobStatus
+from corral.errors import AlreadyExists, CorralError, InvalidInput, NotFound
+from corral.store.base import IdempotencyRecord, JobFilter, OutputSlice, Report
+from corral.store.rows import JOB_COLUMNS, job_from_row, load_migrations
+from corral.store.sqlite_engine import connect
+
+SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+
+
+def job_or_404(conn: sqlite3.Connection, job_id: str) -> Job:
+    row = conn.execute(SELECT_JOB, (job_id,)).fetchone()
+    if row is None:
+        raise NotFound("job not found", job_id=job_id)
+    return job_from_row(row)
+
+
+def fenced_job(conn: sqlite3.Connection, job_id: str, ref: AttemptRef) -> Job:
+    job = job_or_404(conn, job_id)
+    check_fence(job, ref)
+    return job
+
+
+def check_stream(stream: str) -> None:
+    if stream not in ("stdout", "stderr"):
+        raise InvalidInput("stream must be stdout or stderr", field="stream")
+
+
+def append(conn: sqlite3.Connection, job: Job, stream: str, data: bytes, cap: int) -> OutputSlice:
+    check_stream(stream)
+    state = job.stdout if stream == "stdout" else job.stderr
+    kept, truncated = outcomes.fit(state.size, data, cap)
+    if kept:
+        conn.execute(
+            'INSERT INTO job_output (job_id, attempt, stream, "offset", data) '
+            "VALUES (?, ?, ?, ?, ?)",
+            (job.id, job.attempt, stream, state.size, kept),
+        )
+    size = state.size + len(kept)
+    truncated = truncated or state.truncated
+    conn.execute(
+        f"UPDATE jobs SET {stream}_size = ?, {stream}_truncated = ? WHERE seq = ?",
+        (size, int(truncated), job.seq),
+    )
+    return OutputSlice(b"", state.size, size, truncated, job.attempt)
+
+
+def finish_batch(
+    conn: sqlite3.Connection,
+    reports: Sequence[Report],
+    now: float,
+    policy: RetryPolicy,
+    cap: int,
+) -> list[Job | CorralError]:
+    """Decide every report first, then write them all with a few batched statements.
+
+    A report is checked (fence, transition) before anything of it is written,
+    so a refused report leaves no trace; a later report on the same job sees
+    the earlier one's outcome, as if they had arrived one by one.
+    """
+    ids = list({r.job_id for r in reports})
+    current = {j.id: j for j in jobs_by_id(conn, ids)}
+    answers: list[Job | CorralError] = []
+    job_rows: list[tuple[Any, ...]] = []
+    attempt_rows: list[tuple[Any, ...]] = []
+    completed: dict[str, int] = {}
+    for report in reports:
+        try:
+            job = current.get(report.job_id)
+            if job is None:
+                raise NotFound("job not found", job_id=report.job_id)
+            check_fence(job, report.ref)
+            outcome = report.outcome
+            new = outcomes.finished(job, outcome, now, policy)
+        except CorralError as exc:
+            answers.append(exc)
+            continue
+        for stream, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
+            if text:
+                appended = append(conn, job, stream, text.encode(), cap)
+                new = outcomes.with_stream(new, stream, appended.size, appended.truncated)
+        current[job.id] = new
+        job_rows.append(finish_params(new, outcome.result))
+        status = outcomes.attempt_status(outcome.status).value
+        attempt_rows.append(
+            (status, now, outcome.exit_code, outcome.error_message, job.id, job.attempt)
+        )
+        if new.status == JobStatus.COMPLETED and job.executor_id is not None:
+            completed[job.executor_id] = completed.get(job.executor_id, 0) + 1
+        answers.append(new)
+    conn.executemany(_FINISH_JOB, job_rows)
+    conn.executemany(_END_ATTEMPT, attempt_rows)
+    conn.executemany(
+        "UPDATE executors SET jobs_completed = jobs_completed + ?, last_heartbeat = ? "
+        "WHERE executor_id = ?",
+        [(count, now, executor) for executor, count in completed.items()],
+    )
+    return answers
+
+
+def jobs_by_id(conn: sqlite3.Connection, ids: Sequence[str]) -> list[Job]:
+    if not ids:
+        return []
+    marks = ",".join("?" for _ in ids)
+    rows = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({marks})", tuple(ids))
+    return [job_from_row(r) for r in rows]
+
+
+_FINISH_JOB = (
+    "UPDATE jobs SET status = ?, finished_at = ?, exit_code = ?, error_message = ?, "
+    "result = ?, run_after = ?, lease_expires_at = NULL WHERE seq = ?"
+)
+_END_ATTEMPT = (
+    "UPDATE attempts SET status = ?, ended_at = ?, exit_code = ?, error_message = ? "
+    "WHERE job_id = ? AND number = ?"
+)
+
+
+def finish_params(job: Job, result: Any) -> tuple[Any, ...]:
+    encoded = None if result is None else orjson.dumps(result).decode()
+    return (job.status.value, job.finished_at, job.exit_code, job.error_message, encoded,
+            job.run_after, job.seq)  # fmt: skip
+
+
+def write_finish(conn: sqlite3.Connection, job: Job, result: Any) -> None:
+    conn.execute(_FINISH_JOB, finish_params(job, result))
+
+
+def end_attempt(
+    conn: sqlite3.Connection,
+    job: Job,
+    status: AttemptStatus,
+    now: float,
+    exit_code: int | None,
+    error: str | None,
+) -> None:
+    conn.execute(_END_ATTEMPT, (status.value, now, exit_code, error, job.id, job.attempt))
+
+
+def insert_idempotency(conn: sqlite3.Connection, record: IdempotencyRecord) -> None:
+    try:
+        conn.execute(
+            "INSERT INTO idempotency_keys (principal_id, key, request_hash, status_code, body, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                record.principal_id,
+                record.key,
+                record.request_hash,
+                record.status_code,
+                record.body,
+                time.time(),
+            ),
+        )
+    except sqlite3.IntegrityError:
+        raise AlreadyExists("idempotency key already used", key=record.key) from None
+
+
+def filter_sql(flt: JobFilter) -> tuple[str, tuple[Any, ...]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("status", flt.status.value if flt.status else None),
+        ("type", flt.type),
+        ("priority", flt.priority),
+        ("executor_id", flt.executor_id),
+        ("project_id", flt.project_id),
+        ("batch_id", flt.batch_id),
+        ("owner_id", flt.owner_id),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return where, tuple(params)
+
+
+def migrate(path: Path) -> None:
+    """Apply the numbered scripts in ``migrations/sqlite`` that this file has not seen."""
+    conn = connect(path)
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        for version, sql in load_migrations("sqlite"):
+            if version not in done:
+                conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO schema_migrations VALUES "
+                    f"({version}, {time.time()});\nCOMMIT;"
+                )
+    finally:
+        conn.close()
