@@ -55,6 +55,8 @@ def check_fence(job: Job, ref: AttemptRef) -> None:
     ``InvalidTransition``; a worker acting on another worker's lease gets
     ``Forbidden``.
     """
+    if job.attempt == 0:  # never claimed: nobody ever held a lease on it
+        raise InvalidTransition("job is not running", job_id=job.id, status=str(job.status))
     own_attempt = ref.attempt is None or ref.attempt == job.attempt
     own_executor = ref.executor_id == job.executor_id
     if not (own_attempt and own_executor) or job.status == JobStatus.PENDING:
