@@ -43,8 +43,18 @@ def job(i: int) -> dict[str, object]:
 @contextlib.contextmanager
 def server(data_dir: Path, database_url: str | None) -> Iterator[tuple[str, str]]:
     port = free_port()
-    cmd = [sys.executable, "-m", "corral.cli.main", "server", "--port", str(port),
-           "--data-dir", str(data_dir), "--log-level", "warning"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "corral.cli.main",
+        "server",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--log-level",
+        "warning",
+    ]
     if database_url:
         cmd += ["--database-url", database_url]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -97,9 +107,16 @@ async def _drain_part(url: str, token: str, total: int, batched: bool, tag: str)
                     return
                 jobs = r.json()
                 if batched:
-                    reports = [{"job_id": j["id"], "executor_id": executor,
-                                "attempt": j["attempt"], "status": "completed", "exit_code": 0}
-                               for j in jobs]  # fmt: skip
+                    reports = [
+                        {
+                            "job_id": j["id"],
+                            "executor_id": executor,
+                            "attempt": j["attempt"],
+                            "status": "completed",
+                            "exit_code": 0,
+                        }
+                        for j in jobs
+                    ]
                     (await http.post("/api/v1/jobs/results", json=reports)).raise_for_status()
                 else:
                     for j in jobs:
@@ -162,8 +179,10 @@ async def run_backend(name: str, database_url: str | None, jobs: int) -> None:
             print(f"[{name}] claim latency, 100 pending: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
             await fill(http, 100_000)
             q50, q99 = await claim_latency(http, 300)
-            print(f"[{name}] claim latency, 100,000 pending: p50 {q50:.2f} ms, p99 {q99:.2f} ms"
-                  f" (p50 ratio {q50 / p50:.2f}x)")  # fmt: skip
+            print(
+                f"[{name}] claim latency, 100,000 pending: p50 {q50:.2f} ms, p99 {q99:.2f} ms"
+                f" (p50 ratio {q50 / p50:.2f}x)"
+            )
 
 
 def main() -> None:

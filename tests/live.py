@@ -52,9 +52,15 @@ def run_server(data_dir: Path, **overrides: object) -> Iterator[LiveServer]:
         **overrides,  # type: ignore[arg-type]
     )
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-        access_log=False, log_config=None, loop="asyncio", lifespan="on",
-    )  # fmt: skip
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        log_config=None,
+        loop="asyncio",
+        lifespan="on",
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="corral-test-server", daemon=True)
     thread.start()

@@ -102,8 +102,19 @@ class PgServer:
     def start(self) -> None:
         self.root = self._make_root()
         atexit.register(self.stop)
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", USER,
-                  "-E", "UTF8", "--locale=C", "--no-sync")  # fmt: skip
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            USER,
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         for tries in range(3):
             self.port = _free_port()
             options = (
@@ -112,8 +123,19 @@ class PgServer:
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             )
             try:
-                self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"),
-                          "-w", "-t", "60", "-o", options, "start")  # fmt: skip
+                self._run(
+                    "pg_ctl",
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.root / "server.log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    options,
+                    "start",
+                )
                 return
             except RuntimeError:
                 if tries == 2:  # the free port may have been taken meanwhile; try another

@@ -47,9 +47,12 @@ async def test_insert_then_get_round_trips_every_field(store: Store) -> None:
     )
     binary = NewJob(id="job-bin", spec=BINARY_SPEC, priority=-3, owner_id="o", created_at=NOW)
     agent = NewJob(
-        id="job-agent", spec=JobSpec(type="agent", instructions="think"), priority=0,
-        owner_id="o", created_at=NOW,
-    )  # fmt: skip
+        id="job-agent",
+        spec=JobSpec(type="agent", instructions="think"),
+        priority=0,
+        owner_id="o",
+        created_at=NOW,
+    )
     inserted = await store.insert_jobs([full, binary, agent])
 
     assert [j.id for j in inserted] == ["job-full", "job-bin", "job-agent"]

@@ -589,14 +589,26 @@ def test_report_answers_the_new_state(live_server: LiveServer, outcome: str, sta
         claim_one(http)
         answer = http.put(
             f"{API}/jobs/{job_id}/{outcome}",
-            json={"executor_id": "worker-1", "attempt": 1, "stdout": "out", "exit_code": 3,
-                  "error_message": "boom"},
-        )  # fmt: skip
+            json={
+                "executor_id": "worker-1",
+                "attempt": 1,
+                "stdout": "out",
+                "exit_code": 3,
+                "error_message": "boom",
+            },
+        )
         assert answer.status_code == 200, answer.text
         shown = details(http, job_id)
     body = answer.json()
-    assert set(body) == {"id", "status", "attempt", "lease_expires_at", "cancel_requested",
-                         "exit_code", "error_message"}  # fmt: skip
+    assert set(body) == {
+        "id",
+        "status",
+        "attempt",
+        "lease_expires_at",
+        "cancel_requested",
+        "exit_code",
+        "error_message",
+    }
     assert (body["id"], body["status"], body["attempt"], body["exit_code"]) == (
         job_id,
         status,
@@ -695,3 +707,22 @@ def test_complete_output_is_truncated_to_1_mib_by_default(live_server: LiveServe
         job = details(http, job_id)
     assert len(job["stdout"]) == mib and job["stdout_truncated"] is True
     assert job["stderr"] == "e" * 10 and job["stderr_truncated"] is False
+
+
+def test_a_long_poll_whose_caller_hung_up_leases_nothing(live_server: LiveServer) -> None:
+    """A claimer that gave up must not strand the next job in a lease nobody holds."""
+    with live_server.client() as http:
+        with pytest.raises(httpx.ReadTimeout):
+            http.post(
+                f"{API}/jobs/claim", json={"executor_id": "gone", "n": 1, "wait": 30}, timeout=0.3
+            )
+        job_id = submit(http)["id"]
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the abandoned poll wakes, checks, and gives up
+            shown = details(http, job_id)
+            assert shown["status"] == "pending", shown
+            assert shown["attempts"] == [] or shown["attempts"][-1]["status"] == "released"
+            if claim(http, "present").status_code == 200:
+                break
+        claimed = details(http, job_id)
+    assert claimed["executor_id"] == "present"

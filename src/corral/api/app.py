@@ -73,5 +73,7 @@ async def _bootstrap_admin(services: Services, settings: ServerSettings) -> None
         fh.write(secret + "\n")
     log.warning(
         "created the first admin token (also saved to %s): %s",
-        path, secret, extra={"action": "admin_token_created"},
-    )  # fmt: skip
+        path,
+        secret,
+        extra={"action": "admin_token_created"},
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from corral.cli import server_cmd, token_cmd
+from corral.cli import jobs_cmd, server_cmd, token_cmd, worker_cmd
 
 app = typer.Typer(
     name="corral",
@@ -16,3 +16,9 @@ app = typer.Typer(
 # Command registration: each module adds its commands to `app`.
 server_cmd.register(app)
 token_cmd.register(app)
+for _module in (worker_cmd, jobs_cmd):
+    _module.register(app)
+
+
+if __name__ == "__main__":
+    app()

@@ -25,6 +25,14 @@ def server(
         None, envvar="CORRAL_DATABASE_URL", help="postgresql://... to use PostgreSQL."
     ),
     output_cap: int = typer.Option(1 << 20, envvar="CORRAL_OUTPUT_CAP", help="Bytes per stream."),
+    lease_grace: float | None = typer.Option(
+        None,
+        envvar="CORRAL_LEASE_GRACE",
+        help="Seconds after start before expired leases are reaped (default: 60).",
+    ),
+    reaper_interval: float = typer.Option(
+        1.0, envvar="CORRAL_REAPER_INTERVAL", help="Seconds between reaper passes."
+    ),
     log_level: str = typer.Option("info", envvar="CORRAL_LOG_LEVEL"),
     access_log: bool = typer.Option(False, envvar="CORRAL_ACCESS_LOG"),
 ) -> None:
@@ -34,16 +42,31 @@ def server(
     from corral.api.app import create_app
 
     settings = ServerSettings(
-        host=host, port=port, data_dir=data_dir, database_url=database_url,
-        output_cap=output_cap, log_level=log_level, access_log=access_log,
-    )  # fmt: skip
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database_url=database_url,
+        output_cap=output_cap,
+        log_level=log_level,
+        access_log=access_log,
+        lease_grace=lease_grace,
+        reaper_interval=reaper_interval,
+    )
     setup_logging(settings.log_level)
     logging.getLogger("corral.server").info(
         "corral listening on http://%s:%d/ (API docs at /api/docs)",
-        host, port, extra={"action": "server_start"},
-    )  # fmt: skip
+        host,
+        port,
+        extra={"action": "server_start"},
+    )
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_level=log_level,
-        access_log=access_log, loop="uvloop", http="httptools", log_config=None,
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
         timeout_graceful_shutdown=5,
-    )  # fmt: skip
+    )

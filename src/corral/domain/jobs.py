@@ -102,11 +102,19 @@ class NewJob:
     def stored(self, seq: int) -> Job:
         """The job as it reads back right after insertion."""
         return Job(
-            id=self.id, seq=seq, spec=self.spec, priority=self.priority,
-            owner_id=self.owner_id, status=JobStatus.PENDING, created_at=self.created_at,
-            max_retries=self.max_retries, lease_seconds=self.lease_seconds,
-            project_id=self.project_id, batch_id=self.batch_id, task_type_id=self.task_type_id,
-        )  # fmt: skip
+            id=self.id,
+            seq=seq,
+            spec=self.spec,
+            priority=self.priority,
+            owner_id=self.owner_id,
+            status=JobStatus.PENDING,
+            created_at=self.created_at,
+            max_retries=self.max_retries,
+            lease_seconds=self.lease_seconds,
+            project_id=self.project_id,
+            batch_id=self.batch_id,
+            task_type_id=self.task_type_id,
+        )
 
     def validate(self) -> None:
         self.spec.validate()

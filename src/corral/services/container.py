@@ -68,6 +68,7 @@ class Services:
         self._reaper = asyncio.create_task(self._reap_forever(), name="corral-reaper")
 
     async def stop(self) -> None:
+        self.hub.close()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -51,7 +51,15 @@ class Hub:
 
     def __init__(self) -> None:
         self.jobs = Signal()
+        self.closing = False  # set at shutdown: long-polls return at once
         self._topics: dict[str, Signal] = {}
+
+    def close(self) -> None:
+        """Release every waiter so shutdown does not wait out their long-polls."""
+        self.closing = True
+        self.jobs.fire()
+        for sig in list(self._topics.values()):
+            sig.fire()
 
     def signal(self, topic: str) -> Signal:
         if topic == JOBS:

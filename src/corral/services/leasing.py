@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from corral.auth.policy import Action, require
@@ -47,12 +47,25 @@ class LeaseService:
         bound = principal.id if principal.role == Role.WORKER else None
         return AttemptRef(executor_id=executor_id, attempt=attempt, principal_id=bound)
 
-    async def claim(self, principal: Principal, request: ClaimRequest, wait: float) -> list[Job]:
-        """Lease up to ``request.limit`` jobs, waiting up to ``wait`` seconds for one to arrive."""
+    async def claim(
+        self,
+        principal: Principal,
+        request: ClaimRequest,
+        wait: float,
+        still_wanted: Callable[[], Awaitable[bool]] | None = None,
+    ) -> list[Job]:
+        """Lease up to ``request.limit`` jobs, waiting up to ``wait`` seconds for one to arrive.
+
+        After a wait, ``still_wanted`` is asked before leasing anything, so a
+        caller that hung up meanwhile never strands a job in a lease nobody holds.
+        """
         require(principal, Action.EXECUTE)
         deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
         signal = self._hub.jobs
-        while True:
+        waited = False
+        while not self._hub.closing:
+            if waited and still_wanted is not None and not await still_wanted():
+                return []
             generation = signal.generation
             now = time.time()
             jobs = await self._store.claim(request, now)
@@ -63,6 +76,8 @@ class LeaseService:
             if remaining <= 0:
                 return []
             await signal.wait(generation, remaining)
+            waited = True
+        return []
 
     def _record_claims(self, jobs: list[Job], now: float) -> None:
         self._metrics.jobs_claimed.inc(len(jobs))

@@ -18,9 +18,11 @@ class Metrics:
             "corral_jobs_claimed", "Attempts handed to executors", registry=self.registry
         )
         self.jobs_finished = Counter(
-            "corral_jobs_finished", "Jobs that reached a final state or were requeued",
-            ["status"], registry=self.registry,
-        )  # fmt: skip
+            "corral_jobs_finished",
+            "Jobs that reached a final state or were requeued",
+            ["status"],
+            registry=self.registry,
+        )
         self.jobs_reaped = Counter(
             "corral_leases_expired", "Attempts whose lease ran out", registry=self.registry
         )
@@ -32,9 +34,11 @@ class Metrics:
         )
         self.jobs = Gauge("corral_jobs", "Jobs by status", ["status"], registry=self.registry)
         self.pending = Gauge(
-            "corral_pending_jobs", "Pending jobs by priority class", ["priority"],
+            "corral_pending_jobs",
+            "Pending jobs by priority class",
+            ["priority"],
             registry=self.registry,
-        )  # fmt: skip
+        )
 
     def set_queue_gauges(self, by_status: dict[JobStatus, int], pending: dict[int, int]) -> None:
         """Gauges are read from the store at scrape time, so every replica reports the truth."""

@@ -75,6 +75,8 @@ class OutputService:
                 self._hub.release(topic)
                 yield OutputEvent("end", job=job)
                 return
+            if self._hub.closing:
+                return
             if not await signal.wait(generation, KEEPALIVE_SECONDS):
                 yield OutputEvent("keepalive")
 

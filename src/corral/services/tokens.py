@@ -31,9 +31,12 @@ class TokenService:
             raise InvalidInput(f"unknown role {role!r}", field="role") from None
         secret = tokens.new_token()
         record = TokenRecord(
-            id=str(uuid.uuid4()), name=name, role=parsed.value,
-            token_hash=tokens.digest(secret), created_at=time.time(),
-        )  # fmt: skip
+            id=str(uuid.uuid4()),
+            name=name,
+            role=parsed.value,
+            token_hash=tokens.digest(secret),
+            created_at=time.time(),
+        )
         await self._store.create_token(record)
         return record, secret
 

@@ -289,9 +289,16 @@ class PostgresStore:
         labels = orjson.dumps(sorted(request.labels)).decode()
         async with self._conn() as conn:
             rows = await conn.fetch(
-                q.CLAIM, now, labels, request.runnable_only, request.project_id, request.limit,
-                request.executor_id, request.executor_ip, request.principal_id,
-            )  # fmt: skip
+                q.CLAIM,
+                now,
+                labels,
+                request.runnable_only,
+                request.project_id,
+                request.limit,
+                request.executor_id,
+                request.executor_ip,
+                request.principal_id,
+            )
         return [job_from_row(r) for r in rows]
 
     async def renew_lease(self, job_id: str, ref: AttemptRef, now: float) -> Job:
@@ -422,9 +429,15 @@ class PostgresStore:
             after = job.stdout if stream == "stdout" else job.stderr
             kept = chunk[0][4] if chunk else None
             await conn.execute(
-                q.append_sql(stream), job.id, job.attempt, before.size, kept,
-                after.size, int(after.truncated), job.seq,
-            )  # fmt: skip
+                q.append_sql(stream),
+                job.id,
+                job.attempt,
+                before.size,
+                kept,
+                after.size,
+                int(after.truncated),
+                job.seq,
+            )
         return OutputSlice(b"", before.size, after.size, after.truncated, job.attempt)
 
     async def read_output(self, job_id: str, stream: str, offset: int, limit: int) -> OutputSlice:
@@ -442,11 +455,20 @@ class PostgresStore:
     async def upsert_executor(self, info: ExecutorInfo, now: float, draining: bool) -> Executor:
         async with self._conn() as conn:
             row = await conn.fetchrow(
-                q.UPSERT_EXECUTOR, info.executor_id, info.principal_id, info.hostname, info.ip,
-                info.cpu_count, info.memory_mb, info.os,
-                orjson.dumps(list(info.labels)).decode(), info.concurrency,
-                orjson.dumps(info.metadata).decode(), now, int(draining),
-            )  # fmt: skip
+                q.UPSERT_EXECUTOR,
+                info.executor_id,
+                info.principal_id,
+                info.hostname,
+                info.ip,
+                info.cpu_count,
+                info.memory_mb,
+                info.os,
+                orjson.dumps(list(info.labels)).decode(),
+                info.concurrency,
+                orjson.dumps(info.metadata).decode(),
+                now,
+                int(draining),
+            )
         return executor_from_row(row)
 
     async def touch_executor(self, executor_id: str, now: float) -> None:
@@ -470,9 +492,14 @@ class PostgresStore:
         async with self._conn() as conn:
             try:
                 await conn.execute(
-                    q.INSERT_TOKEN, token.id, token.name, token.role, token.token_hash,
-                    token.created_at, int(token.revoked),
-                )  # fmt: skip
+                    q.INSERT_TOKEN,
+                    token.id,
+                    token.name,
+                    token.role,
+                    token.token_hash,
+                    token.created_at,
+                    int(token.revoked),
+                )
             except asyncpg.UniqueViolationError:
                 raise AlreadyExists("token already exists", token_id=token.id) from None
 

@@ -43,9 +43,21 @@ MIGRATION_LOCK = 0x636F7272616C  # "corral"
 
 # Column types of JOB_INSERT_COLUMNS, in order; labels arrive as JSON text or ''.
 _INSERT_TYPES = (
-    "text", "text", "text", "int4", "int4", "text", "text", "text",
-    "text", "text", "text", "int4", "float8", "float8",
-)  # fmt: skip
+    "text",
+    "text",
+    "text",
+    "int4",
+    "int4",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "int4",
+    "float8",
+    "float8",
+)
 _INSERT_ARGS = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_INSERT_TYPES))
 _INSERT_NAMES = ", ".join(f"c_{c}" for c in JOB_INSERT_COLUMNS)
 _INSERT_VALUES = ", ".join(
@@ -246,11 +258,21 @@ class BatchWrite:
         error: str | None,
     ) -> None:
         """Queue ``new`` as the job's state and close the attempt ``ended`` was running."""
-        self.jobs.append((
-            new.seq, new.status.value, new.finished_at, new.exit_code, new.error_message,
-            result_to_json(result), new.run_after, new.stdout.size, int(new.stdout.truncated),
-            new.stderr.size, int(new.stderr.truncated),
-        ))  # fmt: skip
+        self.jobs.append(
+            (
+                new.seq,
+                new.status.value,
+                new.finished_at,
+                new.exit_code,
+                new.error_message,
+                result_to_json(result),
+                new.run_after,
+                new.stdout.size,
+                int(new.stdout.truncated),
+                new.stderr.size,
+                int(new.stderr.truncated),
+            )
+        )
         self.attempts.append((ended.id, ended.attempt, status.value, exit_code, error))
 
     def params(self) -> list[list[Any]]:
@@ -315,8 +337,13 @@ def fit(job: Job, stream: str, data: bytes, cap: int) -> tuple[Job, list[tuple[A
 
 async def insert_idempotency(conn: Any, record: IdempotencyRecord) -> None:
     taken = await conn.fetchval(
-        INSERT_IDEMPOTENCY, record.principal_id, record.key, record.request_hash,
-        record.status_code, record.body, time.time(),
-    )  # fmt: skip
+        INSERT_IDEMPOTENCY,
+        record.principal_id,
+        record.key,
+        record.request_hash,
+        record.status_code,
+        record.body,
+        time.time(),
+    )
     if taken is None:
         raise AlreadyExists("idempotency key already used", key=record.key)

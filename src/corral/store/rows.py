@@ -26,15 +26,33 @@ JOB_COLUMNS = (
 )
 
 JOB_INSERT_COLUMNS = (
-    "id", "type", "status", "priority", "runnable", "labels", "spec", "owner_id",
-    "project_id", "batch_id", "task_type_id", "max_retries", "lease_seconds", "created_at",
-)  # fmt: skip
+    "id",
+    "type",
+    "status",
+    "priority",
+    "runnable",
+    "labels",
+    "spec",
+    "owner_id",
+    "project_id",
+    "batch_id",
+    "task_type_id",
+    "max_retries",
+    "lease_seconds",
+    "created_at",
+)
 
 
 def spec_to_json(spec: JobSpec) -> str:
     doc: dict[str, Any] = {"type": spec.type}
-    for name in ("command", "binary_url", "binary_sha256", "working_directory",
-                 "input_file_id", "instructions"):  # fmt: skip
+    for name in (
+        "command",
+        "binary_url",
+        "binary_sha256",
+        "working_directory",
+        "input_file_id",
+        "instructions",
+    ):
         value = getattr(spec, name)
         if value is not None:
             doc[name] = value
@@ -67,11 +85,21 @@ def labels_to_column(labels: tuple[str, ...]) -> str:
 def new_job_params(job: NewJob) -> tuple[Any, ...]:
     runnable = job.spec.command is not None or job.spec.binary_url is not None
     return (
-        job.id, job.spec.type, JobStatus.PENDING.value, job.priority, int(runnable),
-        labels_to_column(job.spec.labels), spec_to_json(job.spec), job.owner_id,
-        job.project_id, job.batch_id, job.task_type_id, job.max_retries,
-        job.lease_seconds, job.created_at,
-    )  # fmt: skip
+        job.id,
+        job.spec.type,
+        JobStatus.PENDING.value,
+        job.priority,
+        int(runnable),
+        labels_to_column(job.spec.labels),
+        spec_to_json(job.spec),
+        job.owner_id,
+        job.project_id,
+        job.batch_id,
+        job.task_type_id,
+        job.max_retries,
+        job.lease_seconds,
+        job.created_at,
+    )
 
 
 def job_from_row(row: Mapping[str, Any]) -> Job:

@@ -219,9 +219,18 @@ class SqliteStore:
             conn.executemany(
                 "INSERT INTO attempts (job_id, number, executor_id, executor_ip, principal_id, "
                 "claimed_at, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
-                [(j.id, j.attempt, request.executor_id, request.executor_ip,
-                  request.principal_id, now) for j in claimed],
-            )  # fmt: skip
+                [
+                    (
+                        j.id,
+                        j.attempt,
+                        request.executor_id,
+                        request.executor_ip,
+                        request.principal_id,
+                        now,
+                    )
+                    for j in claimed
+                ],
+            )
             return claimed
 
         result: list[Job] = await self._write(op)

@@ -133,8 +133,15 @@ _END_ATTEMPT = (
 
 def finish_params(job: Job, result: Any) -> tuple[Any, ...]:
     encoded = None if result is None else orjson.dumps(result).decode()
-    return (job.status.value, job.finished_at, job.exit_code, job.error_message, encoded,
-            job.run_after, job.seq)  # fmt: skip
+    return (
+        job.status.value,
+        job.finished_at,
+        job.exit_code,
+        job.error_message,
+        encoded,
+        job.run_after,
+        job.seq,
+    )
 
 
 def write_finish(conn: sqlite3.Connection, job: Job, result: Any) -> None:

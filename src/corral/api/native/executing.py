@@ -45,18 +45,34 @@ async def claim(
         project_id=body.project_id,
         runnable_only=body.runnable_only,
     )
-    jobs = await services.leases.claim(principal, claim_request, body.wait)
+    jobs = await services.leases.claim(
+        principal, claim_request, body.wait, still_wanted=lambda: _connected(request)
+    )
     if not jobs:
+        return Response(status_code=204)
+    if body.wait > 0 and not await _connected(request):
+        # The caller hung up while we leased: hand the jobs straight back.
+        for job in jobs:
+            ref = services.leases.fence(principal, body.executor_id, job.attempt)
+            await services.leases.release(job.id, ref)
         return Response(status_code=204)
     if body.n is None:
         return JSON(render.claimed(jobs[0]))
     return JSON([render.claimed(j) for j in jobs])
 
 
+async def _connected(request: Request) -> bool:
+    return not await request.is_disconnected()
+
+
 def _status_body(job: Job) -> dict[str, Any]:
-    return {"id": job.id, "status": job.status.value, "attempt": job.attempt,
-            "lease_expires_at": iso(job.lease_expires_at),
-            "cancel_requested": job.cancel_requested}  # fmt: skip
+    return {
+        "id": job.id,
+        "status": job.status.value,
+        "attempt": job.attempt,
+        "lease_expires_at": iso(job.lease_expires_at),
+        "cancel_requested": job.cancel_requested,
+    }
 
 
 @router.put("/jobs/{job_id}/heartbeat")
@@ -104,8 +120,14 @@ async def results(
         if isinstance(outcome, Job):
             answers.append({"job_id": report.job_id, "ok": True, "status": outcome.status.value})
         else:
-            answers.append({"job_id": report.job_id, "ok": False, "error": outcome.message,
-                            "code": status_of(outcome)})  # fmt: skip
+            answers.append(
+                {
+                    "job_id": report.job_id,
+                    "ok": False,
+                    "error": outcome.message,
+                    "code": status_of(outcome),
+                }
+            )
     return answers
 
 
@@ -128,16 +150,24 @@ async def append_output(
 
 @router.get("/jobs/{job_id}/output")
 async def read_output(
-    job_id: str, services: ServicesDep, principal: PrincipalDep,
-    stream: str = "stdout", offset: Annotated[int, Query(ge=0, le=1 << 62)] = 0,
+    job_id: str,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    stream: str = "stdout",
+    offset: Annotated[int, Query(ge=0, le=1 << 62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1 << 20)] = 65536,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     piece, job = await services.output.read(principal, job_id, stream, offset, limit)
     return {
-        "stream": stream, "offset": offset, "data": piece.data.decode(errors="replace"),
-        "next_offset": offset + len(piece.data), "size": piece.size,
-        "truncated": piece.truncated, "attempt": piece.attempt, "status": job.status.value,
-    }  # fmt: skip
+        "stream": stream,
+        "offset": offset,
+        "data": piece.data.decode(errors="replace"),
+        "next_offset": offset + len(piece.data),
+        "size": piece.size,
+        "truncated": piece.truncated,
+        "attempt": piece.attempt,
+        "status": job.status.value,
+    }
 
 
 @router.get("/jobs/{job_id}/output/follow", response_class=StreamingResponse)
@@ -146,9 +176,10 @@ async def follow_output(
 ) -> StreamingResponse:
     events = await services.output.follow(principal, job_id)
     return StreamingResponse(
-        _sse(events), media_type="text/event-stream",
+        _sse(events),
+        media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )  # fmt: skip
+    )
 
 
 async def _sse(events: AsyncIterator[OutputEvent]) -> AsyncIterator[bytes]:
@@ -156,12 +187,18 @@ async def _sse(events: AsyncIterator[OutputEvent]) -> AsyncIterator[bytes]:
         if event.kind == "keepalive":
             yield b": keepalive\n\n"
         elif event.kind == "output":
-            data = {"stream": event.stream, "offset": event.offset,
-                    "data": event.data.decode(errors="replace")}  # fmt: skip
+            data = {
+                "stream": event.stream,
+                "offset": event.offset,
+                "data": event.data.decode(errors="replace"),
+            }
             yield b"event: output\ndata: " + orjson.dumps(data) + b"\n\n"
         else:
             job = event.job
             assert job is not None
-            data = {"status": job.status.value, "exit_code": job.exit_code,
-                    "error_message": job.error_message}  # fmt: skip
+            data = {
+                "status": job.status.value,
+                "exit_code": job.exit_code,
+                "error_message": job.error_message,
+            }
             yield b"event: end\ndata: " + orjson.dumps(data) + b"\n\n"

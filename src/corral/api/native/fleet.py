@@ -27,11 +27,17 @@ async def register_executor(
     body: RegisterExecutor, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     info = ExecutorInfo(
-        executor_id=body.executor_id, principal_id=principal.id, hostname=body.hostname,
-        ip=request.client.host if request.client else None, cpu_count=body.cpu_count,
-        memory_mb=body.memory_mb, os=body.os, labels=tuple(body.labels),
-        concurrency=body.concurrency, metadata=body.metadata,
-    )  # fmt: skip
+        executor_id=body.executor_id,
+        principal_id=principal.id,
+        hostname=body.hostname,
+        ip=request.client.host if request.client else None,
+        cpu_count=body.cpu_count,
+        memory_mb=body.memory_mb,
+        os=body.os,
+        labels=tuple(body.labels),
+        concurrency=body.concurrency,
+        metadata=body.metadata,
+    )
     executor = await services.executors.register(principal, info)
     state = executor.state(executor.last_heartbeat, services.executors.offline_after)
     return render.executor(ExecutorView(executor, state, []))
@@ -47,13 +53,17 @@ async def executor_heartbeat(
     leases = await services.leases.renew_all(principal, executor_id, held)
     return {
         "renewed": [
-            {"job_id": j.id, "attempt": j.attempt, "lease_expires_at": iso(j.lease_expires_at),
-             "cancel_requested": j.cancel_requested}
+            {
+                "job_id": j.id,
+                "attempt": j.attempt,
+                "lease_expires_at": iso(j.lease_expires_at),
+                "cancel_requested": j.cancel_requested,
+            }
             for j in leases.renewed
         ],
         "lost": leases.lost,
         "cancel": leases.cancel,
-    }  # fmt: skip
+    }
 
 
 @router.delete("/executors/{executor_id}")

@@ -30,13 +30,18 @@ async def _idempotency(request: Request, key: str | None) -> Idempotency | None:
 
 @router.post("/jobs", status_code=201)
 async def submit_job(
-    body: SubmitJob, request: Request, services: ServicesDep, principal: PrincipalDep,
+    body: SubmitJob,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
-) -> Response:  # fmt: skip
+) -> Response:
     submitted = await services.jobs.submit(
-        principal, [body.to_draft()],
-        idempotency=await _idempotency(request, idempotency_key), render=render.render_created,
-    )  # fmt: skip
+        principal,
+        [body.to_draft()],
+        idempotency=await _idempotency(request, idempotency_key),
+        render=render.render_created,
+    )
     if submitted.replay is not None:
         return _replay(submitted.replay.body, submitted.replay.status_code)
     return _replay(render.render_created(submitted.jobs), 201)
@@ -44,9 +49,12 @@ async def submit_job(
 
 @router.post("/jobs/bulk", status_code=201)
 async def submit_bulk(
-    body: list[SubmitJob], request: Request, services: ServicesDep, principal: PrincipalDep,
+    body: list[SubmitJob],
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
-) -> Response:  # fmt: skip
+) -> Response:
     if not body:
         raise InvalidInput("at least one job is required")
     if len(body) > 10000:
@@ -58,9 +66,11 @@ async def submit_bulk(
         except InvalidInput as exc:
             raise InvalidInput(f"job {index}: {exc.message}", index=index, **exc.context) from exc
     submitted = await services.jobs.submit(
-        principal, drafts,
-        idempotency=await _idempotency(request, idempotency_key), render=render.render_bulk,
-    )  # fmt: skip
+        principal,
+        drafts,
+        idempotency=await _idempotency(request, idempotency_key),
+        render=render.render_bulk,
+    )
     if submitted.replay is not None:
         return _replay(submitted.replay.body, submitted.replay.status_code)
     return _replay(render.render_bulk(submitted.jobs), 201)
@@ -72,17 +82,26 @@ def _replay(body: bytes, status: int) -> Response:
 
 @router.get("/jobs")
 async def list_jobs(
-    services: ServicesDep, principal: PrincipalDep, response: Response,
-    status: str | None = None, type: str | None = None, priority: str | None = None,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    response: Response,
+    status: str | None = None,
+    type: str | None = None,
+    priority: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1 << 62)] = 0,
-    project_id: str | None = None, batch_id: str | None = None, executor_id: str | None = None,
-) -> list[dict[str, Any]]:  # fmt: skip
+    project_id: str | None = None,
+    batch_id: str | None = None,
+    executor_id: str | None = None,
+) -> list[dict[str, Any]]:
     flt = JobFilter(
-        status=_status(status), type=type,
+        status=_status(status),
+        type=type,
         priority=prio.parse_priority(priority) if priority else None,
-        project_id=project_id, batch_id=batch_id, executor_id=executor_id,
-    )  # fmt: skip
+        project_id=project_id,
+        batch_id=batch_id,
+        executor_id=executor_id,
+    )
     jobs, total = await services.jobs.list_jobs(principal, flt, limit, offset)
     response.headers["X-Total-Count"] = str(total)
     return [render.summary(j) for j in jobs]
@@ -117,6 +136,5 @@ async def bulk_cancel(body: BulkCancel, services: ServicesDep, principal: Princi
         if isinstance(result, Unauthenticated):
             raise result
         if isinstance(result, CorralError):
-            errors.append({"job_id": job_id, "error": result.message,
-                           "code": status_of(result)})  # fmt: skip
+            errors.append({"job_id": job_id, "error": result.message, "code": status_of(result)})
     return JSON({"cancelled": len(results) - len(errors), "failed": len(errors), "errors": errors})

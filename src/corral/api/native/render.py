@@ -15,8 +15,12 @@ from corral.services.jobs import JobDetails
 
 
 def created(job: Job) -> dict[str, Any]:
-    return {"id": job.id, "type": job.spec.type, "status": job.status.value,
-            "created_at": iso(job.created_at)}  # fmt: skip
+    return {
+        "id": job.id,
+        "type": job.spec.type,
+        "status": job.status.value,
+        "created_at": iso(job.created_at),
+    }
 
 
 def render_created(jobs: Sequence[Job]) -> bytes:

@@ -132,9 +132,12 @@ class Complete(ExecutorCall):
 
     def outcome(self) -> Outcome:
         return Outcome(
-            JobStatus.COMPLETED, exit_code=self.exit_code, result=self.result,
-            stdout=self.stdout, stderr=self.stderr,
-        )  # fmt: skip
+            JobStatus.COMPLETED,
+            exit_code=self.exit_code,
+            result=self.result,
+            stdout=self.stdout,
+            stderr=self.stderr,
+        )
 
 
 class Fail(Complete):
@@ -143,10 +146,14 @@ class Fail(Complete):
 
     def outcome(self) -> Outcome:
         return Outcome(
-            JobStatus.FAILED, exit_code=self.exit_code, result=self.result,
-            error_message=self.error_message, stdout=self.stdout, stderr=self.stderr,
+            JobStatus.FAILED,
+            exit_code=self.exit_code,
+            result=self.result,
+            error_message=self.error_message,
+            stdout=self.stdout,
+            stderr=self.stderr,
             retry=self.retry,
-        )  # fmt: skip
+        )
 
 
 class ResultReport(Body):
@@ -161,9 +168,12 @@ class ResultReport(Body):
 
     def outcome(self) -> Outcome:
         return Outcome(
-            JobStatus(self.status), exit_code=self.exit_code, error_message=self.error_message,
-            result=self.result, retry=self.retry,
-        )  # fmt: skip
+            JobStatus(self.status),
+            exit_code=self.exit_code,
+            error_message=self.error_message,
+            result=self.result,
+            retry=self.retry,
+        )
 
 
 class OutputChunk(ExecutorCall):

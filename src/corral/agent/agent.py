@@ -1,0 +1,322 @@
+"""The worker agent: one async class that claims, runs, renews and reports.
+
+Side tasks (convention 7), each supervised: if one dies of an unexpected error
+the agent logs it loudly and stops, rather than running on half-blind.
+- claim loop: long-polls ``POST /jobs/claim`` for as many jobs as there are free slots;
+- heartbeat: one ``POST /executors/{id}/heartbeat`` every lease/3 renews every held
+  lease and brings back the jobs to cancel or that were lost;
+- reporter: delivers outcomes in batches (``reports.py``).
+Each held job also has a lease timer: if its lease could not be renewed before it
+runs out (dispatcher unreachable), the job's group is killed, because another
+worker may be running it already.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from corral.agent.backoff import Backoff
+from corral.agent.binaries import BinaryCache
+from corral.agent.dispatcher import (
+    Dispatcher,
+    DispatcherError,
+    JobOutputSink,
+    Unreachable,
+    parse_job,
+)
+from corral.agent.executor import Execution, Executor, JobRun, RunResult, StopReason
+from corral.agent.machine import machine_info
+from corral.agent.output import OutputForwarder
+from corral.agent.renewal import Fatal, Held, Renewal, log_extra, sleep_or
+from corral.agent.reports import ResultReporter, report_for
+from corral.domain.jobs import DEFAULT_LEASE_SECONDS
+
+log = logging.getLogger("corral.agent")
+
+CLAIM_MARGIN = 0.5  # seconds a claim answer may have spent on the wire
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything `corral worker` was told, built once by the CLI and passed down."""
+
+    server: str
+    token: str
+    concurrency: int = 4
+    labels: tuple[str, ...] = ()
+    name: str | None = None
+    work_dir: Path = Path("./corral-work")
+    drain_timeout: float = 60.0
+    grace: float = 5.0
+    claim_wait: float = 20.0
+
+
+class Agent:
+    """One worker: ``await Agent(config).run()`` until SIGTERM; returns the exit status.
+
+    Slots are taken at claim time and freed when the process has exited and its
+    output is flushed; the lease is held (and renewed) until the outcome is delivered.
+    """
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.executor_id = config.name or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.dispatcher = Dispatcher(config.server, config.token, self.executor_id)
+        self.reporter = ResultReporter(self.dispatcher)
+        self.executor = Executor(
+            config.work_dir,
+            BinaryCache(config.work_dir / "binaries", httpx.AsyncClient()),
+            grace=config.grace,
+        )
+        self.leases = Renewal(self.dispatcher, lambda: self.draining, self._register)
+        self.held = self.leases.held
+        self.slots_taken = 0
+        self.draining = False
+        self.fatal: BaseException | None = None
+        self._stop = asyncio.Event()
+        self._kill_now = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._side: list[asyncio.Task[None]] = []
+        self._claimer: asyncio.Task[None] | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Register, work until told to stop, drain, deregister. Returns the exit status."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_shutdown)
+        try:
+            if await self._register():
+                self._side = [
+                    self._supervise(self.leases.run(), "heartbeat"),
+                    self._supervise(self.reporter.run(), "reporter"),
+                ]
+                self._claimer = self._supervise(self._claim_loop(), "claim")
+                await self._stop.wait()
+                await self._shutdown()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            await self.dispatcher.aclose()
+            await self.executor.binaries.http.aclose()
+            self.executor.close()
+        if self.fatal is not None:
+            log.error("worker stopped", extra={"action": "worker_failed", "error": str(self.fatal)})
+            return 1
+        return 0
+
+    def request_shutdown(self) -> None:
+        """First signal: drain. Second: kill every job's group at once."""
+        if self._stop.is_set():
+            log.warning("second signal: killing jobs", extra={"action": "shutdown_now"})
+            self._kill_now.set()
+            for held in self.held.values():
+                held.execution.stop(StopReason.SHUTDOWN, now=True)
+            return
+        log.info("draining", extra={"action": "drain_started", "running": len(self.held)})
+        self._stop.set()
+
+    async def _shutdown(self) -> None:
+        """Two-stage shutdown, in this order (convention 8)."""
+        deadline = asyncio.get_running_loop().time() + self.config.drain_timeout
+        # 1. Stop claiming. A long poll already in flight is let finish: the dispatcher
+        #    may hand it jobs even after we hang up, and those would sit leased to nobody
+        #    until their lease ran out. Whatever it brings back is released at once.
+        self.draining = True
+        self._slot_freed.set()
+        if self._claimer is not None:
+            await self._wait_until([self._claimer], deadline)
+            self._claimer.cancel()
+            await asyncio.gather(self._claimer, return_exceptions=True)
+        # 2. Tell the dispatcher (the next heartbeat says draining) and hand back what
+        #    was claimed but never started; those runners release their job themselves.
+        self.leases.beat_now()
+        for held in list(self.held.values()):
+            if not held.execution.started:
+                held.execution.stop(StopReason.SHUTDOWN)
+        # 3. Let running jobs finish up to the drain timeout, heartbeats still renewing.
+        await self._wait_until([h.task for h in self.held.values() if h.task], deadline)
+        if self.held:
+            extra = log_extra("drain_timeout", running=len(self.held))
+            log.warning("drain timeout: stopping jobs", extra=extra)
+        # 4. Whatever still runs is stopped (TERM -> grace -> KILL) and reported for retry.
+        for held in list(self.held.values()):
+            held.execution.stop(StopReason.SHUTDOWN, now=self._kill_now.is_set())
+        remaining = [h.task for h in self.held.values() if h.task is not None]
+        await asyncio.gather(*remaining, return_exceptions=True)
+        # 5. Flush outcomes, stop the side tasks, then deregister.
+        if self.fatal is None:
+            try:
+                await asyncio.wait_for(self.reporter.drained(), 30.0)
+            except TimeoutError:
+                log.error("outcomes undelivered", extra={"action": "results_abandoned"})
+        for task in self._side:
+            task.cancel()
+        await asyncio.gather(*self._side, return_exceptions=True)
+        try:
+            await self.dispatcher.deregister()
+            log.info("deregistered", extra={"action": "worker_deregistered"})
+        except (Unreachable, DispatcherError) as exc:
+            log.warning("could not deregister", extra=log_extra("deregister_failed", exc))
+
+    async def _wait_until(self, tasks: list[asyncio.Task[None]], deadline: float) -> None:
+        """Wait for ``tasks`` until ``deadline`` (loop time) or a second signal."""
+        if not tasks:
+            return
+        everything = asyncio.ensure_future(asyncio.wait(tasks))
+        kill = asyncio.ensure_future(self._kill_now.wait())
+        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+        await asyncio.wait([everything, kill], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        everything.cancel()
+        kill.cancel()
+
+    def _supervise(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task.add_done_callback(self._side_task_done)
+        return task
+
+    def _side_task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        extra = log_extra("side_task_crashed", task=task.get_name())
+        log.error("side task crashed", exc_info=exc, extra=extra)
+        self.fatal = self.fatal or exc
+        self._stop.set()
+        self._kill_now.set()  # running half-blind is worse than retrying elsewhere
+
+    # ---- registration and claiming ---------------------------------------------------
+
+    async def _register(self) -> bool:
+        """Register, retrying with backoff until it works or a signal asks us to stop."""
+        backoff = Backoff()
+        while not self._stop.is_set():
+            try:
+                await self.dispatcher.register(
+                    machine_info(self.config.labels, self.config.concurrency)
+                )
+                extra = log_extra("worker_registered", executor_id=self.executor_id)
+                log.info("registered", extra=extra)
+                return True
+            except DispatcherError as exc:
+                if exc.status in (400, 401, 403, 409):
+                    self.fatal = Fatal(f"registration refused: {exc}")
+                    return False
+                delay = backoff.next()
+            except Unreachable as exc:
+                delay = backoff.next()
+                log.warning(
+                    "dispatcher unreachable",
+                    extra=log_extra("dispatcher_unreachable", exc, delay=delay),
+                )
+            await sleep_or(self._stop, delay)
+        return False
+
+    async def _claim_loop(self) -> None:
+        backoff = Backoff()
+        while not self.draining:
+            free = self.config.concurrency - self.slots_taken
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                jobs = await self.dispatcher.claim(free, self.config.claim_wait, self.config.labels)
+            except (Unreachable, DispatcherError) as exc:
+                if isinstance(exc, DispatcherError) and exc.status in (401, 403):
+                    raise Fatal(f"claim refused: {exc}") from exc
+                delay = backoff.next()
+                log.warning("claim failed", extra=log_extra("claim_failed", exc, delay=delay))
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            if self.draining:
+                await asyncio.shield(asyncio.gather(*(self._release(parse_job(j)) for j in jobs)))
+                return
+            # A long poll hands jobs out when it answers, not when it was sent: the lease
+            # clock starts at the answer, less a margin for the trip back.
+            received = time.monotonic() - CLAIM_MARGIN
+            for job in jobs:
+                self._start(job, received)
+
+    def _start(self, job: dict[str, Any], received: float) -> None:
+        """Take a slot and launch the runner of a freshly claimed job."""
+        run = parse_job(job)
+        lease = float(job.get("lease_seconds") or DEFAULT_LEASE_SECONDS)
+        forwarder = OutputForwarder(
+            JobOutputSink(self.dispatcher, run.job_id, run.attempt), job_id=run.job_id
+        )
+        held = Held(run, lease, Execution(self.executor, run, forwarder))
+        self.slots_taken += 1
+        self.leases.hold(held, received)
+        extra = log_extra("job_claimed", job_id=run.job_id, attempt=run.attempt)
+        log.debug("job claimed", extra=extra)
+        held.task = asyncio.get_running_loop().create_task(self._run_job(held))
+
+    async def _run_job(self, held: Held) -> None:
+        run = held.run
+        try:
+            result = await held.execution.run()
+        except Exception as exc:  # a bug or a worker-side failure: not the job's fault
+            log.exception("job crashed in the agent", extra=log_extra("job_crashed", exc))
+            result = RunResult(
+                held.execution.started, error=f"worker error: {exc!r}", retryable=True
+            )
+        finally:
+            self.slots_taken -= 1
+            self._slot_freed.set()
+        log.info(
+            "job finished",
+            extra={
+                "action": "job_finished",
+                "job_id": run.job_id,
+                "attempt": run.attempt,
+                "exit_code": result.exit_code,
+                "stop_reason": result.stop_reason,
+                "error": result.error,
+                "duration": round(result.duration, 3),
+                "dropped_output": result.dropped,
+            },
+        )
+        try:
+            if not result.started and result.stop_reason is StopReason.SHUTDOWN:
+                await asyncio.shield(self._release(run))
+                return
+            report = report_for(run, result)
+            if report is not None:
+                answer = await asyncio.shield(self.reporter.submit(report))
+                if not answer.get("ok"):
+                    log.warning(
+                        "outcome refused",
+                        extra={
+                            "action": "job_report_refused",
+                            "job_id": run.job_id,
+                            "attempt": run.attempt,
+                            "error": answer.get("error"),
+                            "code": answer.get("code"),
+                        },
+                    )
+        finally:
+            self._forget(held)
+
+    async def _release(self, run: JobRun) -> None:
+        try:
+            await self.dispatcher.release(run.job_id, run.attempt)
+            log.info("job released", extra={"action": "job_released", "job_id": run.job_id})
+        except (Unreachable, DispatcherError) as exc:
+            log.warning("release failed", extra=log_extra("release_failed", exc, job_id=run.job_id))
+
+    def _forget(self, held: Held) -> None:
+        self.leases.forget(held)

@@ -1,0 +1,155 @@
+"""The agent's only way to the dispatcher: the native executor API over HTTP.
+
+Every call either returns parsed JSON or raises one of three errors, because the
+agent reacts to exactly three situations: the dispatcher cannot be reached (back
+off and retry), the attempt is no longer ours (409: stop, report nothing), and
+the dispatcher refused the call for another reason (log it; fatal when it is
+about our credentials).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from corral.agent.executor import JobRun
+from corral.agent.output import StopSending
+from corral.domain.jobs import DEFAULT_TIMEOUT, JobSpec
+
+API = "/api/v1"
+
+
+class DispatcherError(Exception):
+    """The dispatcher answered with an error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class StaleAttempt(DispatcherError, StopSending):
+    """409: this attempt no longer holds the job's lease."""
+
+
+class Unreachable(Exception):
+    """No answer: connection refused, reset, or timed out."""
+
+
+class Dispatcher:
+    """Thin async wrapper over the executor endpoints, fenced by ``executor_id`` + attempt."""
+
+    def __init__(self, url: str, token: str, executor_id: str, *, timeout: float = 30.0) -> None:
+        self.executor_id = executor_id
+        self.http = httpx.AsyncClient(
+            base_url=url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "corral-worker"},
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def call(
+        self, method: str, path: str, body: Any = None, *, limit_s: float | None = None
+    ) -> Any:
+        """One request; JSON in, JSON out (None for 204)."""
+        content = None if body is None else orjson.dumps(body)
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        extra: dict[str, Any] = {} if limit_s is None else {"timeout": limit_s}
+        try:
+            response = await self.http.request(
+                method, API + path, content=content, headers=headers, **extra
+            )
+        except httpx.TransportError as exc:
+            raise Unreachable(f"{method} {path}: {exc!r}") from exc
+        if response.status_code == 204:
+            return None
+        if response.status_code >= 400:
+            raise _error(response)
+        return orjson.loads(response.content) if response.content else None
+
+    async def register(self, info: dict[str, Any]) -> Any:
+        return await self.call("POST", "/executors", {"executor_id": self.executor_id, **info})
+
+    async def deregister(self) -> None:
+        await self.call("DELETE", f"/executors/{self.executor_id}", limit_s=10.0)
+
+    async def claim(self, n: int, wait: float, labels: Sequence[str]) -> list[dict[str, Any]]:
+        body = {
+            "executor_id": self.executor_id,
+            "n": n,
+            "wait": wait,
+            "labels": list(labels),
+            "runnable_only": True,
+        }
+        jobs = await self.call("POST", "/jobs/claim", body, limit_s=wait + 15.0)
+        return list(jobs or [])
+
+    async def heartbeat(
+        self, held: Sequence[tuple[str, int]], draining: bool, limit_s: float
+    ) -> dict[str, Any]:
+        body = {"jobs": [{"job_id": j, "attempt": a} for j, a in held], "draining": draining}
+        answer: dict[str, Any] = await self.call(
+            "POST", f"/executors/{self.executor_id}/heartbeat", body, limit_s=limit_s
+        )
+        return answer
+
+    async def results(self, reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        body = [{**r, "executor_id": self.executor_id} for r in reports]
+        answers: list[dict[str, Any]] = await self.call("POST", "/jobs/results", body)
+        return answers
+
+    async def release(self, job_id: str, attempt: int) -> None:
+        body = {"executor_id": self.executor_id, "attempt": attempt}
+        await self.call("POST", f"/jobs/{job_id}/release", body)
+
+    async def output(self, job_id: str, attempt: int, stream: str, data: str) -> bool:
+        body = {"executor_id": self.executor_id, "attempt": attempt, "stream": stream, "data": data}
+        answer = await self.call("POST", f"/jobs/{job_id}/output", body)
+        return bool(answer.get("truncated", False)) if isinstance(answer, dict) else False
+
+
+class JobOutputSink:
+    """An ``OutputSink`` bound to one attempt of one job."""
+
+    def __init__(self, dispatcher: Dispatcher, job_id: str, attempt: int) -> None:
+        self.dispatcher = dispatcher
+        self.job_id = job_id
+        self.attempt = attempt
+
+    async def send(self, stream: str, data: str) -> bool:
+        try:
+            return await self.dispatcher.output(self.job_id, self.attempt, stream, data)
+        except DispatcherError as exc:
+            if exc.status < 500 and exc.status != 429:  # refused for good: stop trying
+                raise StopSending(str(exc)) from exc
+            raise
+
+
+def parse_job(job: dict[str, Any]) -> JobRun:
+    """A claimed job's wire fields as the executor's ``JobRun``."""
+    spec = JobSpec(
+        type=str(job.get("type") or "shell"),
+        command=job.get("command"),
+        binary_url=job.get("binary_url"),
+        binary_sha256=job.get("binary_sha256"),
+        arguments=tuple(str(a) for a in job.get("arguments") or ()),
+        env={str(k): str(v) for k, v in (job.get("env_variables") or {}).items()},
+        working_directory=job.get("working_directory"),
+        timeout=int(job.get("timeout") or DEFAULT_TIMEOUT),
+    )
+    return JobRun(str(job["id"]), int(job.get("attempt") or 1), spec)
+
+
+def _error(response: httpx.Response) -> DispatcherError:
+    try:
+        message = str(orjson.loads(response.content).get("error", response.reason_phrase))
+    except (orjson.JSONDecodeError, AttributeError):
+        message = response.text[:200] or response.reason_phrase
+    kind = StaleAttempt if response.status_code == 409 else DispatcherError
+    return kind(response.status_code, message)

@@ -1,0 +1,157 @@
+"""Process groups on the fast path: spawn, wait through a pidfd, kill the whole group.
+
+Why this shape:
+- ``subprocess.Popen(start_new_session=True, close_fds=True)`` without
+  ``preexec_fn`` or ``user=`` keeps CPython on its vfork path; each job leads
+  its own session, so its process group id is its pid and one ``killpg``
+  reaches every descendant that did not call ``setsid`` itself.
+- Exit is noticed through ``os.pidfd_open`` registered with the event loop: no
+  thread per child and no SIGCHLD handler, which is what lets a worker start
+  hundreds of short jobs per second.
+- The leader is only reaped *after* the group has been swept with SIGKILL. While
+  the leader is a zombie its pid cannot be reused, so the sweep can never hit an
+  unrelated process group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+READ_SIZE = 64 * 1024
+
+
+class ProcessGroup:
+    """A spawned job leader and its group; stdout/stderr are raw non-blocking pipe fds."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], stdout_fd: int, stderr_fd: int) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.stdout_fd = stdout_fd
+        self.stderr_fd = stderr_fd
+        self._exited = False
+
+    @property
+    def exited(self) -> bool:
+        """True once the leader has exited (it may still be an unreaped zombie)."""
+        return self._exited
+
+    def signal_group(self, signum: int) -> None:
+        """Signal every process of the group; a group already gone is not an error."""
+        if self.popen.returncode is not None:
+            return  # reaped: the pgid may now belong to someone else
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signum)
+
+    async def wait_exit(self) -> int:
+        """Wait for the leader, sweep the rest of its group, reap, return the raw returncode."""
+        if not self._exited:
+            await _leader_exit(self.pid)
+            self._exited = True
+        # Leftovers (backgrounded children) die with the job: no descendant outlives it.
+        self.signal_group(signal.SIGKILL)
+        return self.popen.wait()
+
+    async def terminate(self, grace: float) -> None:
+        """SIGTERM to the group, up to ``grace`` seconds to exit, then SIGKILL to the group."""
+        self.signal_group(signal.SIGTERM)
+        if not self._exited:
+            try:
+                await asyncio.wait_for(_leader_exit(self.pid), grace)
+                self._exited = True
+            except TimeoutError:
+                pass
+        self.signal_group(signal.SIGKILL)
+
+
+def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> ProcessGroup:
+    """Start ``argv`` as the leader of a new session with stdin from /dev/null.
+
+    The pipes are made here rather than by Popen so the parent holds bare fds
+    (no buffered file objects) and can read them non-blocking from the loop.
+    """
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        popen = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=err_w,
+            cwd=cwd,
+            env=dict(env),
+            close_fds=True,
+            start_new_session=True,
+        )
+    except BaseException:
+        for fd in (out_r, err_r):
+            os.close(fd)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    os.set_blocking(out_r, False)
+    os.set_blocking(err_r, False)
+    return ProcessGroup(popen, out_r, err_r)
+
+
+async def _leader_exit(pid: int) -> None:
+    """Resolve when ``pid`` has exited, without reaping it."""
+    loop = asyncio.get_running_loop()
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel): a thread waits instead
+        await asyncio.to_thread(os.waitid, os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        return
+    done: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(pidfd, ready)
+    try:
+        await done
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
+def sweep_orphans(marker: bytes) -> list[int]:
+    """SIGKILL every process whose environment carries ``marker`` (``NAME=value``).
+
+    A worker killed with SIGKILL cannot take its job groups with it (they lead their
+    own sessions, and PR_SET_PDEATHSIG would need ``preexec_fn``). Every job's
+    environment names its worker's work dir, and only one worker may hold a work
+    dir at a time, so at startup anything still carrying the mark is an orphan of a
+    previous run of this worker.
+    """
+    needle = b"\0" + marker + b"\0"
+    killed: list[int] = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as environ:
+                if needle not in b"\0" + environ.read() + b"\0":
+                    continue
+            os.kill(int(name), signal.SIGKILL)
+            killed.append(int(name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return killed
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (for tests and diagnostics)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in (b"Z", b"X")

@@ -1,0 +1,215 @@
+"""``CorralClient``: jobs, output and executors over httpx, one error class for everything.
+
+Every failure — an error answer from the server or no answer at all — raises
+``CorralAPIError`` carrying the server's ``{"error", "context"}`` and the HTTP
+status (0 when the server could not be reached), so callers handle one type.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+API = "/api/v1"
+
+
+class CorralAPIError(Exception):
+    """The server refused a request, or could not be reached (``status`` 0)."""
+
+    def __init__(self, message: str, status: int = 0, context: Mapping[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.context: dict[str, Any] = dict(context or {})
+
+    def __str__(self) -> str:
+        return f"{self.message} (HTTP {self.status})" if self.status else self.message
+
+
+@dataclass(frozen=True, slots=True)
+class OutputEvent:
+    stream: str
+    offset: int
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndEvent:
+    status: str
+    exit_code: int | None
+    error_message: str | None = None
+
+
+class CorralClient:
+    """A session with one dispatcher; use as a context manager or call ``close()``."""
+
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0) -> None:
+        headers = {"User-Agent": "corral-client"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def __enter__(self) -> CorralClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # ---- jobs ------------------------------------------------------------------------
+
+    def submit(
+        self, *, command: str | None = None, idempotency_key: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Submit one job (any native field: ``binary_url``, ``labels``, ``timeout``...)."""
+        body = {k: v for k, v in {"command": command, **fields}.items() if v is not None}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._object("POST", "/jobs", json=body, headers=headers)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        return self._object("GET", f"/jobs/{job_id}")
+
+    def list(
+        self, *, status: str | None = None, limit: int = 100, offset: int = 0, **filters: Any
+    ) -> builtins.list[dict[str, Any]]:
+        """Jobs, newest first as the server orders them; ``filters``: type, priority..."""
+        params = {"status": status, "limit": limit, "offset": offset, **filters}
+        query = {k: v for k, v in params.items() if v is not None}
+        return self._array("GET", "/jobs", params=query)
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        answer = self._json("DELETE", f"/jobs/{job_id}")
+        return answer if isinstance(answer, dict) else {"id": job_id}
+
+    def executors(self) -> builtins.list[dict[str, Any]]:
+        return self._array("GET", "/executors")
+
+    # ---- output ----------------------------------------------------------------------
+
+    def output(
+        self, job_id: str, stream: str = "stdout", offset: int = 0, limit: int = 65536
+    ) -> dict[str, Any]:
+        """One page of stored output: ``data``, ``next_offset``, ``size``, ``truncated``..."""
+        params = {"stream": stream, "offset": offset, "limit": limit}
+        return self._object("GET", f"/jobs/{job_id}/output", params=params)
+
+    def read_output(self, job_id: str, stream: str = "stdout") -> str:
+        """The whole stored stream, page by page."""
+        pieces: builtins.list[str] = []
+        offset = 0
+        while True:
+            page = self.output(job_id, stream, offset, 1 << 20)
+            pieces.append(page["data"])
+            if page["next_offset"] <= offset or page["next_offset"] >= page["size"]:
+                return "".join(pieces)
+            offset = page["next_offset"]
+
+    def follow(
+        self, job_id: str, *, timeout: float | None = None
+    ) -> Iterator[OutputEvent | EndEvent]:
+        """Server-Sent Events of the job's output as it arrives, ending with an ``EndEvent``."""
+        path = f"{API}/jobs/{job_id}/output/follow"
+        limits = httpx.Timeout(timeout, connect=10.0)
+        try:
+            with self.http.stream("GET", path, timeout=limits) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                yield from _parse_sse(response.iter_lines())
+        except httpx.HTTPError as exc:
+            raise CorralAPIError(f"cannot reach {self.url}: {exc}") from exc
+
+    # ---- plumbing --------------------------------------------------------------------
+
+    def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        answer = self._json(method, path, **kwargs)
+        if not isinstance(answer, dict):
+            raise CorralAPIError(f"expected a JSON object from {path}")
+        return answer
+
+    def _array(self, method: str, path: str, **kwargs: Any) -> builtins.list[dict[str, Any]]:
+        answer = self._json(method, path, **kwargs)
+        if not isinstance(answer, builtins.list):
+            raise CorralAPIError(f"expected a JSON array from {path}")
+        return answer
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.http.request(method, API + path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise CorralAPIError(f"cannot reach {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise CorralAPIError(
+                "the server answered with invalid JSON", response.status_code
+            ) from exc
+
+
+def _error(response: httpx.Response) -> CorralAPIError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "error" in body:
+        context = body.get("context")
+        return CorralAPIError(
+            str(body["error"]), response.status_code, context if isinstance(context, dict) else {}
+        )
+    text = response.text.strip()[:200] or response.reason_phrase
+    return CorralAPIError(text, response.status_code)
+
+
+def _parse_sse(lines: Iterator[str] | Sequence[str]) -> Iterator[OutputEvent | EndEvent]:
+    """Turn ``event:``/``data:`` lines into events; comments (keepalives) are skipped."""
+    event = "message"
+    data: list[str] = []
+    for line in lines:
+        if line == "":
+            if data:
+                parsed = _event(event, "\n".join(data))
+                if parsed is not None:
+                    yield parsed
+                    if isinstance(parsed, EndEvent):
+                        return
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        else:
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+
+
+def _event(kind: str, payload: str) -> OutputEvent | EndEvent | None:
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    if kind == "output":
+        return OutputEvent(
+            str(body.get("stream", "stdout")), int(body.get("offset", 0)), str(body.get("data", ""))
+        )
+    if kind == "end":
+        return EndEvent(
+            str(body.get("status", "")), body.get("exit_code"), body.get("error_message")
+        )
+    return None

@@ -1,0 +1,139 @@
+"""What an ended attempt reports, batching of reports, backoff, and the SDK's SSE parser."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from corral.agent.backoff import Backoff
+from corral.agent.dispatcher import Unreachable, parse_job
+from corral.agent.executor import JobRun, RunResult, StopReason
+from corral.agent.reports import ResultReporter, report_for
+from corral.client.client import EndEvent, OutputEvent, _parse_sse
+from corral.domain.jobs import JobSpec
+
+RUN = JobRun("j", 2, JobSpec(command="x", timeout=5))
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        (RunResult(True, 0), {"status": "completed", "exit_code": 0}),
+        (
+            RunResult(True, 3),
+            {"status": "failed", "exit_code": 3, "error_message": "exited with code 3"},
+        ),
+        (
+            RunResult(True, -9),
+            {"status": "failed", "exit_code": 137, "error_message": "killed by SIGKILL"},
+        ),
+        (
+            RunResult(True, -15, StopReason.TIMEOUT),
+            {"status": "failed", "exit_code": 143, "error_message": "timed out after 5 s"},
+        ),
+        (RunResult(True, -15, StopReason.CANCEL), {"status": "cancelled", "exit_code": 143}),
+        (RunResult(False, stop_reason=StopReason.CANCEL), {"status": "cancelled"}),
+        (
+            RunResult(True, -15, StopReason.SHUTDOWN),
+            {
+                "status": "failed",
+                "exit_code": 143,
+                "retry": True,
+                "error_message": "the worker shut down before the job finished",
+            },
+        ),
+        (
+            RunResult(False, error="bad", retryable=True),
+            {"status": "failed", "error_message": "bad", "retry": True},
+        ),
+    ],
+)
+def test_report_for(result: RunResult, expected: dict[str, Any]) -> None:
+    assert report_for(RUN, result) == {"job_id": "j", "attempt": 2, **expected}
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        RunResult(True, -9, StopReason.LOST),
+        RunResult(True, -9, StopReason.LEASE_EXPIRED),
+        RunResult(False, stop_reason=StopReason.SHUTDOWN),  # released instead
+    ],
+)
+def test_not_reported(result: RunResult) -> None:
+    assert report_for(RUN, result) is None
+
+
+class FakeDispatcher:
+    def __init__(self, failures: int = 0) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+        self.failures = failures
+
+    async def results(self, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self.failures:
+            self.failures -= 1
+            raise Unreachable("down")
+        self.batches.append(list(reports))
+        return [{"job_id": r["job_id"], "ok": r["job_id"] != "stale", "code": 409} for r in reports]
+
+
+async def test_reports_are_batched_and_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Backoff, "next", lambda self: 0.01)
+    dispatcher = FakeDispatcher(failures=2)
+    reporter = ResultReporter(dispatcher)  # type: ignore[arg-type]
+    task = asyncio.create_task(reporter.run())
+    futures = [reporter.submit({"job_id": f"j{i}", "status": "completed"}) for i in range(100)]
+    futures.append(reporter.submit({"job_id": "stale", "status": "completed"}))
+    answers = await asyncio.wait_for(asyncio.gather(*futures), 5)
+    await asyncio.wait_for(reporter.drained(), 5)
+    task.cancel()
+    assert len(dispatcher.batches) == 1  # 101 reports, one request once it came back
+    assert [a["ok"] for a in answers] == [True] * 100 + [False]
+
+
+def test_backoff_grows_with_jitter_and_caps() -> None:
+    backoff = Backoff(base=1, cap=8)
+    delays = [backoff.next() for _ in range(6)]
+    assert 0.5 <= delays[0] <= 1
+    assert 4 <= delays[-1] <= 8
+    backoff.reset()
+    assert backoff.next() <= 1
+
+
+def test_parse_job_reads_wire_fields() -> None:
+    wire = {
+        "id": "x",
+        "attempt": 3,
+        "command": "echo",
+        "arguments": ["a"],
+        "env_variables": {"K": "V"},
+        "timeout": 9,
+        "working_directory": "w",
+    }
+    run = parse_job(wire)
+    assert (run.job_id, run.attempt) == ("x", 3)
+    assert run.spec.arguments == ("a",)
+    assert run.spec.env == {"K": "V"}
+    assert (run.spec.timeout, run.spec.working_directory) == (9, "w")
+
+
+def test_sse_parser() -> None:
+    lines = [
+        ": keepalive",
+        "",
+        "event: output",
+        'data: {"stream": "stdout", "offset": 0, "data": "hi\\n"}',
+        "",
+        "event: end",
+        'data: {"status": "completed", "exit_code": 0}',
+        "",
+        "event: output",
+        'data: {"stream": "stdout", "offset": 3, "data": "never"}',
+        "",
+    ]
+    assert list(_parse_sse(lines)) == [
+        OutputEvent("stdout", 0, "hi\n"),
+        EndEvent("completed", 0, None),
+    ]
