@@ -60,6 +60,7 @@ class AgentConfig:
     drain_timeout: float = 60.0
     grace: float = 5.0
     claim_wait: float = 20.0
+    prefetch: int | None = None  # jobs claimed ahead of a free slot; default: 2 x concurrency
 
 
 class Agent:
@@ -67,6 +68,9 @@ class Agent:
 
     Slots are taken at claim time and freed when the process has exited and its
     output is flushed; the lease is held (and renewed) until the outcome is delivered.
+    Up to ``prefetch`` claimed jobs wait for a run slot, so a finishing job is
+    followed by the next one without a round trip to the dispatcher, and one
+    claim brings back many jobs instead of one; a draining worker releases them.
     """
 
     def __init__(self, config: AgentConfig) -> None:
@@ -82,6 +86,10 @@ class Agent:
         self.leases = Renewal(self.dispatcher, lambda: self.draining, self._register)
         self.held = self.leases.held
         self.slots_taken = 0
+        self.capacity = config.concurrency + (
+            2 * config.concurrency if config.prefetch is None else config.prefetch
+        )
+        self._run_slots = asyncio.Semaphore(config.concurrency)
         self.draining = False
         self.fatal: BaseException | None = None
         self._stop = asyncio.Event()
@@ -227,8 +235,12 @@ class Agent:
     async def _claim_loop(self) -> None:
         backoff = Backoff()
         while not self.draining:
-            free = self.config.concurrency - self.slots_taken
-            if free <= 0:
+            free = self.capacity - self.slots_taken
+            # Claim at once while a run slot idles; otherwise gather half the prefetch
+            # room first, so one round trip brings many jobs rather than one.
+            idle_slot = self.slots_taken < self.config.concurrency
+            batch = max(1, (self.capacity - self.config.concurrency) // 2)
+            if free <= 0 or (not idle_slot and free < batch):
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
@@ -268,7 +280,13 @@ class Agent:
     async def _run_job(self, held: Held) -> None:
         run = held.run
         try:
-            result = await held.execution.run()
+            if await self._take_run_slot(held.execution):
+                try:
+                    result = await held.execution.run()
+                finally:
+                    self._run_slots.release()
+            else:  # stopped while it waited for a slot: it never ran
+                result = RunResult(False, stop_reason=held.execution.stop_reason)
         except Exception as exc:  # a bug or a worker-side failure: not the job's fault
             log.exception("job crashed in the agent", extra=log_extra("job_crashed", exc))
             result = RunResult(
@@ -310,6 +328,26 @@ class Agent:
                     )
         finally:
             self._forget(held)
+
+    async def _take_run_slot(self, execution: Execution) -> bool:
+        """Wait for a free run slot; False if the job is stopped first (drain, cancel, loss)."""
+        if execution.stop_reason is not None:
+            return False
+        if not self._run_slots.locked():
+            await self._run_slots.acquire()
+            return True
+        acquire = asyncio.ensure_future(self._run_slots.acquire())
+        stopped = asyncio.ensure_future(execution.wait_stopped())
+        await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not acquire.done():
+            acquire.cancel()
+            await asyncio.gather(acquire, return_exceptions=True)
+        if acquire.done() and not acquire.cancelled():
+            if execution.stop_reason is None:
+                return True
+            self._run_slots.release()
+        return False
 
     async def _release(self, run: JobRun) -> None:
         try:

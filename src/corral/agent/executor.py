@@ -180,6 +180,9 @@ class Execution:
         """``run()`` has returned: stopping it now changes nothing."""
         return self._finished
 
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
     def stop(self, reason: StopReason, *, now: bool = False) -> None:
         """Ask the attempt to end; the first reason wins. Before spawn, nothing will run.
 

@@ -22,6 +22,8 @@ from corral.agent.executor import JobRun, RunResult, StopReason
 log = logging.getLogger("corral.agent.reports")
 
 MAX_BATCH = 500
+LINGER = 0.025  # seconds a busy reporter waits for more outcomes to share one request
+BUSY_WITHIN = 0.05  # a send that ended this recently means outcomes are streaming in
 
 
 def report_for(run: JobRun, result: RunResult) -> dict[str, Any] | None:
@@ -89,9 +91,15 @@ class ResultReporter:
 
     async def run(self) -> None:
         backoff = Backoff()
+        last_send = -1.0
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
+            # An outcome after a quiet spell goes out at once; under load, linger a
+            # moment so dozens of outcomes share a request instead of one each.
+            if loop.time() - last_send < BUSY_WITHIN and len(self._queue) < MAX_BATCH:
+                await asyncio.sleep(LINGER)
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 try:
@@ -110,6 +118,7 @@ class ResultReporter:
                     continue
                 backoff.reset()
                 _settle(batch, answers)
+            last_send = loop.time()
             self._idle.set()
 
 

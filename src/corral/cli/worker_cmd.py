@@ -40,6 +40,13 @@ def worker(
     claim_wait: float = typer.Option(
         20.0, min=0, max=60, envvar="CORRAL_CLAIM_WAIT", help="Long-poll seconds per claim."
     ),
+    prefetch: int | None = typer.Option(
+        None,
+        min=0,
+        max=10000,
+        envvar="CORRAL_PREFETCH",
+        help="Jobs claimed ahead of a free slot (default: twice the concurrency).",
+    ),
     log_level: str = typer.Option("info", envvar="CORRAL_LOG_LEVEL"),
 ) -> None:
     """Claim jobs from the dispatcher and run them; SIGTERM drains, a second SIGTERM kills."""
@@ -56,6 +63,7 @@ def worker(
         drain_timeout=drain_timeout,
         grace=grace,
         claim_wait=claim_wait,
+        prefetch=prefetch,
     )
     raise typer.Exit(asyncio.run(_run(config)))
 
