@@ -239,7 +239,7 @@ class Agent:
             # Claim at once while a run slot idles; otherwise gather half the prefetch
             # room first, so one round trip brings many jobs rather than one.
             idle_slot = self.slots_taken < self.config.concurrency
-            batch = max(1, (self.capacity - self.config.concurrency) // 2)
+            batch = max(1, (self.capacity - self.config.concurrency) * 3 // 4)
             if free <= 0 or (not idle_slot and free < batch):
                 self._slot_freed.clear()
                 await self._slot_freed.wait()

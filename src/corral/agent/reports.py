@@ -96,11 +96,11 @@ class ResultReporter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            # An outcome after a quiet spell goes out at once; under load, linger a
-            # moment so dozens of outcomes share a request instead of one each.
-            if loop.time() - last_send < BUSY_WITHIN and len(self._queue) < MAX_BATCH:
-                await asyncio.sleep(LINGER)
             while self._queue:
+                # An outcome after a quiet spell goes out at once; under load, linger a
+                # moment so dozens of outcomes share a request instead of one each.
+                if loop.time() - last_send < BUSY_WITHIN and len(self._queue) < MAX_BATCH:
+                    await asyncio.sleep(LINGER)
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 try:
                     answers = await self.dispatcher.results([r for r, _ in batch])
@@ -118,7 +118,7 @@ class ResultReporter:
                     continue
                 backoff.reset()
                 _settle(batch, answers)
-            last_send = loop.time()
+                last_send = loop.time()
             self._idle.set()
 
 
