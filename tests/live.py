@@ -69,7 +69,9 @@ def run_server(data_dir: Path, **overrides: object) -> Iterator[LiveServer]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
-    token = (data_dir / "admin-token").read_text().strip()
+    # A replica joining a database that already has an admin mints none.
+    token_file = data_dir / "admin-token"
+    token = token_file.read_text().strip() if token_file.exists() else ""
     try:
         yield LiveServer(f"http://127.0.0.1:{port}", settings, token)
     finally:

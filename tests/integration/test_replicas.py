@@ -1,0 +1,57 @@
+"""Two dispatcher replicas on one PostgreSQL database are interchangeable."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.live import run_server
+from tests.pg_server import PgServer
+
+API = "/api/v1"
+
+
+def test_replicas_share_tokens_jobs_and_wake_each_others_claimers(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    dsn = asyncio.run(pg_server.new_database(migrated=False))
+    with (
+        run_server(tmp_path / "a", database_url=dsn) as a,
+        run_server(tmp_path / "b", database_url=dsn) as b,
+    ):
+        # The first replica minted the admin token; the second found one and minted none,
+        # yet accepts it, and a token minted through one replica works on the other.
+        assert a.admin_token and not b.admin_token
+        admin = a.admin_token
+        worker_token = a.token("worker")
+        claimed: dict[str, object] = {}
+
+        def long_poll_on_b() -> None:
+            with httpx.Client(base_url=b.url, timeout=30) as http:
+                started = time.monotonic()
+                answer = http.post(
+                    f"{API}/jobs/claim",
+                    json={"executor_id": "w-on-b", "n": 1, "wait": 20},
+                    headers={"Authorization": f"Bearer {worker_token}"},
+                )
+                claimed["status"] = answer.status_code
+                claimed["body"] = answer.json() if answer.status_code == 200 else None
+                claimed["waited"] = time.monotonic() - started
+
+        poller = threading.Thread(target=long_poll_on_b)
+        poller.start()
+        time.sleep(0.3)  # let the claim reach its wait; a late arrival would only claim at once
+        with httpx.Client(base_url=a.url, headers={"Authorization": f"Bearer {admin}"}) as http:
+            job_id = http.post(f"{API}/jobs", json={"command": "true"}).json()["id"]
+        poller.join(timeout=30)
+        assert claimed["status"] == 200
+        body = claimed["body"]
+        assert isinstance(body, list) and body[0]["id"] == job_id
+        assert isinstance(claimed["waited"], float) and claimed["waited"] < 5.0, claimed
+        with httpx.Client(base_url=a.url, headers={"Authorization": f"Bearer {admin}"}) as http:
+            shown = http.get(f"{API}/jobs/{job_id}").json()
+        assert (shown["status"], shown["executor_id"]) == ("running", "w-on-b")
