@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 _RECONNECT_MAX_DELAY = 5.0
 
 
+ANALYZE_AFTER_INSERTS = 10_000
+
+
 class PostgresStore:
     """``Store`` on a PostgreSQL database shared by any number of dispatchers."""
 
@@ -79,6 +82,8 @@ class PostgresStore:
         self._listen_lost = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
+        self._inserted_since_analyze = 0
+        self._analyzer: asyncio.Task[None] | None = None
 
     # --- lifecycle --------------------------------------------------------------
     async def open(self) -> None:
@@ -90,6 +95,7 @@ class PostgresStore:
                 max_size=self._max_size,
                 # Short OLTP statements: JIT compilation only ever costs time here.
                 server_settings={"jit": "off", "application_name": "corral"},
+                reset=_keep_session,
             )
         except q.CONNECTION_ERRORS as exc:
             raise Unavailable(f"cannot reach PostgreSQL: {exc}") from exc
@@ -107,6 +113,8 @@ class PostgresStore:
 
     async def close(self) -> None:
         self._closing = True
+        if self._analyzer is not None:
+            await asyncio.gather(self._analyzer, return_exceptions=True)
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -237,8 +245,29 @@ class PostgresStore:
                 raise AlreadyExists("job id already exists") from None
             # Wakes claimers on other replicas as soon as this commit lands.
             await conn.execute(q.NOTIFY, "jobs")
+        self._note_growth(len(jobs))
         seqs = {r["id"]: r["seq"] for r in rows}
         return [job.stored(seqs[job.id]) for job in jobs]
+
+    def _note_growth(self, inserted: int) -> None:
+        """Refresh the planner's statistics after a burst of inserts, in the background.
+
+        With stale statistics PostgreSQL believes the queue is tiny and sorts it
+        instead of walking ``jobs_queue`` in order, so a claim behind a bulk load
+        of 100,000 jobs would cost tens of milliseconds until autovacuum woke up.
+        """
+        self._inserted_since_analyze += inserted
+        busy = self._analyzer is not None and not self._analyzer.done()
+        if self._inserted_since_analyze < ANALYZE_AFTER_INSERTS or busy:
+            return
+        self._inserted_since_analyze = 0
+        self._analyzer = asyncio.get_running_loop().create_task(self._analyze())
+
+    async def _analyze(self) -> None:
+        try:
+            await self._execute("ANALYZE jobs")
+        except (Unavailable, asyncpg.PostgresError) as exc:
+            log.warning("ANALYZE failed", extra={"action": "analyze_failed", "error": str(exc)})
 
     async def find_idempotency(self, principal_id: str, key: str) -> IdempotencyRecord | None:
         row = await self._fetchrow(q.FIND_IDEMPOTENCY, principal_id, key)
@@ -515,3 +544,14 @@ class PostgresStore:
         status = await self._execute("UPDATE api_tokens SET revoked = 1 WHERE id = $1", token_id)
         if status == "UPDATE 0":
             raise NotFound("token not found", token_id=token_id)
+
+
+async def _keep_session(conn: Any) -> None:
+    """Skip asyncpg's per-release reset query, one round trip per use of the pool.
+
+    Pool connections never LISTEN (the listener has its own connection), never
+    change settings, and the migrator releases its advisory lock itself, so the
+    only state worth clearing is a transaction left open by an error.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
