@@ -6,6 +6,7 @@ error body in a single ``errors.py``. Routes never build HTTP errors by hand.
     CorralError
     ├── NotFound                  the object does not exist (or the caller may not see it)
     ├── InvalidInput              a field is missing, mistyped or out of range
+    │   └── TooLarge              an upload exceeds the configured size limit
     ├── Conflict
     │   ├── InvalidTransition     the job's state does not allow the operation
     │   ├── StaleAttempt          the caller's attempt or lease is no longer current (fencing)
@@ -36,6 +37,10 @@ class NotFound(CorralError):
 
 
 class InvalidInput(CorralError):
+    pass
+
+
+class TooLarge(InvalidInput):
     pass
 
 

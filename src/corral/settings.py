@@ -18,6 +18,12 @@ class ServerSettings(BaseSettings):
         default=None, description="postgresql://... to share one database between replicas"
     )
     output_cap: int = Field(default=1 << 20, ge=1024, description="bytes kept per output stream")
+    max_upload_bytes: int = Field(
+        default=500 << 20, ge=1, description="largest input archive or artifact, in bytes"
+    )
+    file_ttl: float = Field(
+        default=7 * 86400.0, gt=0, description="seconds an uploaded file or artifact is kept"
+    )
     reaper_interval: float = Field(default=1.0, gt=0)
     lease_grace: float | None = Field(
         default=None, description="seconds after start before reaping; default one lease period"

@@ -82,6 +82,7 @@ class Agent:
             config.work_dir,
             BinaryCache(config.work_dir / "binaries", httpx.AsyncClient()),
             grace=config.grace,
+            files=self.dispatcher,
         )
         self.leases = Renewal(self.dispatcher, lambda: self.draining, self._register)
         self.held = self.leases.held

@@ -9,17 +9,24 @@ about our credentials).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import httpx
 import orjson
 
 from corral.agent.executor import JobRun
+from corral.agent.jobfiles import TransferError
 from corral.agent.output import StopSending
 from corral.domain.jobs import DEFAULT_TIMEOUT, JobSpec
 
 API = "/api/v1"
+TRANSFER_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
+TRANSFER_PIECE = 1 << 20
 
 
 class DispatcherError(Exception):
@@ -113,6 +120,60 @@ class Dispatcher:
         answer = await self.call("POST", f"/jobs/{job_id}/output", body)
         return bool(answer.get("truncated", False)) if isinstance(answer, dict) else False
 
+    async def download_input(self, job_id: str, attempt: int, file_id: str, dest: Path) -> None:
+        """Stream a job's input file to ``dest``, checking it against the server's digest."""
+        params = {"job_id": job_id, "executor_id": self.executor_id, "attempt": str(attempt)}
+        digest = hashlib.sha256()
+        try:
+            async with self.http.stream(
+                "GET", f"{API}/files/{file_id}", params=params, timeout=TRANSFER_TIMEOUT
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _transfer_error(_error(response))
+                out = await asyncio.to_thread(dest.open, "wb")
+                try:
+                    async for piece in response.aiter_bytes(TRANSFER_PIECE):
+                        digest.update(piece)
+                        await asyncio.to_thread(out.write, piece)
+                finally:
+                    await asyncio.to_thread(out.close)
+                expected = response.headers.get("x-content-sha256")
+        except httpx.TransportError as exc:
+            raise TransferError(f"dispatcher unreachable: {exc!r}", retryable=True) from exc
+        if expected and expected != digest.hexdigest():
+            raise TransferError("the download does not match its sha256", retryable=True)
+
+    async def upload_artifact(self, job_id: str, attempt: int, path: str, source: Path) -> None:
+        """Stream ``source`` to the dispatcher as this attempt's artifact at ``path``."""
+        params = {"path": path, "executor_id": self.executor_id, "attempt": str(attempt)}
+        fh = await asyncio.to_thread(source.open, "rb")
+        try:
+            size = await asyncio.to_thread(lambda: os.fstat(fh.fileno()).st_size)
+            response = await self.http.post(
+                f"{API}/jobs/{job_id}/artifacts",
+                params=params,
+                content=_pieces(fh),
+                headers={"Content-Length": str(size)},
+                timeout=TRANSFER_TIMEOUT,
+            )
+        except httpx.TransportError as exc:
+            raise TransferError(f"dispatcher unreachable: {exc!r}", retryable=True) from exc
+        finally:
+            await asyncio.to_thread(fh.close)
+        if response.status_code >= 400:
+            raise _transfer_error(_error(response))
+
+
+async def _pieces(fh: BinaryIO) -> AsyncIterator[bytes]:
+    while piece := await asyncio.to_thread(fh.read, TRANSFER_PIECE):
+        yield piece
+
+
+def _transfer_error(exc: DispatcherError) -> TransferError:
+    retryable = exc.status >= 500 or exc.status == 429
+    return TransferError(str(exc), retryable=retryable, stale=isinstance(exc, StaleAttempt))
+
 
 class JobOutputSink:
     """An ``OutputSink`` bound to one attempt of one job."""
@@ -141,6 +202,9 @@ def parse_job(job: dict[str, Any]) -> JobRun:
         arguments=tuple(str(a) for a in job.get("arguments") or ()),
         env={str(k): str(v) for k, v in (job.get("env_variables") or {}).items()},
         working_directory=job.get("working_directory"),
+        input_file_id=job.get("input_file_id"),
+        inputs=tuple(str(p) for p in job.get("inputs") or ()),
+        outputs=tuple(str(p) for p in job.get("outputs") or ()),
         timeout=int(job.get("timeout") or DEFAULT_TIMEOUT),
     )
     return JobRun(str(job["id"]), int(job.get("attempt") or 1), spec)

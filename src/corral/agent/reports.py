@@ -29,6 +29,8 @@ BUSY_WITHIN = 0.05  # a send that ended this recently means outcomes are streami
 def report_for(run: JobRun, result: RunResult) -> dict[str, Any] | None:
     """The outcome report of an ended attempt; None when it must not be reported."""
     base: dict[str, Any] = {"job_id": run.job_id, "attempt": run.attempt}
+    if result.notes:  # outputs that could not be saved: said in the result, not fatal
+        base["result"] = {"output_notes": list(result.notes)}
     reason = result.stop_reason
     if reason in (StopReason.LOST, StopReason.LEASE_EXPIRED):
         return None  # someone else holds (or will hold) the job now

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corral import __version__
-from corral.api.native import executing, fleet, jobs
+from corral.api.native import executing, files, fleet, jobs
 from corral.api.native.errors import error_response, from_validation
 from corral.api.responses import JSON
 from corral.services.container import Services, open_store
@@ -43,7 +43,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
         lifespan=lifespan,
     )
     app.state.services = services
-    for router in (jobs.router, executing.router, fleet.router):
+    for router in (jobs.router, executing.router, fleet.router, files.router):
         app.include_router(router)
     _install_fallback_errors(app)
     return app

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -58,6 +59,14 @@ def submit(
     priority: str | None = typer.Option(None, help="high|normal|low or the queue class."),
     env: list[str] = typer.Option([], "--env", "-e", help="K=V, repeatable."),
     output: list[str] = typer.Option([], "--output", "-o", help="A path the job produces."),
+    input_archive: Path | None = typer.Option(
+        None,
+        "--input",
+        "-i",
+        exists=True,
+        dir_okay=False,
+        help="A .zip uploaded and extracted into the job's directory before it runs.",
+    ),
     wait: bool = typer.Option(False, "--wait", help="Wait for the job; exit with its code."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Stream output; exit with its code."),
     as_json: bool = JsonOpt,
@@ -74,6 +83,8 @@ def submit(
         "outputs": output or None,
     }
     with _client(server, token) as client:
+        if input_archive is not None:
+            fields["input_file_id"] = client.upload(input_archive)["id"]
         job = client.submit(**fields)
         if not (wait or follow):
             typer.echo(json.dumps(job) if as_json else job["id"])

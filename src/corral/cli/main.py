@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from corral.cli import jobs_cmd, server_cmd, token_cmd, worker_cmd
+from corral.cli import files_cmd, jobs_cmd, server_cmd, token_cmd, watch_cmd, worker_cmd
 
 app = typer.Typer(
     name="corral",
@@ -16,7 +16,7 @@ app = typer.Typer(
 # Command registration: each module adds its commands to `app`.
 server_cmd.register(app)
 token_cmd.register(app)
-for _module in (worker_cmd, jobs_cmd):
+for _module in (worker_cmd, jobs_cmd, files_cmd, watch_cmd):
     _module.register(app)
 
 

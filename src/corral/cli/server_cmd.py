@@ -30,6 +30,12 @@ def server(
         envvar="CORRAL_LEASE_GRACE",
         help="Seconds after start before expired leases are reaped (default: 60).",
     ),
+    max_upload_bytes: int = typer.Option(
+        500 << 20, envvar="CORRAL_MAX_UPLOAD_BYTES", help="Largest upload or artifact, bytes."
+    ),
+    file_ttl: float = typer.Option(
+        7 * 86400.0, envvar="CORRAL_FILE_TTL", help="Seconds uploads and artifacts are kept."
+    ),
     reaper_interval: float = typer.Option(
         1.0, envvar="CORRAL_REAPER_INTERVAL", help="Seconds between reaper passes."
     ),
@@ -51,6 +57,8 @@ def server(
         access_log=access_log,
         lease_grace=lease_grace,
         reaper_interval=reaper_interval,
+        max_upload_bytes=max_upload_bytes,
+        file_ttl=file_ttl,
     )
     setup_logging(settings.log_level)
     logging.getLogger("corral.server").info(

@@ -11,6 +11,7 @@ import builtins
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -94,6 +95,45 @@ class CorralClient:
 
     def executors(self) -> builtins.list[dict[str, Any]]:
         return self._array("GET", "/executors")
+
+    # ---- files -----------------------------------------------------------------------
+
+    def upload(self, path: str | Path, filename: str | None = None) -> dict[str, Any]:
+        """Upload a file (an input archive) streamed from disk: ``{"id", "sha256", ...}``.
+
+        Submit a job with ``input_file_id=answer["id"]`` to have it extracted into
+        the job's working directory.
+        """
+        source = Path(path)
+        params = {"filename": filename or source.name}
+        headers = {"Content-Type": "application/octet-stream"}
+        with source.open("rb") as fh:
+            return self._object("POST", "/files", params=params, content=fh, headers=headers)
+
+    def artifacts(self, job_id: str) -> builtins.list[dict[str, Any]]:
+        """The files a job's attempts saved from its ``outputs``: id, path, attempt, size..."""
+        return self._array("GET", f"/jobs/{job_id}/artifacts")
+
+    def download_artifact(self, job_id: str, artifact_id: str, dest: str | Path) -> Path:
+        """Stream one artifact to the file ``dest``; returns ``dest``."""
+        return self._download(f"/jobs/{job_id}/artifacts/{artifact_id}", Path(dest))
+
+    def download_file(self, file_id: str, dest: str | Path) -> Path:
+        """Stream an uploaded file to ``dest``; returns ``dest``."""
+        return self._download(f"/files/{file_id}", Path(dest))
+
+    def _download(self, path: str, dest: Path) -> Path:
+        try:
+            with self.http.stream("GET", API + path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                with dest.open("wb") as out:
+                    for piece in response.iter_bytes(1 << 20):
+                        out.write(piece)
+        except httpx.HTTPError as exc:
+            raise CorralAPIError(f"cannot reach {self.url}: {exc}") from exc
+        return dest
 
     # ---- output ----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from corral.domain.leases import reaping_allowed
 from corral.domain.retry import RetryPolicy
 from corral.services.events import Hub
 from corral.services.executors import ExecutorService
+from corral.services.files import FileService
 from corral.services.jobs import JobService
 from corral.services.leasing import LeaseService
 from corral.services.metrics import Metrics
@@ -23,6 +24,7 @@ from corral.store.base import Store
 
 log = logging.getLogger("corral.services")
 DEFAULT_GRACE = 60.0
+FILE_SWEEP_INTERVAL = 60.0
 
 
 def open_store(settings: ServerSettings) -> Store:
@@ -48,6 +50,7 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     started_at: float = field(default_factory=time.time)
     _reaper: asyncio.Task[None] | None = None
+    _sweeper: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         cap = self.settings.output_cap
@@ -57,6 +60,9 @@ class Services:
         self.executors = ExecutorService(self.store, self.settings.executor_offline_after)
         self.tokens = TokenService(self.store)
         self.stats = StatsService(self.store)
+        self.files = FileService(
+            self.store, self.leases, self.settings.max_upload_bytes, self.settings.file_ttl
+        )
 
     async def start(self) -> None:
         await self.store.open()
@@ -66,13 +72,15 @@ class Services:
         if due is not None:
             self.leases.wake_at(due)
         self._reaper = asyncio.create_task(self._reap_forever(), name="corral-reaper")
+        self._sweeper = asyncio.create_task(self._sweep_files_forever(), name="corral-sweeper")
 
     async def stop(self) -> None:
         self.hub.close()
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+        for task in (self._reaper, self._sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.store.close()
 
     async def _reap_forever(self) -> None:
@@ -90,3 +98,13 @@ class Services:
                 continue
             if reaped:
                 log.info("leases expired", extra={"action": "leases_reaped", "count": len(reaped)})
+
+    async def _sweep_files_forever(self) -> None:
+        """Delete expired files (and abandoned uploads) every minute, a batch at a time."""
+        while True:
+            await asyncio.sleep(FILE_SWEEP_INTERVAL)
+            try:
+                while await self.files.sweep():
+                    pass
+            except Exception:
+                log.exception("file sweep failed", extra={"action": "file_sweep_failed"})

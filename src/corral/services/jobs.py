@@ -11,7 +11,13 @@ from corral.auth.policy import Action, require
 from corral.domain.jobs import Attempt, Job, JobDraft, NewJob
 from corral.domain.principals import Principal
 from corral.domain.states import JobStatus
-from corral.errors import AlreadyExists, CorralError, IdempotencyMismatch, NotFound
+from corral.errors import (
+    AlreadyExists,
+    CorralError,
+    IdempotencyMismatch,
+    InvalidInput,
+    NotFound,
+)
 from corral.services.events import JOBS, Hub, job_topic
 from corral.services.metrics import Metrics
 from corral.store.base import IdempotencyRecord, JobFilter, RenderFn, Store
@@ -67,6 +73,7 @@ class JobService:
         new_jobs = [d.to_new_job(str(uuid.uuid4()), principal.id, now) for d in drafts]
         for job in new_jobs:
             job.validate()
+        await self._check_input_files(new_jobs)
         record = self._record(principal, new_jobs, idempotency, render, status_code)
         try:
             jobs = await self._store.insert_jobs(new_jobs, record)
@@ -80,6 +87,17 @@ class JobService:
         self._metrics.jobs_submitted.inc(len(jobs))
         self._hub.fire(JOBS)
         return Submitted(jobs)
+
+    async def _check_input_files(self, new_jobs: Sequence[NewJob]) -> None:
+        """An ``input_file_id`` must name a stored, unexpired file: a 400 now, not a
+        failed job later."""
+        now = time.time()
+        for file_id in sorted({j.spec.input_file_id for j in new_jobs if j.spec.input_file_id}):
+            stored = await self._store.get_file(file_id)
+            if stored is None or stored.expires_at < now:
+                raise InvalidInput(
+                    f"unknown input_file_id: {file_id}", field="input_file_id", file_id=file_id
+                )
 
     async def _replay(self, principal: Principal, idem: Idempotency) -> IdempotencyRecord | None:
         found = await self._store.find_idempotency(principal.id, idem.key)

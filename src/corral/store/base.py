@@ -10,10 +10,11 @@ a mismatch raises ``StaleAttempt``/``InvalidTransition`` instead of writing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from corral.domain.files import NewFile, StoredFile
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob, Outcome
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus
@@ -179,3 +180,27 @@ class Store(Protocol):
     async def list_tokens(self) -> list[TokenRecord]: ...
 
     async def revoke_token(self, token_id: str) -> None: ...
+
+    # --- files (input archives, artifacts) ------------------------------------------
+    async def create_file(
+        self,
+        new: NewFile,
+        pieces: AsyncIterable[bytes],
+        max_size: int,
+        fence: AttemptRef | None = None,
+    ) -> StoredFile:
+        """Store a stream in 1 MiB chunks, never whole in memory; ``TooLarge`` past
+        ``max_size``. With ``fence`` it is an artifact of that attempt, replacing one at
+        the same path, and only the attempt holding the lease may store it."""
+
+    async def get_file(self, file_id: str) -> StoredFile | None:
+        """A complete file's metadata; uploads still arriving are invisible."""
+
+    def read_file(self, file_id: str) -> AsyncIterator[bytes]:
+        """The file's chunks in order."""
+
+    async def list_artifacts(self, job_id: str) -> list[StoredFile]:
+        """A job's artifacts, by attempt then path."""
+
+    async def delete_expired_files(self, now: float) -> int:
+        """Delete up to a few hundred files (and unfinished uploads) expired before ``now``."""

@@ -45,6 +45,7 @@ from corral.store.base import (
     Report,
     TokenRecord,
 )
+from corral.store.postgres_files import PostgresFiles
 from corral.store.rows import (
     JOB_COLUMNS,
     attempt_from_row,
@@ -64,8 +65,9 @@ _RECONNECT_MAX_DELAY = 5.0
 ANALYZE_AFTER_INSERTS = 10_000
 
 
-class PostgresStore:
-    """``Store`` on a PostgreSQL database shared by any number of dispatchers."""
+class PostgresStore(PostgresFiles):
+    """``Store`` on a PostgreSQL database shared by any number of dispatchers; files live
+    in ``postgres_files``."""
 
     backend = "postgres"
 

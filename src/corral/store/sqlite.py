@@ -43,6 +43,7 @@ from corral.store.rows import (
     token_from_row,
 )
 from corral.store.sqlite_engine import Readers, Writer
+from corral.store.sqlite_files import SqliteFiles
 
 _INSERT_JOB = (
     f"INSERT INTO jobs ({', '.join(JOB_INSERT_COLUMNS)}) "
@@ -78,8 +79,8 @@ ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat
 """
 
 
-class SqliteStore:
-    """``Store`` on one SQLite file in WAL mode."""
+class SqliteStore(SqliteFiles):
+    """``Store`` on one SQLite file in WAL mode; files live in ``sqlite_files``."""
 
     backend = "sqlite"
 

@@ -18,6 +18,7 @@ from corral.api.responses import JSON
 
 STATUS: list[tuple[type[errors.CorralError], int]] = [
     (errors.NotFound, 404),
+    (errors.TooLarge, 413),
     (errors.InvalidInput, 400),
     (errors.InvalidTransition, 400),
     (errors.StaleAttempt, 409),

@@ -1,0 +1,129 @@
+"""File routes: upload an input archive, download it; a job's artifacts in and out.
+
+Bodies are streamed through to the store as they arrive (``uploads.py``) and
+downloads are streamed chunk by chunk, so no file is ever whole in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from corral.api.deps import PrincipalDep, ServicesDep
+from corral.api.native.errors import NativeRoute
+from corral.api.native.uploads import (
+    MULTIPART_SLACK,
+    MultipartFile,
+    check_declared_length,
+    is_multipart,
+    raw_body,
+)
+from corral.api.responses import JSON
+from corral.api.timefmt import iso
+from corral.domain.files import StoredFile
+from corral.errors import InvalidInput
+from corral.services.files import Download, WorkerCall
+
+router = APIRouter(prefix="/api/v1", route_class=NativeRoute, tags=["files"])
+Attempt = Annotated[int | None, Query(ge=1)]
+
+
+def file_body(f: StoredFile) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": f.id,
+        "filename": f.filename,
+        "size": f.size,
+        "sha256": f.sha256,
+        "created_at": iso(f.created_at),
+        "expires_at": iso(f.expires_at),
+    }
+    if f.job_id is not None:
+        body.update(job_id=f.job_id, attempt=f.attempt, path=f.path)
+    return body
+
+
+def _stream(download: Download) -> StreamingResponse:
+    f = download.file
+    ascii_name = f.filename.encode("ascii", "replace").decode().replace('"', "_")
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(f.filename)}"
+    headers = {
+        "Content-Length": str(f.size),
+        "Content-Disposition": disposition,
+        "X-Content-SHA256": f.sha256,
+    }
+    return StreamingResponse(download.chunks, media_type=f.content_type, headers=headers)
+
+
+@router.post("/files", status_code=201)
+async def upload_file(
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    filename: Annotated[str | None, Query(max_length=255)] = None,
+) -> JSON:
+    """A multipart ``file`` field, or the raw body named by ``?filename=``."""
+    limit = services.files.max_upload
+    if is_multipart(request):
+        check_declared_length(request, limit, MULTIPART_SLACK)
+        part = MultipartFile(request)
+        await part.open()
+        name = filename or part.filename or ""
+        stored = await services.files.upload(principal, name, part.content_type, part.chunks())
+    else:
+        if not filename:
+            raise InvalidInput("filename is required for a raw upload", field="filename")
+        check_declared_length(request, limit)
+        kind = request.headers.get("content-type")
+        stored = await services.files.upload(principal, filename, kind, raw_body(request))
+    return JSON(file_body(stored), status_code=201)
+
+
+@router.get("/files/{file_id}", response_class=StreamingResponse)
+async def download_file(
+    file_id: str,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    job_id: str | None = None,
+    executor_id: str | None = None,
+    attempt: Attempt = None,
+) -> Response:
+    """Workers add ``job_id``, ``executor_id`` and ``attempt``: the job whose input it is."""
+    worker = WorkerCall(executor_id, attempt) if executor_id else None
+    return _stream(await services.files.download(principal, file_id, job_id, worker))
+
+
+@router.post("/jobs/{job_id}/artifacts", status_code=201)
+async def upload_artifact(
+    job_id: str,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    path: Annotated[str, Query(min_length=1, max_length=1024)],
+    executor_id: Annotated[str, Query(min_length=1, max_length=200)],
+    attempt: Attempt = None,
+) -> JSON:
+    check_declared_length(request, services.files.max_upload)
+    worker = WorkerCall(executor_id, attempt)
+    stored = await services.files.upload_artifact(
+        principal, job_id, path, worker, raw_body(request)
+    )
+    return JSON(file_body(stored), status_code=201)
+
+
+@router.get("/jobs/{job_id}/artifacts")
+async def list_artifacts(
+    job_id: str, services: ServicesDep, principal: PrincipalDep, response: Response
+) -> list[dict[str, Any]]:
+    found = await services.files.artifacts(principal, job_id)
+    response.headers["X-Total-Count"] = str(len(found))
+    return [file_body(f) for f in found]
+
+
+@router.get("/jobs/{job_id}/artifacts/{artifact_id}", response_class=StreamingResponse)
+async def download_artifact(
+    job_id: str, artifact_id: str, services: ServicesDep, principal: PrincipalDep
+) -> Response:
+    return _stream(await services.files.download_artifact(principal, job_id, artifact_id))

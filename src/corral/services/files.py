@@ -1,0 +1,158 @@
+"""Input archives and artifacts: who may upload, download and list them.
+
+Submitters (and admins) upload input archives; anyone with read rights
+downloads any file. A worker has no read rights, so it may download only the
+input archive of a job whose lease it holds, and store artifacts only for the
+attempt it is running: the same fence as every other executor call, checked
+once before the bytes flow and again when the artifact is made visible.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+from corral.auth.policy import Action, require
+from corral.domain.files import NewFile, StoredFile, clean_filename, relative_path
+from corral.domain.jobs import Job
+from corral.domain.leases import check_fence
+from corral.domain.principals import Principal, Role
+from corral.errors import InvalidInput, NotFound
+from corral.services.leasing import LeaseService
+from corral.store.base import Store
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A file's metadata and its bytes, to be streamed to the caller."""
+
+    file: StoredFile
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerCall:
+    """An executor naming the attempt it acts for."""
+
+    executor_id: str
+    attempt: int | None
+
+
+class FileService:
+    def __init__(self, store: Store, leases: LeaseService, max_upload: int, ttl: float) -> None:
+        self._store = store
+        self._leases = leases
+        self.max_upload = max_upload
+        self._ttl = ttl
+
+    def _new(self, principal: Principal, filename: str, content_type: str | None) -> NewFile:
+        now = time.time()
+        return NewFile(
+            id=str(uuid.uuid4()),
+            owner_id=principal.id,
+            filename=clean_filename(filename),
+            content_type=content_type or DEFAULT_CONTENT_TYPE,
+            created_at=now,
+            expires_at=now + self._ttl,
+        )
+
+    async def upload(
+        self,
+        principal: Principal,
+        filename: str,
+        content_type: str | None,
+        pieces: AsyncIterable[bytes],
+    ) -> StoredFile:
+        require(principal, Action.SUBMIT)
+        new = self._new(principal, filename, content_type)
+        return await self._store.create_file(new, pieces, self.max_upload)
+
+    async def download(
+        self,
+        principal: Principal,
+        file_id: str,
+        job_id: str | None = None,
+        worker: WorkerCall | None = None,
+    ) -> Download:
+        """Readers get any file; a worker names the job (and attempt) it needs it for."""
+        if principal.role == Role.WORKER or worker is not None:
+            await self._check_worker_input(principal, file_id, job_id, worker)
+        else:
+            require(principal, Action.READ)
+        return await self._open(file_id)
+
+    async def _check_worker_input(
+        self, principal: Principal, file_id: str, job_id: str | None, worker: WorkerCall | None
+    ) -> None:
+        if job_id is None or worker is None:
+            raise InvalidInput(
+                "a worker downloads a file as the input of a job it holds: "
+                "give job_id, executor_id and attempt",
+                field="job_id",
+            )
+        ref = self._leases.fence(principal, worker.executor_id, worker.attempt)
+        job = await self._job(job_id)
+        check_fence(job, ref)
+        if job.spec.input_file_id != file_id:
+            raise NotFound("file not found", file_id=file_id)
+
+    async def _open(self, file_id: str) -> Download:
+        stored = await self._store.get_file(file_id)
+        if stored is None or stored.expires_at < time.time():
+            raise NotFound("file not found", file_id=file_id)
+        return Download(stored, self._store.read_file(file_id))
+
+    async def _job(self, job_id: str) -> Job:
+        job = await self._store.get_job(job_id)
+        if job is None:
+            raise NotFound("job not found", job_id=job_id)
+        return job
+
+    async def upload_artifact(
+        self,
+        principal: Principal,
+        job_id: str,
+        path: str,
+        worker: WorkerCall,
+        pieces: AsyncIterable[bytes],
+    ) -> StoredFile:
+        """Only the attempt holding the job's lease stores artifacts (409 otherwise)."""
+        ref = self._leases.fence(principal, worker.executor_id, worker.attempt)
+        rel = relative_path(path)
+        job = await self._job(job_id)
+        check_fence(job, ref)
+        now = time.time()
+        new = NewFile(
+            id=str(uuid.uuid4()),
+            owner_id=job.owner_id,
+            filename=rel.name,
+            content_type=DEFAULT_CONTENT_TYPE,
+            created_at=now,
+            expires_at=now + self._ttl,
+            job_id=job_id,
+            attempt=job.attempt,
+            path=str(rel),
+        )
+        return await self._store.create_file(new, pieces, self.max_upload, fence=ref)
+
+    async def artifacts(self, principal: Principal, job_id: str) -> list[StoredFile]:
+        require(principal, Action.READ)
+        await self._job(job_id)
+        return await self._store.list_artifacts(job_id)
+
+    async def download_artifact(
+        self, principal: Principal, job_id: str, artifact_id: str
+    ) -> Download:
+        require(principal, Action.READ)
+        download = await self._open(artifact_id)
+        if download.file.job_id != job_id:
+            raise NotFound("artifact not found", job_id=job_id, artifact_id=artifact_id)
+        return download
+
+    async def sweep(self) -> int:
+        """Delete expired files, a few hundred per call."""
+        return await self._store.delete_expired_files(time.time())

@@ -1,0 +1,154 @@
+"""Stored files: streamed in, chunked, read back; artifacts fenced by attempt; expiry."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from corral.domain.files import CHUNK_SIZE, NewFile, StoredFile
+from corral.errors import StaleAttempt, TooLarge
+from corral.store.base import Store
+from tests.contract.contract_support import NOW, claim_request, new_job, ref
+
+
+def new_file(file_id: str, **fields: object) -> NewFile:
+    base: dict[str, object] = {
+        "id": file_id,
+        "owner_id": "owner-1",
+        "filename": "in.zip",
+        "content_type": "application/zip",
+        "created_at": NOW,
+        "expires_at": NOW + 3600,
+    }
+    return NewFile(**{**base, **fields})  # type: ignore[arg-type]
+
+
+async def pieces(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def read_all(store: Store, file_id: str) -> bytes:
+    return b"".join([chunk async for chunk in store.read_file(file_id)])
+
+
+async def test_a_streamed_file_reads_back_in_one_mib_chunks(store: Store) -> None:
+    data = bytes(range(256)) * (CHUNK_SIZE // 256 * 2 + 10)  # two full chunks and a tail
+    parts = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    stored = await store.create_file(new_file("f1"), pieces(*parts), max_size=len(data))
+    assert stored.size == len(data)
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+
+    got = await store.get_file("f1")
+    assert got == stored
+    chunks = [c async for c in store.read_file("f1")]
+    assert [len(c) for c in chunks] == [CHUNK_SIZE, CHUNK_SIZE, len(data) - 2 * CHUNK_SIZE]
+    assert b"".join(chunks) == data
+
+
+async def test_an_empty_file_is_a_file(store: Store) -> None:
+    stored = await store.create_file(new_file("empty"), pieces(), max_size=10)
+    assert (stored.size, stored.sha256) == (0, hashlib.sha256(b"").hexdigest())
+    assert await read_all(store, "empty") == b""
+
+
+async def test_too_large_leaves_nothing_behind(store: Store) -> None:
+    with pytest.raises(TooLarge):
+        await store.create_file(new_file("big"), pieces(b"x" * 6, b"y" * 6), max_size=10)
+    assert await store.get_file("big") is None
+    assert await read_all(store, "big") == b""
+
+
+async def test_an_upload_in_progress_is_invisible(store: Store) -> None:
+    seen: list[StoredFile | None] = []
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"first"
+        seen.append(await store.get_file("f1"))
+        yield b"second"
+
+    await store.create_file(new_file("f1"), slow(), max_size=100)
+    assert seen == [None]
+    assert await read_all(store, "f1") == b"firstsecond"
+
+
+async def test_unknown_file_is_none(store: Store) -> None:
+    assert await store.get_file("nope") is None
+    assert await store.list_artifacts("nope") == []
+
+
+async def _running(store: Store) -> None:
+    await store.insert_jobs([new_job("j1")])
+    await store.claim(claim_request(), NOW)
+
+
+def artifact(file_id: str, path: str, attempt: int = 1) -> NewFile:
+    return new_file(file_id, job_id="j1", attempt=attempt, path=path, filename=path)
+
+
+async def test_artifacts_of_the_current_attempt_are_listed(store: Store) -> None:
+    await _running(store)
+    await store.create_file(artifact("a2", "z.txt"), pieces(b"z"), 100, fence=ref())
+    await store.create_file(artifact("a1", "dir/a.txt"), pieces(b"a"), 100, fence=ref())
+    listed = await store.list_artifacts("j1")
+    assert [(f.id, f.path, f.attempt, f.job_id) for f in listed] == [
+        ("a1", "dir/a.txt", 1, "j1"),
+        ("a2", "z.txt", 1, "j1"),
+    ]
+    assert await read_all(store, "a1") == b"a"
+
+
+async def test_same_path_again_replaces_the_artifact(store: Store) -> None:
+    await _running(store)
+    await store.create_file(artifact("a1", "out.txt"), pieces(b"old"), 100, fence=ref())
+    await store.create_file(artifact("a2", "out.txt"), pieces(b"new"), 100, fence=ref())
+    assert [f.id for f in await store.list_artifacts("j1")] == ["a2"]
+    assert await store.get_file("a1") is None
+
+
+async def test_a_stale_attempt_cannot_store_an_artifact(store: Store) -> None:
+    await _running(store)
+    with pytest.raises(StaleAttempt):
+        await store.create_file(artifact("a1", "out.txt"), pieces(b"x"), 100, fence=ref(attempt=2))
+    with pytest.raises(StaleAttempt):
+        await store.create_file(
+            artifact("a2", "out.txt"), pieces(b"x"), 100, fence=ref(executor_id="other")
+        )
+    assert await store.list_artifacts("j1") == []
+
+
+async def test_losing_the_lease_mid_upload_leaves_nothing(store: Store) -> None:
+    await _running(store)
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"part"
+        await store.release("j1", ref(), NOW + 1)  # the attempt ends while bytes arrive
+        yield b"more"
+
+    with pytest.raises(StaleAttempt):
+        await store.create_file(artifact("a1", "out.txt"), slow(), 100, fence=ref())
+    assert await store.list_artifacts("j1") == []
+    assert await read_all(store, "a1") == b""
+
+
+async def test_expired_files_are_deleted(store: Store) -> None:
+    await store.create_file(new_file("old", expires_at=NOW + 10), pieces(b"o"), 10)
+    await store.create_file(new_file("new", expires_at=NOW + 1000), pieces(b"n"), 10)
+    assert await store.delete_expired_files(NOW + 100) == 1
+    assert await store.get_file("old") is None
+    assert await read_all(store, "old") == b""
+    assert await store.get_file("new") is not None
+
+
+async def test_an_abandoned_upload_is_swept(store: Store) -> None:
+    async def dies() -> AsyncIterator[bytes]:
+        yield b"half"
+        raise ConnectionError("client went away")
+
+    with pytest.raises(ConnectionError):
+        await store.create_file(new_file("gone"), dies(), 100)
+    # Already discarded on the error path; nothing remains to sweep.
+    assert await store.delete_expired_files(NOW + 10 * 86400) == 0
+    assert await read_all(store, "gone") == b""
