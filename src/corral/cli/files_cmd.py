@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
+from corral.cli.common import JsonOpt, ServerOpt, TokenOpt, client_session, print_rows
 from corral.cli.config import fail
-from corral.cli.jobs_cmd import JsonOpt, ServerOpt, TokenOpt, _client, _print_rows
 from corral.domain.files import relative_path
 from corral.errors import InvalidInput
 
@@ -28,11 +28,11 @@ def artifacts(
     token: str | None = TokenOpt,
 ) -> None:
     """List a job's artifacts; with --download, save the latest attempt's copy of each path."""
-    with _client(server, token) as client:
+    with client_session(server, token) as client:
         found = client.artifacts(job_id)
         if download is None:
             columns = ("id", "path", "attempt", "size", "sha256", "created_at")
-            _print_rows(found, columns, as_json, "Artifacts")
+            print_rows(found, columns, as_json, "Artifacts")
             return
         saved = []
         for artifact in latest_per_path(found):

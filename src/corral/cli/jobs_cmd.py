@@ -1,9 +1,4 @@
-"""User commands over the SDK: submit, status, logs, cancel, jobs, workers, login.
-
-Lists are rich tables on a terminal and tab-separated text otherwise; ``--json``
-prints the server's JSON for scripts. A server error is one line on stderr and
-a non-zero exit, never a traceback.
-"""
+"""User commands over the SDK: submit, status, logs, cancel, jobs, workers, login."""
 
 from __future__ import annotations
 
@@ -11,20 +6,22 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from corral.cli.config import fail, resolve_credentials, save
-from corral.client import CorralAPIError, CorralClient, EndEvent
-
-ServerOpt = typer.Option(None, "--server", envvar="CORRAL_URL", help="Dispatcher URL.")
-TokenOpt = typer.Option(None, "--token", envvar="CORRAL_TOKEN", help="API token.")
-JsonOpt = typer.Option(False, "--json", help="Print JSON.")
-TERMINAL = ("completed", "failed", "cancelled")
+from corral.cli.common import (
+    TERMINAL,
+    JsonOpt,
+    ServerOpt,
+    TokenOpt,
+    client_session,
+    print_rows,
+)
+from corral.cli.config import fail, save
+from corral.client import CorralClient, EndEvent
 
 
 def register(app: typer.Typer) -> None:
@@ -38,18 +35,6 @@ def _extra_args(name: str) -> dict[str, Any]:
     if name == "submit":
         return {"context_settings": {"allow_interspersed_args": False}}
     return {}
-
-
-@contextmanager
-def _client(server: str | None, token: str | None) -> Iterator[CorralClient]:
-    url, secret = resolve_credentials(server, token)
-    try:
-        with CorralClient(url, secret) as client:
-            yield client
-    except CorralAPIError as exc:
-        fail(str(exc), 2 if exc.status in (400, 404, 409, 422) else 1)
-    except KeyboardInterrupt:  # Ctrl-C while waiting or following: the job keeps running
-        raise typer.Exit(130) from None
 
 
 def submit(
@@ -82,7 +67,7 @@ def submit(
         "env_variables": _parse_env(env) or None,
         "outputs": output or None,
     }
-    with _client(server, token) as client:
+    with client_session(server, token) as client:
         if input_archive is not None:
             fields["input_file_id"] = client.upload(input_archive)["id"]
         job = client.submit(**fields)
@@ -104,7 +89,7 @@ def status(
     token: str | None = TokenOpt,
 ) -> None:
     """Show one job."""
-    with _client(server, token) as client:
+    with client_session(server, token) as client:
         job = client.get(job_id)
     if as_json:
         typer.echo(json.dumps(job))
@@ -136,7 +121,7 @@ def logs(
     token: str | None = TokenOpt,
 ) -> None:
     """Print a job's output."""
-    with _client(server, token) as client:
+    with client_session(server, token) as client:
         if follow:
             final = _follow(client, job_id)
             raise typer.Exit(_exit_status(final))
@@ -145,7 +130,7 @@ def logs(
 
 def cancel(job_id: str, server: str | None = ServerOpt, token: str | None = TokenOpt) -> None:
     """Cancel a job (a running one is killed by its worker)."""
-    with _client(server, token) as client:
+    with client_session(server, token) as client:
         answer = client.cancel(job_id)
     note = " (cancel requested)" if answer.get("cancel_requested") else ""
     typer.echo(f"{job_id} {answer.get('status', 'cancelled')}{note}")
@@ -159,17 +144,17 @@ def jobs(
     token: str | None = TokenOpt,
 ) -> None:
     """List jobs."""
-    with _client(server, token) as client:
+    with client_session(server, token) as client:
         rows = client.list(status=status, limit=limit)
     columns = ("id", "status", "priority", "executor_id", "exit_code", "created_at", "command")
-    _print_rows(rows, columns, as_json, "Jobs")
+    print_rows(rows, columns, as_json, "Jobs")
 
 
 def workers(
     as_json: bool = JsonOpt, server: str | None = ServerOpt, token: str | None = TokenOpt
 ) -> None:
     """List registered workers (executors)."""
-    with _client(server, token) as client:
+    with client_session(server, token) as client:
         rows = client.executors()
     columns = (
         "executor_id",
@@ -181,7 +166,7 @@ def workers(
         "jobs_completed",
         "last_heartbeat",
     )
-    _print_rows(rows, columns, as_json, "Workers")
+    print_rows(rows, columns, as_json, "Workers")
 
 
 def login(
@@ -189,7 +174,7 @@ def login(
     token: str = typer.Option(..., "--token", help="API token to save."),
 ) -> None:
     """Check the token against the server and save it to the user's config (mode 0600)."""
-    with _client(url, token) as client:
+    with client_session(url, token) as client:
         client.list(limit=1)
     typer.echo(f"saved to {save(url.rstrip('/'), token)}")
 
@@ -242,33 +227,3 @@ def _exit_status(job: dict[str, Any]) -> int:
     if isinstance(code, int):
         return code if 0 <= code <= 255 else 1
     return 0 if job["status"] == "completed" else 1
-
-
-def _print_rows(
-    rows: list[dict[str, Any]], columns: Sequence[str], as_json: bool, title: str
-) -> None:
-    if as_json:
-        typer.echo(json.dumps(rows))
-        return
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    if not sys.stdout.isatty():
-        for line in [list(columns), *cells]:
-            typer.echo("\t".join(line))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for line in cells:
-        table.add_row(*line)
-    Console().print(table)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value) or "-"
-    return str(value)

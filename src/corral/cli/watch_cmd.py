@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from corral.cli.jobs_cmd import TERMINAL, ServerOpt, TokenOpt, _client
+from corral.cli.common import TERMINAL, ServerOpt, TokenOpt, client_session
 from corral.client import CorralClient
 
 POLL_SECONDS = 0.5
@@ -31,7 +31,7 @@ def watch(
     token: str | None = TokenOpt,
 ) -> None:
     """Follow the status of many jobs live; exit non-zero if any of them failed."""
-    with _client(server, token) as client:
+    with client_session(server, token) as client:
         ids = job_ids or [row["id"] for row in client.list(limit=limit)]
         if not ids:
             typer.echo("no jobs")

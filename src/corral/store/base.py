@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from corral.domain.files import NewFile, StoredFile
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob, Outcome
@@ -42,6 +42,19 @@ class JobFilter:
     project_id: str | None = None
     batch_id: str | None = None
     owner_id: str | None = None
+
+    def set_fields(self) -> list[tuple[str, Any]]:
+        """(column, value) for each field the filter constrains, for either SQL dialect."""
+        values = (
+            ("status", self.status.value if self.status else None),
+            ("type", self.type),
+            ("priority", self.priority),
+            ("executor_id", self.executor_id),
+            ("project_id", self.project_id),
+            ("batch_id", self.batch_id),
+            ("owner_id", self.owner_id),
+        )
+        return [(column, value) for column, value in values if value is not None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ import asyncpg
 import orjson
 
 from corral.domain import outcomes
-from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob, Outcome
+from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
 from corral.domain.leases import check_fence, on_lease_lost
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus, check_transition
@@ -56,6 +56,7 @@ from corral.store.rows import (
     splice,
     token_from_row,
 )
+from corral.store.shared import SharedOperations
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ _RECONNECT_MAX_DELAY = 5.0
 ANALYZE_AFTER_INSERTS = 10_000
 
 
-class PostgresStore(PostgresFiles):
+class PostgresStore(PostgresFiles, SharedOperations):
     """``Store`` on a PostgreSQL database shared by any number of dispatchers; files live
     in ``postgres_files``."""
 
@@ -348,14 +349,6 @@ class PostgresStore(PostgresFiles):
             rows = await conn.fetch(q.RENEW_MANY, executor_id, ids, attempts, now) if held else []
             await conn.execute(q.TOUCH_EXECUTOR, now, executor_id)  # executor row last
         return [job_from_row(r) for r in rows]
-
-    async def finish(
-        self, job_id: str, ref: AttemptRef, outcome: Outcome, now: float, policy: RetryPolicy
-    ) -> Job:
-        results = await self.finish_many([Report(job_id, ref, outcome)], now, policy)
-        if isinstance(results[0], CorralError):
-            raise results[0]
-        return results[0]
 
     async def finish_many(
         self, reports: Sequence[Report], now: float, policy: RetryPolicy

@@ -285,22 +285,10 @@ class BatchWrite:
 
 def filter_sql(flt: JobFilter) -> tuple[str, list[Any]]:
     """A WHERE clause with $n placeholders for the filter's set fields, and their values."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, value in (
-        ("status", flt.status.value if flt.status else None),
-        ("type", flt.type),
-        ("priority", flt.priority),
-        ("executor_id", flt.executor_id),
-        ("project_id", flt.project_id),
-        ("batch_id", flt.batch_id),
-        ("owner_id", flt.owner_id),
-    ):
-        if value is not None:
-            params.append(value)
-            clauses.append(f"{column} = ${len(params)}")
+    fields = flt.set_fields()
+    clauses = [f"{column} = ${n}" for n, (column, _) in enumerate(fields, start=1)]
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    return where, params
+    return where, [value for _, value in fields]
 
 
 # --- helpers run on a connection -------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from corral.domain import outcomes
-from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob, Outcome
+from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
 from corral.domain.leases import on_lease_lost
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus, check_transition
@@ -42,6 +42,7 @@ from corral.store.rows import (
     splice,
     token_from_row,
 )
+from corral.store.shared import SharedOperations
 from corral.store.sqlite_engine import Readers, Writer
 from corral.store.sqlite_files import SqliteFiles
 
@@ -79,7 +80,7 @@ ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat
 """
 
 
-class SqliteStore(SqliteFiles):
+class SqliteStore(SqliteFiles, SharedOperations):
     """``Store`` on one SQLite file in WAL mode; files live in ``sqlite_files``."""
 
     backend = "sqlite"
@@ -282,14 +283,6 @@ class SqliteStore(SqliteFiles):
 
         result: list[Job] = await self._write(op)
         return result
-
-    async def finish(
-        self, job_id: str, ref: AttemptRef, outcome: Outcome, now: float, policy: RetryPolicy
-    ) -> Job:
-        results = await self.finish_many([Report(job_id, ref, outcome)], now, policy)
-        if isinstance(results[0], CorralError):
-            raise results[0]
-        return results[0]
 
     async def finish_many(
         self, reports: Sequence[Report], now: float, policy: RetryPolicy

@@ -178,22 +178,10 @@ def insert_idempotency(conn: sqlite3.Connection, record: IdempotencyRecord) -> N
 
 
 def filter_sql(flt: JobFilter) -> tuple[str, tuple[Any, ...]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, value in (
-        ("status", flt.status.value if flt.status else None),
-        ("type", flt.type),
-        ("priority", flt.priority),
-        ("executor_id", flt.executor_id),
-        ("project_id", flt.project_id),
-        ("batch_id", flt.batch_id),
-        ("owner_id", flt.owner_id),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    return where, tuple(params)
+    """A WHERE clause with ? placeholders for the filter's set fields, and their values."""
+    fields = flt.set_fields()
+    where = " AND ".join(f"{column} = ?" for column, _ in fields)
+    return (f"WHERE {where}" if where else ""), tuple(value for _, value in fields)
 
 
 def migrate(path: Path) -> None:

@@ -1,0 +1,66 @@
+"""What every client command shares: credentials options, the SDK session, and tables.
+
+Lists are rich tables on a terminal and tab-separated text otherwise; ``--json``
+prints the server's JSON for scripts. A server error is one line on stderr and
+a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+
+from corral.cli.config import fail, resolve_credentials
+from corral.client import CorralAPIError, CorralClient
+
+ServerOpt = typer.Option(None, "--server", envvar="CORRAL_URL", help="Dispatcher URL.")
+TokenOpt = typer.Option(None, "--token", envvar="CORRAL_TOKEN", help="API token.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON.")
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+@contextmanager
+def client_session(server: str | None, token: str | None) -> Iterator[CorralClient]:
+    url, secret = resolve_credentials(server, token)
+    try:
+        with CorralClient(url, secret) as client:
+            yield client
+    except CorralAPIError as exc:
+        fail(str(exc), 2 if exc.status in (400, 404, 409, 422) else 1)
+    except KeyboardInterrupt:  # Ctrl-C while waiting or following: the job keeps running
+        raise typer.Exit(130) from None
+
+
+def print_rows(
+    rows: list[dict[str, Any]], columns: Sequence[str], as_json: bool, title: str
+) -> None:
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    if not sys.stdout.isatty():
+        for line in [list(columns), *cells]:
+            typer.echo("\t".join(line))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for line in cells:
+        table.add_row(*line)
+    Console().print(table)
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "-"
+    return str(value)

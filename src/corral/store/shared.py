@@ -1,0 +1,26 @@
+"""Behaviour both adapters share because it is spelled in terms of other store operations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from corral.domain.jobs import AttemptRef, Job, Outcome
+from corral.domain.retry import RetryPolicy
+from corral.errors import CorralError
+from corral.store.base import Report
+
+
+class SharedOperations:
+    async def finish_many(
+        self, reports: Sequence[Report], now: float, policy: RetryPolicy
+    ) -> list[Job | CorralError]:
+        raise NotImplementedError
+
+    async def finish(
+        self, job_id: str, ref: AttemptRef, outcome: Outcome, now: float, policy: RetryPolicy
+    ) -> Job:
+        """One report is a batch of one; its refusal is raised rather than returned."""
+        (result,) = await self.finish_many([Report(job_id, ref, outcome)], now, policy)
+        if isinstance(result, CorralError):
+            raise result
+        return result
