@@ -50,6 +50,7 @@ from corral.store.rows import (
     JOB_COLUMNS,
     attempt_from_row,
     executor_from_row,
+    executor_params,
     job_from_row,
     load_migrations,
     new_job_params,
@@ -480,16 +481,7 @@ class PostgresStore(PostgresFiles, SharedOperations):
         async with self._conn() as conn:
             row = await conn.fetchrow(
                 q.UPSERT_EXECUTOR,
-                info.executor_id,
-                info.principal_id,
-                info.hostname,
-                info.ip,
-                info.cpu_count,
-                info.memory_mb,
-                info.os,
-                orjson.dumps(list(info.labels)).decode(),
-                info.concurrency,
-                orjson.dumps(info.metadata).decode(),
+                *executor_params(info),
                 now,
                 int(draining),
             )

@@ -171,6 +171,22 @@ def executor_from_row(row: Mapping[str, Any]) -> Executor:
     )
 
 
+def executor_params(info: ExecutorInfo) -> tuple[Any, ...]:
+    """What an executor says about itself, in the column order both upserts use."""
+    return (
+        info.executor_id,
+        info.principal_id,
+        info.hostname,
+        info.ip,
+        info.cpu_count,
+        info.memory_mb,
+        info.os,
+        orjson.dumps(list(info.labels)).decode(),
+        info.concurrency,
+        orjson.dumps(info.metadata).decode(),
+    )
+
+
 def token_from_row(row: Mapping[str, Any]) -> TokenRecord:
     return TokenRecord(
         id=row["id"],
