@@ -60,7 +60,8 @@ class AgentConfig:
     drain_timeout: float = 60.0
     grace: float = 5.0
     claim_wait: float = 20.0
-    prefetch: int | None = None  # jobs claimed ahead of a free slot; default: 2 x concurrency
+    # Jobs claimed ahead of a free slot; by default 4 x concurrency, Celery's multiplier too.
+    prefetch: int | None = None
 
 
 class Agent:
@@ -88,7 +89,7 @@ class Agent:
         self.held = self.leases.held
         self.slots_taken = 0
         self.capacity = config.concurrency + (
-            2 * config.concurrency if config.prefetch is None else config.prefetch
+            4 * config.concurrency if config.prefetch is None else config.prefetch
         )
         self._run_slots = asyncio.Semaphore(config.concurrency)
         self.draining = False

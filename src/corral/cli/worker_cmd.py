@@ -45,7 +45,7 @@ def worker(
         min=0,
         max=10000,
         envvar="CORRAL_PREFETCH",
-        help="Jobs claimed ahead of a free slot (default: twice the concurrency).",
+        help="Jobs claimed ahead of a free slot (default: 4 x the concurrency).",
     ),
     log_level: str = typer.Option("info", envvar="CORRAL_LOG_LEVEL"),
 ) -> None:
