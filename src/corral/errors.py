@@ -14,6 +14,7 @@ error body in a single ``errors.py``. Routes never build HTTP errors by hand.
     │   └── IdempotencyMismatch   an Idempotency-Key was reused with a different body
     ├── AuthError
     │   ├── Unauthenticated       no credentials, or credentials that are not valid
+    │   │   └── InvalidCredentials  a login's email and password do not match an active user
     │   └── Forbidden             valid credentials without the right to act
     └── Unavailable               the storage cannot be reached
 """
@@ -69,6 +70,10 @@ class AuthError(CorralError):
 
 
 class Unauthenticated(AuthError):
+    pass
+
+
+class InvalidCredentials(Unauthenticated):
     pass
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,6 +32,21 @@ class ServerSettings(BaseSettings):
     sqlite_synchronous: str = Field(default="NORMAL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")
     log_level: str = "info"
     access_log: bool = False
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 key for login JWTs, at least 32 bytes; "
+        "unset: a random one kept in the database and shared by replicas",
+    )
+    admin_email: str | None = Field(default=None, description="first admin user, if none exists")
+    admin_password: SecretStr | None = None
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        """A short HMAC key can be brute-forced offline from any one token."""
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError("CORRAL_JWT_SECRET must be at least 32 bytes")
+        return value
 
     @property
     def sqlite_path(self) -> Path:

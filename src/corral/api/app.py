@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corral import __version__
+from corral.api.dialects.cmd import routes_auth as cmd_auth
 from corral.api.native import executing, files, fleet, jobs
 from corral.api.native.errors import error_response, from_validation
 from corral.api.responses import JSON
@@ -43,7 +44,8 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
         lifespan=lifespan,
     )
     app.state.services = services
-    for router in (jobs.router, executing.router, fleet.router, files.router):
+    routers = (jobs.router, executing.router, fleet.router, files.router, cmd_auth.router)
+    for router in routers:
         app.include_router(router)
     _install_fallback_errors(app)
     return app

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from corral.auth.jwt_tokens import looks_like_jwt
 from corral.domain.principals import Principal
 from corral.services.container import Services
 
@@ -27,8 +28,20 @@ def bearer_token(request: Request) -> str | None:
     return value.strip()
 
 
+AUTH_COOKIE = "auth_token"  # CMD Executor's browser sessions carry the JWT here
+
+
+def presented_token(request: Request) -> str | None:
+    """The Bearer header wins; the login cookie is the fallback a browser sends."""
+    return bearer_token(request) or request.cookies.get(AUTH_COOKIE) or None
+
+
 async def get_principal(request: Request, services: ServicesDep) -> Principal:
-    return await services.tokens.authenticate(bearer_token(request))
+    """Login JWTs resolve through the accounts, opaque ``crl_`` tokens as before."""
+    token = presented_token(request)
+    if token is not None and looks_like_jwt(token):
+        return await services.accounts.authenticate(token)
+    return await services.tokens.authenticate(token)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -1,1 +1,1 @@
-"""Who may do what: token hashing and the one authorization policy."""
+"""Who may do what: API token hashing, passwords, login JWTs and the one authorization policy."""

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from corral.cli import files_cmd, jobs_cmd, server_cmd, token_cmd, watch_cmd, worker_cmd
+from corral.cli import (
+    files_cmd,
+    jobs_cmd,
+    server_cmd,
+    token_cmd,
+    user_cmd,
+    watch_cmd,
+    worker_cmd,
+)
 
 app = typer.Typer(
     name="corral",
@@ -16,6 +24,7 @@ app = typer.Typer(
 # Command registration: each module adds its commands to `app`.
 server_cmd.register(app)
 token_cmd.register(app)
+user_cmd.register(app)
 for _module in (worker_cmd, jobs_cmd, files_cmd, watch_cmd):
     _module.register(app)
 

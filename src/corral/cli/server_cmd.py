@@ -44,22 +44,28 @@ def server(
 ) -> None:
     """Run the dispatcher: HTTP API, OpenAPI docs at /api/docs, metrics."""
     import uvicorn
+    from pydantic import ValidationError
 
     from corral.api.app import create_app
 
-    settings = ServerSettings(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        database_url=database_url,
-        output_cap=output_cap,
-        log_level=log_level,
-        access_log=access_log,
-        lease_grace=lease_grace,
-        reaper_interval=reaper_interval,
-        max_upload_bytes=max_upload_bytes,
-        file_ttl=file_ttl,
-    )
+    try:
+        settings = ServerSettings(
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            database_url=database_url,
+            output_cap=output_cap,
+            log_level=log_level,
+            access_log=access_log,
+            lease_grace=lease_grace,
+            reaper_interval=reaper_interval,
+            max_upload_bytes=max_upload_bytes,
+            file_ttl=file_ttl,
+        )
+    except ValidationError as exc:
+        # Secrets and limits come from CORRAL_* too: refuse to start on a bad one.
+        typer.echo(f"error: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from None
     setup_logging(settings.log_level)
     logging.getLogger("corral.server").info(
         "corral listening on http://%s:%d/ (API docs at /api/docs)",

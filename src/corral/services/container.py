@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from corral.domain.leases import reaping_allowed
 from corral.domain.retry import RetryPolicy
+from corral.services.accounts import AccountService
 from corral.services.events import Hub
 from corral.services.executors import ExecutorService
 from corral.services.files import FileService
@@ -59,6 +60,8 @@ class Services:
         self.output = OutputService(self.store, self.hub)
         self.executors = ExecutorService(self.store, self.settings.executor_offline_after)
         self.tokens = TokenService(self.store)
+        secret = self.settings.jwt_secret
+        self.accounts = AccountService(self.store, secret.get_secret_value() if secret else None)
         self.stats = StatsService(self.store)
         self.files = FileService(
             self.store, self.leases, self.settings.max_upload_bytes, self.settings.file_ttl
@@ -68,6 +71,11 @@ class Services:
         await self.store.open()
         self.store.add_listener(self.hub.fire)
         self.started_at = time.time()
+        await self.accounts.start()
+        password = self.settings.admin_password
+        await self.accounts.bootstrap_admin(
+            self.settings.admin_email, password.get_secret_value() if password else None
+        )
         due = await self.store.next_run_after(self.started_at)
         if due is not None:
             self.leases.wake_at(due)

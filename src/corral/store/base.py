@@ -68,6 +68,18 @@ class TokenRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class UserRecord:
+    """An account that logs in with a password; ``email`` is stored lower-cased."""
+
+    id: str
+    email: str
+    password_hash: str
+    role: str
+    created_at: float
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class OutputSlice:
     """Bytes of one stream from ``offset``, and where the stream stands now."""
 
@@ -193,6 +205,33 @@ class Store(Protocol):
     async def list_tokens(self) -> list[TokenRecord]: ...
 
     async def revoke_token(self, token_id: str) -> None: ...
+
+    # --- users, revoked JWTs, shared secrets ---------------------------------------
+    async def create_user(self, user: UserRecord) -> None:
+        """Raises ``AlreadyExists`` when the email (or id) is taken."""
+
+    async def count_users(self) -> int: ...
+
+    async def find_user_by_email(self, email: str) -> UserRecord | None: ...
+
+    async def get_user(self, user_id: str) -> UserRecord | None: ...
+
+    async def set_user_role(self, user_id: str, role: str) -> None:
+        """Raises ``NotFound`` for an unknown user."""
+
+    async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
+        """Raises ``NotFound`` for an unknown user."""
+
+    async def revoke_jti(self, jti: str, expires_at: float, now: float) -> None:
+        """Remember a logged-out token until ``expires_at``; forget ones expired by ``now``."""
+
+    async def is_revoked(self, jti: str) -> bool: ...
+
+    async def get_meta(self, key: str) -> str | None: ...
+
+    async def put_meta_if_absent(self, key: str, value: str) -> str:
+        """Store ``value`` unless the key exists; return the stored value either way,
+        so replicas racing to set a shared secret all end up with the same one."""
 
     # --- files (input archives, artifacts) ------------------------------------------
     async def create_file(

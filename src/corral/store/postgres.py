@@ -46,6 +46,7 @@ from corral.store.base import (
     TokenRecord,
 )
 from corral.store.postgres_files import PostgresFiles
+from corral.store.postgres_users import PostgresUsers
 from corral.store.rows import (
     JOB_COLUMNS,
     attempt_from_row,
@@ -67,9 +68,9 @@ _RECONNECT_MAX_DELAY = 5.0
 ANALYZE_AFTER_INSERTS = 10_000
 
 
-class PostgresStore(PostgresFiles, SharedOperations):
+class PostgresStore(PostgresFiles, PostgresUsers, SharedOperations):
     """``Store`` on a PostgreSQL database shared by any number of dispatchers; files live
-    in ``postgres_files``."""
+    in ``postgres_files``, accounts in ``postgres_users``."""
 
     backend = "postgres"
 

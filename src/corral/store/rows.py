@@ -15,7 +15,7 @@ import orjson
 from corral.domain.jobs import DEFAULT_TIMEOUT, Attempt, Job, JobSpec, NewJob, StreamState
 from corral.domain.states import AttemptStatus, JobStatus
 from corral.domain.workers import Executor, ExecutorInfo
-from corral.store.base import TokenRecord
+from corral.store.base import TokenRecord, UserRecord
 
 JOB_COLUMNS = (
     "seq, id, type, status, priority, spec, owner_id, project_id, batch_id, task_type_id, "
@@ -195,6 +195,17 @@ def token_from_row(row: Mapping[str, Any]) -> TokenRecord:
         token_hash=row["token_hash"],
         created_at=row["created_at"],
         revoked=bool(row["revoked"]),
+    )
+
+
+def user_from_row(row: Mapping[str, Any]) -> UserRecord:
+    return UserRecord(
+        id=row["id"],
+        email=row["email"],
+        password_hash=row["password_hash"],
+        role=row["role"],
+        created_at=row["created_at"],
+        disabled=bool(row["disabled"]),
     )
 
 

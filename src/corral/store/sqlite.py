@@ -46,6 +46,7 @@ from corral.store.rows import (
 from corral.store.shared import SharedOperations
 from corral.store.sqlite_engine import Readers, Writer
 from corral.store.sqlite_files import SqliteFiles
+from corral.store.sqlite_users import SqliteUsers
 
 _INSERT_JOB = (
     f"INSERT INTO jobs ({', '.join(JOB_INSERT_COLUMNS)}) "
@@ -81,8 +82,9 @@ ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat
 """
 
 
-class SqliteStore(SqliteFiles, SharedOperations):
-    """``Store`` on one SQLite file in WAL mode; files live in ``sqlite_files``."""
+class SqliteStore(SqliteFiles, SqliteUsers, SharedOperations):
+    """``Store`` on one SQLite file in WAL mode; files live in ``sqlite_files``, accounts
+    in ``sqlite_users``."""
 
     backend = "sqlite"
 

@@ -1,0 +1,1 @@
+"""CMD Executor's API (``/api/auth`` so far): camelCase, ``{"success": true, ...}`` bodies."""

@@ -1,0 +1,71 @@
+"""CMD Executor's error body, ``{"error", "message", "details", "code"}``, and its statuses.
+
+``CmdRoute`` wraps every handler of this dialect, so domain errors and
+validation failures raised below a route come out in this shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+
+from corral import errors
+from corral.api.responses import JSON
+
+# (kind, status, error title, code); the first match wins, so subclasses come first.
+KINDS: list[tuple[type[errors.CorralError], int, str, str]] = [
+    (errors.InvalidCredentials, 401, "Invalid credentials", "INVALID_CREDENTIALS"),
+    (errors.Unauthenticated, 401, "Unauthorized", "UNAUTHORIZED"),
+    (errors.Forbidden, 403, "Forbidden", "FORBIDDEN"),
+    (errors.NotFound, 404, "Not Found", "NOT_FOUND"),
+    (errors.TooLarge, 413, "Payload Too Large", "PAYLOAD_TOO_LARGE"),
+    (errors.InvalidInput, 400, "Bad Request", "VALIDATION_ERROR"),
+    (errors.Conflict, 409, "Conflict", "CONFLICT"),
+    (errors.Unavailable, 503, "Service Unavailable", "SERVICE_UNAVAILABLE"),
+    (errors.CorralError, 400, "Bad Request", "BAD_REQUEST"),
+]
+
+
+def error_response(
+    status: int, title: str, message: str, details: dict[str, Any], code: str
+) -> JSON:
+    body = {"error": title, "message": message, "details": details, "code": code}
+    return JSON(body, status_code=status)
+
+
+def from_domain(exc: errors.CorralError) -> JSON:
+    status, title, code = next((s, t, c) for kind, s, t, c in KINDS if isinstance(exc, kind))
+    response = error_response(status, title, exc.message, exc.context, code)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def from_validation(exc: RequestValidationError) -> JSON:
+    first = exc.errors()[0] if exc.errors() else {}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    field = ".".join(location) or None
+    message = str(first.get("msg", "invalid request"))
+    if first.get("type") == "json_invalid":
+        message, field = "request body is not valid JSON", None
+    details = {"field": field} if field else {}
+    return error_response(400, "Bad Request", message, details, "VALIDATION_ERROR")
+
+
+class CmdRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except errors.CorralError as exc:
+                return from_domain(exc)
+            except RequestValidationError as exc:
+                return from_validation(exc)
+
+        return guarded

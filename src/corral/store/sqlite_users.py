@@ -1,0 +1,105 @@
+"""Users, revoked JWTs and shared secrets on SQLite: the account half of ``SqliteStore``."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from corral.errors import AlreadyExists, NotFound
+from corral.store.base import UserRecord
+from corral.store.rows import user_from_row
+from corral.store.sqlite_engine import Readers, Writer
+
+
+class SqliteUsers:
+    """Each write is one short transaction on the single writer."""
+
+    _writer: Writer
+    _readers: Readers
+
+    async def create_user(self, user: UserRecord) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO users (id, email, password_hash, role, disabled, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        user.id,
+                        user.email,
+                        user.password_hash,
+                        user.role,
+                        int(user.disabled),
+                        user.created_at,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists("user already exists", email=user.email) from None
+
+        await self._writer.submit(op)
+
+    async def count_users(self) -> int:
+        return await self._readers.run(
+            lambda c: int(c.execute("SELECT count(*) FROM users").fetchone()[0])
+        )
+
+    async def find_user_by_email(self, email: str) -> UserRecord | None:
+        return await self._one_user("SELECT * FROM users WHERE email = ?", email)
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        return await self._one_user("SELECT * FROM users WHERE id = ?", user_id)
+
+    async def _one_user(self, sql: str, value: str) -> UserRecord | None:
+        def op(conn: sqlite3.Connection) -> UserRecord | None:
+            row = conn.execute(sql, (value,)).fetchone()
+            return user_from_row(row) if row else None
+
+        return await self._readers.run(op)
+
+    async def set_user_role(self, user_id: str, role: str) -> None:
+        await self._update_user("UPDATE users SET role = ? WHERE id = ?", role, user_id)
+
+    async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
+        sql = "UPDATE users SET disabled = ? WHERE id = ?"
+        await self._update_user(sql, int(disabled), user_id)
+
+    async def _update_user(self, sql: str, value: object, user_id: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            if conn.execute(sql, (value, user_id)).rowcount == 0:
+                raise NotFound("user not found", user_id=user_id)
+
+        await self._writer.submit(op)
+
+    async def revoke_jti(self, jti: str, expires_at: float, now: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", (now,))
+            conn.execute(
+                "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) "
+                "ON CONFLICT (jti) DO NOTHING",
+                (jti, expires_at),
+            )
+
+        await self._writer.submit(op)
+
+    async def is_revoked(self, jti: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)).fetchone()
+            return row is not None
+
+        return await self._readers.run(op)
+
+    async def get_meta(self, key: str) -> str | None:
+        def op(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._readers.run(op)
+
+    async def put_meta_if_absent(self, key: str, value: str) -> str:
+        def op(conn: sqlite3.Connection) -> str:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, value),
+            )
+            return str(conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+
+        stored: str = await self._writer.submit(op)
+        return stored
