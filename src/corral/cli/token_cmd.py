@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import typer
 
 from corral.settings import ServerSettings
+from corral.store.base import Store
+
+T = TypeVar("T")
 
 token_app = typer.Typer(help="Manage API tokens (reads the server's database directly).")
 
@@ -20,17 +25,11 @@ DataDir = typer.Option(Path("./corral-data"), envvar="CORRAL_DATA_DIR")
 DatabaseUrl = typer.Option(None, envvar="CORRAL_DATABASE_URL")
 
 
-async def _with_services(settings: ServerSettings, role: str, name: str) -> str:
-    from corral.services.container import open_store
+async def _mint(store: Store, role: str, name: str) -> str:
     from corral.services.tokens import TokenService
 
-    store = open_store(settings)
-    await store.open()
-    try:
-        _, secret = await TokenService(store).mint(role, name)
-        return secret
-    finally:
-        await store.close()
+    _, secret = await TokenService(store).mint(role, name)
+    return secret
 
 
 @token_app.command("create")
@@ -45,8 +44,48 @@ def create(
 
     settings = ServerSettings(data_dir=data_dir, database_url=database_url)
     try:
-        secret = asyncio.run(_with_services(settings, role, name or f"{role}-token"))
+        secret = asyncio.run(
+            _on_store(settings, lambda store: _mint(store, role, name or f"{role}-token"))
+        )
     except CorralError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
     typer.echo(secret)
+
+
+async def _on_store(settings: ServerSettings, action: Callable[[Store], Awaitable[T]]) -> T:
+    from corral.services.container import open_store
+
+    store = open_store(settings)
+    await store.open()
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+@token_app.command("list")
+def list_tokens(data_dir: Path = DataDir, database_url: str | None = DatabaseUrl) -> None:
+    """List tokens (id, name, role, revoked); the secrets themselves are never stored."""
+    settings = ServerSettings(data_dir=data_dir, database_url=database_url)
+    for token in asyncio.run(_on_store(settings, lambda store: store.list_tokens())):
+        state = "revoked" if token.revoked else "active"
+        typer.echo(f"{token.id}\t{token.name}\t{token.role}\t{state}")
+
+
+@token_app.command("revoke")
+def revoke(
+    token_id: str = typer.Argument(..., help="The token's id, from `corral token list`."),
+    data_dir: Path = DataDir,
+    database_url: str | None = DatabaseUrl,
+) -> None:
+    """Revoke a token; dispatchers refuse it within their two-second cache."""
+    from corral.errors import CorralError
+
+    settings = ServerSettings(data_dir=data_dir, database_url=database_url)
+    try:
+        asyncio.run(_on_store(settings, lambda store: store.revoke_token(token_id)))
+    except CorralError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{token_id} revoked")
