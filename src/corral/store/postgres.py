@@ -34,7 +34,6 @@ from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
 from corral.domain.leases import check_fence, on_lease_lost
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus, check_transition
-from corral.domain.workers import Executor, ExecutorInfo
 from corral.errors import AlreadyExists, CorralError, NotFound, Unavailable
 from corral.store import postgres_sql as q
 from corral.store.base import (
@@ -43,20 +42,17 @@ from corral.store.base import (
     Listener,
     OutputSlice,
     Report,
-    TokenRecord,
 )
 from corral.store.postgres_files import PostgresFiles
+from corral.store.postgres_fleet import PostgresFleet
 from corral.store.postgres_users import PostgresUsers
 from corral.store.rows import (
     JOB_COLUMNS,
     attempt_from_row,
-    executor_from_row,
-    executor_params,
     job_from_row,
     load_migrations,
     new_job_params,
     splice,
-    token_from_row,
 )
 from corral.store.shared import SharedOperations
 
@@ -68,7 +64,7 @@ _RECONNECT_MAX_DELAY = 5.0
 ANALYZE_AFTER_INSERTS = 10_000
 
 
-class PostgresStore(PostgresFiles, PostgresUsers, SharedOperations):
+class PostgresStore(PostgresFiles, PostgresUsers, PostgresFleet, SharedOperations):
     """``Store`` on a PostgreSQL database shared by any number of dispatchers; files live
     in ``postgres_files``, accounts in ``postgres_users``."""
 
@@ -476,62 +472,6 @@ class PostgresStore(PostgresFiles, PostgresUsers, SharedOperations):
         state = job.stdout if stream == "stdout" else job.stderr
         data = splice([(r[0], r[1]) for r in rows], offset, limit)
         return OutputSlice(data, offset, state.size, state.truncated, job.attempt)
-
-    # --- executors ----------------------------------------------------------------------
-    async def upsert_executor(self, info: ExecutorInfo, now: float, draining: bool) -> Executor:
-        async with self._conn() as conn:
-            row = await conn.fetchrow(
-                q.UPSERT_EXECUTOR,
-                *executor_params(info),
-                now,
-                int(draining),
-            )
-        return executor_from_row(row)
-
-    async def touch_executor(self, executor_id: str, now: float) -> None:
-        await self._execute(q.TOUCH_EXECUTOR, now, executor_id)
-
-    async def get_executor(self, executor_id: str) -> Executor | None:
-        row = await self._fetchrow("SELECT * FROM executors WHERE executor_id = $1", executor_id)
-        return executor_from_row(row) if row else None
-
-    async def list_executors(self) -> list[Executor]:
-        rows = await self._fetch("SELECT * FROM executors ORDER BY executor_id")
-        return [executor_from_row(r) for r in rows]
-
-    async def delete_executor(self, executor_id: str) -> None:
-        status = await self._execute("DELETE FROM executors WHERE executor_id = $1", executor_id)
-        if status == "DELETE 0":
-            raise NotFound("executor not found", executor_id=executor_id)
-
-    # --- tokens -----------------------------------------------------------------------
-    async def create_token(self, token: TokenRecord) -> None:
-        async with self._conn() as conn:
-            try:
-                await conn.execute(
-                    q.INSERT_TOKEN,
-                    token.id,
-                    token.name,
-                    token.role,
-                    token.token_hash,
-                    token.created_at,
-                    int(token.revoked),
-                )
-            except asyncpg.UniqueViolationError:
-                raise AlreadyExists("token already exists", token_id=token.id) from None
-
-    async def find_token(self, token_hash: str) -> TokenRecord | None:
-        row = await self._fetchrow("SELECT * FROM api_tokens WHERE token_hash = $1", token_hash)
-        return token_from_row(row) if row else None
-
-    async def list_tokens(self) -> list[TokenRecord]:
-        rows = await self._fetch("SELECT * FROM api_tokens ORDER BY created_at")
-        return [token_from_row(r) for r in rows]
-
-    async def revoke_token(self, token_id: str) -> None:
-        status = await self._execute("UPDATE api_tokens SET revoked = 1 WHERE id = $1", token_id)
-        if status == "UPDATE 0":
-            raise NotFound("token not found", token_id=token_id)
 
 
 async def _keep_session(conn: Any) -> None:

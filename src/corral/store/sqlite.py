@@ -21,8 +21,7 @@ from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
 from corral.domain.leases import on_lease_lost
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus, check_transition
-from corral.domain.workers import Executor, ExecutorInfo
-from corral.errors import AlreadyExists, CorralError, NotFound
+from corral.errors import AlreadyExists, CorralError
 from corral.store import sqlite_ops as ops
 from corral.store.base import (
     IdempotencyRecord,
@@ -30,22 +29,19 @@ from corral.store.base import (
     Listener,
     OutputSlice,
     Report,
-    TokenRecord,
 )
 from corral.store.rows import (
     JOB_COLUMNS,
     JOB_INSERT_COLUMNS,
     attempt_from_row,
-    executor_from_row,
-    executor_params,
     job_from_row,
     new_job_params,
     splice,
-    token_from_row,
 )
 from corral.store.shared import SharedOperations
 from corral.store.sqlite_engine import Readers, Writer
 from corral.store.sqlite_files import SqliteFiles
+from corral.store.sqlite_fleet import SqliteFleet
 from corral.store.sqlite_users import SqliteUsers
 
 _INSERT_JOB = (
@@ -82,7 +78,7 @@ ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat
 """
 
 
-class SqliteStore(SqliteFiles, SqliteUsers, SharedOperations):
+class SqliteStore(SqliteFiles, SqliteUsers, SqliteFleet, SharedOperations):
     """``Store`` on one SQLite file in WAL mode; files live in ``sqlite_files``, accounts
     in ``sqlite_users``."""
 
@@ -394,104 +390,3 @@ class SqliteStore(SqliteFiles, SqliteUsers, SharedOperations):
             return OutputSlice(data, offset, state.size, state.truncated, job.attempt)
 
         return await self._readers.run(op)
-
-    # --- executors ----------------------------------------------------------------------
-    async def upsert_executor(self, info: ExecutorInfo, now: float, draining: bool) -> Executor:
-        def op(conn: sqlite3.Connection) -> Executor:
-            row = conn.execute(
-                "INSERT INTO executors (executor_id, principal_id, hostname, ip, cpu_count, "
-                "memory_mb, os, labels, concurrency, metadata, registered_at, last_heartbeat, "
-                "draining) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (executor_id) DO UPDATE SET principal_id = excluded.principal_id, "
-                "hostname = excluded.hostname, ip = coalesce(excluded.ip, executors.ip), "
-                "cpu_count = excluded.cpu_count, memory_mb = excluded.memory_mb, "
-                "os = excluded.os, labels = excluded.labels, concurrency = excluded.concurrency, "
-                "metadata = excluded.metadata, last_heartbeat = excluded.last_heartbeat, "
-                "draining = excluded.draining RETURNING *",
-                (
-                    *executor_params(info),
-                    now,
-                    now,
-                    int(draining),
-                ),
-            ).fetchone()
-            return executor_from_row(row)
-
-        result: Executor = await self._write(op)
-        return result
-
-    async def touch_executor(self, executor_id: str, now: float) -> None:
-        await self._write(
-            lambda c: c.execute(
-                "UPDATE executors SET last_heartbeat = ? WHERE executor_id = ?", (now, executor_id)
-            )
-        )
-
-    async def get_executor(self, executor_id: str) -> Executor | None:
-        def op(conn: sqlite3.Connection) -> Executor | None:
-            row = conn.execute(
-                "SELECT * FROM executors WHERE executor_id = ?", (executor_id,)
-            ).fetchone()
-            return executor_from_row(row) if row else None
-
-        return await self._readers.run(op)
-
-    async def list_executors(self) -> list[Executor]:
-        def op(conn: sqlite3.Connection) -> list[Executor]:
-            rows = conn.execute("SELECT * FROM executors ORDER BY executor_id").fetchall()
-            return [executor_from_row(r) for r in rows]
-
-        return await self._readers.run(op)
-
-    async def delete_executor(self, executor_id: str) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            cur = conn.execute("DELETE FROM executors WHERE executor_id = ?", (executor_id,))
-            if cur.rowcount == 0:
-                raise NotFound("executor not found", executor_id=executor_id)
-
-        await self._write(op)
-
-    # --- tokens -----------------------------------------------------------------------
-    async def create_token(self, token: TokenRecord) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            try:
-                conn.execute(
-                    "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        token.id,
-                        token.name,
-                        token.role,
-                        token.token_hash,
-                        token.created_at,
-                        int(token.revoked),
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                raise AlreadyExists("token already exists", token_id=token.id) from None
-
-        await self._write(op)
-
-    async def find_token(self, token_hash: str) -> TokenRecord | None:
-        def op(conn: sqlite3.Connection) -> TokenRecord | None:
-            row = conn.execute(
-                "SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,)
-            ).fetchone()
-            return token_from_row(row) if row else None
-
-        return await self._readers.run(op)
-
-    async def list_tokens(self) -> list[TokenRecord]:
-        def op(conn: sqlite3.Connection) -> list[TokenRecord]:
-            rows = conn.execute("SELECT * FROM api_tokens ORDER BY created_at").fetchall()
-            return [token_from_row(r) for r in rows]
-
-        return await self._readers.run(op)
-
-    async def revoke_token(self, token_id: str) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            cur = conn.execute("UPDATE api_tokens SET revoked = 1 WHERE id = ?", (token_id,))
-            if cur.rowcount == 0:
-                raise NotFound("token not found", token_id=token_id)
-
-        await self._write(op)
