@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corral import __version__
 from corral.api.dialects.cmd import routes_auth as cmd_auth
+from corral.api.headers import ResponseHeaders
 from corral.api.native import executing, files, fleet, jobs
 from corral.api.native.errors import error_response, from_validation
 from corral.api.responses import JSON
@@ -48,6 +49,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
     for router in routers:
         app.include_router(router)
     _install_fallback_errors(app)
+    app.add_middleware(ResponseHeaders)
     return app
 
 
