@@ -6,15 +6,13 @@ failures raised anywhere below a route come out in this dialect's shape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 
 from corral import errors
 from corral.api.responses import JSON
+from corral.api.routing import DialectRoute, first_validation_error
 
 STATUS: list[tuple[type[errors.CorralError], int]] = [
     (errors.NotFound, 404),
@@ -47,26 +45,11 @@ def from_domain(exc: errors.CorralError) -> JSON:
 
 
 def from_validation(exc: RequestValidationError) -> JSON:
-    first = exc.errors()[0] if exc.errors() else {}
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
-    field = ".".join(location) or None
-    message = str(first.get("msg", "invalid request"))
-    if first.get("type") == "json_invalid":
-        message, field = "request body is not valid JSON", None
+    field, message = first_validation_error(exc)
     text = f"{field}: {message}" if field else message
     return error_response(400, text, {"field": field} if field else {})
 
 
-class NativeRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def guarded(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except errors.CorralError as exc:
-                return from_domain(exc)
-            except RequestValidationError as exc:
-                return from_validation(exc)
-
-        return guarded
+class NativeRoute(DialectRoute):
+    render_domain = staticmethod(from_domain)
+    render_validation = staticmethod(from_validation)

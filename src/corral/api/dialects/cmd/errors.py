@@ -6,15 +6,13 @@ validation failures raised below a route come out in this shape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 
 from corral import errors
 from corral.api.responses import JSON
+from corral.api.routing import DialectRoute, first_validation_error
 
 # (kind, status, error title, code); the first match wins, so subclasses come first.
 KINDS: list[tuple[type[errors.CorralError], int, str, str]] = [
@@ -46,26 +44,11 @@ def from_domain(exc: errors.CorralError) -> JSON:
 
 
 def from_validation(exc: RequestValidationError) -> JSON:
-    first = exc.errors()[0] if exc.errors() else {}
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
-    field = ".".join(location) or None
-    message = str(first.get("msg", "invalid request"))
-    if first.get("type") == "json_invalid":
-        message, field = "request body is not valid JSON", None
+    field, message = first_validation_error(exc)
     details = {"field": field} if field else {}
     return error_response(400, "Bad Request", message, details, "VALIDATION_ERROR")
 
 
-class CmdRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def guarded(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except errors.CorralError as exc:
-                return from_domain(exc)
-            except RequestValidationError as exc:
-                return from_validation(exc)
-
-        return guarded
+class CmdRoute(DialectRoute):
+    render_domain = staticmethod(from_domain)
+    render_validation = staticmethod(from_validation)
