@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from corral.auth.jwt_tokens import looks_like_jwt
-from corral.domain.principals import Principal
+from corral.domain.principals import Principal, Role
+from corral.errors import Unauthenticated
 from corral.services.container import Services
 
 
@@ -20,7 +22,7 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def bearer_token(request: Request) -> str | None:
+def bearer_token(request: HTTPConnection) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
@@ -29,19 +31,34 @@ def bearer_token(request: Request) -> str | None:
 
 
 AUTH_COOKIE = "auth_token"  # CMD Executor's browser sessions carry the JWT here
+WORKER_TOKEN_HEADER = "x-worker-token"  # CMD Executor's workers present their token here
 
 
-def presented_token(request: Request) -> str | None:
+def presented_token(request: HTTPConnection) -> str | None:
     """The Bearer header wins; the login cookie is the fallback a browser sends."""
     return bearer_token(request) or request.cookies.get(AUTH_COOKIE) or None
 
 
-async def get_principal(request: Request, services: ServicesDep) -> Principal:
-    """Login JWTs resolve through the accounts, opaque ``crl_`` tokens as before."""
-    token = presented_token(request)
+async def principal_of(connection: HTTPConnection, services: Services) -> Principal:
+    """Who is calling, for HTTP requests and WebSocket handshakes alike.
+
+    ``x-worker-token`` carries only opaque worker tokens; login JWTs resolve
+    through the accounts; other opaque ``crl_`` tokens through the token table.
+    """
+    worker_token = connection.headers.get(WORKER_TOKEN_HEADER)
+    if worker_token:
+        principal = await services.tokens.authenticate(worker_token)
+        if principal.role != Role.WORKER:
+            raise Unauthenticated(f"{WORKER_TOKEN_HEADER} must carry a worker token")
+        return principal
+    token = presented_token(connection)
     if token is not None and looks_like_jwt(token):
         return await services.accounts.authenticate(token)
     return await services.tokens.authenticate(token)
+
+
+async def get_principal(request: Request, services: ServicesDep) -> Principal:
+    return await principal_of(request, services)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -43,3 +43,12 @@ def can(principal: Principal, action: Action, owner_id: str | None = None) -> bo
 def require(principal: Principal, action: Action, owner_id: str | None = None) -> None:
     if not can(principal, action, owner_id):
         raise Forbidden(f"role {principal.role} may not {action}", action=str(action))
+
+
+def require_executor(principal: Principal, executor_id: str) -> None:
+    """A token bound to one executor may not speak for another one."""
+    if principal.executor_id is not None and principal.executor_id != executor_id:
+        raise Forbidden(
+            "this worker token belongs to another worker",
+            worker_id=executor_id,
+        )

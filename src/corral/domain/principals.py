@@ -15,8 +15,13 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller. ``id`` scopes idempotency keys and owns jobs."""
+    """An authenticated caller. ``id`` scopes idempotency keys and owns jobs.
+
+    ``executor_id`` binds a worker token to one executor: it may act only as that
+    executor (CMD Executor hands out such tokens when a worker registers).
+    """
 
     id: str
     name: str
     role: Role
+    executor_id: str | None = None

@@ -35,6 +35,7 @@ class Executor:
     last_heartbeat: float
     draining: bool
     jobs_completed: int
+    reported_status: str | None = None  # what the executor last said it was doing
 
     def state(self, now: float, offline_after: float) -> ExecutorState:
         """Offline is derived from heartbeat age, so no sweeper has to write it."""

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from corral.auth.policy import Action, require
+from corral.auth.policy import Action, require, require_executor
 from corral.domain.jobs import AttemptRef, ClaimRequest, Job, Outcome
 from corral.domain.principals import Principal, Role
 from corral.domain.retry import RetryPolicy
@@ -44,6 +44,7 @@ class LeaseService:
     def fence(self, principal: Principal, executor_id: str, attempt: int | None) -> AttemptRef:
         """Workers are bound to their own leases; admins may act for any executor."""
         require(principal, Action.EXECUTE)
+        require_executor(principal, executor_id)
         bound = principal.id if principal.role == Role.WORKER else None
         return AttemptRef(executor_id=executor_id, attempt=attempt, principal_id=bound)
 
@@ -60,6 +61,7 @@ class LeaseService:
         caller that hung up meanwhile never strands a job in a lease nobody holds.
         """
         require(principal, Action.EXECUTE)
+        require_executor(principal, request.executor_id)
         deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
         signal = self._hub.jobs
         waited = False
@@ -96,6 +98,7 @@ class LeaseService:
         self, principal: Principal, executor_id: str, held: Sequence[tuple[str, int]]
     ) -> HeldLeases:
         require(principal, Action.EXECUTE)
+        require_executor(principal, executor_id)
         renewed = await self._store.renew_executor_leases(executor_id, held, time.time())
         kept = {j.id for j in renewed}
         lost = [job_id for job_id, _ in held if job_id not in kept]

@@ -23,7 +23,9 @@ class TokenService:
         self._store = store
         self._cache: dict[str, tuple[Principal | None, float]] = {}
 
-    async def mint(self, role: str, name: str) -> tuple[TokenRecord, str]:
+    async def mint(
+        self, role: str, name: str, executor_id: str | None = None
+    ) -> tuple[TokenRecord, str]:
         """Create a token; the plain secret is returned once and never stored."""
         try:
             parsed = Role(role)
@@ -36,6 +38,7 @@ class TokenService:
             role=parsed.value,
             token_hash=tokens.digest(secret),
             created_at=time.time(),
+            executor_id=executor_id,
         )
         await self._store.create_token(record)
         return record, secret
@@ -59,10 +62,20 @@ class TokenService:
             record = await self._store.find_token(key)
             principal = None
             if record is not None and not record.revoked:
-                principal = Principal(id=record.id, name=record.name, role=Role(record.role))
+                principal = Principal(
+                    id=record.id,
+                    name=record.name,
+                    role=Role(record.role),
+                    executor_id=record.executor_id,
+                )
             if len(self._cache) > 10000:
                 self._cache.clear()
             self._cache[key] = (principal, now + CACHE_SECONDS)
         if principal is None:
             raise Unauthenticated("invalid or revoked token")
         return principal
+
+    async def revoke_for_executor(self, executor_id: str) -> None:
+        """Revoke a worker's own tokens and drop the cache, so they stop here at once."""
+        if await self._store.revoke_executor_tokens(executor_id):
+            self._cache.clear()

@@ -65,6 +65,7 @@ class TokenRecord:
     token_hash: str
     created_at: float
     revoked: bool = False
+    executor_id: str | None = None  # a worker token bound to this one executor
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +138,10 @@ class Store(Protocol):
 
     async def get_attempts(self, job_id: str) -> list[Attempt]: ...
 
-    async def list_jobs(self, flt: JobFilter, limit: int, offset: int) -> tuple[list[Job], int]:
-        """A page, newest first, and the total count matching the filter."""
+    async def list_jobs(
+        self, flt: JobFilter, limit: int, offset: int, newest_first: bool = True
+    ) -> tuple[list[Job], int]:
+        """A page in submission order (newest first by default) and the total matching."""
 
     async def count_by_status(self) -> dict[JobStatus, int]: ...
 
@@ -189,7 +192,18 @@ class Store(Protocol):
     # --- executors ----------------------------------------------------------
     async def upsert_executor(self, info: ExecutorInfo, now: float, draining: bool) -> Executor: ...
 
-    async def touch_executor(self, executor_id: str, now: float) -> None: ...
+    async def register_executor(
+        self, info: ExecutorInfo, now: float, live_after: float
+    ) -> Executor:
+        """Insert an executor, or take over one whose last heartbeat is before ``live_after``.
+
+        Raises ``AlreadyExists`` when the id belongs to an executor still alive.
+        """
+
+    async def touch_executor(
+        self, executor_id: str, now: float, reported_status: str | None = None
+    ) -> None:
+        """Record a heartbeat, and the status the executor reports when it gives one."""
 
     async def get_executor(self, executor_id: str) -> Executor | None: ...
 
@@ -206,11 +220,17 @@ class Store(Protocol):
 
     async def revoke_token(self, token_id: str) -> None: ...
 
+    async def revoke_executor_tokens(self, executor_id: str) -> int:
+        """Revoke every token bound to the executor; return how many were live."""
+
     # --- users, revoked JWTs, shared secrets ---------------------------------------
     async def create_user(self, user: UserRecord) -> None:
         """Raises ``AlreadyExists`` when the email (or id) is taken."""
 
     async def count_users(self) -> int: ...
+
+    async def list_users(self) -> list[UserRecord]:
+        """Every user, oldest first."""
 
     async def find_user_by_email(self, email: str) -> UserRecord | None: ...
 
@@ -220,6 +240,9 @@ class Store(Protocol):
         """Raises ``NotFound`` for an unknown user."""
 
     async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
+        """Raises ``NotFound`` for an unknown user."""
+
+    async def set_user_password(self, user_id: str, password_hash: str) -> None:
         """Raises ``NotFound`` for an unknown user."""
 
     async def revoke_jti(self, jti: str, expires_at: float, now: float) -> None:

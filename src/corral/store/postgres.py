@@ -290,13 +290,16 @@ class PostgresStore(PostgresFiles, PostgresUsers, PostgresFleet, SharedOperation
         rows = await self._fetch(q.SELECT_ATTEMPTS, job_id)
         return [attempt_from_row(r) for r in rows]
 
-    async def list_jobs(self, flt: JobFilter, limit: int, offset: int) -> tuple[list[Job], int]:
+    async def list_jobs(
+        self, flt: JobFilter, limit: int, offset: int, newest_first: bool = True
+    ) -> tuple[list[Job], int]:
         where, params = q.filter_sql(flt)
+        order = "DESC" if newest_first else "ASC"
         n = len(params)
         async with self._conn() as conn:
             total = await conn.fetchval(f"SELECT count(*) FROM jobs {where}", *params)
             rows = await conn.fetch(
-                f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY seq DESC "
+                f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY seq {order} "
                 f"LIMIT ${n + 1} OFFSET ${n + 2}",
                 *params,
                 limit,
@@ -345,7 +348,7 @@ class PostgresStore(PostgresFiles, PostgresUsers, PostgresFleet, SharedOperation
         attempts = [attempt for _, attempt in held]
         async with self._tx() as conn:
             rows = await conn.fetch(q.RENEW_MANY, executor_id, ids, attempts, now) if held else []
-            await conn.execute(q.TOUCH_EXECUTOR, now, executor_id)  # executor row last
+            await conn.execute(q.TOUCH_EXECUTOR, now, executor_id, None)  # executor row last
         return [job_from_row(r) for r in rows]
 
     async def finish_many(

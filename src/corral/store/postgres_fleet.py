@@ -40,8 +40,18 @@ class PostgresFleet:
             )
         return executor_from_row(row)
 
-    async def touch_executor(self, executor_id: str, now: float) -> None:
-        await self._execute(q.TOUCH_EXECUTOR, now, executor_id)
+    async def register_executor(
+        self, info: ExecutorInfo, now: float, live_after: float
+    ) -> Executor:
+        row = await self._fetchrow(q.REGISTER_EXECUTOR, *executor_params(info), now, live_after)
+        if row is None:
+            raise AlreadyExists("Worker already registered", worker_id=info.executor_id)
+        return executor_from_row(row)
+
+    async def touch_executor(
+        self, executor_id: str, now: float, reported_status: str | None = None
+    ) -> None:
+        await self._execute(q.TOUCH_EXECUTOR, now, executor_id, reported_status)
 
     async def get_executor(self, executor_id: str) -> Executor | None:
         row = await self._fetchrow("SELECT * FROM executors WHERE executor_id = $1", executor_id)
@@ -68,6 +78,7 @@ class PostgresFleet:
                     token.token_hash,
                     token.created_at,
                     int(token.revoked),
+                    token.executor_id,
                 )
             except asyncpg.UniqueViolationError:
                 raise AlreadyExists("token already exists", token_id=token.id) from None
@@ -84,3 +95,10 @@ class PostgresFleet:
         status = await self._execute("UPDATE api_tokens SET revoked = 1 WHERE id = $1", token_id)
         if status == "UPDATE 0":
             raise NotFound("token not found", token_id=token_id)
+
+    async def revoke_executor_tokens(self, executor_id: str) -> int:
+        status = await self._execute(
+            "UPDATE api_tokens SET revoked = 1 WHERE executor_id = $1 AND revoked = 0",
+            executor_id,
+        )
+        return int(status.split()[-1])

@@ -141,7 +141,10 @@ UPDATE jobs SET lease_expires_at = $4 + lease_seconds
 FROM held WHERE jobs.seq = held.held_seq AND jobs.executor_id = $1 AND status = 'running'
 RETURNING {JOB_COLUMNS}
 """
-TOUCH_EXECUTOR = "UPDATE executors SET last_heartbeat = $1 WHERE executor_id = $2"
+TOUCH_EXECUTOR = (
+    "UPDATE executors SET last_heartbeat = $1, reported_status = coalesce($3, reported_status) "
+    "WHERE executor_id = $2"
+)
 LOCK_EXECUTORS = (
     "SELECT 1 FROM executors WHERE executor_id = ANY($1::text[]) ORDER BY executor_id FOR UPDATE"
 )
@@ -227,9 +230,23 @@ ON CONFLICT (executor_id) DO UPDATE SET principal_id = excluded.principal_id,
 RETURNING *
 """
 
+REGISTER_EXECUTOR = """
+INSERT INTO executors (executor_id, principal_id, hostname, ip, cpu_count, memory_mb, os,
+  labels, concurrency, metadata, registered_at, last_heartbeat, draining)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 0)
+ON CONFLICT (executor_id) DO UPDATE SET principal_id = excluded.principal_id,
+  hostname = excluded.hostname, ip = excluded.ip, cpu_count = excluded.cpu_count,
+  memory_mb = excluded.memory_mb, os = excluded.os, labels = excluded.labels,
+  concurrency = excluded.concurrency, metadata = excluded.metadata,
+  registered_at = excluded.registered_at, last_heartbeat = excluded.last_heartbeat,
+  draining = 0, jobs_completed = 0, reported_status = NULL
+WHERE executors.last_heartbeat < $12
+RETURNING *
+"""
+
 INSERT_TOKEN = (
-    "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked) "
-    "VALUES ($1, $2, $3, $4, $5, $6)"
+    "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked, executor_id) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
 
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)"

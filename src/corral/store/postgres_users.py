@@ -49,6 +49,11 @@ class PostgresUsers:
         async with self._conn() as conn:
             return int(await conn.fetchval("SELECT count(*) FROM users"))
 
+    async def list_users(self) -> list[UserRecord]:
+        async with self._conn() as conn:
+            rows = await conn.fetch("SELECT * FROM users ORDER BY created_at, id")
+        return [user_from_row(r) for r in rows]
+
     async def find_user_by_email(self, email: str) -> UserRecord | None:
         return await self._one_user("SELECT * FROM users WHERE email = $1", email)
 
@@ -66,6 +71,10 @@ class PostgresUsers:
     async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
         sql = "UPDATE users SET disabled = $1 WHERE id = $2"
         await self._update_user(sql, int(disabled), user_id)
+
+    async def set_user_password(self, user_id: str, password_hash: str) -> None:
+        sql = "UPDATE users SET password_hash = $1 WHERE id = $2"
+        await self._update_user(sql, password_hash, user_id)
 
     async def _update_user(self, sql: str, value: object, user_id: str) -> None:
         async with self._conn() as conn:

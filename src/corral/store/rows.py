@@ -168,6 +168,7 @@ def executor_from_row(row: Mapping[str, Any]) -> Executor:
         last_heartbeat=row["last_heartbeat"],
         draining=bool(row["draining"]),
         jobs_completed=row["jobs_completed"],
+        reported_status=row["reported_status"],
     )
 
 
@@ -195,6 +196,7 @@ def token_from_row(row: Mapping[str, Any]) -> TokenRecord:
         token_hash=row["token_hash"],
         created_at=row["created_at"],
         revoked=bool(row["revoked"]),
+        executor_id=row["executor_id"],
     )
 
 

@@ -170,13 +170,16 @@ class SqliteStore(SqliteFiles, SqliteUsers, SqliteFleet, SharedOperations):
 
         return await self._readers.run(op)
 
-    async def list_jobs(self, flt: JobFilter, limit: int, offset: int) -> tuple[list[Job], int]:
+    async def list_jobs(
+        self, flt: JobFilter, limit: int, offset: int, newest_first: bool = True
+    ) -> tuple[list[Job], int]:
         where, params = ops.filter_sql(flt)
+        order = "DESC" if newest_first else "ASC"
 
         def op(conn: sqlite3.Connection) -> tuple[list[Job], int]:
             total = conn.execute(f"SELECT count(*) FROM jobs {where}", params).fetchone()[0]
             rows = conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY seq {order} LIMIT ? OFFSET ?",
                 (*params, limit, offset),
             ).fetchall()
             return [job_from_row(r) for r in rows], total

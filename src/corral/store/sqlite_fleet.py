@@ -42,10 +42,38 @@ class SqliteFleet:
         result: Executor = await self._writer.submit(op)
         return result
 
-    async def touch_executor(self, executor_id: str, now: float) -> None:
+    async def register_executor(
+        self, info: ExecutorInfo, now: float, live_after: float
+    ) -> Executor:
+        def op(conn: sqlite3.Connection) -> Executor:
+            row = conn.execute(
+                "INSERT INTO executors (executor_id, principal_id, hostname, ip, cpu_count, "
+                "memory_mb, os, labels, concurrency, metadata, registered_at, last_heartbeat, "
+                "draining) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
+                "ON CONFLICT (executor_id) DO UPDATE SET principal_id = excluded.principal_id, "
+                "hostname = excluded.hostname, ip = excluded.ip, cpu_count = excluded.cpu_count, "
+                "memory_mb = excluded.memory_mb, os = excluded.os, labels = excluded.labels, "
+                "concurrency = excluded.concurrency, metadata = excluded.metadata, "
+                "registered_at = excluded.registered_at, "
+                "last_heartbeat = excluded.last_heartbeat, draining = 0, jobs_completed = 0, "
+                "reported_status = NULL WHERE executors.last_heartbeat < ? RETURNING *",
+                (*executor_params(info), now, now, live_after),
+            ).fetchone()
+            if row is None:
+                raise AlreadyExists("Worker already registered", worker_id=info.executor_id)
+            return executor_from_row(row)
+
+        result: Executor = await self._writer.submit(op)
+        return result
+
+    async def touch_executor(
+        self, executor_id: str, now: float, reported_status: str | None = None
+    ) -> None:
         await self._writer.submit(
             lambda c: c.execute(
-                "UPDATE executors SET last_heartbeat = ? WHERE executor_id = ?", (now, executor_id)
+                "UPDATE executors SET last_heartbeat = ?, "
+                "reported_status = coalesce(?, reported_status) WHERE executor_id = ?",
+                (now, reported_status, executor_id),
             )
         )
 
@@ -78,8 +106,8 @@ class SqliteFleet:
         def op(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
-                    "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked, "
+                    "executor_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         token.id,
                         token.name,
@@ -87,6 +115,7 @@ class SqliteFleet:
                         token.token_hash,
                         token.created_at,
                         int(token.revoked),
+                        token.executor_id,
                     ),
                 )
             except sqlite3.IntegrityError:
@@ -117,3 +146,14 @@ class SqliteFleet:
                 raise NotFound("token not found", token_id=token_id)
 
         await self._writer.submit(op)
+
+    async def revoke_executor_tokens(self, executor_id: str) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "UPDATE api_tokens SET revoked = 1 WHERE executor_id = ? AND revoked = 0",
+                (executor_id,),
+            )
+            return cur.rowcount
+
+        count: int = await self._writer.submit(op)
+        return count

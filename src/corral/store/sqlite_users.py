@@ -41,6 +41,13 @@ class SqliteUsers:
             lambda c: int(c.execute("SELECT count(*) FROM users").fetchone()[0])
         )
 
+    async def list_users(self) -> list[UserRecord]:
+        def op(conn: sqlite3.Connection) -> list[UserRecord]:
+            rows = conn.execute("SELECT * FROM users ORDER BY created_at, id").fetchall()
+            return [user_from_row(r) for r in rows]
+
+        return await self._readers.run(op)
+
     async def find_user_by_email(self, email: str) -> UserRecord | None:
         return await self._one_user("SELECT * FROM users WHERE email = ?", email)
 
@@ -60,6 +67,10 @@ class SqliteUsers:
     async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
         sql = "UPDATE users SET disabled = ? WHERE id = ?"
         await self._update_user(sql, int(disabled), user_id)
+
+    async def set_user_password(self, user_id: str, password_hash: str) -> None:
+        sql = "UPDATE users SET password_hash = ? WHERE id = ?"
+        await self._update_user(sql, password_hash, user_id)
 
     async def _update_user(self, sql: str, value: object, user_id: str) -> None:
         def op(conn: sqlite3.Connection) -> None:
