@@ -42,6 +42,13 @@ class LiveServer:
             return secret
 
 
+# Every test client comes from 127.0.0.1, and suites that check that each route refuses
+# bad credentials send far more than the production 60 failed authentications a minute
+# per IP to one shared server; later 401s would turn into 429s. Tests of that limit
+# pass their own value.
+TEST_DEFAULTS: dict[str, object] = {"auth_failure_rate_limit": "100000/minute"}
+
+
 @contextmanager
 def run_server(data_dir: Path, **overrides: object) -> Iterator[LiveServer]:
     port = free_port()
@@ -49,7 +56,7 @@ def run_server(data_dir: Path, **overrides: object) -> Iterator[LiveServer]:
         host="127.0.0.1",
         port=port,
         data_dir=data_dir,
-        **overrides,  # type: ignore[arg-type]
+        **{**TEST_DEFAULTS, **overrides},  # type: ignore[arg-type]
     )
     config = uvicorn.Config(
         create_app(settings),

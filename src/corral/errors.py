@@ -16,6 +16,7 @@ error body in a single ``errors.py``. Routes never build HTTP errors by hand.
     │   ├── Unauthenticated       no credentials, or credentials that are not valid
     │   │   └── InvalidCredentials  a login's email and password do not match an active user
     │   └── Forbidden             valid credentials without the right to act
+    ├── RateLimited               the caller spent its request budget; ``retry_after`` seconds
     └── Unavailable               the storage cannot be reached
 """
 
@@ -79,6 +80,18 @@ class InvalidCredentials(Unauthenticated):
 
 class Forbidden(AuthError):
     pass
+
+
+class RateLimited(CorralError):
+    """Raised before the work is done, so a refused request changed nothing.
+
+    ``retry_after`` (whole seconds until the window resets) is also in the
+    context, where every dialect's error body finds it.
+    """
+
+    def __init__(self, message: str, *, retry_after: int, **context: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **context)
+        self.retry_after = retry_after
 
 
 class Unavailable(CorralError):

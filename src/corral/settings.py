@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from limits import parse_many
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+RATE_LIMIT_OFF = "off"  # or an empty value: the limit is not applied at all
 
 
 class ServerSettings(BaseSettings):
@@ -39,6 +43,27 @@ class ServerSettings(BaseSettings):
     )
     admin_email: str | None = Field(default=None, description="first admin user, if none exists")
     admin_password: SecretStr | None = None
+    # Rate limits ("100/minute", "5/second", "1000 per hour"; "off" disables), counted
+    # in this process's memory: with N replicas a caller may get up to N times as many.
+    rate_limit: str | None = Field(
+        default="6000/minute", description="per principal, for every role but worker"
+    )
+    worker_rate_limit: str | None = Field(
+        default=None, description="per worker-role principal; unset: unlimited"
+    )
+    auth_failure_rate_limit: str | None = Field(
+        default="60/minute", description="failed authentications per client IP"
+    )
+    login_rate_limit: str | None = Field(
+        default="10/minute", description="login attempts per client IP and per email"
+    )
+    max_json_bytes: int = Field(
+        default=4 << 20, ge=1, description="largest request body outside the upload routes"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins allowed to call with credentials (comma-separated); empty: no CORS",
+    )
 
     @field_validator("jwt_secret")
     @classmethod
@@ -46,6 +71,52 @@ class ServerSettings(BaseSettings):
         """A short HMAC key can be brute-forced offline from any one token."""
         if value is not None and len(value.get_secret_value().encode()) < 32:
             raise ValueError("CORRAL_JWT_SECRET must be at least 32 bytes")
+        return value
+
+    @field_validator(
+        "rate_limit", "worker_rate_limit", "auth_failure_rate_limit", "login_rate_limit"
+    )
+    @classmethod
+    def _rate(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A typo must not start a server that silently limits nothing (or everything)."""
+        text = (value or "").strip()
+        if text.lower() in ("", RATE_LIMIT_OFF):
+            return None
+        name = f"CORRAL_{(info.field_name or '').upper()}"
+        try:
+            parsed = parse_many(text)
+        except ValueError:
+            raise ValueError(
+                f"{name} must be a rate such as '100/minute' or 'off', not {text!r}"
+            ) from None
+        if len(parsed) != 1 or parsed[0].amount < 1:
+            raise ValueError(f"{name} must be one positive rate such as '100/minute', not {text!r}")
+        return text
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        """The environment gives one string: ``https://a.example,https://b.example``."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: list[str]) -> list[str]:
+        """Browsers send credentials (the login cookie) cross-origin only to named origins.
+
+        ``*`` with credentials would let any site act as the signed-in user, and an
+        origin with a path or trailing slash never equals a browser's ``Origin``.
+        """
+        for origin in value:
+            if "*" in origin:
+                raise ValueError("CORRAL_CORS_ORIGINS must name origins; '*' is refused")
+            scheme, sep, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+                raise ValueError(
+                    f"CORRAL_CORS_ORIGINS entries look like https://host[:port], not {origin!r}"
+                )
         return value
 
     @property

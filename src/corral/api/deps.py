@@ -1,4 +1,9 @@
-"""FastAPI dependencies shared by every dialect: the services and the calling principal."""
+"""FastAPI dependencies shared by every dialect: the services and the calling principal.
+
+Rate limits are charged here, right after authentication, because this is the
+one place every authenticated route passes through and where the principal
+(the key of its budget) is first known.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
+from corral.api.ratelimit import rate_limits_of
 from corral.auth.jwt_tokens import looks_like_jwt
 from corral.domain.principals import Principal, Role
 from corral.errors import Unauthenticated
@@ -40,7 +46,24 @@ def presented_token(request: HTTPConnection) -> str | None:
 
 
 async def principal_of(connection: HTTPConnection, services: Services) -> Principal:
-    """Who is calling, for HTTP requests and WebSocket handshakes alike.
+    """Who is calling, for HTTP requests and WebSocket handshakes alike, within its budget.
+
+    Failed authentications are counted per client IP so that tokens cannot be
+    sprayed; a principal's requests are counted per principal once it is known.
+    """
+    limits = rate_limits_of(connection)
+    await limits.before_authentication(connection)
+    try:
+        principal = await _authenticate(connection, services)
+    except Unauthenticated:
+        await limits.authentication_failed(connection)
+        raise
+    await limits.authenticated(connection, principal)
+    return principal
+
+
+async def _authenticate(connection: HTTPConnection, services: Services) -> Principal:
+    """Each kind of token has its own authority, chosen by where and how it came.
 
     ``x-worker-token`` carries only opaque worker tokens; login JWTs resolve
     through the accounts; other opaque ``crl_`` tokens through the token table.

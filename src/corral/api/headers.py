@@ -5,7 +5,11 @@ task and a memory stream per request) that only rewrites the response start:
 - ``X-Request-ID``: the caller's, when it sent one of sane length, else a fresh id;
 - ``X-Response-Time-ms``: time spent until the headers were sent;
 - ``X-Content-Type-Options: nosniff`` and ``X-Frame-Options: DENY``;
-- ``Cache-Control: no-store`` on API answers, which are live state, never cacheable.
+- ``Cache-Control: no-store`` on API answers, which are live state, never cacheable;
+- ``X-RateLimit-Limit/-Remaining/-Reset`` when a rate limit was checked for the request.
+  The limiter (``ratelimit.py``) runs deep inside the route, in a dependency; it
+  leaves its figures in the scope's state, which is the one object shared with
+  this layer, and they are read here when the response starts.
 """
 
 from __future__ import annotations
@@ -17,7 +21,21 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from corral.api.ratelimit import STATE_KEY, Figures
+
 MAX_REQUEST_ID = 128
+# What a browser script on an allowed origin may read (CORS hides all but a few by default).
+CORS_EXPOSED = [
+    "X-Request-ID",
+    "X-Response-Time-ms",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+    "X-Total-Count",
+    "Content-Disposition",
+    "X-Content-SHA256",
+]
 
 
 class ResponseHeaders:
@@ -31,6 +49,8 @@ class ResponseHeaders:
         started = time.perf_counter()
         request_id = _request_id(scope)
         api = scope.get("path", "").startswith("/api")
+        # Made here if the server gave none, so that the route writes into this very dict.
+        state: dict[str, Any] = scope.setdefault("state", {})
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -43,6 +63,9 @@ class ResponseHeaders:
                 ]
                 if api and not _has(message, b"cache-control"):
                     extra.append((b"cache-control", b"no-store"))
+                figures = state.get(STATE_KEY)
+                if isinstance(figures, Figures):
+                    extra.extend(figures.headers())
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

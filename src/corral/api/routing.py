@@ -3,6 +3,9 @@
 A dialect subclasses ``DialectRoute`` and names two renderers; the route wraps
 each handler, so domain errors and validation failures raised anywhere below a
 route (dependencies included) come out in that dialect's shape and status.
+So do the ``HTTPException``s that come from below the handler rather than from
+routes (which never build them): the body limit raised inside ``receive``, and
+FastAPI's own 400 for a body it could not read.
 """
 
 from __future__ import annotations
@@ -13,8 +16,21 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from corral import errors
+from corral.api.bodylimit import BodyTooLarge
+
+# Status of an HTTPException -> the domain error each dialect already knows how to render.
+HTTP_KINDS: dict[int, type[errors.CorralError]] = {
+    400: errors.InvalidInput,
+    401: errors.Unauthenticated,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    413: errors.TooLarge,
+    422: errors.InvalidInput,
+    503: errors.Unavailable,
+}
 
 
 class DialectRoute(APIRoute):
@@ -37,8 +53,22 @@ class DialectRoute(APIRoute):
                 return render_domain(exc)
             except RequestValidationError as exc:
                 return render_validation(exc)
+            except HTTPException as exc:
+                return _render_http(exc, render_domain)
 
         return guarded
+
+
+def _render_http(
+    exc: HTTPException, render_domain: Callable[[errors.CorralError], Response]
+) -> Response:
+    """In the dialect's shape, keeping the exception's own status and headers."""
+    context = {"limit": exc.limit} if isinstance(exc, BodyTooLarge) else {}
+    kind = HTTP_KINDS.get(exc.status_code, errors.CorralError)
+    response = render_domain(kind(str(exc.detail), **context))
+    response.status_code = exc.status_code
+    response.headers.update(exc.headers or {})
+    return response
 
 
 def first_validation_error(exc: RequestValidationError) -> tuple[str | None, str]:

@@ -24,6 +24,7 @@ STATUS: list[tuple[type[errors.CorralError], int]] = [
     (errors.IdempotencyMismatch, 422),
     (errors.Unauthenticated, 401),
     (errors.Forbidden, 403),
+    (errors.RateLimited, 429),
     (errors.Unavailable, 503),
     (errors.CorralError, 400),
 ]
@@ -41,6 +42,8 @@ def from_domain(exc: errors.CorralError) -> JSON:
     response = error_response(status_of(exc), exc.message, exc.context)
     if isinstance(exc, errors.Unauthenticated):
         response.headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, errors.RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 

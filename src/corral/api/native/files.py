@@ -13,14 +13,14 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from corral.api.deps import PrincipalDep, ServicesDep
-from corral.api.native.errors import NativeRoute
-from corral.api.native.uploads import (
+from corral.api.multipart import (
     MULTIPART_SLACK,
     MultipartFile,
     check_declared_length,
     is_multipart,
     raw_body,
 )
+from corral.api.native.errors import NativeRoute
 from corral.api.responses import JSON
 from corral.api.timefmt import iso
 from corral.domain.files import StoredFile

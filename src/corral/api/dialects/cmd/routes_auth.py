@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from corral.api.deps import AUTH_COOKIE, ServicesDep, presented_token
 from corral.api.dialects.cmd.errors import CmdRoute
+from corral.api.ratelimit import rate_limits_of
 from corral.api.responses import JSON
 from corral.auth.jwt_tokens import LIFETIME_LABEL, LIFETIME_SECONDS
 from corral.errors import Unauthenticated
@@ -45,7 +46,22 @@ def _with_cookie(body: dict[str, Any], token: str, request: Request) -> JSON:
     return response
 
 
-@router.post("/login")
+async def login_budget(request: Request) -> None:
+    """Spend a login attempt per client IP and per email before any password is checked.
+
+    Runs after FastAPI has read the body, so the email comes from its cached JSON;
+    a body without one still spends the IP's budget.
+    """
+    try:
+        data = await request.json()
+    except ValueError:
+        data = None
+    email = data.get("email") if isinstance(data, dict) else None
+    limits = rate_limits_of(request)
+    await limits.login_attempt(request, email if isinstance(email, str) else None)
+
+
+@router.post("/login", dependencies=[Depends(login_budget)])
 async def login(body: LoginBody, request: Request, services: ServicesDep) -> JSON:
     session = await services.accounts.login(body.email, body.password)
     user = {"id": session.user.id, "email": session.user.email, "role": session.user.role}

@@ -1,9 +1,11 @@
-"""Request bodies streamed straight to the store: a raw body, or one multipart field.
+"""One file field of a multipart/form-data body, streamed as it arrives.
 
-Starlette's ``request.form()`` spools a whole multipart upload to a temporary
-file before the route sees a byte, so neither the size limit nor the database
-write could start until the last byte arrived. Here the parser is fed as the
-body arrives and hands on the bytes of the ``file`` field piece by piece.
+Starlette's ``request.form()`` spools a whole upload to a temporary file before
+the route sees a byte, so neither a size limit nor the database write could
+start until the last byte arrived. Here python-multipart's push parser is fed
+one body piece at a time and the wanted field's bytes are handed on as they
+come out, so at most one received piece (plus a part's headers, themselves
+capped) is held at once. Any face that takes uploads reads them through here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from starlette.requests import ClientDisconnect, Request
 from corral.errors import InvalidInput, TooLarge
 
 MULTIPART_SLACK = 64 << 10  # boundaries and part headers around the file's bytes
+MAX_PART_HEADERS = 16 << 10  # a part's headers are buffered whole: keep that bounded
+
+
+def is_multipart(request: Request) -> bool:
+    return request.headers.get("content-type", "").lower().startswith("multipart/form-data")
 
 
 def check_declared_length(request: Request, limit: int, slack: int = 0) -> None:
@@ -35,12 +42,12 @@ async def raw_body(request: Request) -> AsyncIterator[bytes]:
         raise InvalidInput("the client disconnected during the upload") from None
 
 
-def is_multipart(request: Request) -> bool:
-    return request.headers.get("content-type", "").lower().startswith("multipart/form-data")
-
-
 class MultipartFile:
-    """The first part named ``field`` of a multipart body, streamed."""
+    """The first part named ``field``: ``open()`` reads up to its bytes, ``chunks()`` streams them.
+
+    Pull-driven: the body is read only when the consumer asks for more, so a
+    slow store slows the client down (TCP back-pressure) instead of filling memory.
+    """
 
     def __init__(self, request: Request, field: str = "file") -> None:
         _, params = parse_options_header(request.headers.get("content-type"))
@@ -48,10 +55,11 @@ class MultipartFile:
         if not boundary:
             raise InvalidInput("multipart body without a boundary", field=field)
         self.field = field
-        self.filename: str | None = None
+        self.filename: str | None = None  # None: the part carried no filename at all
         self.content_type: str | None = None
         self._body = raw_body(request)
         self._headers: dict[bytes, bytes] = {}
+        self._header_bytes = 0
         self._name = bytearray()
         self._value = bytearray()
         self._inside = False  # the parser is in the wanted part's data
@@ -61,15 +69,32 @@ class MultipartFile:
         self._parser = MultipartParser(
             boundary,
             {
-                "on_part_begin": self._headers.clear,
-                "on_header_field": lambda d, s, e: self._name.extend(d[s:e]),
-                "on_header_value": lambda d, s, e: self._value.extend(d[s:e]),
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value,
                 "on_header_end": self._header_end,
                 "on_headers_finished": self._headers_finished,
                 "on_part_data": self._part_data,
                 "on_part_end": self._part_end,
             },
         )
+
+    def _part_begin(self) -> None:
+        self._headers.clear()
+        self._header_bytes = 0
+
+    def _count_header(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_PART_HEADERS:
+            raise InvalidInput("multipart part headers are too large", field=self.field)
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        self._name.extend(data[start:end])
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        self._value.extend(data[start:end])
 
     def _header_end(self) -> None:
         self._headers[bytes(self._name).lower()] = bytes(self._value)
@@ -81,7 +106,8 @@ class MultipartFile:
         if self._found or disposition.get(b"name") != self.field.encode():
             return
         self._found = self._inside = True
-        self.filename = disposition.get(b"filename", b"").decode(errors="replace")
+        filename = disposition.get(b"filename")
+        self.filename = None if filename is None else filename.decode(errors="replace")
         kind = self._headers.get(b"content-type")
         self.content_type = kind.decode("latin-1") if kind else None
 

@@ -1,0 +1,159 @@
+"""Request budgets: per principal, per client IP for failed authentications, and for logins.
+
+Counted with the ``limits`` library in this process's memory. That makes every
+limit per replica (N replicas behind a balancer admit up to N times the rate),
+a price paid so that the hot path never waits on a shared store. Fixed windows,
+because they cost one counter per key, O(1) per request, and give every request
+of a window the same reset time, which is what ``X-RateLimit-Reset`` promises;
+a moving window keeps one entry per request (6,000 a minute per principal).
+
+Each check leaves its figures in the ASGI scope's state, where the headers
+middleware (``headers.py``) turns them into ``X-RateLimit-*`` on the response,
+refused or not.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import FixedWindowRateLimiter
+from starlette.requests import HTTPConnection
+
+from corral.domain.principals import Principal, Role
+from corral.errors import RateLimited
+from corral.settings import ServerSettings
+
+STATE_KEY = "corral.rate_limit"  # scope["state"][STATE_KEY]: the figures of the last check
+MESSAGE = "Rate limit exceeded"  # the document's wording, in every dialect
+MAX_EMAIL_KEY = 320  # longest valid address; longer garbage must not grow the counters' keys
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What the caller is told about one budget after a request was counted."""
+
+    limit: int
+    remaining: int
+    reset: float  # epoch seconds at which the window starts afresh
+
+    def retry_after(self, now: float) -> int:
+        """Whole seconds, rounded up so that a client that waits exactly this long succeeds."""
+        return max(1, math.ceil(self.reset - now))
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"x-ratelimit-limit", str(self.limit).encode()),
+            (b"x-ratelimit-remaining", str(max(0, self.remaining)).encode()),
+            (b"x-ratelimit-reset", str(math.ceil(self.reset)).encode()),
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Spent:
+    allowed: bool
+    figures: Figures
+
+
+class Budget:
+    """One configured rate, counted separately for each key it is spent against."""
+
+    def __init__(self, limiter: FixedWindowRateLimiter, rate: RateLimitItem, name: str) -> None:
+        self._limiter = limiter
+        self._rate = rate
+        self.name = name
+
+    async def spend(self, key: str) -> Spent:
+        allowed = await self._limiter.hit(self._rate, self.name, key)
+        return Spent(allowed, await self.figures(key))
+
+    async def exhausted(self, key: str) -> bool:
+        return not await self._limiter.test(self._rate, self.name, key)
+
+    async def figures(self, key: str) -> Figures:
+        reset, remaining = await self._limiter.get_window_stats(self._rate, self.name, key)
+        return Figures(self._rate.amount, remaining, reset)
+
+    def refusal(self, figures: Figures) -> RateLimited:
+        retry_after = figures.retry_after(time.time())
+        return RateLimited(MESSAGE, retry_after=retry_after, limit=str(self._rate), scope=self.name)
+
+
+class RateLimits:
+    """Every budget of one app; a budget that is ``None`` is switched off."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        limiter = FixedWindowRateLimiter(MemoryStorage())
+
+        def budget(rate: str | None, name: str) -> Budget | None:
+            return Budget(limiter, parse(rate), name) if rate else None
+
+        self.principal = budget(settings.rate_limit, "principal")
+        self.worker = budget(settings.worker_rate_limit, "worker")
+        self.auth_failure = budget(settings.auth_failure_rate_limit, "auth-failure")
+        self.login_ip = budget(settings.login_rate_limit, "login-ip")
+        self.login_email = budget(settings.login_rate_limit, "login-email")
+
+    async def before_authentication(self, connection: HTTPConnection) -> None:
+        """An IP that spent its failures is refused before its token is even looked at.
+
+        Otherwise a sprayer could go on telling good tokens (200) from bad (429).
+        """
+        budget = self.auth_failure
+        if budget is None:
+            return
+        ip = client_ip(connection)
+        if await budget.exhausted(ip):
+            figures = await budget.figures(ip)
+            _remember(connection, figures)
+            raise budget.refusal(figures)
+
+    async def authentication_failed(self, connection: HTTPConnection) -> None:
+        """Count a failure; raises ``RateLimited`` in place of the 401 once over budget."""
+        if self.auth_failure is not None:
+            await _spend(connection, [(self.auth_failure, client_ip(connection))])
+
+    async def authenticated(self, connection: HTTPConnection, principal: Principal) -> None:
+        budget = self.worker if principal.role == Role.WORKER else self.principal
+        if budget is not None:
+            await _spend(connection, [(budget, principal.id)])
+
+    async def login_attempt(self, connection: HTTPConnection, email: str | None) -> None:
+        """Every attempt counts, right or wrong, so a brute-force run learns nothing once over."""
+        spends = [(self.login_ip, client_ip(connection))]
+        if email:
+            spends.append((self.login_email, email.strip().lower()[:MAX_EMAIL_KEY]))
+        await _spend(connection, [(b, key) for b, key in spends if b is not None])
+
+
+async def _spend(connection: HTTPConnection, spends: list[tuple[Budget, str]]) -> None:
+    """Spend on every budget (so none can be probed for free), then report the tightest."""
+    if not spends:
+        return
+    results = [(budget, await budget.spend(key)) for budget, key in spends]
+    _remember(connection, min((spent.figures for _, spent in results), key=_tightness))
+    refused = [(budget, spent.figures) for budget, spent in results if not spent.allowed]
+    if refused:
+        budget, figures = max(refused, key=lambda pair: pair[1].reset)
+        raise budget.refusal(figures)
+
+
+def _tightness(figures: Figures) -> tuple[int, float]:
+    return figures.remaining, -figures.reset
+
+
+def _remember(connection: HTTPConnection, figures: Figures) -> None:
+    connection.scope.setdefault("state", {})[STATE_KEY] = figures
+
+
+def client_ip(connection: HTTPConnection) -> str:
+    """The peer address; uvicorn puts the ``X-Forwarded-For`` client here for trusted proxies."""
+    return connection.client.host if connection.client else "unknown"
+
+
+def rate_limits_of(connection: HTTPConnection) -> RateLimits:
+    limits: RateLimits = connection.app.state.rate_limits
+    return limits
