@@ -32,14 +32,18 @@ def peak_rss_mb(pid: int) -> float:
 @pytest.mark.slow
 def test_a_gibibyte_of_stdout_leaves_the_worker_small_and_is_capped(cluster: Cluster) -> None:
     worker = cluster.worker("flood", "--concurrency", "1")
-    job_id = cluster.submit(command=f"yes corral | head -c {GIB}", timeout=300)
-    job = cluster.wait_status(job_id, ("completed", "failed"), seconds=240)
-    assert job["status"] == "completed", job
-    assert job["stdout_truncated"] is True
-    assert len(job["stdout"].encode()) == 1 << 20  # the default cap, kept from the start
-    assert job["stdout"].startswith("corral\ncorral\n")
-    assert worker.poll() is None
-    assert peak_rss_mb(worker.pid) < 100
+    try:
+        job_id = cluster.submit(command=f"yes corral | head -c {GIB}", timeout=300)
+        job = cluster.wait_status(job_id, ("completed", "failed"), seconds=240)
+        assert job["status"] == "completed", job
+        assert job["stdout_truncated"] is True
+        assert len(job["stdout"].encode()) == 1 << 20  # the default cap, kept from the start
+        assert job["stdout"].startswith("corral\ncorral\n")
+        assert worker.poll() is None
+        assert peak_rss_mb(worker.pid) < 100
+    finally:  # later tests need jobs to reach their own workers, not this one
+        worker.terminate()
+        worker.wait(20)
 
 
 @pytest.fixture
@@ -65,7 +69,8 @@ def test_a_binary_with_the_wrong_sha256_never_runs(
     cluster: Cluster, binary_server: tuple[str, Path, str]
 ) -> None:
     url, marker, sha = binary_server
-    cluster.worker("binaries", "--concurrency", "2")
+    # The binaries are served from 127.0.0.1, which a worker refuses unless allowed.
+    cluster.worker("binaries", "--concurrency", "2", "--allow-private-urls")
     wrong = cluster.submit(type="tool", binary_url=url, binary_sha256="0" * 64, priority="high")
     job = cluster.wait_status(wrong, ("completed", "failed"))
     assert job["status"] == "failed"

@@ -37,14 +37,24 @@ def zipped(entries: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-async def test_the_archive_lands_in_the_working_directory(tmp_path: Path) -> None:
-    cwd = tmp_path / "job" / "work"
-    cwd.mkdir(parents=True)
+async def test_the_archive_lands_at_the_job_root_and_inputs_are_read_from_cwd(
+    tmp_path: Path,
+) -> None:
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
     spec = JobSpec(command="true", input_file_id="f1", inputs=("data/in.txt",))
-    files = FakeTransfer(zipped({"data/in.txt": b"hi"}))
-    await prepare_inputs(files, "j1", 1, spec, tmp_path / "job", cwd)
-    assert (cwd / "data/in.txt").read_bytes() == b"hi"
-    assert not (tmp_path / "job" / ".corral-input.zip").exists()
+    files = FakeTransfer(zipped({"work/data/in.txt": b"hi", "top.txt": b"top"}))
+    await prepare_inputs(files, "j1", 1, spec, job_dir, job_dir / "work")
+    assert (job_dir / "work/data/in.txt").read_bytes() == b"hi"
+    assert (job_dir / "top.txt").read_bytes() == b"top"
+    assert not (job_dir / ".corral-input.zip").exists()
+
+
+async def test_a_working_directory_missing_from_the_archive_fails(tmp_path: Path) -> None:
+    spec = JobSpec(command="true", input_file_id="f1", working_directory="project")
+    files = FakeTransfer(zipped({"other/run.sh": b"true"}))
+    with pytest.raises(JobFilesError, match="working directory 'project' is not in the input"):
+        await prepare_inputs(files, "j1", 1, spec, tmp_path, tmp_path / "project")
 
 
 async def test_a_declared_input_must_exist(tmp_path: Path) -> None:

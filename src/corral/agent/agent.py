@@ -37,6 +37,7 @@ from corral.agent.dispatcher import (
 )
 from corral.agent.executor import Execution, Executor, JobRun, RunResult, StopReason
 from corral.agent.machine import machine_info
+from corral.agent.netguard import guarded_client
 from corral.agent.output import OutputForwarder
 from corral.agent.renewal import Fatal, Held, Renewal, log_extra, sleep_or
 from corral.agent.reports import ResultReporter, report_for
@@ -62,6 +63,13 @@ class AgentConfig:
     claim_wait: float = 20.0
     # Jobs claimed ahead of a free slot; by default 4 x concurrency, Celery's multiplier too.
     prefetch: int | None = None
+    # Let binary_url reach loopback, link-local and private addresses (netguard.py).
+    allow_private_urls: bool = False
+
+
+def _download_client(config: AgentConfig) -> httpx.AsyncClient:
+    """The client for URLs a job names: guarded unless the operator said otherwise."""
+    return httpx.AsyncClient() if config.allow_private_urls else guarded_client()
 
 
 class Agent:
@@ -81,7 +89,7 @@ class Agent:
         self.reporter = ResultReporter(self.dispatcher)
         self.executor = Executor(
             config.work_dir,
-            BinaryCache(config.work_dir / "binaries", httpx.AsyncClient()),
+            BinaryCache(config.work_dir / "binaries", _download_client(config)),
             grace=config.grace,
             files=self.dispatcher,
         )

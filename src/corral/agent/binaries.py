@@ -2,7 +2,9 @@
 
 A binary is only ever executed from ``<cache>/<sha256>``, and a file only gets
 that name after its content hashed to it, so a tampered or truncated download
-can never run. Concurrent jobs wanting the same hash share one download.
+can never run. Concurrent jobs wanting the same hash share one download. Only
+http(s) is fetched, and the worker gives this cache a client that refuses
+private addresses unless the operator allowed them (``netguard.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import os
 from pathlib import Path
 
 import httpx
+
+from corral.agent.netguard import AddressRefused
 
 log = logging.getLogger("corral.agent.binaries")
 
@@ -41,6 +45,8 @@ class BinaryCache:
 
     async def fetch(self, url: str, sha256: str) -> Path:
         """Return the path of a verified executable copy of ``url``."""
+        if not url.startswith(("http://", "https://")):
+            raise BinaryError("binary_url must be an http(s) URL; nothing was run", retryable=False)
         digest = sha256.lower()
         target = self.directory / digest
         if target.exists():
@@ -89,6 +95,8 @@ class BinaryCache:
                             )
                         hasher.update(chunk)
                         out.write(chunk)
+        except AddressRefused as exc:  # the same answer on every worker: do not retry
+            raise BinaryError(f"{exc.message}; nothing was run", retryable=False) from exc
         except httpx.HTTPError as exc:
             raise BinaryError(f"binary download failed: {exc!r}", retryable=True) from exc
         return hasher.hexdigest()

@@ -200,7 +200,8 @@ def parse_job(job: dict[str, Any]) -> JobRun:
         binary_url=job.get("binary_url"),
         binary_sha256=job.get("binary_sha256"),
         arguments=tuple(str(a) for a in job.get("arguments") or ()),
-        env={str(k): str(v) for k, v in (job.get("env_variables") or {}).items()},
+        env=_text_map(job.get("env_variables")),
+        secret_env=_text_map(job.get("secret_env")),
         working_directory=job.get("working_directory"),
         input_file_id=job.get("input_file_id"),
         inputs=tuple(str(p) for p in job.get("inputs") or ()),
@@ -208,6 +209,10 @@ def parse_job(job: dict[str, Any]) -> JobRun:
         timeout=int(job.get("timeout") or DEFAULT_TIMEOUT),
     )
     return JobRun(str(job["id"]), int(job.get("attempt") or 1), spec)
+
+
+def _text_map(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (value or {}).items()}
 
 
 def _error(response: httpx.Response) -> DispatcherError:

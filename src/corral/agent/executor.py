@@ -28,7 +28,9 @@ from corral.agent.binaries import BinaryCache, BinaryError
 from corral.agent.jobfiles import FileTransfer, JobFilesError, prepare_inputs, save_outputs
 from corral.agent.output import OutputForwarder, PipeReader
 from corral.agent.process import ProcessGroup, spawn, sweep_orphans
+from corral.domain.env import validate_env
 from corral.domain.jobs import JobSpec
+from corral.errors import InvalidInput
 
 log = logging.getLogger("corral.agent.executor")
 
@@ -87,11 +89,14 @@ class RunResult:
 
 
 def job_env(run: JobRun, base: dict[str, str] | os._Environ[str], work_dir: Path) -> dict[str, str]:
-    """A minimal inherited environment with the job's variables merged over it; the
-    ``CORRAL_*`` variables come last so a job cannot hide from the orphan sweep."""
+    """A minimal inherited environment with the job's variables and secrets merged over
+    it (the dispatcher refused names that would change what runs, and any name in
+    both maps); the ``CORRAL_*`` variables come last so a job cannot hide from the
+    orphan sweep."""
     env = {name: base[name] for name in INHERITED_ENV if name in base}
     env.setdefault("PATH", DEFAULT_PATH)
     env.update(run.spec.env)
+    env.update(run.spec.secret_env)
     env.update(
         {
             "CORRAL_JOB_ID": run.job_id,
@@ -225,8 +230,14 @@ class Execution:
 
     async def _prepare(self, job_dir: Path) -> tuple[list[str], Path]:
         spec = self.job.spec
+        try:  # the dispatcher checked at submission; a job stored before that rule was not
+            validate_env(spec.env, spec.secret_env)
+        except InvalidInput as exc:
+            raise PrepareError(f"job environment refused: {exc.message}") from exc
         cwd = resolve_workdir(job_dir, spec.working_directory)
-        _make_dirs(job_dir, cwd)
+        # The archive lands at the job's root and the command runs in working_directory
+        # inside it, so only an archive-less job gets its working directory made here.
+        _make_dirs(job_dir, job_dir if spec.input_file_id else cwd)
         run = self.job
         await prepare_inputs(self.executor.files, run.job_id, run.attempt, run.spec, job_dir, cwd)
         if spec.command is not None:

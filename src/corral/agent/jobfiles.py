@@ -62,7 +62,8 @@ async def prepare_inputs(
     job_dir: Path,
     cwd: Path,
 ) -> None:
-    """Fetch and extract the input archive into ``cwd``, then check the declared inputs."""
+    """Fetch and extract the input archive at the job's root, then check that the
+    working directory and the declared inputs are there."""
     if spec.input_file_id:
         if files is None:
             raise JobFilesError("this worker cannot fetch input files", retryable=True)
@@ -73,9 +74,12 @@ async def prepare_inputs(
             message = f"could not download input {spec.input_file_id}: {exc.message}"
             raise JobFilesError(message, retryable=exc.retryable) from exc
         try:
-            await asyncio.to_thread(_extract, archive, cwd)
+            await asyncio.to_thread(_extract, archive, job_dir)
         except ArchiveError as exc:
             raise JobFilesError(f"input archive refused: {exc}") from exc
+        if not await asyncio.to_thread(cwd.is_dir):
+            where = cwd.relative_to(job_dir)
+            raise JobFilesError(f"working directory {str(where)!r} is not in the input archive")
     for name in spec.inputs:
         if not await asyncio.to_thread(_input_exists, cwd, name):
             raise JobFilesError(f"missing input: {name}")

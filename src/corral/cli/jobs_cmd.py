@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -43,6 +44,12 @@ def submit(
     timeout: int | None = typer.Option(None, help="Seconds before the job is killed."),
     priority: str | None = typer.Option(None, help="high|normal|low or the queue class."),
     env: list[str] = typer.Option([], "--env", "-e", help="K=V, repeatable."),
+    secret_env: list[str] = typer.Option(
+        [],
+        "--secret-env",
+        help="NAME=VALUE, repeatable: set for the job, masked in every answer. A bare "
+        "NAME takes the value from this shell's environment (kept out of ps and history).",
+    ),
     output: list[str] = typer.Option([], "--output", "-o", help="A path the job produces."),
     input_archive: Path | None = typer.Option(
         None,
@@ -65,6 +72,7 @@ def submit(
         "timeout": timeout,
         "priority": priority,
         "env_variables": _parse_env(env) or None,
+        "secret_env": _parse_secret_env(secret_env) or None,
         "outputs": output or None,
     }
     with client_session(server, token) as client:
@@ -188,6 +196,21 @@ def _parse_env(pairs: Sequence[str]) -> dict[str, str]:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             fail(f"--env expects K=V, got {pair!r}", 2)
+        env[name] = value
+    return env
+
+
+def _parse_secret_env(pairs: Sequence[str]) -> dict[str, str]:
+    """Messages name the variable only: a secret must not end up in a terminal log."""
+    env: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not name:
+            fail("--secret-env expects NAME=VALUE or NAME", 2)
+        if not sep:
+            if name not in os.environ:
+                fail(f"--secret-env {name}: no such variable in this environment", 2)
+            value = os.environ[name]
         env[name] = value
     return env
 

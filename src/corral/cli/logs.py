@@ -1,4 +1,8 @@
-"""Structured logs: one JSON object per line with a stable ``action`` name."""
+"""Structured logs: one JSON object per line with a stable ``action`` name.
+
+Environment values never reach a log line: no caller logs them on purpose, and
+an ``extra`` field named like a job environment is masked here in case one ever does.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 import orjson
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+_MASKED = frozenset({"env", "env_variables", "secret_env"})
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,6 +26,8 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         doc.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        for key in _MASKED & doc.keys():
+            doc[key] = "********"
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(doc, default=str).decode()

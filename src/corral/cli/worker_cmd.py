@@ -47,6 +47,12 @@ def worker(
         envvar="CORRAL_PREFETCH",
         help="Jobs claimed ahead of a free slot (default: 4 x the concurrency).",
     ),
+    allow_private_urls: bool = typer.Option(
+        False,
+        "--allow-private-urls",
+        envvar="CORRAL_WORKER_ALLOW_PRIVATE_URLS",
+        help="Let binary_url jobs download from loopback, link-local and private addresses.",
+    ),
     log_level: str = typer.Option("info", envvar="CORRAL_LOG_LEVEL"),
 ) -> None:
     """Claim jobs from the dispatcher and run them; SIGTERM drains, a second SIGTERM kills."""
@@ -64,6 +70,7 @@ def worker(
         grace=grace,
         claim_wait=claim_wait,
         prefetch=prefetch,
+        allow_private_urls=allow_private_urls,
     )
     raise typer.Exit(asyncio.run(_run(config)))
 

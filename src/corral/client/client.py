@@ -73,7 +73,8 @@ class CorralClient:
     def submit(
         self, *, command: str | None = None, idempotency_key: str | None = None, **fields: Any
     ) -> dict[str, Any]:
-        """Submit one job (any native field: ``binary_url``, ``labels``, ``timeout``...)."""
+        """Submit one job (any native field: ``binary_url``, ``labels``, ``timeout``,
+        ``env_variables``, ``secret_env``...); secrets come back masked in every answer."""
         body = {k: v for k, v in {"command": command, **fields}.items() if v is not None}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self._object("POST", "/jobs", json=body, headers=headers)

@@ -1,4 +1,9 @@
-"""Jobs, attempts and executors as the executor-queue document shows them."""
+"""Jobs, attempts and executors as the executor-queue document shows them.
+
+Every reader sees a job's ``secret_env`` names with masked values; only
+``claimed`` (the answer to the executor that now holds the lease) carries the
+real values, because that executor has to put them in the process env.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 import orjson
 
 from corral.api.timefmt import iso
+from corral.domain.env import masked
 from corral.domain.jobs import Attempt, Job
 from corral.domain.priority import queue_class
 from corral.services.executors import ExecutorView
@@ -58,6 +64,7 @@ def job_body(job: Job) -> dict[str, Any]:
         "binary_sha256": spec.binary_sha256,
         "arguments": list(spec.arguments),
         "env_variables": spec.env,
+        "secret_env": masked(spec.secret_env),
         "working_directory": spec.working_directory,
         "input_file_id": spec.input_file_id,
         "inputs": list(spec.inputs),
@@ -101,8 +108,9 @@ def details(d: JobDetails) -> dict[str, Any]:
 
 
 def claimed(job: Job) -> dict[str, Any]:
-    """A freshly claimed job: its new attempt has no output yet."""
-    return {**job_body(job), "stdout": "", "stderr": ""}
+    """A freshly claimed job, for the executor now holding its lease: the only place
+    secret values leave the server. Its new attempt has no output yet."""
+    return {**job_body(job), "secret_env": dict(job.spec.secret_env), "stdout": "", "stderr": ""}
 
 
 def executor(view: ExecutorView) -> dict[str, Any]:

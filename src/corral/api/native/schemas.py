@@ -59,6 +59,7 @@ class SubmitJob(Body):
     command: str | None = None
     arguments: list[str] = Field(default_factory=list)
     env_variables: dict[str, str] = Field(default_factory=dict)
+    secret_env: dict[str, str] = Field(default_factory=dict)
     priority: str | None = None
     labels: list[str] = Field(default_factory=list)
     timeout: int = DEFAULT_TIMEOUT
@@ -86,6 +87,7 @@ class SubmitJob(Body):
             binary_sha256=self.binary_sha256,
             arguments=tuple(self.arguments),
             env=self.env_variables,
+            secret_env=self.secret_env,
             working_directory=self.working_directory,
             input_file_id=self.input_file_id,
             inputs=tuple(self.inputs),
