@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -73,3 +74,27 @@ async def test_racing_replicas_agree_on_one_secret(store: Store) -> None:
     values = await asyncio.gather(*(store.put_meta_if_absent("k", f"v{i}") for i in range(8)))
     assert len(set(values)) == 1
     assert await store.get_meta("k") == values[0]
+
+
+async def test_list_users_oldest_first_with_every_field(store: Store) -> None:
+    assert await store.list_users() == []
+    # Created out of order: the list follows created_at, not insertion or id.
+    late = replace(user("user-a", "late@example.com"), created_at=NOW + 5, role="admin")
+    early = replace(user("user-b", "early@example.com"), created_at=NOW)
+    await store.create_user(late)
+    await store.create_user(early)
+    await store.set_user_disabled("user-b", True)
+    assert await store.list_users() == [replace(early, disabled=True), late]
+
+
+async def test_set_user_password_replaces_only_the_hash(store: Store) -> None:
+    await store.create_user(user())
+    await store.create_user(user("user-2", "bob@example.com"))
+    await store.set_user_password("user-1", "$argon2id$new")
+    assert await store.get_user("user-1") == replace(user(), password_hash="$argon2id$new")
+    assert await store.find_user_by_email("ann@example.com") == replace(
+        user(), password_hash="$argon2id$new"
+    )
+    assert await store.get_user("user-2") == user("user-2", "bob@example.com")
+    with pytest.raises(NotFound):
+        await store.set_user_password("nobody", "$argon2id$x")

@@ -5,11 +5,16 @@ reads the user's current row and the revocation list, without a cache, so
 disabling a user, changing a role or logging out takes effect on the very next
 request, on every replica. The signing secret is either configured or made once
 and kept in the database, where every replica sharing it finds the same one.
+
+Admins list users, create them and change their role, disabled flag or
+password. Every admin answer is a ``UserView``, which has no field for the
+password hash, so no face can leak one by rendering a whole record. An admin
+may not disable or demote their own account: that is refused as invalid input,
+so an admin cannot lock themselves (perhaps the last admin) out by a slip.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -18,7 +23,13 @@ from dataclasses import dataclass
 from corral.auth import jwt_tokens, passwords
 from corral.auth.policy import Action, require
 from corral.domain.principals import Principal, Role
-from corral.errors import AlreadyExists, InvalidCredentials, InvalidInput, Unauthenticated
+from corral.errors import (
+    AlreadyExists,
+    InvalidCredentials,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
 from corral.store.base import Store, UserRecord
 
 log = logging.getLogger("corral.services.accounts")
@@ -26,6 +37,8 @@ SECRET_KEY = "jwt_secret"
 USER_ROLES = frozenset({Role.ADMIN, Role.SUBMITTER, Role.VIEWER})
 # CMD Executor's refresh takes an *expired* token; this is how long after expiry it still may.
 REFRESH_GRACE_SECONDS = 24 * 3600.0
+# Argon2 pre-hashes any length cheaply; the cap only keeps request bodies honest.
+MAX_PASSWORD_CHARS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +48,21 @@ class Session:
     token: str
     user: UserRecord
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    """A user as answers show it: everything but the password hash."""
+
+    id: str
+    email: str
+    role: str
+    disabled: bool
+    created_at: float
+
+    @classmethod
+    def of(cls, user: UserRecord) -> UserView:
+        return cls(user.id, user.email, user.role, user.disabled, user.created_at)
 
 
 class AccountService:
@@ -58,12 +86,11 @@ class AccountService:
         """Create a user without a caller to check; for the CLI and the first start."""
         parsed = _user_role(role)
         email = _normalise_email(email)
-        if not password:
-            raise InvalidInput("password must not be empty", field="password")
+        _check_password(password)
         user = UserRecord(
             id=f"user-{uuid.uuid4().hex}",
             email=email,
-            password_hash=await asyncio.to_thread(passwords.hash_password, password),
+            password_hash=await passwords.offload(passwords.hash_password, password),
             role=parsed.value,
             created_at=time.time(),
         )
@@ -72,9 +99,74 @@ class AccountService:
 
     async def create_user(
         self, principal: Principal, email: str, password: str, role: str
-    ) -> UserRecord:
+    ) -> UserView:
         require(principal, Action.ADMIN)
-        return await self.mint_user(email, password, role)
+        user = await self.mint_user(email, password, role)
+        log.info(
+            "created user %s",
+            user.email,
+            extra={"action": "user_created", "user_id": user.id, "by": principal.id},
+        )
+        return UserView.of(user)
+
+    async def list_users(self, principal: Principal) -> list[UserView]:
+        require(principal, Action.ADMIN)
+        return [UserView.of(user) for user in await self._store.list_users()]
+
+    async def find_user(self, principal: Principal, email: str) -> UserView:
+        """Operators name users by email (the CLI); the API names them by id."""
+        require(principal, Action.ADMIN)
+        user = await self._store.find_user_by_email(email.strip().lower())
+        if user is None:
+            raise NotFound(f"no user with email {email!r}", email=email)
+        return UserView.of(user)
+
+    async def set_role(self, principal: Principal, user_id: str, role: str) -> UserView:
+        return await self.update_user(principal, user_id, role=role)
+
+    async def set_disabled(self, principal: Principal, user_id: str, disabled: bool) -> UserView:
+        return await self.update_user(principal, user_id, disabled=disabled)
+
+    async def reset_password(self, principal: Principal, user_id: str, password: str) -> UserView:
+        return await self.update_user(principal, user_id, password=password)
+
+    async def update_user(
+        self,
+        principal: Principal,
+        user_id: str,
+        *,
+        role: str | None = None,
+        disabled: bool | None = None,
+        password: str | None = None,
+    ) -> UserView:
+        """Change any of role, disabled flag and password. Every field is checked before
+        the first write, so a request with one bad field changes nothing."""
+        require(principal, Action.ADMIN)
+        parsed = _user_role(role) if role is not None else None
+        if password is not None:
+            _check_password(password)
+        user = await self._user(user_id)
+        if user.id == principal.id:
+            _refuse_self_lockout(parsed, disabled)
+        if password is not None:
+            digest = await passwords.offload(passwords.hash_password, password)
+            await self._store.set_user_password(user.id, digest)
+        if parsed is not None:
+            await self._store.set_user_role(user.id, parsed.value)
+        if disabled is not None:
+            await self._store.set_user_disabled(user.id, disabled)
+        named = (("role", role), ("disabled", disabled), ("password", password))
+        log.info(
+            "changed user %s",
+            user.email,
+            extra={
+                "action": "user_changed",
+                "user_id": user.id,
+                "by": principal.id,
+                "fields": [n for n, v in named if v is not None],  # never a password
+            },
+        )
+        return UserView.of(await self._user(user.id))
 
     async def bootstrap_admin(self, email: str | None, password: str | None) -> None:
         """Create the configured admin when no user exists yet; racing replicas make one."""
@@ -90,7 +182,7 @@ class AccountService:
         user = await self._store.find_user_by_email(email.strip().lower())
         # Hash verification runs even for unknown emails, so timing does not reveal them.
         stored = user.password_hash if user is not None else None
-        matches = await asyncio.to_thread(passwords.verify_password, stored, password)
+        matches = await passwords.offload(passwords.verify_password, stored, password)
         if user is None or not matches or user.disabled:
             raise InvalidCredentials("Email or password incorrect")
         return self._issue(user)
@@ -124,6 +216,12 @@ class AccountService:
             raise Unauthenticated("token has been revoked")
         return claims
 
+    async def _user(self, user_id: str) -> UserRecord:
+        user = await self._store.get_user(user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id!r}", user_id=user_id)
+        return user
+
     async def _active_user(self, user_id: str) -> UserRecord:
         user = await self._store.get_user(user_id)
         if user is None or user.disabled:
@@ -140,7 +238,26 @@ def _user_role(role: str) -> Role:
 
 
 def _normalise_email(email: str) -> str:
+    """Not RFC 5322: enough to catch typos, since the address is only a login name."""
     email = email.strip().lower()
-    if "@" not in email:
-        raise InvalidInput("email must contain '@'", field="email")
+    local, _, domain = email.rpartition("@")
+    if not local or not domain or any(c.isspace() for c in email):
+        raise InvalidInput("email must look like name@domain", field="email")
     return email
+
+
+def _check_password(password: str) -> None:
+    if not password:
+        raise InvalidInput("password must not be empty", field="password")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise InvalidInput(
+            f"password must be at most {MAX_PASSWORD_CHARS} characters", field="password"
+        )
+
+
+def _refuse_self_lockout(role: Role | None, disabled: bool | None) -> None:
+    """The caller passed ``require(ADMIN)``, so any other role or disabling locks them out."""
+    if disabled:
+        raise InvalidInput("an admin may not disable their own account", field="disabled")
+    if role is not None and role != Role.ADMIN:
+        raise InvalidInput("an admin may not change their own role", field="role")
