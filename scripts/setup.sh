@@ -9,6 +9,10 @@ need_apt=()
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)
 fi
+# curl runs the CMD Executor document's walkthroughs as written in the tests.
+if ! command -v curl >/dev/null 2>&1; then
+  need_apt+=(curl)
+fi
 if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
   need_apt+=(python3-venv)
 fi

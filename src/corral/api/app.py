@@ -10,12 +10,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from corral import __version__
+from corral.api.bodylimit import BodyLimit
 from corral.api.dialects.cmd import routes_auth as cmd_auth
-from corral.api.headers import ResponseHeaders
-from corral.api.native import executing, files, fleet, jobs
+from corral.api.dialects.cmd import routes_files as cmd_files
+from corral.api.dialects.cmd import routes_jobs as cmd_jobs
+from corral.api.dialects.cmd import routes_stream as cmd_stream
+from corral.api.dialects.cmd import routes_workers as cmd_workers
+from corral.api.headers import CORS_EXPOSED, ResponseHeaders
+from corral.api.native import executing, files, fleet, jobs, users
 from corral.api.native.errors import error_response, from_validation
+from corral.api.ratelimit import RateLimits
 from corral.api.responses import JSON
 from corral.services.container import Services, open_store
 from corral.settings import ServerSettings
@@ -45,10 +52,38 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
         lifespan=lifespan,
     )
     app.state.services = services
-    routers = (jobs.router, executing.router, fleet.router, files.router, cmd_auth.router)
+    routers = (
+        jobs.router,
+        executing.router,
+        fleet.router,
+        files.router,
+        users.router,
+        cmd_auth.router,
+        cmd_workers.router,
+        cmd_jobs.router,
+        cmd_files.router,
+        cmd_stream.router,
+    )
     for router in routers:
         app.include_router(router)
     _install_fallback_errors(app)
+    app.state.rate_limits = RateLimits(settings)  # per process: see ratelimit.py
+    # add_middleware wraps what is there, so the last added is the outermost: the common
+    # headers go on every answer (CORS preflights too), and the body limit wraps only receive.
+    app.add_middleware(
+        BodyLimit,
+        max_json_bytes=settings.max_json_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    if settings.cors_origins:  # none configured: no CORS headers at all
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=CORS_EXPOSED,
+        )
     app.add_middleware(ResponseHeaders)
     return app
 
@@ -75,9 +110,9 @@ async def _bootstrap_admin(services: Services, settings: ServerSettings) -> None
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(secret + "\n")
+    # The secret stays out of the log: logs travel further than a mode-0600 file.
     log.warning(
-        "created the first admin token (also saved to %s): %s",
+        "created the first admin token; it is in %s (mode 0600)",
         path,
-        secret,
         extra={"action": "admin_token_created"},
     )

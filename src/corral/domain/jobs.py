@@ -1,8 +1,9 @@
 """Jobs and attempts: what every dialect submits, stores and reads back.
 
 One ``JobSpec`` carries all that the four documents can ask for (a shell
-command or a hashed binary, arguments, env, archive, inputs/outputs, labels,
-free-form instructions for external agents); the dialects only rename fields.
+command or a hashed binary, arguments, env and secret env, archive,
+inputs/outputs, labels, free-form instructions for external agents); the
+dialects only rename fields. The env rules live in ``env.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from corral.domain.env import validate_env
+from corral.domain.files import relative_path
 from corral.domain.states import AttemptStatus, JobStatus
 from corral.errors import InvalidInput
 
@@ -22,8 +25,14 @@ MAX_RETRIES_LIMIT = 100
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _TYPE = re.compile(r"^\S{1,200}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL = re.compile(r"^[A-Za-z0-9_.:/-]{1,100}$")
+
+
+# How much a job asks of whoever runs it, stored so a claim can filter on it:
+# nothing to execute (external agents only), a binary, or a shell command.
+RUNNABLE_NONE = 0
+RUNNABLE_ANY = 1
+RUNNABLE_COMMAND = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +45,9 @@ class JobSpec:
     binary_sha256: str | None = None
     arguments: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    # Values only the executor holding the lease ever sees; kept out of repr so a
+    # stray log of a spec cannot print them.
+    secret_env: dict[str, str] = field(default_factory=dict, repr=False)
     working_directory: str | None = None
     input_file_id: str | None = None
     inputs: tuple[str, ...] = ()
@@ -45,6 +57,12 @@ class JobSpec:
     instructions: str | None = None
     variables: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def runnable_level(self) -> int:
+        if self.command is not None:
+            return RUNNABLE_COMMAND
+        return RUNNABLE_ANY if self.binary_url is not None else RUNNABLE_NONE
+
     def validate(self) -> None:
         """Rules every dialect shares; raise ``InvalidInput`` naming the field."""
         if not _TYPE.match(self.type):
@@ -52,11 +70,9 @@ class JobSpec:
         self._validate_target()
         if not 1 <= self.timeout <= MAX_TIMEOUT:
             raise InvalidInput(f"timeout must be between 1 and {MAX_TIMEOUT}", field="timeout")
-        for name, value in self.env.items():
-            if not _ENV_NAME.match(name):
-                raise InvalidInput(f"invalid environment variable name: {name!r}", field="env")
-            if "\x00" in value:
-                raise InvalidInput(f"environment variable {name} contains a NUL byte", field="env")
+        validate_env(self.env, self.secret_env)
+        if self.working_directory not in (None, "", "."):
+            relative_path(self.working_directory, "working_directory")
         for label in self.labels:
             if not _LABEL.match(label):
                 raise InvalidInput(f"invalid label: {label!r}", field="labels")
@@ -226,10 +242,14 @@ class ClaimRequest:
     limit: int = 1
     project_id: str | None = None
     runnable_only: bool = False  # corral workers take only jobs with something to execute
+    commands_only: bool = False  # CMD Executor workers run shell lines, never binaries
 
-
-def validate_env_name(name: str) -> bool:
-    return bool(_ENV_NAME.match(name))
+    @property
+    def least_runnable(self) -> int:
+        """The smallest ``Job.runnable_level`` this claimer can take."""
+        if self.commands_only:
+            return RUNNABLE_COMMAND
+        return RUNNABLE_ANY if self.runnable_only else RUNNABLE_NONE
 
 
 @dataclass(frozen=True, slots=True)

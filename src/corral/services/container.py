@@ -18,7 +18,8 @@ from corral.services.jobs import JobService
 from corral.services.leasing import LeaseService
 from corral.services.metrics import Metrics
 from corral.services.output import OutputService
-from corral.services.stats import StatsService
+from corral.services.reports import ReportService
+from corral.services.stats import StatsService, WaitEstimator
 from corral.services.tokens import TokenService
 from corral.settings import ServerSettings
 from corral.store.base import Store
@@ -58,11 +59,15 @@ class Services:
         self.jobs = JobService(self.store, self.hub, self.metrics, cap)
         self.leases = LeaseService(self.store, self.hub, self.metrics, RetryPolicy())
         self.output = OutputService(self.store, self.hub)
-        self.executors = ExecutorService(self.store, self.settings.executor_offline_after)
         self.tokens = TokenService(self.store)
+        self.executors = ExecutorService(
+            self.store, self.settings.executor_offline_after, self.tokens
+        )
         secret = self.settings.jwt_secret
         self.accounts = AccountService(self.store, secret.get_secret_value() if secret else None)
+        self.reports = ReportService(self.store, self.leases, cap)
         self.stats = StatsService(self.store)
+        self.wait_estimate = WaitEstimator(self.store, self.settings.executor_offline_after)
         self.files = FileService(
             self.store, self.leases, self.settings.max_upload_bytes, self.settings.file_ttl
         )

@@ -1,14 +1,24 @@
-"""In-process wake-ups: long-polling claimers and output followers wait here, never in a sleep loop.
+"""In-process wake-ups and job events: waiters and watchers are told here, never by polling.
 
 Each topic is a generation counter. A waiter notes the generation, checks the
 store, and if there was nothing, waits for the counter to move; a change that
 lands between the check and the wait is therefore never missed. PostgreSQL
 replicas relay each other's changes into the same hub through LISTEN/NOTIFY.
+
+``JobEvents`` (below) carries what happened to a job to live watchers; unlike
+the signals it is not relayed between replicas.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from corral.auth.policy import Action, require
+from corral.domain.jobs import Job
+from corral.domain.principals import Principal
 
 JOBS = "jobs"  # new claimable work
 
@@ -53,10 +63,12 @@ class Hub:
         self.jobs = Signal()
         self.closing = False  # set at shutdown: long-polls return at once
         self._topics: dict[str, Signal] = {}
+        self.events = JobEvents()
 
     def close(self) -> None:
         """Release every waiter so shutdown does not wait out their long-polls."""
         self.closing = True
+        self.events.close()
         self.jobs.fire()
         for sig in list(self._topics.values()):
             sig.fire()
@@ -84,3 +96,168 @@ class Hub:
         sig = self._topics.get(topic)
         if sig is not None and sig.waiters == 0:
             del self._topics[topic]
+
+
+# --- job lifecycle events -------------------------------------------------------
+#
+# Unlike the signals above (which say only "look again"), these carry what
+# happened, for clients that watch jobs live (CMD Executor's WebSocket). They
+# are in-process: a subscriber sees the jobs claimed, fed and finished through
+# its own replica only.
+
+SUBSCRIBER_BOUND = 1000  # events queued per subscriber before it starts losing them
+
+
+@dataclass(frozen=True, slots=True)
+class JobStarted:
+    job: Job
+    at: float
+
+    @property
+    def job_id(self) -> str:
+        return self.job.id
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutput:
+    job_id: str
+    stream: str
+    data: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobFinished:
+    """The job reached a terminal status (completed, failed or cancelled)."""
+
+    job: Job
+    at: float
+
+    @property
+    def job_id(self) -> str:
+        return self.job.id
+
+
+@dataclass(frozen=True, slots=True)
+class EventsDropped:
+    """Stands where ``count`` events were lost because the subscriber fell behind."""
+
+    count: int
+
+
+JobEvent = JobStarted | JobOutput | JobFinished
+Delivered = JobEvent | EventsDropped
+
+
+class Subscription:
+    """One subscriber's bounded queue; ``job_id`` narrows it to one job.
+
+    Publishing never waits on a subscriber: past ``bound`` queued events the
+    new ones are counted and dropped, and the count is delivered in their place
+    as an ``EventsDropped`` once there is room again (or the queue ran dry).
+    """
+
+    def __init__(self, bus: JobEvents, job_id: str | None, bound: int) -> None:
+        self.job_id = job_id
+        self._bus = bus
+        self._bound = max(bound, 2)  # room for a drop notice and the event after it
+        self._items: deque[Delivered] = deque()
+        self._dropped = 0
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    def offer(self, event: JobEvent) -> None:
+        if self.closed or (self.job_id is not None and event.job_id != self.job_id):
+            return
+        needed = 2 if self._dropped else 1
+        if len(self._items) + needed > self._bound:
+            self._dropped += 1
+            return
+        if self._dropped:
+            self._items.append(EventsDropped(self._dropped))
+            self._dropped = 0
+        self._items.append(event)
+        self._ready.set()
+
+    async def get(self) -> Delivered | None:
+        """The next event, waiting for one; None once the subscription is closed."""
+        while not self.closed:
+            if self._items:
+                return self._items.popleft()
+            if self._dropped:
+                count, self._dropped = self._dropped, 0
+                return EventsDropped(count)
+            self._ready.clear()
+            await self._ready.wait()
+        return None
+
+    def close(self) -> None:
+        """Stop at once: the watcher is gone (or the server is), so what is queued is dropped."""
+        self.closed = True
+        self._items.clear()
+        self._ready.set()
+        self._bus.unsubscribe(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class JobEvents:
+    """Fan-out of job events to subscribers, on the claim/finish hot path.
+
+    The publishing helpers return at once when nobody listens, before building
+    any event, so a dispatcher without watchers pays one truth test per call.
+    """
+
+    def __init__(self) -> None:
+        self._subscribers: set[Subscription] = set()
+        self.closed = False
+
+    @property
+    def active(self) -> bool:
+        return bool(self._subscribers)
+
+    def watch(self, principal: Principal, job_id: str | None = None) -> Subscription:
+        """Events are job state: whoever may read jobs may watch them."""
+        require(principal, Action.READ)
+        return self.subscribe(job_id)
+
+    def subscribe(self, job_id: str | None = None, bound: int = SUBSCRIBER_BOUND) -> Subscription:
+        sub = Subscription(self, job_id, bound)
+        if self.closed:
+            sub.closed = True
+        else:
+            self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)
+
+    def publish(self, event: JobEvent) -> None:
+        for sub in tuple(self._subscribers):
+            sub.offer(event)
+
+    def started(self, jobs: Iterable[Job], now: float) -> None:
+        if self._subscribers:
+            for job in jobs:
+                self.publish(JobStarted(job, now))
+
+    def output(self, job_id: str, stream: str, data: bytes, now: float) -> None:
+        if self._subscribers and data:
+            self.publish(JobOutput(job_id, stream, data.decode("utf-8", "replace"), now))
+
+    def finished(self, jobs: Iterable[Job], now: float) -> None:
+        """Only jobs that reached a terminal status; a retried job is pending again."""
+        if self._subscribers:
+            for job in jobs:
+                if job.terminal:
+                    self.publish(JobFinished(job, now))
+
+    def close(self) -> None:
+        """Shutdown: end every subscription so nobody waits on a stopping server."""
+        self.closed = True
+        for sub in tuple(self._subscribers):
+            sub.close()

@@ -1,16 +1,25 @@
-"""Executors (worker agents and external pullers): registration, listing, removal."""
+"""Executors (worker agents and external pullers): registration, heartbeats, listing, removal.
+
+Two ways in. ``corral worker`` registers idempotently with a shared worker token
+(``register``). CMD Executor's workers register once under a chosen id and get a
+token of their own, bound to that id (``register_exclusive``): a second live
+registration of the same id is a conflict, while an id whose worker went silent
+may be taken over, which also revokes the silent worker's token.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 
-from corral.auth.policy import Action, require
-from corral.domain.jobs import Job
+from corral.auth.policy import Action, require, require_executor
+from corral.domain.jobs import ClaimRequest, Job
 from corral.domain.principals import Principal
 from corral.domain.states import JobStatus
 from corral.domain.workers import Executor, ExecutorInfo, ExecutorState
-from corral.errors import NotFound
+from corral.errors import InvalidInput, NotFound
+from corral.services.tokens import TokenService
 from corral.store.base import JobFilter, Store
 
 RUNNING_SCAN_LIMIT = 10000
@@ -23,30 +32,112 @@ class ExecutorView:
     running: list[Job]
 
 
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A freshly registered executor and its own token, shown once."""
+
+    executor: Executor
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """What a heartbeat renewed, and which of those jobs were asked to stop."""
+
+    renewed: list[Job]
+    cancel: list[str]
+
+
 class ExecutorService:
-    def __init__(self, store: Store, offline_after: float) -> None:
+    def __init__(self, store: Store, offline_after: float, tokens: TokenService) -> None:
         self._store = store
+        self._tokens = tokens
         self.offline_after = offline_after
 
     async def register(self, principal: Principal, info: ExecutorInfo) -> Executor:
         require(principal, Action.REGISTER_EXECUTOR)
+        require_executor(principal, info.executor_id)
         return await self._store.upsert_executor(info, time.time(), draining=False)
+
+    async def register_exclusive(self, principal: Principal, info: ExecutorInfo) -> Registration:
+        """Register ``info.executor_id`` unless a live executor holds it (``AlreadyExists``).
+
+        The executor's principal is its new token, so its leases are fenced by it.
+        """
+        require(principal, Action.REGISTER_EXECUTOR)
+        require_executor(principal, info.executor_id)
+        token_id = str(uuid.uuid4())
+        now = time.time()
+        executor = await self._store.register_executor(
+            replace(info, principal_id=token_id), now, live_after=now - self.offline_after
+        )
+        await self._tokens.revoke_for_executor(info.executor_id)
+        _, secret = await self._tokens.mint(
+            "worker", f"worker:{info.executor_id}", executor_id=info.executor_id, token_id=token_id
+        )
+        return Registration(executor, secret)
+
+    async def heartbeat(
+        self, principal: Principal, executor_id: str, reported_status: str | None
+    ) -> Beat:
+        """Mark the executor alive and renew the lease of every job it runs."""
+        require(principal, Action.EXECUTE)
+        require_executor(principal, executor_id)
+        if await self._store.get_executor(executor_id) is None:
+            raise NotFound("Worker not found", worker_id=executor_id)
+        now = time.time()
+        running = await self._running(executor_id)
+        held = [(job.id, job.attempt) for job in running]
+        renewed = await self._store.renew_executor_leases(executor_id, held, now) if held else []
+        await self._store.touch_executor(executor_id, now, reported_status)
+        return Beat(renewed, [job.id for job in renewed if job.cancel_requested])
+
+    async def claim_request(self, principal: Principal, limit: int) -> ClaimRequest:
+        """What a worker token bound to one executor may claim: shell commands that
+        fit the labels it registered with."""
+        require(principal, Action.EXECUTE)
+        if principal.executor_id is None:
+            raise InvalidInput(
+                "use the x-worker-token this worker got from /api/workers/register",
+                field="x-worker-token",
+            )
+        executor = await self._store.get_executor(principal.executor_id)
+        if executor is None:
+            raise NotFound("Worker not found", worker_id=principal.executor_id)
+        return ClaimRequest(
+            executor_id=principal.executor_id,
+            principal_id=principal.id,
+            executor_ip=executor.info.ip,
+            labels=frozenset(executor.info.labels),
+            limit=limit,
+            commands_only=True,
+        )
 
     async def set_draining(self, principal: Principal, executor_id: str) -> None:
         require(principal, Action.EXECUTE)
+        require_executor(principal, executor_id)
         found = await self._store.get_executor(executor_id)
         if found is None:
-            raise NotFound("executor not found", executor_id=executor_id)
+            raise NotFound("Worker not found", worker_id=executor_id)
         await self._store.upsert_executor(found.info, time.time(), draining=True)
 
     async def remove(self, principal: Principal, executor_id: str) -> None:
         found = await self._store.get_executor(executor_id)
         if found is None:
-            raise NotFound("executor not found", executor_id=executor_id)
+            raise NotFound("Worker not found", worker_id=executor_id)
         # A worker may deregister itself; only admins remove others.
         own = found.info.principal_id == principal.id
         require(principal, Action.EXECUTE if own else Action.ADMIN)
         await self._store.delete_executor(executor_id)
+        await self._tokens.revoke_for_executor(executor_id)
+
+    async def view(self, principal: Principal, executor_id: str) -> ExecutorView:
+        require(principal, Action.READ)
+        executor = await self._store.get_executor(executor_id)
+        if executor is None:
+            raise NotFound("Worker not found", worker_id=executor_id)
+        state = executor.state(time.time(), self.offline_after)
+        return ExecutorView(executor, state, await self._running(executor_id))
 
     async def views(self, principal: Principal, active_only: bool = False) -> list[ExecutorView]:
         require(principal, Action.READ)
@@ -67,3 +158,8 @@ class ExecutorService:
                 ExecutorView(executor, state, by_executor.get(executor.info.executor_id, []))
             )
         return views
+
+    async def _running(self, executor_id: str) -> list[Job]:
+        flt = JobFilter(status=JobStatus.RUNNING, executor_id=executor_id)
+        jobs, _ = await self._store.list_jobs(flt, RUNNING_SCAN_LIMIT, 0)
+        return jobs

@@ -5,6 +5,10 @@ downloads any file. A worker has no read rights, so it may download only the
 input archive of a job whose lease it holds, and store artifacts only for the
 attempt it is running: the same fence as every other executor call, checked
 once before the bytes flow and again when the artifact is made visible.
+
+Corral's own workers name the job (and attempt) they want a file for. CMD
+Executor's workers fetch the ``fileUrl`` they were handed and name nothing, so
+for them the file must be the input of one of the running jobs they hold.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from corral.domain.files import NewFile, StoredFile, clean_filename, relative_pa
 from corral.domain.jobs import Job
 from corral.domain.leases import check_fence
 from corral.domain.principals import Principal, Role
+from corral.domain.states import JobStatus
 from corral.errors import InvalidInput, NotFound
 from corral.services.leasing import LeaseService
-from corral.store.base import Store
+from corral.store.base import JobFilter, Store
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+HELD_PAGE = 500  # running jobs looked at per query when finding a worker's jobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,11 @@ class FileService:
             expires_at=now + self._ttl,
         )
 
+    @staticmethod
+    def check_upload(principal: Principal) -> None:
+        """Asked before the body is read, so a refused upload costs no parsing."""
+        require(principal, Action.SUBMIT)
+
     async def upload(
         self,
         principal: Principal,
@@ -85,6 +96,18 @@ class FileService:
             require(principal, Action.READ)
         return await self._open(file_id)
 
+    async def fetch(self, principal: Principal, file_id: str) -> Download:
+        """A file named only by its URL, as CMD Executor's workers fetch a job's ``fileUrl``.
+
+        Readers get any file; a worker gets only the input archive of a running
+        job its executor holds (for an unbound worker token: that its claims leased).
+        """
+        if principal.role == Role.WORKER:
+            await self._check_held_input(principal, file_id)
+        else:
+            require(principal, Action.READ)
+        return await self._open(file_id)
+
     async def _check_worker_input(
         self, principal: Principal, file_id: str, job_id: str | None, worker: WorkerCall | None
     ) -> None:
@@ -99,6 +122,29 @@ class FileService:
         check_fence(job, ref)
         if job.spec.input_file_id != file_id:
             raise NotFound("file not found", file_id=file_id)
+
+    async def _check_held_input(self, principal: Principal, file_id: str) -> None:
+        """404 rather than 403: a worker learns nothing of files that are not its own."""
+        if principal.executor_id is not None:
+            flt = JobFilter(status=JobStatus.RUNNING, executor_id=principal.executor_id)
+        else:  # an unbound worker token: the jobs its own claims leased
+            flt = JobFilter(status=JobStatus.RUNNING)
+        offset = 0
+        while True:
+            jobs, total = await self._store.list_jobs(flt, HELD_PAGE, offset)
+            if any(self._holds_input(principal, job, file_id) for job in jobs):
+                return
+            offset += len(jobs)
+            if not jobs or offset >= total:
+                raise NotFound("file not found", file_id=file_id)
+
+    @staticmethod
+    def _holds_input(principal: Principal, job: Job, file_id: str) -> bool:
+        if job.status is not JobStatus.RUNNING or job.spec.input_file_id != file_id:
+            return False
+        if principal.executor_id is not None:
+            return job.executor_id == principal.executor_id
+        return job.lease_principal_id == principal.id
 
     async def _open(self, file_id: str) -> Download:
         stored = await self._store.get_file(file_id)

@@ -135,10 +135,15 @@ class JobService:
         return JobDetails(job, attempts, stdout.data, stderr.data)
 
     async def list_jobs(
-        self, principal: Principal, flt: JobFilter, limit: int, offset: int
+        self,
+        principal: Principal,
+        flt: JobFilter,
+        limit: int,
+        offset: int,
+        newest_first: bool = True,
     ) -> tuple[list[Job], int]:
         require(principal, Action.READ)
-        return await self._store.list_jobs(flt, limit, offset)
+        return await self._store.list_jobs(flt, limit, offset, newest_first)
 
     async def cancel(self, principal: Principal, job_id: str) -> Job:
         job = await self.get(principal, job_id)
@@ -146,6 +151,7 @@ class JobService:
         cancelled = await self._store.cancel(job_id, time.time())
         if cancelled.status == JobStatus.CANCELLED:
             self._metrics.jobs_finished.labels(status="cancelled").inc()
+            self._hub.events.finished([cancelled], time.time())
         self._hub.fire(job_topic(job_id))
         await self._store.announce(job_topic(job_id))
         return cancelled

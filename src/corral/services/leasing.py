@@ -86,6 +86,7 @@ class LeaseService:
         for job in jobs:
             self._metrics.queue_wait.observe(max(0.0, now - max(job.created_at, job.run_after)))
             self._hub.fire(job_topic(job.id))
+        self._hub.events.started(jobs, now)
 
     async def heartbeat(self, job_id: str, ref: AttemptRef) -> Job:
         """As documented, a heartbeat for a job that is not running is a 404."""
@@ -106,16 +107,31 @@ class LeaseService:
         return HeldLeases(renewed, lost, cancel)
 
     async def finish(self, job_id: str, ref: AttemptRef, outcome: Outcome) -> Job:
-        job = await self._store.finish(job_id, ref, outcome, time.time(), self.policy)
-        self._after_finish([job])
+        now = time.time()
+        job = await self._store.finish(job_id, ref, outcome, now, self.policy)
+        self._publish_report_output(job_id, outcome, now)
+        self._after_finish([job], now)
         return job
 
     async def finish_many(self, reports: Sequence[Report]) -> list[Job | CorralError]:
-        results = await self._store.finish_many(reports, time.time(), self.policy)
-        self._after_finish([r for r in results if isinstance(r, Job)])
+        now = time.time()
+        results = await self._store.finish_many(reports, now, self.policy)
+        if self._hub.events.active:
+            for report, result in zip(reports, results, strict=True):
+                if isinstance(result, Job):
+                    self._publish_report_output(report.job_id, report.outcome, now)
+        self._after_finish([r for r in results if isinstance(r, Job)], now)
         return results
 
-    def _after_finish(self, jobs: list[Job]) -> None:
+    def _publish_report_output(self, job_id: str, outcome: Outcome, now: float) -> None:
+        """Output that came with the final report is news to watchers, before the end."""
+        events = self._hub.events
+        if events.active:
+            events.output(job_id, "stdout", outcome.stdout.encode(), now)
+            events.output(job_id, "stderr", outcome.stderr.encode(), now)
+
+    def _after_finish(self, jobs: list[Job], now: float) -> None:
+        self._hub.events.finished(jobs, now)
         for job in jobs:
             self._metrics.jobs_finished.labels(status=job.status.value).inc()
             self._hub.fire(job_topic(job.id))
@@ -132,12 +148,17 @@ class LeaseService:
         self, job_id: str, ref: AttemptRef, stream: str, data: bytes
     ) -> OutputSlice:
         written = await self._store.append_output(job_id, ref, stream, data)
+        events = self._hub.events
+        if events.active:  # only the bytes the store kept: it drops what passes the cap
+            events.output(job_id, stream, data[: written.size - written.offset], time.time())
         self._hub.fire(job_topic(job_id))
         await self._store.announce(job_topic(job_id))
         return written
 
     async def reap(self, limit: int = 500) -> list[Job]:
-        reaped = await self._store.reap_expired(time.time(), self.policy, limit)
+        now = time.time()
+        reaped = await self._store.reap_expired(now, self.policy, limit)
+        self._hub.events.finished(reaped, now)
         for job in reaped:
             self._metrics.jobs_reaped.inc()
             self._hub.fire(job_topic(job.id))

@@ -24,7 +24,11 @@ class TokenService:
         self._cache: dict[str, tuple[Principal | None, float]] = {}
 
     async def mint(
-        self, role: str, name: str, executor_id: str | None = None
+        self,
+        role: str,
+        name: str,
+        executor_id: str | None = None,
+        token_id: str | None = None,
     ) -> tuple[TokenRecord, str]:
         """Create a token; the plain secret is returned once and never stored."""
         try:
@@ -33,7 +37,7 @@ class TokenService:
             raise InvalidInput(f"unknown role {role!r}", field="role") from None
         secret = tokens.new_token()
         record = TokenRecord(
-            id=str(uuid.uuid4()),
+            id=token_id or str(uuid.uuid4()),
             name=name,
             role=parsed.value,
             token_hash=tokens.digest(secret),

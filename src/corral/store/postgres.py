@@ -325,7 +325,7 @@ class PostgresStore(PostgresFiles, PostgresUsers, PostgresFleet, SharedOperation
                 q.CLAIM,
                 now,
                 labels,
-                request.runnable_only,
+                request.least_runnable,
                 request.project_id,
                 request.limit,
                 request.executor_id,

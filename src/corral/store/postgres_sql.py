@@ -88,7 +88,7 @@ SELECT_JOBS = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1::text[]) ORDER 
 LOCK_JOBS = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 SELECT_ATTEMPTS = "SELECT * FROM attempts WHERE job_id = $1 ORDER BY number"
 
-# $1 now, $2 claimer labels (jsonb array), $3 runnable_only, $4 project, $5 limit,
+# $1 now, $2 claimer labels (jsonb array), $3 least runnable level, $4 project, $5 limit,
 # $6 executor, $7 ip, $8 principal. One statement, so one round trip per claim: the
 # executor is recorded as seen, the rows are picked past other claimers' locks,
 # leased, and their attempts opened.
@@ -102,7 +102,7 @@ WITH seen AS (
   SELECT seq AS picked_seq FROM jobs
   WHERE status = 'pending' AND run_after <= $1
     AND (labels IS NULL OR labels <@ $2::jsonb)
-    AND (NOT $3::boolean OR runnable = 1)
+    AND runnable >= $3::integer
     AND ($4::text IS NULL OR project_id = $4)
   ORDER BY priority DESC, seq
   LIMIT $5

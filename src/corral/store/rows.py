@@ -62,6 +62,8 @@ def spec_to_json(spec: JobSpec) -> str:
             doc[name] = list(value)
     if spec.env:
         doc["env"] = spec.env
+    if spec.secret_env:  # in the clear, like the rest of the spec: readers get it masked
+        doc["secret_env"] = spec.secret_env
     if spec.variables:
         doc["variables"] = spec.variables
     if spec.timeout != DEFAULT_TIMEOUT:
@@ -83,13 +85,12 @@ def labels_to_column(labels: tuple[str, ...]) -> str:
 
 
 def new_job_params(job: NewJob) -> tuple[Any, ...]:
-    runnable = job.spec.command is not None or job.spec.binary_url is not None
     return (
         job.id,
         job.spec.type,
         JobStatus.PENDING.value,
         job.priority,
-        int(runnable),
+        job.spec.runnable_level,
         labels_to_column(job.spec.labels),
         spec_to_json(job.spec),
         job.owner_id,

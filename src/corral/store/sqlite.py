@@ -56,7 +56,7 @@ WHERE status = 'pending' AND run_after <= :now
   AND (labels = '' OR NOT EXISTS (
         SELECT 1 FROM json_each(jobs.labels) AS l
         WHERE l.value NOT IN (SELECT value FROM json_each(:labels))))
-  AND (:runnable_only = 0 OR runnable = 1)
+  AND runnable >= :least_runnable
   AND (:project IS NULL OR project_id = :project)
 ORDER BY priority DESC, seq
 LIMIT :limit
@@ -207,7 +207,7 @@ class SqliteStore(SqliteFiles, SqliteUsers, SqliteFleet, SharedOperations):
         params = {
             "now": now,
             "labels": orjson.dumps(sorted(request.labels)).decode(),
-            "runnable_only": int(request.runnable_only),
+            "least_runnable": request.least_runnable,
             "project": request.project_id,
             "limit": request.limit,
             "executor": request.executor_id,

@@ -19,10 +19,11 @@ KINDS: list[tuple[type[errors.CorralError], int, str, str]] = [
     (errors.InvalidCredentials, 401, "Invalid credentials", "INVALID_CREDENTIALS"),
     (errors.Unauthenticated, 401, "Unauthorized", "UNAUTHORIZED"),
     (errors.Forbidden, 403, "Forbidden", "FORBIDDEN"),
-    (errors.NotFound, 404, "Not Found", "NOT_FOUND"),
+    (errors.NotFound, 404, "Not found", "NOT_FOUND"),  # the document's capitalisation
     (errors.TooLarge, 413, "Payload Too Large", "PAYLOAD_TOO_LARGE"),
-    (errors.InvalidInput, 400, "Bad Request", "VALIDATION_ERROR"),
+    (errors.InvalidInput, 400, "Invalid request", "VALIDATION_ERROR"),
     (errors.Conflict, 409, "Conflict", "CONFLICT"),
+    (errors.RateLimited, 429, "Too Many Requests", "RATE_LIMITED"),
     (errors.Unavailable, 503, "Service Unavailable", "SERVICE_UNAVAILABLE"),
     (errors.CorralError, 400, "Bad Request", "BAD_REQUEST"),
 ]
@@ -37,16 +38,35 @@ def error_response(
 
 def from_domain(exc: errors.CorralError) -> JSON:
     status, title, code = next((s, t, c) for kind, s, t, c in KINDS if isinstance(exc, kind))
+    if isinstance(exc, errors.RateLimited):
+        return rate_limited(exc, title, code)
     response = error_response(status, title, exc.message, exc.context, code)
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
 
 
+def rate_limited(exc: errors.RateLimited, title: str, code: str) -> JSON:
+    """The document's 429 body adds a top-level ``retryAfter`` to the usual four keys."""
+    body = {
+        "error": title,
+        "message": exc.message,
+        "retryAfter": exc.retry_after,
+        "details": exc.context,
+        "code": code,
+    }
+    return JSON(body, status_code=429, headers={"Retry-After": str(exc.retry_after)})
+
+
 def from_validation(exc: RequestValidationError) -> JSON:
+    """As the document shows: ``"error": "Invalid request", "message": "workerId is required"``."""
     field, message = first_validation_error(exc)
     details = {"field": field} if field else {}
-    return error_response(400, "Bad Request", message, details, "VALIDATION_ERROR")
+    if field and message == "Field required":
+        message = f"{field} is required"
+    elif field:
+        message = f"{field}: {message}"
+    return error_response(400, "Invalid request", message, details, "VALIDATION_ERROR")
 
 
 class CmdRoute(DialectRoute):
