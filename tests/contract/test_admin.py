@@ -75,3 +75,11 @@ async def test_tokens_create_find_list_revoke(store: Store) -> None:
     with pytest.raises(AlreadyExists):
         await store.create_token(TokenRecord("t9", "again", "admin", "hash-2", NOW))
     assert len(await store.list_tokens()) == 2
+
+
+async def test_database_size_is_positive_and_grows(store: Store) -> None:
+    before = await store.database_size()
+    assert before > 0
+    for n in range(50):
+        await store.create_token(TokenRecord(f"t{n}", "x" * 500, "viewer", f"hash-{n}", NOW))
+    assert await store.database_size() >= before

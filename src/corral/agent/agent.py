@@ -229,10 +229,15 @@ class Agent:
                 log.info("registered", extra=extra)
                 return True
             except DispatcherError as exc:
-                if exc.status in (400, 401, 403, 409):
+                if exc.status in (400, 401, 403):
                     self.fatal = Fatal(f"registration refused: {exc}")
                     return False
                 delay = backoff.next()
+                if exc.status == 409:  # our id is held by a live executor under another token:
+                    log.warning(  # it frees up once that one goes silent
+                        "executor id in use; retrying",
+                        extra=log_extra("registration_conflict", exc, delay=delay),
+                    )
             except Unreachable as exc:
                 delay = backoff.next()
                 log.warning(

@@ -25,6 +25,7 @@ _ALLOWED: dict[Role, frozenset[Action]] = {
     Role.SUBMITTER: frozenset({Action.READ, Action.SUBMIT, Action.CANCEL}),
     Role.VIEWER: frozenset({Action.READ}),
     Role.WORKER: frozenset({Action.EXECUTE, Action.REGISTER_EXECUTOR}),
+    Role.AGENT: frozenset({Action.EXECUTE}),
 }
 
 
@@ -52,3 +53,20 @@ def require_executor(principal: Principal, executor_id: str) -> None:
             "this worker token belongs to another worker",
             worker_id=executor_id,
         )
+
+
+def require_project(principal: Principal, project_id: str | None) -> None:
+    """An agent session acts only inside the project it logged in to."""
+    if principal.project_id is not None and principal.project_id != project_id:
+        raise Forbidden("this session belongs to another project", project_id=project_id)
+
+
+def require_executor_owner(principal: Principal, owner_id: str | None) -> None:
+    """Workers act only for executors registered under their own token; admins for any.
+
+    Several ``corral worker``s may share one join token, and then they share
+    executors too: the token, not the machine, is the identity.
+    """
+    if principal.role is Role.ADMIN or owner_id is None or owner_id == principal.id:
+        return
+    raise Forbidden("this executor was registered by another token")

@@ -13,12 +13,12 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 
-from corral.auth.policy import Action, require, require_executor
+from corral.auth.policy import Action, require, require_executor, require_executor_owner
 from corral.domain.jobs import ClaimRequest, Job
-from corral.domain.principals import Principal
+from corral.domain.principals import Principal, Role
 from corral.domain.states import JobStatus
 from corral.domain.workers import Executor, ExecutorInfo, ExecutorState
-from corral.errors import InvalidInput, NotFound
+from corral.errors import AlreadyExists, InvalidInput, NotFound
 from corral.services.tokens import TokenService
 from corral.store.base import JobFilter, Store
 
@@ -55,9 +55,22 @@ class ExecutorService:
         self.offline_after = offline_after
 
     async def register(self, principal: Principal, info: ExecutorInfo) -> Executor:
+        """Idempotent for the token that registered the id; another token may take the
+        id over only once its executor has gone silent (409 while it is alive)."""
         require(principal, Action.REGISTER_EXECUTOR)
         require_executor(principal, info.executor_id)
-        return await self._store.upsert_executor(info, time.time(), draining=False)
+        now = time.time()
+        found = await self._store.get_executor(info.executor_id)
+        if (
+            found is not None
+            and found.info.principal_id != principal.id
+            and principal.role is not Role.ADMIN
+            and found.state(now, self.offline_after) is not ExecutorState.OFFLINE
+        ):
+            raise AlreadyExists(
+                "executor id is in use by another live executor", executor_id=info.executor_id
+            )
+        return await self._store.upsert_executor(info, now, draining=False)
 
     async def register_exclusive(self, principal: Principal, info: ExecutorInfo) -> Registration:
         """Register ``info.executor_id`` unless a live executor holds it (``AlreadyExists``).
@@ -119,6 +132,7 @@ class ExecutorService:
         found = await self._store.get_executor(executor_id)
         if found is None:
             raise NotFound("Worker not found", worker_id=executor_id)
+        require_executor_owner(principal, found.info.principal_id)
         await self._store.upsert_executor(found.info, time.time(), draining=True)
 
     async def remove(self, principal: Principal, executor_id: str) -> None:

@@ -159,6 +159,9 @@ class JobService:
     async def cancel_many(
         self, principal: Principal, job_ids: Sequence[str]
     ) -> list[Job | CorralError]:
+        """A role that may cancel nothing is refused as a whole; per-job refusals are
+        only for jobs that belong to someone else."""
+        require(principal, Action.CANCEL)
         results: list[Job | CorralError] = []
         for job_id in job_ids:
             try:

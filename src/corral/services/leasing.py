@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from corral.auth.policy import Action, require, require_executor
+from corral.auth.policy import Action, require, require_executor, require_executor_owner
 from corral.domain.jobs import AttemptRef, ClaimRequest, Job, Outcome
 from corral.domain.principals import Principal, Role
 from corral.domain.retry import RetryPolicy
@@ -100,6 +100,8 @@ class LeaseService:
     ) -> HeldLeases:
         require(principal, Action.EXECUTE)
         require_executor(principal, executor_id)
+        executor = await self._store.get_executor(executor_id)
+        require_executor_owner(principal, executor.info.principal_id if executor else None)
         renewed = await self._store.renew_executor_leases(executor_id, held, time.time())
         kept = {j.id for j in renewed}
         lost = [job_id for job_id, _ in held if job_id not in kept]

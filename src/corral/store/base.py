@@ -115,6 +115,9 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise ``Unavailable`` unless the database answers."""
 
+    async def database_size(self) -> int:
+        """Bytes the database occupies, for the stats views."""
+
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(topic)`` when another process announces a change (PostgreSQL)."""
 

@@ -132,6 +132,9 @@ class PostgresStore(PostgresFiles, PostgresUsers, PostgresFleet, SharedOperation
     async def ping(self) -> None:
         await self._fetchval("SELECT 1")
 
+    async def database_size(self) -> int:
+        return int(await self._fetchval("SELECT pg_database_size(current_database())"))
+
     @contextlib.asynccontextmanager
     async def _conn(self) -> AsyncIterator[Any]:
         """A pooled connection; losing the server surfaces as ``Unavailable``."""

@@ -104,6 +104,16 @@ class SqliteStore(SqliteFiles, SqliteUsers, SqliteFleet, SharedOperations):
     async def ping(self) -> None:
         await self._readers.run(lambda c: c.execute("SELECT 1").fetchone())
 
+    async def database_size(self) -> int:
+        """Pages in use times page size: the file's size without the WAL's transient bytes."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            size = conn.execute("PRAGMA page_size").fetchone()[0]
+            return int(pages) * int(size)
+
+        return await self._readers.run(op)
+
     def add_listener(self, listener: Listener) -> None:
         """One process owns a SQLite file, so there is nobody else to hear from."""
 

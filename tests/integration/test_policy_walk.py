@@ -1,0 +1,847 @@
+"""The route x role authorization walk (acceptance of issue 4).
+
+``POLICY`` below is the documentation of who may do what: every route of the
+real app, HTTP and WebSocket, with the answer each kind of caller gets. The
+walk fails when the app has a route the table lacks (a route with no policy)
+and when the table names a route the app no longer has. Then every (route,
+role) is called over real HTTP with a *valid* request (FastAPI validates a
+body before any dependency or service runs, so a bad body would hide a 403
+behind a 400), and the answer must be what the table says. Finally the store
+must hold only what the allowed calls created.
+
+Roles: ``anonymous`` (no credentials); ``viewer``, ``submitter`` and ``admin``
+each as a login JWT and as an opaque API token; ``worker`` (an unbound worker
+token as Bearer on the native routes, a token bound to a registered CMD
+Executor worker as ``x-worker-token`` on that dialect's routes); and, where an
+object has an owner, ``other_user`` (a second submitter acting on the first
+one's job or file) and ``other_worker`` (a worker acting on a job leased to, or
+an executor registered by, another worker).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from corral.api.app import create_app
+from corral.settings import ServerSettings
+from tests.live import LiveServer, run_server
+
+RouteKey = tuple[str, str]  # (method, path template); WebSockets have the method "WS"
+Expect = int | str | tuple[int, ...]  # OK, PASSES, or the status(es) of the refusal
+
+ANONYMOUS = "anonymous"
+VIEWER = "viewer"
+SUBMITTER = "submitter"
+ADMIN = "admin"
+WORKER = "worker"
+OTHER_USER = "other_user"
+OTHER_WORKER = "other_worker"
+HUMANS = (VIEWER, SUBMITTER, ADMIN)
+JWT, TOKEN = "jwt", "token"  # the two kinds of credential a person may present
+
+OK = "ok"  # allowed, and the walk's request succeeds (2xx, or 101 for a WebSocket)
+PASSES = "passes"  # the policy lets it through, but this caller cannot make the call succeed
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What each caller gets from one route: OK, PASSES, or the status of the refusal."""
+
+    anonymous: Expect
+    viewer: Expect
+    submitter: Expect
+    admin: Expect
+    worker: Expect
+    other_user: Expect | None = None  # only for routes on an object someone owns
+    other_worker: Expect | None = None
+    kinds: tuple[str, ...] = (JWT, TOKEN)  # credentials the human roles are walked with
+
+    def but(self, **changes: Any) -> Rule:
+        return replace(self, **changes)
+
+    def roles(self) -> dict[str, Expect]:
+        every = {
+            ANONYMOUS: self.anonymous,
+            VIEWER: self.viewer,
+            SUBMITTER: self.submitter,
+            ADMIN: self.admin,
+            WORKER: self.worker,
+            OTHER_USER: self.other_user,
+            OTHER_WORKER: self.other_worker,
+        }
+        return {role: expect for role, expect in every.items() if expect is not None}
+
+
+#                  anonymous viewer submitter admin worker
+PUBLIC = Rule(OK, OK, OK, OK, OK)
+READ = Rule(401, OK, OK, OK, 403)  # jobs, output, fleet, stats: every human reads everything
+SUBMIT = Rule(401, 403, OK, OK, 403)
+EXECUTE = Rule(401, 403, 403, OK, OK)  # admins may act for any executor
+ADMIN_ONLY = Rule(401, 403, 403, OK, 403)
+# Login sessions: only a login JWT is one; a worker token is not a session (no Bearer: 401).
+SESSION = Rule(401, OK, OK, OK, 401, kinds=(JWT,))
+# Files: any reader; a worker only the input archive of a job whose lease it holds,
+# and another worker's file is hidden from it.
+FILE = READ.but(worker=OK, other_user=OK, other_worker=404)
+
+POLICY: dict[RouteKey, Rule] = {
+    # public: no credentials needed
+    ("GET", "/api/openapi.json"): PUBLIC,
+    ("GET", "/api/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/api/v1/health"): PUBLIC,
+    ("POST", "/api/auth/login"): PUBLIC,
+    # native: jobs (a submitter cancels only its own; the refusal in a bulk is per job)
+    ("POST", "/api/v1/jobs"): SUBMIT,
+    ("POST", "/api/v1/jobs/bulk"): SUBMIT,
+    ("GET", "/api/v1/jobs"): READ,
+    ("GET", "/api/v1/jobs/{job_id}"): READ.but(other_user=OK),
+    ("DELETE", "/api/v1/jobs/{job_id}"): SUBMIT.but(other_user=403),
+    ("POST", "/api/v1/jobs/bulk/cancel"): SUBMIT.but(other_user=403),
+    ("GET", "/api/v1/jobs/{job_id}/output"): READ.but(other_user=OK),
+    ("GET", "/api/v1/jobs/{job_id}/output/follow"): READ,
+    # native: executors (another worker's lease: 409, the attempt is not its own)
+    ("POST", "/api/v1/jobs/claim"): EXECUTE,
+    ("PUT", "/api/v1/jobs/{job_id}/heartbeat"): EXECUTE.but(other_worker=409),
+    ("PUT", "/api/v1/jobs/{job_id}/complete"): EXECUTE.but(other_worker=409),
+    ("PUT", "/api/v1/jobs/{job_id}/fail"): EXECUTE.but(other_worker=409),
+    ("POST", "/api/v1/jobs/results"): EXECUTE.but(other_worker=409),
+    ("POST", "/api/v1/jobs/{job_id}/release"): EXECUTE.but(other_worker=409),
+    ("POST", "/api/v1/jobs/{job_id}/output"): EXECUTE.but(other_worker=409),
+    ("POST", "/api/v1/jobs/{job_id}/artifacts"): EXECUTE.but(other_worker=409),
+    ("POST", "/api/v1/executors"): EXECUTE.but(other_worker=(403, 409)),  # a live one's id
+    ("POST", "/api/v1/executors/{executor_id}/heartbeat"): EXECUTE.but(other_worker=403),
+    ("DELETE", "/api/v1/executors/{executor_id}"): EXECUTE.but(other_worker=403),
+    # native: fleet views, stats, metrics (metrics need a reader's token)
+    ("GET", "/api/v1/executors"): READ,
+    ("GET", "/api/v1/admin/executors"): READ,
+    ("GET", "/api/v1/admin/stats"): READ,
+    ("GET", "/api/v1/metrics"): READ,
+    # native: files and artifacts
+    ("POST", "/api/v1/files"): SUBMIT,
+    ("GET", "/api/v1/files/{file_id}"): FILE,
+    ("GET", "/api/v1/jobs/{job_id}/artifacts"): READ,
+    ("GET", "/api/v1/jobs/{job_id}/artifacts/{artifact_id}"): READ,
+    # native: administration
+    ("POST", "/api/v1/admin/tokens"): ADMIN_ONLY,
+    ("GET", "/api/v1/admin/users"): ADMIN_ONLY,
+    ("POST", "/api/v1/admin/users"): ADMIN_ONLY,
+    ("PATCH", "/api/v1/admin/users/{user_id}"): ADMIN_ONLY,
+    # CMD Executor: sessions
+    ("POST", "/api/auth/logout"): SESSION,
+    ("POST", "/api/auth/refresh"): SESSION,
+    # CMD Executor: workers (a bound token speaks only for its own worker)
+    ("POST", "/api/workers/register"): EXECUTE.but(other_worker=403),
+    ("POST", "/api/workers/heartbeat"): EXECUTE.but(other_worker=403),
+    ("GET", "/api/workers/list"): READ,
+    ("GET", "/api/workers/{worker_id}"): READ,
+    ("DELETE", "/api/workers/{worker_id}"): EXECUTE.but(other_worker=403),
+    # CMD Executor: jobs (get-job needs a token bound to a registered worker)
+    ("POST", "/api/jobs/submit"): SUBMIT,
+    ("GET", "/api/jobs/get-job"): EXECUTE.but(admin=PASSES),
+    ("GET", "/api/jobs/status"): READ.but(other_user=OK),
+    ("GET", "/api/jobs/list"): READ,
+    ("POST", "/api/jobs/submit-result"): EXECUTE.but(other_worker=409),
+    ("POST", "/api/jobs/stream-output"): EXECUTE.but(other_worker=409),
+    ("WS", "/api/jobs/stream"): READ,
+    # CMD Executor: files
+    ("POST", "/api/files/upload"): SUBMIT,
+    ("GET", "/api/files/download/{file_id}"): FILE,
+    ("GET", "/uploads/{file_id}/{filename}"): FILE,
+}
+
+# Cases where the app does not do what the table says: each must fail until fixed.
+KNOWN_BUGS: dict[tuple[RouteKey, str], str] = {}
+
+# Routes that end a session, a lease or an executor: walked last, each on its own objects.
+DESTRUCTIVE: frozenset[RouteKey] = frozenset(
+    {
+        ("POST", "/api/auth/logout"),
+        ("POST", "/api/auth/refresh"),
+        ("DELETE", "/api/v1/jobs/{job_id}"),
+        ("POST", "/api/v1/jobs/bulk/cancel"),
+        ("PUT", "/api/v1/jobs/{job_id}/complete"),
+        ("PUT", "/api/v1/jobs/{job_id}/fail"),
+        ("POST", "/api/v1/jobs/results"),
+        ("POST", "/api/v1/jobs/{job_id}/release"),
+        ("DELETE", "/api/v1/executors/{executor_id}"),
+        ("DELETE", "/api/workers/{worker_id}"),
+        ("POST", "/api/jobs/submit-result"),
+    }
+)
+
+
+# --- the routes of the real app ---------------------------------------------------------
+
+
+def _keys_of(route: BaseRoute | Any) -> set[RouteKey]:
+    """(method, path) of one entry of ``app.routes``: included routers, API and plain routes."""
+    if hasattr(route, "effective_route_contexts"):  # FastAPI's _IncludedRouter
+        keys: set[RouteKey] = set()
+        for context in route.effective_route_contexts():
+            target = context.starlette_route or context.original_route
+            if isinstance(target, WebSocketRoute):  # its context has no path and no methods
+                keys.add(("WS", target.path))
+            elif context.methods:
+                keys |= {(m, context.path) for m in context.methods if m != "HEAD"}
+            else:
+                raise AssertionError(f"a route the walk cannot classify: {target!r}")
+        return keys
+    if isinstance(route, WebSocketRoute):
+        return {("WS", route.path)}
+    if isinstance(route, Route) and route.methods:
+        return {(m, route.path) for m in route.methods if m != "HEAD"}
+    raise AssertionError(f"a route the walk cannot classify: {route!r}")
+
+
+def app_routes(app: FastAPI) -> set[RouteKey]:
+    return set().union(*(_keys_of(route) for route in app.routes))
+
+
+# --- what the walk sends ----------------------------------------------------------------
+
+ADMIN_EMAIL, ADMIN_PASSWORD = "root@example.com", "admin-password"
+PASSWORD = "pw-123456"
+EMAILS = {VIEWER: "viewer@example.com", SUBMITTER: "submitter@example.com"}
+OTHER_EMAIL = "other-submitter@example.com"
+LOGINS = {
+    ADMIN: (ADMIN_EMAIL, ADMIN_PASSWORD),
+    VIEWER: (EMAILS[VIEWER], PASSWORD),
+    SUBMITTER: (EMAILS[SUBMITTER], PASSWORD),
+    OTHER_USER: (OTHER_EMAIL, PASSWORD),
+}
+NATIVE = {WORKER: "nat-w1", OTHER_WORKER: "nat-w2"}  # executors of the unbound worker tokens
+CMD = {WORKER: "cmd-w1", OTHER_WORKER: "cmd-w2"}  # CMD Executor workers with bound tokens
+CMD_TAG = "walk-cmd"
+PARKED = "walk-parked"  # a label no claim names: what the walk submits stays pending
+PARKED_JOB = {"command": "echo hi", "labels": [PARKED]}
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("in.txt", "hello\n")
+    return buffer.getvalue()
+
+
+ZIP = _zip()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    role: str
+    kind: str = JWT  # for the human roles
+
+
+@dataclass
+class Call:
+    method: str
+    url: str
+    headers: dict[str, str] | None = None  # None: the caller's own credentials
+    params: dict[str, Any] | None = None
+    json: Any = None
+    content: bytes | None = None
+    files: dict[str, tuple[str, bytes, str]] | None = None
+    on_success: Callable[[httpx.Response], None] | None = None  # keep the ledgers true
+    item_status: Callable[[httpx.Response], int] | None = None  # bulk routes refuse per item
+
+
+@dataclass(frozen=True)
+class Held:
+    job_id: str
+    attempt: int
+
+
+class World:
+    """One live server with the objects the walk acts on, and ledgers of what may exist."""
+
+    def __init__(self, live: LiveServer, http: httpx.Client) -> None:
+        self.live = live
+        self.http = http
+        self.seq = itertools.count(1)
+        self.jwt: dict[str, str] = {}
+        self.opaque: dict[str, str] = {ADMIN: live.admin_token}
+        self.join: dict[str, str] = {}  # WORKER / OTHER_WORKER: unbound worker tokens
+        self.bound: dict[str, str] = {}  # WORKER / OTHER_WORKER: tokens bound to CMD workers
+        self.jobs: set[str] = set()
+        self.users: set[str] = set()
+        self.executors: set[str] = set()
+        # the objects, made by prepare()
+        self.file_id = self.filename = self.owned_job = self.cmd_held = ""
+        self.done_job = self.artifact_id = self.patch_target = ""
+        self.held = self.other_held = Held("", 0)
+
+    # plumbing
+
+    def send(self, method: str, url: str, headers: dict[str, str], **kw: Any) -> httpx.Response:
+        """Only the credentials given: the login cookie a previous answer set is dropped."""
+        self.http.cookies.clear()
+        return self.http.request(method, url, headers=headers, **kw)
+
+    def ok(self, method: str, url: str, headers: dict[str, str], **kw: Any) -> Any:
+        answer = self.send(method, url, headers, **kw)
+        assert answer.is_success, f"{method} {url}: {answer.status_code} {answer.text}"
+        return answer.json()
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return bearer(self.live.admin_token)
+
+    def credentials(self, caller: Caller, url: str) -> dict[str, str]:
+        """Each dialect's workers authenticate their own way; people with either kind."""
+        if caller.role == ANONYMOUS:
+            return {}
+        if caller.role in (WORKER, OTHER_WORKER):
+            if url.startswith("/api/v1/"):
+                return bearer(self.join[caller.role])
+            return {"x-worker-token": self.bound[caller.role]}
+        if caller.role == OTHER_USER:
+            return bearer(self.jwt[OTHER_USER])
+        return bearer(self.opaque[caller.role] if caller.kind == TOKEN else self.jwt[caller.role])
+
+    # objects
+
+    def login(self, email: str, password: str = PASSWORD) -> str:
+        answer = self.ok("POST", "/api/auth/login", {}, json={"email": email, "password": password})
+        token: str = answer["token"]
+        return token
+
+    def add_user(self, email: str, role: str) -> str:
+        body = {"email": email, "password": PASSWORD, "role": role}
+        user_id: str = self.ok("POST", "/api/v1/admin/users", self.admin, json=body)["id"]
+        self.users.add(user_id)
+        return user_id
+
+    def submit(self, headers: dict[str, str], **fields: Any) -> str:
+        body = {**PARKED_JOB, **fields}
+        job_id: str = self.ok("POST", "/api/v1/jobs", headers, json=body)["id"]
+        self.jobs.add(job_id)
+        return job_id
+
+    def claim(self, who: str, label: str) -> Held:
+        body = {"executor_id": NATIVE[who], "labels": [label]}
+        job = self.ok("POST", "/api/v1/jobs/claim", bearer(self.join[who]), json=body)
+        return Held(job["id"], job["attempt"])
+
+    def fresh_held(self) -> Held:
+        """A job of its own, leased to the worker's executor, for a call that finishes it."""
+        label = f"walk-fresh-{next(self.seq)}"
+        job_id = self.submit(self.admin, labels=[label])
+        held = self.claim(WORKER, label)
+        assert held.job_id == job_id
+        return held
+
+    def fresh_cmd_held(self) -> str:
+        body = {"command": "true", "labels": [CMD_TAG]}
+        job_id: str = self.ok("POST", "/api/jobs/submit", self.admin, json=body)["jobId"]
+        self.jobs.add(job_id)
+        headers = {"x-worker-token": self.bound[WORKER]}
+        claimed = self.ok("GET", "/api/jobs/get-job", headers)["job"]["jobId"]
+        assert claimed == job_id
+        return job_id
+
+    def register_cmd_worker(self, worker_id: str, tags: list[str]) -> str:
+        body = {"workerId": worker_id, "metadata": {"tags": tags}}
+        token: str = self.ok("POST", "/api/workers/register", bearer(self.join[WORKER]), json=body)[
+            "token"
+        ]
+        self.executors.add(worker_id)
+        return token
+
+    def throwaway_executor(self) -> str:
+        executor_id = f"walk-gone-{next(self.seq)}"
+        body = {"executor_id": executor_id}
+        self.ok("POST", "/api/v1/executors", bearer(self.join[WORKER]), json=body)
+        self.executors.add(executor_id)
+        return executor_id
+
+    def cancellable(self, caller: Caller) -> str:
+        """A job the caller may cancel if the table lets it; else submitter A's job."""
+        if caller.role == SUBMITTER:  # its own, submitted with the very same credential
+            return self.submit(self.credentials(caller, "/api/v1/"))
+        if caller.role == ADMIN:  # anyone's
+            return self.submit(bearer(self.jwt[SUBMITTER]))
+        return self.owned_job
+
+    def reportable(self, caller: Caller) -> Held:
+        return self.fresh_held() if caller.role in (WORKER, ADMIN) else self.held
+
+    def executor_of(self, caller: Caller) -> str:
+        return NATIVE[OTHER_WORKER] if caller.role == OTHER_WORKER else NATIVE[WORKER]
+
+    def prepare(self) -> None:
+        for role, email in EMAILS.items():
+            self.add_user(email, role)
+        self.add_user(OTHER_EMAIL, SUBMITTER)
+        self.patch_target = self.add_user("patch-me@example.com", VIEWER)
+        for role, (email, password) in LOGINS.items():
+            self.jwt[role] = self.login(email, password)
+        for role in (VIEWER, SUBMITTER):
+            self.opaque[role] = self.live.token(role)
+        for who in (WORKER, OTHER_WORKER):
+            self.join[who] = self.live.token("worker")
+            body = {"executor_id": NATIVE[who]}
+            self.ok("POST", "/api/v1/executors", bearer(self.join[who]), json=body)
+        self.bound[WORKER] = self.register_cmd_worker(CMD[WORKER], [CMD_TAG])
+        self.bound[OTHER_WORKER] = self.register_cmd_worker(CMD[OTHER_WORKER], ["walk-cmd-2"])
+
+        # submitter A's file and job; jobs leased to each worker; a finished job; an artifact
+        a = bearer(self.jwt[SUBMITTER])
+        files = {"file": ("input.zip", ZIP, "application/zip")}
+        stored = self.ok("POST", "/api/v1/files", a, files=files)
+        self.file_id, self.filename = stored["id"], stored["filename"]
+        self.owned_job = self.submit(a)
+        self.submit(self.admin, labels=["walk-held"], input_file_id=self.file_id, lease_seconds=600)
+        self.held = self.claim(WORKER, "walk-held")
+        self.submit(self.admin, labels=["walk-held-2"], lease_seconds=600)
+        self.other_held = self.claim(OTHER_WORKER, "walk-held-2")
+        cmd_job = {"command": "true", "labels": [CMD_TAG], "fileUrl": f"/uploads/{self.file_id}/x"}
+        self.cmd_held = self.ok("POST", "/api/jobs/submit", self.admin, json=cmd_job)["jobId"]
+        self.jobs.add(self.cmd_held)
+        headers = {"x-worker-token": self.bound[WORKER]}
+        assert self.ok("GET", "/api/jobs/get-job", headers)["job"]["jobId"] == self.cmd_held
+        self.submit(self.admin, labels=["walk-done"])
+        done = self.claim(WORKER, "walk-done")
+        report = {"executor_id": NATIVE[WORKER], "attempt": done.attempt, "exit_code": 0}
+        self.ok("PUT", f"/api/v1/jobs/{done.job_id}/complete", self.admin, json=report)
+        self.done_job = done.job_id
+        params = {"path": "out.txt", "executor_id": NATIVE[WORKER], "attempt": self.held.attempt}
+        url = f"/api/v1/jobs/{self.held.job_id}/artifacts"
+        self.artifact_id = self.ok("POST", url, self.admin, params=params, content=b"out")["id"]
+
+        # what exists now; the walk's allowed calls add to these ledgers, refused ones must not
+        self.users = {u["id"] for u in self.ok("GET", "/api/v1/admin/users", self.admin)}
+        assert len(self.users) == 5  # the configured admin and the four added above
+        executors = self.ok("GET", "/api/v1/executors", self.admin)
+        self.executors = {e["executor_id"] for e in executors}
+        assert self.executors == {*NATIVE.values(), *CMD.values()}
+        jobs = self.ok("GET", "/api/v1/jobs", self.admin, params={"limit": 1000})
+        assert {j["id"] for j in jobs} == self.jobs
+
+
+Builder = Callable[[World, Caller], Call]
+REQUESTS: dict[RouteKey, Builder] = {}
+
+
+def request(method: str, path: str) -> Callable[[Builder], Builder]:
+    def register(builder: Builder) -> Builder:
+        REQUESTS[(method, path)] = builder
+        return builder
+
+    return register
+
+
+def static(method: str, path: str, url: str | None = None, **kw: Any) -> None:
+    """A route that needs no objects of the world."""
+    REQUESTS[(method, path)] = lambda w, c: Call(method, url or path, **kw)
+
+
+def bulk_item_status(answer: httpx.Response) -> int:
+    errors = answer.json()["errors"]
+    return int(errors[0]["code"]) if errors else answer.status_code
+
+
+def results_item_status(answer: httpx.Response) -> int:
+    first = answer.json()[0]
+    return answer.status_code if first["ok"] else int(first["code"])
+
+
+for _path in ("/api/openapi.json", "/api/docs", "/docs/oauth2-redirect", "/api/v1/health"):
+    static("GET", _path)
+static("GET", "/api/v1/jobs", params={"limit": 1})
+static("GET", "/api/v1/executors")
+static("GET", "/api/v1/admin/executors")
+static("GET", "/api/v1/admin/stats")
+static("GET", "/api/v1/metrics")
+static("POST", "/api/v1/admin/tokens", json={"role": "viewer", "name": "walk"})
+static("GET", "/api/v1/admin/users")
+static("GET", "/api/workers/list")
+static("GET", "/api/workers/{worker_id}", url=f"/api/workers/{CMD[WORKER]}")
+static("GET", "/api/jobs/get-job")
+static("GET", "/api/jobs/list", params={"limit": 1})
+static("WS", "/api/jobs/stream")
+static("POST", "/api/v1/files", files={"file": ("walk.zip", ZIP, "application/zip")})
+static("POST", "/api/files/upload", files={"file": ("walk.zip", ZIP, "application/zip")})
+
+
+@request("POST", "/api/auth/login")
+def _login(w: World, c: Caller) -> Call:
+    body = {"email": EMAILS[VIEWER], "password": PASSWORD}
+    return Call("POST", "/api/auth/login", headers={}, json=body)
+
+
+def _session(path: str) -> Builder:
+    def build(w: World, c: Caller) -> Call:
+        if c.role in HUMANS:  # a session of its own, so the role's shared JWT lives on
+            email, password = LOGINS[c.role]
+            return Call("POST", path, headers=bearer(w.login(email, password)))
+        return Call("POST", path)
+
+    return build
+
+
+REQUESTS[("POST", "/api/auth/logout")] = _session("/api/auth/logout")
+REQUESTS[("POST", "/api/auth/refresh")] = _session("/api/auth/refresh")
+
+
+def _record_jobs(w: World, ids: Callable[[Any], list[str]]) -> Callable[[httpx.Response], None]:
+    return lambda answer: w.jobs.update(ids(answer.json()))
+
+
+@request("POST", "/api/v1/jobs")
+def _submit(w: World, c: Caller) -> Call:
+    return Call(
+        "POST", "/api/v1/jobs", json=PARKED_JOB, on_success=_record_jobs(w, lambda b: [b["id"]])
+    )
+
+
+@request("POST", "/api/v1/jobs/bulk")
+def _submit_bulk(w: World, c: Caller) -> Call:
+    record = _record_jobs(w, lambda body: [j["id"] for j in body])
+    return Call("POST", "/api/v1/jobs/bulk", json=[PARKED_JOB, PARKED_JOB], on_success=record)
+
+
+@request("POST", "/api/jobs/submit")
+def _cmd_submit(w: World, c: Caller) -> Call:
+    return Call(
+        "POST",
+        "/api/jobs/submit",
+        json=PARKED_JOB,
+        on_success=_record_jobs(w, lambda b: [b["jobId"]]),
+    )
+
+
+@request("GET", "/api/v1/jobs/{job_id}")
+def _job(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/v1/jobs/{w.owned_job}")
+
+
+@request("GET", "/api/jobs/status")
+def _cmd_status(w: World, c: Caller) -> Call:
+    return Call("GET", "/api/jobs/status", params={"jobId": w.owned_job})
+
+
+@request("GET", "/api/v1/jobs/{job_id}/output")
+def _output(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/v1/jobs/{w.owned_job}/output")
+
+
+@request("GET", "/api/v1/jobs/{job_id}/output/follow")
+def _follow(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/v1/jobs/{w.done_job}/output/follow")  # finished: ends at once
+
+
+@request("DELETE", "/api/v1/jobs/{job_id}")
+def _cancel(w: World, c: Caller) -> Call:
+    return Call("DELETE", f"/api/v1/jobs/{w.cancellable(c)}")
+
+
+@request("POST", "/api/v1/jobs/bulk/cancel")
+def _bulk_cancel(w: World, c: Caller) -> Call:
+    body = {"job_ids": [w.cancellable(c)]}
+    return Call("POST", "/api/v1/jobs/bulk/cancel", json=body, item_status=bulk_item_status)
+
+
+@request("POST", "/api/v1/jobs/claim")
+def _claim(w: World, c: Caller) -> Call:
+    body = {"executor_id": w.executor_of(c), "labels": []}  # every job is labelled: 204
+    return Call("POST", "/api/v1/jobs/claim", json=body)
+
+
+def _lease_call(path: str, method: str, fresh: bool, **extra: Any) -> Builder:
+    """An executor call on a leased job: its own fresh job when it may finish it."""
+
+    def build(w: World, c: Caller) -> Call:
+        held = w.reportable(c) if fresh else w.held
+        body = {"executor_id": w.executor_of(c), "attempt": held.attempt, **extra}
+        return Call(method, path.format(job_id=held.job_id), json=body)
+
+    return build
+
+
+REQUESTS[("PUT", "/api/v1/jobs/{job_id}/heartbeat")] = _lease_call(
+    "/api/v1/jobs/{job_id}/heartbeat", "PUT", fresh=False
+)
+REQUESTS[("POST", "/api/v1/jobs/{job_id}/output")] = _lease_call(
+    "/api/v1/jobs/{job_id}/output", "POST", fresh=False, stream="stdout", data="walk\n"
+)
+REQUESTS[("PUT", "/api/v1/jobs/{job_id}/complete")] = _lease_call(
+    "/api/v1/jobs/{job_id}/complete", "PUT", fresh=True, exit_code=0
+)
+REQUESTS[("PUT", "/api/v1/jobs/{job_id}/fail")] = _lease_call(
+    "/api/v1/jobs/{job_id}/fail", "PUT", fresh=True, error_message="walk"
+)
+REQUESTS[("POST", "/api/v1/jobs/{job_id}/release")] = _lease_call(
+    "/api/v1/jobs/{job_id}/release", "POST", fresh=True
+)
+
+
+@request("POST", "/api/v1/jobs/results")
+def _results(w: World, c: Caller) -> Call:
+    held = w.reportable(c)
+    report = {
+        "job_id": held.job_id,
+        "executor_id": w.executor_of(c),
+        "attempt": held.attempt,
+        "status": "completed",
+        "exit_code": 0,
+    }
+    return Call("POST", "/api/v1/jobs/results", json=[report], item_status=results_item_status)
+
+
+@request("POST", "/api/v1/jobs/{job_id}/artifacts")
+def _artifact_upload(w: World, c: Caller) -> Call:
+    params = {"path": "walk/out.txt", "executor_id": w.executor_of(c), "attempt": w.held.attempt}
+    url = f"/api/v1/jobs/{w.held.job_id}/artifacts"
+    return Call("POST", url, params=params, content=b"artifact")
+
+
+@request("GET", "/api/v1/jobs/{job_id}/artifacts")
+def _artifacts(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/v1/jobs/{w.held.job_id}/artifacts")
+
+
+@request("GET", "/api/v1/jobs/{job_id}/artifacts/{artifact_id}")
+def _artifact(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/v1/jobs/{w.held.job_id}/artifacts/{w.artifact_id}")
+
+
+@request("GET", "/api/v1/files/{file_id}")
+def _file(w: World, c: Caller) -> Call:
+    """A worker names the job it holds: the input's own job, or (other) one without it."""
+    params = None
+    if c.role in (WORKER, OTHER_WORKER):
+        held = w.held if c.role == WORKER else w.other_held
+        params = {"job_id": held.job_id, "executor_id": w.executor_of(c), "attempt": held.attempt}
+    return Call("GET", f"/api/v1/files/{w.file_id}", params=params)
+
+
+@request("GET", "/api/files/download/{file_id}")
+def _cmd_download(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/files/download/{w.file_id}")
+
+
+@request("GET", "/uploads/{file_id}/{filename}")
+def _upload_url(w: World, c: Caller) -> Call:
+    return Call("GET", f"/uploads/{w.file_id}/{w.filename}")
+
+
+@request("POST", "/api/v1/executors")
+def _register_executor(w: World, c: Caller) -> Call:
+    """A new executor id; for OTHER_WORKER the id of one the first worker registered."""
+    executor_id = w.throwaway_executor() if c.role == OTHER_WORKER else f"walk-exec-{next(w.seq)}"
+    body = {"executor_id": executor_id}
+    return Call(
+        "POST", "/api/v1/executors", json=body, on_success=lambda _: w.executors.add(executor_id)
+    )
+
+
+@request("POST", "/api/v1/executors/{executor_id}/heartbeat")
+def _executor_heartbeat(w: World, c: Caller) -> Call:
+    """Always the first worker's executor, naming the job it holds."""
+    body = {"jobs": [{"job_id": w.held.job_id, "attempt": w.held.attempt}]}
+    return Call("POST", f"/api/v1/executors/{NATIVE[WORKER]}/heartbeat", json=body)
+
+
+@request("DELETE", "/api/v1/executors/{executor_id}")
+def _deregister(w: World, c: Caller) -> Call:
+    """An executor the first worker registered: its own, another's for OTHER_WORKER."""
+    executor_id = w.throwaway_executor()
+    gone = lambda _: w.executors.discard(executor_id)  # noqa: E731
+    return Call("DELETE", f"/api/v1/executors/{executor_id}", on_success=gone)
+
+
+@request("POST", "/api/v1/admin/users")
+def _add_user(w: World, c: Caller) -> Call:
+    body = {"email": f"walk-{next(w.seq)}@example.com", "password": PASSWORD, "role": "viewer"}
+    record = lambda answer: w.users.add(answer.json()["id"])  # noqa: E731
+    return Call("POST", "/api/v1/admin/users", json=body, on_success=record)
+
+
+@request("PATCH", "/api/v1/admin/users/{user_id}")
+def _patch_user(w: World, c: Caller) -> Call:
+    return Call("PATCH", f"/api/v1/admin/users/{w.patch_target}", json={"role": "viewer"})
+
+
+@request("POST", "/api/workers/register")
+def _cmd_register(w: World, c: Caller) -> Call:
+    """Workers register with a join token; a bound token may not register another worker."""
+    worker_id = f"walk-cmd-{next(w.seq)}"
+    headers = None
+    if c.role == WORKER:
+        headers = bearer(w.join[WORKER])
+    elif c.role == OTHER_WORKER:
+        worker_id = CMD[WORKER]
+    body = {"workerId": worker_id, "metadata": {"tags": [PARKED]}}
+    record = lambda _: w.executors.add(worker_id)  # noqa: E731
+    return Call("POST", "/api/workers/register", headers=headers, json=body, on_success=record)
+
+
+@request("POST", "/api/workers/heartbeat")
+def _cmd_heartbeat(w: World, c: Caller) -> Call:
+    return Call("POST", "/api/workers/heartbeat", json={"workerId": CMD[WORKER]})
+
+
+@request("DELETE", "/api/workers/{worker_id}")
+def _cmd_unregister(w: World, c: Caller) -> Call:
+    """A worker removes itself (with its own token); others are asked about a throwaway."""
+    worker_id = f"walk-cmd-gone-{next(w.seq)}"
+    token = w.register_cmd_worker(worker_id, [PARKED])
+    headers = {"x-worker-token": token} if c.role == WORKER else None
+    gone = lambda _: w.executors.discard(worker_id)  # noqa: E731
+    return Call("DELETE", f"/api/workers/{worker_id}", headers=headers, on_success=gone)
+
+
+def _cmd_report(path: str, **extra: Any) -> Builder:
+    """A worker names no worker id (its token does); anyone else names the first worker."""
+
+    def build(w: World, c: Caller) -> Call:
+        fresh = path.endswith("submit-result") and c.role in (WORKER, ADMIN)
+        body: dict[str, Any] = {"jobId": w.fresh_cmd_held() if fresh else w.cmd_held, **extra}
+        if c.role not in (WORKER, OTHER_WORKER):
+            body["workerId"] = CMD[WORKER]
+        return Call("POST", path, json=body)
+
+    return build
+
+
+REQUESTS[("POST", "/api/jobs/submit-result")] = _cmd_report(
+    "/api/jobs/submit-result", exitCode=0, stdout="hi\n"
+)
+REQUESTS[("POST", "/api/jobs/stream-output")] = _cmd_report(
+    "/api/jobs/stream-output", data="walk\n"
+)
+
+
+# --- the walk ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    key: RouteKey
+    caller: Caller
+    expect: Expect
+
+    @property
+    def id(self) -> str:
+        method, path = self.key
+        who = self.caller.role
+        if who in HUMANS:
+            who += f"-{self.caller.kind}"
+        return f"{method} {path} [{who}]"
+
+
+def _cases() -> list[Any]:
+    cases: list[Case] = []
+    for key, rule in POLICY.items():
+        for role, expect in rule.roles().items():
+            kinds = rule.kinds if role in HUMANS else (JWT,)
+            cases.extend(Case(key, Caller(role, kind), expect) for kind in kinds)
+    cases.sort(key=lambda case: case.key in DESTRUCTIVE)  # stable: the table's order otherwise
+    params = []
+    for case in cases:
+        reason = KNOWN_BUGS.get((case.key, case.caller.role))
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        params.append(pytest.param(case, id=case.id, marks=marks))
+    return params
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    data = tmp_path_factory.mktemp("policy-walk") / "data"
+    overrides = {"admin_email": ADMIN_EMAIL, "admin_password": ADMIN_PASSWORD}
+    with (
+        run_server(data, login_rate_limit="off", **overrides) as live,
+        httpx.Client(base_url=live.url, timeout=30) as http,
+    ):
+        w = World(live, http)
+        w.prepare()
+        yield w
+
+
+def test_every_route_of_the_app_has_a_policy(tmp_path: Path) -> None:
+    app = create_app(ServerSettings(data_dir=tmp_path / "data"))
+    routes = app_routes(app)
+    assert ("WS", "/api/jobs/stream") in routes  # the walk does see WebSockets
+    assert sorted(routes - POLICY.keys()) == [], "routes without a policy in POLICY"
+    assert sorted(POLICY.keys() - routes) == [], "POLICY names routes the app does not have"
+    assert sorted(POLICY.keys() ^ REQUESTS.keys()) == [], "a policy row without a request"
+    assert {key for key, _ in KNOWN_BUGS} <= POLICY.keys()
+
+
+def _websocket_status(w: World, path: str, headers: dict[str, str]) -> int:
+    url = w.live.url.replace("http://", "ws://", 1) + path
+    try:
+        with connect(url, additional_headers=headers, open_timeout=10):
+            return 101
+    except InvalidStatus as refused:
+        return refused.response.status_code
+
+
+@pytest.mark.parametrize("case", _cases())
+def test_route_answers_each_role_as_the_table_says(world: World, case: Case) -> None:
+    call = REQUESTS[case.key](world, case.caller)
+    headers = call.headers if call.headers is not None else world.credentials(case.caller, call.url)
+    if call.method == "WS":
+        status, text = _websocket_status(world, call.url, headers), ""
+    else:
+        answer = world.send(
+            call.method,
+            call.url,
+            headers,
+            params=call.params,
+            json=call.json,
+            content=call.content,
+            files=call.files,
+        )
+        status, text = answer.status_code, answer.text[:300]
+        if answer.is_success and call.on_success is not None:
+            call.on_success(answer)
+        # Refusals on someone else's object may be per item in a bulk; a role's are not.
+        if call.item_status is not None and case.caller.role in (OTHER_USER, OTHER_WORKER):
+            status = call.item_status(answer) if answer.status_code == 200 else status
+    assert status < 500, f"server error {status}: {text}"
+    if case.expect == OK:
+        assert 100 < status < 300, f"allowed, yet {status}: {text}"
+    elif isinstance(case.expect, tuple):
+        assert status in case.expect, f"expected one of {case.expect}, got {status}: {text}"
+    elif case.expect == PASSES:
+        assert status not in (401, 403), f"the policy should let it through, got {status}: {text}"
+    else:
+        assert status == case.expect, f"expected {case.expect}, got {status}: {text}"
+
+
+def test_refused_calls_wrote_nothing(world: World) -> None:
+    """After the walk the store holds what the fixtures and the allowed calls made, no more."""
+    admin = world.admin
+    jobs = world.send("GET", "/api/v1/jobs", admin, params={"limit": 1000})
+    assert int(jobs.headers["X-Total-Count"]) == len(world.jobs)
+    assert {job["id"] for job in jobs.json()} == world.jobs
+    owned = world.ok("GET", f"/api/v1/jobs/{world.owned_job}", admin)
+    assert (owned["status"], owned["cancel_requested"]) == ("pending", False)
+    for held in (world.held, world.other_held):  # no one else finished or released them
+        job = world.ok("GET", f"/api/v1/jobs/{held.job_id}", admin)
+        assert (job["status"], job["attempt"]) == ("running", held.attempt)
+    cmd_held = world.ok("GET", f"/api/v1/jobs/{world.cmd_held}", admin)
+    assert cmd_held["status"] == "running"
+    users = world.ok("GET", "/api/v1/admin/users", admin)
+    assert {user["id"] for user in users} == world.users
+    executors = world.ok("GET", "/api/v1/executors", admin)
+    assert {e["executor_id"] for e in executors} == world.executors
