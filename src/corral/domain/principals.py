@@ -11,6 +11,7 @@ class Role(StrEnum):
     SUBMITTER = "submitter"
     VIEWER = "viewer"
     WORKER = "worker"
+    AGENT = "agent"  # a TaskDriver session: one named agent in one project
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,9 +20,11 @@ class Principal:
 
     ``executor_id`` binds a worker token to one executor: it may act only as that
     executor (CMD Executor hands out such tokens when a worker registers).
+    ``project_id`` binds an agent session to one project's tasks.
     """
 
     id: str
     name: str
     role: Role
     executor_id: str | None = None
+    project_id: str | None = None

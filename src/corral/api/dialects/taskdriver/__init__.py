@@ -1,0 +1,1 @@
+"""TaskDriver's API: projects, task types, tasks, agents pulling under leases, sessions."""
