@@ -65,17 +65,22 @@ def test_input_archive_in_artifact_out(
     assert (dest / "out.txt").read_bytes() == b"payload from the archive\n"
 
 
-def test_zip_slip_fails_the_job_and_runs_nothing(
+def test_zip_slip_is_refused_at_upload_and_runs_nothing(
     cluster: Cluster,  # noqa: F811
     files_worker: Any,
     tmp_path: Path,
 ) -> None:
+    """The dispatcher refuses the archive before any job exists; the worker's own check
+    (tests/unit/test_agent_archive.py) stays as the second line for archives stored earlier."""
     archive = write_zip(tmp_path / "slip.zip", {"ok.txt": b"ok", "../../escaped.txt": b"pwned"})
     marker = tmp_path / "ran"
-    job_id = submit(cluster, "--input", str(archive), "--", "touch", str(marker))
-    job = cluster.wait_status(job_id, ("completed", "failed"), 30)
-    assert job["status"] == "failed", job
-    assert "input archive refused" in job["error_message"]
+    with cluster.http() as http:
+        before = int(http.get("/jobs", params={"limit": 1}).headers["X-Total-Count"])
+    done = cluster.cli("submit", "--input", str(archive), "--", "touch", str(marker))
+    assert done.returncode == 2
+    assert "input archive refused" in done.stderr and "escaped.txt" in done.stderr
+    with cluster.http() as http:
+        assert int(http.get("/jobs", params={"limit": 1}).headers["X-Total-Count"]) == before
     assert not marker.exists()
     assert not list(cluster.root.rglob("escaped.txt"))
 

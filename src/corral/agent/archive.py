@@ -1,11 +1,12 @@
 """Safe extraction of a job's input archive, and safe paths for its outputs.
 
-An archive comes from whoever submitted the job, so it is hostile until
-proven otherwise: entries with absolute paths or ``..`` (zip-slip), symlinks
-(which would let a later entry write through them), devices, more than
-``MAX_ENTRIES`` entries, or more than ``MAX_TOTAL`` bytes once inflated are
-all refused. The byte budget is counted on what actually comes out of the
-decompressor, never on the sizes the archive claims.
+What makes an archive hostile is decided in ``corral.domain.archives``, the
+same rules the dispatcher applies when the archive is uploaded; this worker
+still applies them itself, because it extracts whatever file a job names,
+whichever dispatcher stored it and however. Every entry is checked before
+anything is written, then each is inflated through the shared byte budget, so
+what lands on disk never exceeds it. What only a real directory can tell (that
+a path, resolved, stays inside it) is checked here.
 """
 
 from __future__ import annotations
@@ -16,34 +17,27 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from corral.domain.archives import (
+    MAX_ENTRIES,
+    MAX_TOTAL,
+    ArchiveRefused,
+    Entry,
+    InflateBudget,
+    check_entries,
+    inflate,
+    open_zip,
+)
 from corral.domain.files import relative_path
 from corral.errors import InvalidInput
 
-MAX_ENTRIES = 10_000
-MAX_TOTAL = 1 << 30
-_PIECE = 1 << 16
+__all__ = ["MAX_ENTRIES", "MAX_TOTAL", "ArchiveError", "extract_zip", "output_file"]
 
 
 class ArchiveError(Exception):
-    """The archive is refused; the job must not run."""
+    """The archive is refused; the job must not run.
 
-
-def _member_path(info: zipfile.ZipInfo) -> PurePosixPath:
-    name = info.filename
-    try:
-        return relative_path(name.rstrip("/") if info.is_dir() else name, "archive entry")
-    except InvalidInput:
-        raise ArchiveError(f"archive entry {name!r} is not a safe relative path") from None
-
-
-def _check_type(info: zipfile.ZipInfo) -> None:
-    """Zip keeps the Unix mode in the high 16 bits of ``external_attr`` (0 from DOS tools)."""
-    mode = info.external_attr >> 16
-    kind = stat.S_IFMT(mode)
-    if stat.S_ISLNK(mode):
-        raise ArchiveError(f"archive entry {info.filename!r} is a symlink")
-    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-        raise ArchiveError(f"archive entry {info.filename!r} is not a regular file")
+    Its text is the bare reason: the caller adds ``input archive refused:``.
+    """
 
 
 def _inside(dest: Path, rel: PurePosixPath) -> Path:
@@ -68,38 +62,24 @@ def extract_zip(
     partial files, but only inside ``dest``, which the caller removes.
     """
     try:
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-            if len(infos) > max_entries:
-                raise ArchiveError(f"the archive has more than {max_entries} entries")
-            plan = []
-            for info in infos:
-                _check_type(info)
-                plan.append((info, _member_path(info)))
-            budget = max_total
-            for info, rel in plan:
-                budget -= _extract_one(zf, info, _inside(dest, rel), budget, max_total)
-            return max_total - budget
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, ValueError, EOFError) as exc:
-        # RuntimeError: encrypted entries; ValueError/EOFError: corrupt streams.
-        raise ArchiveError(f"the archive cannot be read: {exc}") from None
+        with open_zip(archive) as zf:
+            entries = check_entries(zf, max_entries)
+            budget = InflateBudget(max_total)
+            for entry in entries:
+                _extract_one(zf, entry, _inside(dest, entry.path), budget)
+            return budget.used
+    except ArchiveRefused as exc:
+        raise ArchiveError(exc.reason) from None
 
 
-def _extract_one(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, max_total: int
-) -> int:
-    if info.is_dir():
+def _extract_one(zf: zipfile.ZipFile, entry: Entry, target: Path, budget: InflateBudget) -> None:
+    if entry.is_dir:
         target.mkdir(parents=True, exist_ok=True)
-        return 0
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
-    written = 0
-    with zf.open(info) as src, open(target, "wb") as out:
-        while piece := src.read(_PIECE):
-            written += len(piece)
-            if written > budget:
-                raise ArchiveError(f"the archive inflates to more than {max_total} bytes")
+    with open(target, "wb") as out:
+        for piece in inflate(zf, entry, budget):
             out.write(piece)
-    return written
 
 
 def output_file(cwd: Path, name: str) -> Path:

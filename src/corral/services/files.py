@@ -9,16 +9,38 @@ once before the bytes flow and again when the artifact is made visible.
 Corral's own workers name the job (and attempt) they want a file for. CMD
 Executor's workers fetch the ``fileUrl`` they were handed and name nothing, so
 for them the file must be the input of one of the running jobs they hold.
+
+An upload that is a zip is inspected before it is kept (``domain/archives.py``):
+its pieces flow to the store as they arrive and are also copied to an anonymous
+temporary file; once the last piece is in, but before the store is told the
+stream ended, the copy is inspected in a thread. A refusal is raised from
+inside the stream, so the store discards what it had written, exactly as for
+an oversize upload, and the caller gets a 400 with nothing stored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
+from typing import IO
 
 from corral.auth.policy import Action, require
+from corral.domain.archives import (
+    DEFAULT_LIMITS,
+    ZIP_MAGIC,
+    ArchiveLimits,
+    ArchiveRefused,
+    ArchiveSummary,
+    NotAZip,
+    inspect_zip,
+    looks_like_zip,
+)
 from corral.domain.files import NewFile, StoredFile, clean_filename, relative_path
 from corral.domain.jobs import Job
 from corral.domain.leases import check_fence
@@ -28,6 +50,7 @@ from corral.errors import InvalidInput, NotFound
 from corral.services.leasing import LeaseService
 from corral.store.base import JobFilter, Store
 
+log = logging.getLogger("corral.services.files")
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 HELD_PAGE = 500  # running jobs looked at per query when finding a worker's jobs
 
@@ -48,12 +71,49 @@ class WorkerCall:
     attempt: int | None
 
 
+class _Spool:
+    """A copy of an upload on local disk, only for as long as it takes to inspect it.
+
+    ``TemporaryFile`` has no name (or loses it at once), so the copy vanishes
+    with the file object, even if the process dies. It is only opened by the
+    first piece that needs it: an upload that is no zip never touches the disk.
+    """
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] | None = None
+
+    async def write(self, piece: bytes) -> None:
+        if self._file is None:
+            self._file = await asyncio.to_thread(tempfile.TemporaryFile)
+        await asyncio.to_thread(self._file.write, piece)
+
+    def inspect(self, limits: ArchiveLimits) -> ArchiveSummary:
+        """Blocking: inflates every entry; run it in a thread."""
+        if self._file is None:
+            raise NotAZip("the archive cannot be read: it is empty")
+        self._file.flush()
+        self._file.seek(0)
+        return inspect_zip(self._file, max_entries=limits.max_entries, max_total=limits.max_total)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 class FileService:
-    def __init__(self, store: Store, leases: LeaseService, max_upload: int, ttl: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        leases: LeaseService,
+        max_upload: int,
+        ttl: float,
+        archive_limits: ArchiveLimits = DEFAULT_LIMITS,
+    ) -> None:
         self._store = store
         self._leases = leases
         self.max_upload = max_upload
         self._ttl = ttl
+        self.archive_limits = archive_limits
 
     def _new(self, principal: Principal, filename: str, content_type: str | None) -> NewFile:
         now = time.time()
@@ -78,9 +138,56 @@ class FileService:
         content_type: str | None,
         pieces: AsyncIterable[bytes],
     ) -> StoredFile:
+        """A zip is refused (``ArchiveRefused``, 400) if a worker would refuse it."""
         require(principal, Action.SUBMIT)
         new = self._new(principal, filename, content_type)
-        return await self._store.create_file(new, pieces, self.max_upload)
+        spool = _Spool()
+        try:
+            claimed = looks_like_zip(new.filename, content_type)
+            async with aclosing(self._inspected(new, claimed, pieces, spool)) as checked:
+                return await self._store.create_file(new, checked, self.max_upload)
+        finally:
+            spool.close()  # not in a thread: this must happen even when cancelled
+
+    async def _inspected(
+        self, new: NewFile, claimed: bool, pieces: AsyncIterable[bytes], spool: _Spool
+    ) -> AsyncGenerator[bytes, None]:
+        """The pieces, unchanged; a zip's are copied aside and judged after the last one.
+
+        An upload not claimed as a zip by its name or type is one if it starts
+        like one, so its first bytes decide before anything is copied.
+        """
+        is_zip: bool | None = True if claimed else None
+        head = b""
+        async for piece in pieces:
+            if is_zip is None:
+                head += piece[: len(ZIP_MAGIC) - len(head)]
+                if len(head) == len(ZIP_MAGIC):
+                    is_zip = looks_like_zip("", None, head)
+            if is_zip is not False:
+                await spool.write(piece)
+            yield piece
+        if not is_zip:
+            return
+        try:
+            summary = await asyncio.to_thread(spool.inspect, self.archive_limits)
+        except NotAZip:
+            return  # nothing a reader could extract; a worker refuses it as unreadable
+        except ArchiveRefused as exc:
+            log.warning(
+                "upload refused: %s",
+                exc.reason,
+                extra={"action": "upload_refused", "file_id": new.id, "owner_id": new.owner_id},
+            )
+            raise
+        log.debug(
+            "upload inspected",
+            extra={
+                "action": "upload_inspected",
+                "entries": summary.entries,
+                "bytes": summary.total,
+            },
+        )
 
     async def download(
         self,

@@ -1,6 +1,6 @@
 """File routes: upload an input archive, download it; a job's artifacts in and out.
 
-Bodies are streamed through to the store as they arrive (``uploads.py``) and
+Bodies are streamed through to the store as they arrive (``multipart.py``) and
 downloads are streamed chunk by chunk, so no file is ever whole in memory.
 """
 
