@@ -9,8 +9,11 @@ checklist, run as an attacker would.
 from __future__ import annotations
 
 import base64
+import io
 import json
+import sqlite3
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -129,6 +132,27 @@ def worker_token_submits(live: LiveServer) -> httpx.Response:
     return httpx.post(f"{live.url}/api/jobs/submit", json=JOB, headers={"x-worker-token": token})
 
 
+def zip_slip_upload(live: LiveServer) -> httpx.Response:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("../../escaped.txt", "pwned")
+    files = {"file": ("slip.zip", archive.getvalue(), "application/zip")}
+    headers = {"Authorization": f"Bearer {live.admin_token}"}
+    return httpx.post(f"{live.url}/api/files/upload", files=files, headers=headers)
+
+
+def zip_bomb_upload(live: LiveServer) -> httpx.Response:
+    """Twenty entries of 64 MiB of zeros: about 1.3 GiB inflated from ~1.3 MiB sent."""
+    archive = io.BytesIO()
+    zeros = bytes(64 << 20)
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for n in range(20):
+            zf.writestr(f"zeros-{n}.bin", zeros)
+    files = {"file": ("bomb.zip", archive.getvalue(), "application/zip")}
+    headers = {"Authorization": f"Bearer {live.admin_token}"}
+    return httpx.post(f"{live.url}/api/files/upload", files=files, headers=headers, timeout=60)
+
+
 def viewer_submits(live: LiveServer) -> httpx.Response:
     return submit_with(live, live.token("viewer"))
 
@@ -143,7 +167,18 @@ ATTACKS: dict[str, tuple[Attack, int]] = {
     "loader variable in env": (loader_env, 400),
     "worker token on a user endpoint": (worker_token_submits, 403),
     "viewer submitting": (viewer_submits, 403),
+    "zip-slip upload": (zip_slip_upload, 400),
+    "zip-bomb upload": (zip_bomb_upload, 400),
 }
+
+
+def stored_rows(live: LiveServer) -> tuple[int, int]:
+    """Files and file chunks in the database, read-only, beside the running server."""
+    uri = f"file:{live.settings.sqlite_path}?mode=ro"
+    with sqlite3.connect(uri, uri=True) as db:
+        files = db.execute("SELECT count(*) FROM files").fetchone()[0]
+        chunks = db.execute("SELECT count(*) FROM file_chunks").fetchone()[0]
+    return int(files), int(chunks)
 
 
 def job_count(live: LiveServer) -> int:
@@ -159,10 +194,10 @@ def test_attack_is_refused_writes_nothing_and_the_server_stays_up(
     server: LiveServer, name: str
 ) -> None:
     attack, status = ATTACKS[name]
-    before = job_count(server)
+    before = job_count(server), stored_rows(server)
     answer = attack(server)
     assert answer.status_code == status, (name, answer.status_code, answer.text)
     body = answer.json()
     assert set(body) >= {"error", "message"}, body  # CMD Executor's error shape
-    assert job_count(server) == before
+    assert (job_count(server), stored_rows(server)) == before
     assert httpx.get(f"{server.url}/api/v1/health").status_code == 200
