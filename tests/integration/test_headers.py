@@ -11,7 +11,9 @@ from tests.live import LiveServer
 def assert_common_headers(response: httpx.Response) -> None:
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
-    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["cache-control"] == "no-cache, no-store, must-revalidate"
+    assert response.headers["pragma"] == "no-cache"
+    assert response.headers["expires"] == "0"
     assert float(response.headers["x-response-time-ms"]) >= 0
     assert len(response.headers["x-request-id"]) >= 16
 
@@ -25,6 +27,10 @@ def assert_common_headers(response: httpx.Response) -> None:
         ("POST", "/api/v1/jobs", {"timeout": "x"}, 400),
         ("GET", "/api/v1/jobs/nope", None, 404),
         ("GET", "/api/v1/no-such-route", None, 404),
+        ("GET", "/health", None, 200),
+        ("GET", "/metrics", None, 200),
+        ("GET", "/api/v1/tasks", None, 200),
+        ("POST", "/api/v1/tasks", {}, 400),
     ],
 )
 def test_headers_on_success_and_every_error_path(
@@ -50,3 +56,15 @@ def test_a_callers_request_id_is_echoed_and_a_bad_one_replaced(live_server: Live
     assert echoed.headers["x-request-id"] == "trace-42"
     assert too_long.headers["x-request-id"] != "x" * 500
     assert fresh[0] != fresh[1]
+
+
+def test_an_answer_with_its_own_cache_control_keeps_it(live_server: LiveServer) -> None:
+    """Only answers that say nothing about caching get the no-cache trio (here: SSE)."""
+    with live_server.client() as http:
+        job_id = http.post("/api/v1/jobs", json={"command": "true"}).json()["id"]
+        assert http.delete(f"/api/v1/jobs/{job_id}").status_code == 200
+        with http.stream("GET", f"/api/v1/jobs/{job_id}/output/follow") as follow:
+            assert follow.status_code == 200
+            assert follow.headers["cache-control"] == "no-cache"
+            assert "pragma" not in follow.headers
+            assert "expires" not in follow.headers

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, SummaryMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from corral.domain.priority import QUEUE_CLASSES
 from corral.domain.states import JobStatus
@@ -39,6 +44,8 @@ class Metrics:
             ["priority"],
             registry=self.registry,
         )
+        self.http = HttpCounters()
+        self.registry.register(HttpCollector(self.http))
 
     def set_queue_gauges(self, by_status: dict[JobStatus, int], pending: dict[int, int]) -> None:
         """Gauges are read from the store at scrape time, so every replica reports the truth."""
@@ -46,3 +53,60 @@ class Metrics:
             self.jobs.labels(status=status.value).set(count)
         for value, name in QUEUE_CLASSES.items():
             self.pending.labels(priority=name).set(pending.get(value, 0))
+
+
+class HttpCounters:
+    """Requests answered by this process, by outcome, and the time they took.
+
+    Plain numbers rather than prometheus ``Counter``s: the headers middleware
+    records every request, and a lock plus a label lookup per request shows on
+    the hot path. Only the event loop's thread writes them, so ``+=`` is safe;
+    they are turned into Prometheus samples at scrape time (``HttpCollector``)
+    and can be read directly for JSON views.
+    """
+
+    __slots__ = ("error", "success", "time_ms")
+
+    def __init__(self) -> None:
+        self.success = 0  # status < 400
+        self.error = 0
+        self.time_ms = 0.0  # until the response headers were sent, summed
+
+    def record(self, status: int, elapsed_ms: float) -> None:
+        if status < 400:
+            self.success += 1
+        else:
+            self.error += 1
+        self.time_ms += elapsed_ms
+
+    @property
+    def total(self) -> int:
+        return self.success + self.error
+
+    @property
+    def average_ms(self) -> float:
+        """Mean response time so far; 0.0 before the first request."""
+        total = self.total
+        return self.time_ms / total if total else 0.0
+
+
+class HttpCollector(Collector):
+    """Exposes ``HttpCounters`` as a counter by outcome and a summary in seconds."""
+
+    def __init__(self, counters: HttpCounters) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        counters = self._counters
+        requests = CounterMetricFamily(
+            "corral_http_requests", "HTTP requests answered, by outcome", labels=["outcome"]
+        )
+        requests.add_metric(["success"], counters.success)
+        requests.add_metric(["error"], counters.error)
+        yield requests
+        yield SummaryMetricFamily(
+            "corral_http_response_time_seconds",
+            "Time until the response headers were sent",
+            count_value=counters.total,
+            sum_value=counters.time_ms / 1000,
+        )
