@@ -31,3 +31,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch "$stamp"
 fi
+
+# The TaskDriver document's JavaScript client needs axios (tests only; Corral
+# itself needs no Node). Skipped where there is no npm: that test then says why.
+if command -v npm >/dev/null 2>&1; then
+  if [ ! -d tests/js/node_modules/axios ] || [ tests/js/package-lock.json -nt tests/js/node_modules ]; then
+    npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+  fi
+fi

@@ -6,7 +6,7 @@ import pytest
 
 from corral.domain.jobs import JobSpec, NewJob, Outcome
 from corral.domain.states import JobStatus
-from corral.errors import AlreadyExists
+from corral.errors import AlreadyExists, InvalidTransition
 from corral.store.base import IdempotencyRecord, JobFilter, Store
 from tests.contract.contract_support import NOW, POLICY, claim_request, new_job, ref
 
@@ -173,3 +173,14 @@ async def test_count_by_status_and_pending_by_priority(store: Store) -> None:
         JobStatus.CANCELLED: 1,
     }
     assert await store.pending_by_priority() == {5: 1, 1: 2, 0: 1}
+
+
+async def test_pending_only_cancel_refuses_a_started_job_in_one_step(store: Store) -> None:
+    await store.insert_jobs([new_job("a"), new_job("b")])
+    [claimed] = await store.claim(claim_request(), NOW)
+    with pytest.raises(InvalidTransition):
+        await store.cancel(claimed.id, NOW, pending_only=True)
+    still = await store.get_job(claimed.id)
+    assert still is not None and not still.cancel_requested
+    other = "b" if claimed.id == "a" else "a"
+    assert (await store.cancel(other, NOW, pending_only=True)).status == JobStatus.CANCELLED

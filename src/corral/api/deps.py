@@ -12,11 +12,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
+from corral.api.dialects.taskdriver.errors import TaskDriverRoute
 from corral.api.ratelimit import rate_limits_of
 from corral.auth.jwt_tokens import looks_like_jwt
 from corral.domain.principals import Principal, Role
-from corral.errors import Unauthenticated
+from corral.errors import Forbidden, Unauthenticated
 from corral.services.container import Services
+from corral.services.sessions import is_session_token
 
 
 async def get_services(request: Request) -> Services:
@@ -66,7 +68,9 @@ async def _authenticate(connection: HTTPConnection, services: Services) -> Princ
     """Each kind of token has its own authority, chosen by where and how it came.
 
     ``x-worker-token`` carries only opaque worker tokens; login JWTs resolve
-    through the accounts; other opaque ``crl_`` tokens through the token table.
+    through the accounts; TaskDriver's ``tds_`` session tokens through the agent
+    sessions, on TaskDriver's routes only; other opaque ``crl_`` tokens through the
+    token table.
     """
     worker_token = connection.headers.get(WORKER_TOKEN_HEADER)
     if worker_token:
@@ -77,6 +81,14 @@ async def _authenticate(connection: HTTPConnection, services: Services) -> Princ
     token = presented_token(connection)
     if token is not None and looks_like_jwt(token):
         return await services.accounts.authenticate(token)
+    if is_session_token(token):
+        principal = await services.sessions.authenticate(token)
+        # The project id is a session's only credential, and its role may execute: held
+        # to TaskDriver's routes (which check the project), it cannot claim or report
+        # through the executor APIs of the other dialects.
+        if not isinstance(connection.scope.get("route"), TaskDriverRoute):
+            raise Forbidden("an agent session token is valid only on TaskDriver's API")
+        return principal
     return await services.tokens.authenticate(token)
 
 

@@ -114,6 +114,7 @@ class NewJob:
     project_id: str | None = None
     batch_id: str | None = None
     task_type_id: str | None = None
+    dedupe_key: str | None = None  # set for task types that refuse or fold duplicates
 
     def stored(self, seq: int) -> Job:
         """The job as it reads back right after insertion."""
@@ -263,6 +264,7 @@ class JobDraft:
     project_id: str | None = None
     batch_id: str | None = None
     task_type_id: str | None = None
+    dedupe_key: str | None = None
 
     def to_new_job(self, job_id: str, owner_id: str, now: float) -> NewJob:
         return NewJob(
@@ -276,4 +278,5 @@ class JobDraft:
             project_id=self.project_id,
             batch_id=self.batch_id,
             task_type_id=self.task_type_id,
+            dedupe_key=self.dedupe_key,
         )

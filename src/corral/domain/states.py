@@ -56,3 +56,11 @@ def check_transition(job_id: str, current: JobStatus, target: JobStatus) -> None
             job_id=job_id,
             status=str(current),
         )
+
+
+def check_pending(job_id: str, current: JobStatus) -> None:
+    """For faces that refuse to touch a job once it has left the queue."""
+    if current is not JobStatus.PENDING:
+        raise InvalidTransition(
+            f"job is {current}, not pending", job_id=job_id, status=str(current)
+        )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from corral.domain.leases import reaping_allowed
 from corral.domain.retry import RetryPolicy
 from corral.services.accounts import AccountService
+from corral.services.agents import AgentService
 from corral.services.events import Hub
 from corral.services.executors import ExecutorService
 from corral.services.files import FileService
@@ -18,7 +19,9 @@ from corral.services.jobs import JobService
 from corral.services.leasing import LeaseService
 from corral.services.metrics import Metrics
 from corral.services.output import OutputService
+from corral.services.projects import ProjectService
 from corral.services.reports import ReportService
+from corral.services.sessions import SessionService
 from corral.services.stats import StatsService, WaitEstimator
 from corral.services.tokens import TokenService
 from corral.settings import ServerSettings
@@ -57,6 +60,7 @@ class Services:
     def __post_init__(self) -> None:
         cap = self.settings.output_cap
         self.jobs = JobService(self.store, self.hub, self.metrics, cap)
+        self.projects = ProjectService(self.store, self.jobs)
         self.leases = LeaseService(self.store, self.hub, self.metrics, RetryPolicy())
         self.output = OutputService(self.store, self.hub)
         self.tokens = TokenService(self.store)
@@ -67,6 +71,8 @@ class Services:
         self.accounts = AccountService(self.store, secret.get_secret_value() if secret else None)
         self.reports = ReportService(self.store, self.leases, cap)
         self.stats = StatsService(self.store)
+        self.sessions = SessionService(self.store)
+        self.agents = AgentService(self.store, self.leases)
         self.wait_estimate = WaitEstimator(self.store, self.settings.executor_offline_after)
         self.files = FileService(
             self.store, self.leases, self.settings.max_upload_bytes, self.settings.file_ttl

@@ -78,8 +78,9 @@ class JobService:
         try:
             jobs = await self._store.insert_jobs(new_jobs, record)
         except AlreadyExists:
+            if idempotency is None:  # a duplicate task (dedupe key), not a replay
+                raise
             # Another request with the same key won the race: answer as it did.
-            assert idempotency is not None
             replay = await self._replay(principal, idempotency)
             if replay is None:
                 raise
@@ -145,10 +146,13 @@ class JobService:
         require(principal, Action.READ)
         return await self._store.list_jobs(flt, limit, offset, newest_first)
 
-    async def cancel(self, principal: Principal, job_id: str) -> Job:
+    async def cancel(self, principal: Principal, job_id: str, *, pending_only: bool = False) -> Job:
+        """``pending_only`` is for faces that refuse to stop a started job (Octaskly):
+        anything but a pending job is then an ``InvalidTransition`` naming its status,
+        decided by the store in the same transaction as the cancel."""
         job = await self.get(principal, job_id)
         require(principal, Action.CANCEL, owner_id=job.owner_id)
-        cancelled = await self._store.cancel(job_id, time.time())
+        cancelled = await self._store.cancel(job_id, time.time(), pending_only)
         if cancelled.status == JobStatus.CANCELLED:
             self._metrics.jobs_finished.labels(status="cancelled").inc()
             self._hub.events.finished([cancelled], time.time())

@@ -12,7 +12,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from corral.auth.policy import Action, require, require_executor, require_executor_owner
+from corral.auth.policy import (
+    Action,
+    require,
+    require_executor,
+    require_executor_owner,
+    require_project,
+)
 from corral.domain.jobs import AttemptRef, ClaimRequest, Job, Outcome
 from corral.domain.principals import Principal, Role
 from corral.domain.retry import RetryPolicy
@@ -62,6 +68,7 @@ class LeaseService:
         """
         require(principal, Action.EXECUTE)
         require_executor(principal, request.executor_id)
+        require_project(principal, request.project_id)
         deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
         signal = self._hub.jobs
         waited = False
@@ -88,10 +95,14 @@ class LeaseService:
             self._hub.fire(job_topic(job.id))
         self._hub.events.started(jobs, now)
 
-    async def heartbeat(self, job_id: str, ref: AttemptRef) -> Job:
-        """As documented, a heartbeat for a job that is not running is a 404."""
+    async def heartbeat(self, job_id: str, ref: AttemptRef, duration: float | None = None) -> Job:
+        """As documented, a heartbeat for a job that is not running is a 404.
+
+        ``duration`` lets a caller ask for a longer lease than the job's own (TaskDriver's
+        extend-lease); None renews for the job's ``lease_seconds``.
+        """
         try:
-            return await self._store.renew_lease(job_id, ref, time.time())
+            return await self._store.renew_lease(job_id, ref, time.time(), duration)
         except InvalidTransition as exc:
             raise NotFound("job is not running", job_id=job_id) from exc
 

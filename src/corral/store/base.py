@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from corral.domain.files import NewFile, StoredFile
-from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob, Outcome
+from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, JobSpec, NewJob, Outcome
+from corral.domain.projects import Project, TaskType
 from corral.domain.retry import RetryPolicy
+from corral.domain.sessions import AgentSession
 from corral.domain.states import JobStatus
 from corral.domain.workers import Executor, ExecutorInfo
 from corral.errors import CorralError
@@ -42,6 +44,7 @@ class JobFilter:
     project_id: str | None = None
     batch_id: str | None = None
     owner_id: str | None = None
+    task_type_id: str | None = None
 
     def set_fields(self) -> list[tuple[str, Any]]:
         """(column, value) for each field the filter constrains, for either SQL dialect."""
@@ -53,8 +56,19 @@ class JobFilter:
             ("project_id", self.project_id),
             ("batch_id", self.batch_id),
             ("owner_id", self.owner_id),
+            ("task_type_id", self.task_type_id),
         )
         return [(column, value) for column, value in values if value is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectActivity:
+    """A project's recent work, for TaskDriver's stats view."""
+
+    active_agents: int  # distinct executors holding a lease on one of its tasks
+    completed: int
+    failed: int
+    average_seconds: float | None  # mean run time of the completed ones; None: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +168,10 @@ class Store(Protocol):
     async def claim(self, request: ClaimRequest, now: float) -> list[Job]:
         """Lease up to ``request.limit`` runnable jobs: highest priority, then oldest."""
 
-    async def renew_lease(self, job_id: str, ref: AttemptRef, now: float) -> Job: ...
+    async def renew_lease(
+        self, job_id: str, ref: AttemptRef, now: float, duration: float | None = None
+    ) -> Job:
+        """Push the lease to ``now + duration`` (the job's ``lease_seconds`` when None)."""
 
     async def renew_executor_leases(
         self, executor_id: str, held: Sequence[tuple[str, int]], now: float
@@ -173,8 +190,10 @@ class Store(Protocol):
     async def release(self, job_id: str, ref: AttemptRef, now: float) -> Job:
         """Hand an unstarted job back to the queue without spending a retry."""
 
-    async def cancel(self, job_id: str, now: float) -> Job:
-        """Cancel a pending job at once; mark a running one for cancellation."""
+    async def cancel(self, job_id: str, now: float, pending_only: bool = False) -> Job:
+        """Cancel a pending job at once; mark a running one for cancellation, unless
+        ``pending_only``, which refuses anything but a pending job (``InvalidTransition``)
+        in the same transaction, so a claim cannot slip in between."""
 
     async def reap_expired(self, now: float, policy: RetryPolicy, limit: int) -> list[Job]:
         """Requeue or fail running jobs whose lease ran out before ``now``."""
@@ -282,3 +301,65 @@ class Store(Protocol):
 
     async def delete_expired_files(self, now: float) -> int:
         """Delete up to a few hundred files (and unfinished uploads) expired before ``now``."""
+
+    # --- TaskDriver: projects and task types ------------------------------------------
+    async def create_project(self, project: Project) -> None:
+        """Raises ``AlreadyExists`` when the name is taken."""
+
+    async def get_project(self, project_id: str) -> Project | None: ...
+
+    async def list_projects(
+        self, status: str | None, limit: int, offset: int
+    ) -> tuple[list[Project], int]:
+        """Oldest first, and the total matching ``status`` (None: every status)."""
+
+    async def update_project(self, project: Project) -> None:
+        """Replace the mutable fields; ``NotFound`` or ``AlreadyExists`` (name taken)."""
+
+    async def delete_project(self, project_id: str) -> None:
+        """Delete the project and its task types; its tasks stay as history."""
+
+    async def project_counts(self, project_ids: Sequence[str]) -> dict[str, dict[JobStatus, int]]:
+        """Tasks per status for each project, in one query."""
+
+    async def create_task_type(self, task_type: TaskType) -> None:
+        """Raises ``AlreadyExists`` when the project already has a type of that name."""
+
+    async def get_task_type(self, type_id: str) -> TaskType | None: ...
+
+    async def list_task_types(self, project_id: str) -> list[TaskType]: ...
+
+    async def update_task_type(self, task_type: TaskType) -> None: ...
+
+    async def delete_task_type(self, type_id: str) -> None: ...
+
+    async def find_duplicates(self, project_id: str, keys: Sequence[str]) -> dict[str, Job]:
+        """The existing task for each dedupe key that has one."""
+
+    async def update_pending_job(
+        self, job_id: str, spec: JobSpec, dedupe_key: str | None = None
+    ) -> Job:
+        """Replace a pending job's spec (and its dedupe key); ``InvalidTransition`` once it
+        has left the queue, ``AlreadyExists`` when the new key belongs to another task."""
+
+    async def delete_job(self, job_id: str) -> None:
+        """Delete a job that is not running, with its attempts and output."""
+
+    async def project_activity(self, project_id: str, since: float) -> ProjectActivity:
+        """Who runs the project's tasks now, and what finished after ``since``."""
+
+    # --- TaskDriver: agent sessions ---------------------------------------------------------
+    async def create_session(self, session: AgentSession) -> None: ...
+
+    async def find_session(self, token_hash: str) -> AgentSession | None: ...
+
+    async def get_session(self, session_id: str) -> AgentSession | None: ...
+
+    async def touch_session(
+        self, session_id: str, last_activity: float, expires_at: float | None = None
+    ) -> None:
+        """Record activity, and move the expiry when given."""
+
+    async def revoke_session(self, session_id: str) -> None: ...
+
+    async def count_live_sessions(self, now: float) -> int: ...

@@ -33,7 +33,7 @@ from corral.domain import outcomes
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
 from corral.domain.leases import check_fence, on_lease_lost
 from corral.domain.retry import RetryPolicy
-from corral.domain.states import AttemptStatus, JobStatus, check_transition
+from corral.domain.states import AttemptStatus, JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError, NotFound, Unavailable
 from corral.store import postgres_sql as q
 from corral.store.base import (
@@ -45,6 +45,8 @@ from corral.store.base import (
 )
 from corral.store.postgres_files import PostgresFiles
 from corral.store.postgres_fleet import PostgresFleet
+from corral.store.postgres_projects import PostgresProjects
+from corral.store.postgres_sessions import PostgresSessions
 from corral.store.postgres_users import PostgresUsers
 from corral.store.rows import (
     JOB_COLUMNS,
@@ -64,7 +66,14 @@ _RECONNECT_MAX_DELAY = 5.0
 ANALYZE_AFTER_INSERTS = 10_000
 
 
-class PostgresStore(PostgresFiles, PostgresUsers, PostgresFleet, SharedOperations):
+class PostgresStore(
+    PostgresFiles,
+    PostgresUsers,
+    PostgresSessions,
+    PostgresFleet,
+    PostgresProjects,
+    SharedOperations,
+):
     """``Store`` on a PostgreSQL database shared by any number of dispatchers; files live
     in ``postgres_files``, accounts in ``postgres_users``."""
 
@@ -245,7 +254,11 @@ class PostgresStore(PostgresFiles, PostgresUsers, PostgresFleet, SharedOperation
                 return []
             try:
                 rows = await conn.fetch(q.INSERT_JOBS, *columns)
-            except asyncpg.UniqueViolationError:
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name == "jobs_dedupe":
+                    raise AlreadyExists(
+                        "an identical task already exists", duplicate=True
+                    ) from None
                 raise AlreadyExists("job id already exists") from None
             # Wakes claimers on other replicas as soon as this commit lands.
             await conn.execute(q.NOTIFY, "jobs")
@@ -337,10 +350,12 @@ class PostgresStore(PostgresFiles, PostgresUsers, PostgresFleet, SharedOperation
             )
         return [job_from_row(r) for r in rows]
 
-    async def renew_lease(self, job_id: str, ref: AttemptRef, now: float) -> Job:
+    async def renew_lease(
+        self, job_id: str, ref: AttemptRef, now: float, duration: float | None = None
+    ) -> Job:
         async with self._tx() as conn:
             job = await q.fenced_job(conn, job_id, ref)
-            expires = now + job.lease_seconds
+            expires = now + (job.lease_seconds if duration is None else duration)
             await conn.execute(q.RENEW_ONE, expires, job.seq, now, ref.executor_id)
         return dataclasses.replace(job, lease_expires_at=expires)
 
@@ -412,9 +427,11 @@ class PostgresStore(PostgresFiles, PostgresUsers, PostgresFleet, SharedOperation
             job, status=JobStatus.PENDING, releases=job.releases + 1, lease_expires_at=None
         )
 
-    async def cancel(self, job_id: str, now: float) -> Job:
+    async def cancel(self, job_id: str, now: float, pending_only: bool = False) -> Job:
         async with self._tx() as conn:
             job = await q.job_or_404(conn, job_id, lock=True)
+            if pending_only:
+                check_pending(job.id, job.status)
             if job.status == JobStatus.RUNNING:
                 await conn.execute(q.CANCEL_REQUEST, job.seq)
                 return dataclasses.replace(job, cancel_requested=True)

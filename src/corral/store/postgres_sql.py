@@ -57,6 +57,7 @@ _INSERT_TYPES = (
     "int4",
     "float8",
     "float8",
+    "text",
 )
 _INSERT_ARGS = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_INSERT_TYPES))
 _INSERT_NAMES = ", ".join(f"c_{c}" for c in JOB_INSERT_COLUMNS)

@@ -20,7 +20,7 @@ from corral.domain import outcomes
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
 from corral.domain.leases import on_lease_lost
 from corral.domain.retry import RetryPolicy
-from corral.domain.states import AttemptStatus, JobStatus, check_transition
+from corral.domain.states import AttemptStatus, JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError
 from corral.store import sqlite_ops as ops
 from corral.store.base import (
@@ -42,6 +42,8 @@ from corral.store.shared import SharedOperations
 from corral.store.sqlite_engine import Readers, Writer
 from corral.store.sqlite_files import SqliteFiles
 from corral.store.sqlite_fleet import SqliteFleet
+from corral.store.sqlite_projects import SqliteProjects
+from corral.store.sqlite_sessions import SqliteSessions
 from corral.store.sqlite_users import SqliteUsers
 
 _INSERT_JOB = (
@@ -78,7 +80,9 @@ ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat
 """
 
 
-class SqliteStore(SqliteFiles, SqliteUsers, SqliteFleet, SharedOperations):
+class SqliteStore(
+    SqliteFiles, SqliteUsers, SqliteSessions, SqliteFleet, SqliteProjects, SharedOperations
+):
     """``Store`` on one SQLite file in WAL mode; files live in ``sqlite_files``, accounts
     in ``sqlite_users``."""
 
@@ -132,7 +136,11 @@ class SqliteStore(SqliteFiles, SqliteUsers, SqliteFleet, SharedOperations):
                 ops.insert_idempotency(conn, idempotency)
             try:
                 conn.executemany(_INSERT_JOB, [new_job_params(j) for j in jobs])
-            except sqlite3.IntegrityError:
+            except sqlite3.IntegrityError as exc:
+                if "dedupe_key" in str(exc):
+                    raise AlreadyExists(
+                        "an identical task already exists", duplicate=True
+                    ) from None
                 raise AlreadyExists("job id already exists") from None
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
             first = last - len(jobs) + 1  # one writer, so the sequence is contiguous
@@ -260,10 +268,12 @@ class SqliteStore(SqliteFiles, SqliteUsers, SqliteFleet, SharedOperations):
         )
         self._seen[request.executor_id] = now
 
-    async def renew_lease(self, job_id: str, ref: AttemptRef, now: float) -> Job:
+    async def renew_lease(
+        self, job_id: str, ref: AttemptRef, now: float, duration: float | None = None
+    ) -> Job:
         def op(conn: sqlite3.Connection) -> Job:
             job = ops.fenced_job(conn, job_id, ref)
-            expires = now + job.lease_seconds
+            expires = now + (job.lease_seconds if duration is None else duration)
             conn.execute("UPDATE jobs SET lease_expires_at = ? WHERE seq = ?", (expires, job.seq))
             conn.execute(
                 "UPDATE executors SET last_heartbeat = ? WHERE executor_id = ?",
@@ -323,9 +333,11 @@ class SqliteStore(SqliteFiles, SqliteUsers, SqliteFleet, SharedOperations):
         result: Job = await self._write(op)
         return result
 
-    async def cancel(self, job_id: str, now: float) -> Job:
+    async def cancel(self, job_id: str, now: float, pending_only: bool = False) -> Job:
         def op(conn: sqlite3.Connection) -> Job:
             job = ops.job_or_404(conn, job_id)
+            if pending_only:
+                check_pending(job.id, job.status)
             if job.status == JobStatus.RUNNING:
                 conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE seq = ?", (job.seq,))
                 return dataclasses.replace(job, cancel_requested=True)

@@ -1,22 +1,28 @@
 """CMD Executor's ``/api/auth``: login, logout and refresh with email/password JWTs.
 
+TaskDriver logs its agents in and out on the same two paths; those requests are
+told apart by their body or token and handed to ``taskdriver.routes_session``.
+
 Login answers with the token in the body and also in the ``auth_token`` cookie
 (HttpOnly, SameSite=Lax, Secure over HTTPS), which browsers then send back.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Body, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from corral.api.deps import AUTH_COOKIE, ServicesDep, presented_token
 from corral.api.dialects.cmd.errors import CmdRoute
+from corral.api.dialects.taskdriver.routes_session import agent_login, agent_logout, is_agent_login
 from corral.api.ratelimit import rate_limits_of
 from corral.api.responses import JSON
 from corral.auth.jwt_tokens import LIFETIME_LABEL, LIFETIME_SECONDS
 from corral.errors import Unauthenticated
+from corral.services.sessions import is_session_token
 
 router = APIRouter(prefix="/api/auth", route_class=CmdRoute, tags=["cmd-executor"])
 
@@ -46,24 +52,33 @@ def _with_cookie(body: dict[str, Any], token: str, request: Request) -> JSON:
     return response
 
 
-async def login_budget(request: Request) -> None:
-    """Spend a login attempt per client IP and per email before any password is checked.
-
-    Runs after FastAPI has read the body, so the email comes from its cached JSON;
-    a body without one still spends the IP's budget.
-    """
+def _credentials(body: dict[str, Any]) -> LoginBody:
     try:
-        data = await request.json()
-    except ValueError:
-        data = None
-    email = data.get("email") if isinstance(data, dict) else None
+        return LoginBody.model_validate(body)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        ) from None
+
+
+@router.post("/login")
+async def login(
+    body: Annotated[dict[str, Any], Body()], request: Request, services: ServicesDep
+) -> JSON:
+    """Two dialects share this path and the body says which one speaks: CMD Executor's
+    ``{"email", "password"}`` or TaskDriver's ``{"agentName", "projectId"}``.
+
+    Every attempt spends the login budget (per client IP, and per email here) before
+    any password is checked, right or wrong, so a brute-force run learns nothing once
+    over it; a body without an email still spends the IP's budget.
+    """
+    if is_agent_login(body):
+        return await agent_login(body, request, services)
+    email = body.get("email")
     limits = rate_limits_of(request)
     await limits.login_attempt(request, email if isinstance(email, str) else None)
-
-
-@router.post("/login", dependencies=[Depends(login_budget)])
-async def login(body: LoginBody, request: Request, services: ServicesDep) -> JSON:
-    session = await services.accounts.login(body.email, body.password)
+    credentials = _credentials(body)
+    session = await services.accounts.login(credentials.email, credentials.password)
     user = {"id": session.user.id, "email": session.user.email, "role": session.user.role}
     answer = {"success": True, "token": session.token, "user": user, "expiresIn": LIFETIME_LABEL}
     return _with_cookie(answer, session.token, request)
@@ -71,7 +86,11 @@ async def login(body: LoginBody, request: Request, services: ServicesDep) -> JSO
 
 @router.post("/logout")
 async def logout(request: Request, services: ServicesDep) -> JSON:
-    await services.accounts.logout(_token(request))
+    """Answered in the shape of the dialect that issued the token."""
+    token = _token(request)
+    if is_session_token(token):
+        return await agent_logout(token, services)
+    await services.accounts.logout(token)
     response = JSON({"success": True, "message": "Logged out successfully"})
     response.delete_cookie(AUTH_COOKIE, httponly=True, samesite="lax")
     return response

@@ -27,6 +27,7 @@ STATUS: list[tuple[type[errors.CorralError], int]] = [
     (errors.Conflict, 409),
     (errors.Unauthenticated, 401),
     (errors.Forbidden, 403),
+    (errors.MethodNotAllowed, 405),
     (errors.RateLimited, 429),
     (errors.Unavailable, 503),
     (errors.CorralError, 400),
@@ -73,12 +74,21 @@ def from_validation(exc: RequestValidationError) -> JSON:
                 str(part) for part in p.get("loc", ()) if part not in ("body", "query", "path")
             ),
             "message": str(p.get("msg", "invalid")),
-            "value": p.get("input") if p.get("type") != "missing" else None,
+            "value": _json_safe(p.get("input")) if p.get("type") != "missing" else None,
         }
         for p in problems
     ]
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
     return error_response(422, f"Validation failed: {summary}", validationDetails=details)
+
+
+def _json_safe(value: Any) -> Any:
+    """The offending value as given, when JSON can carry it; raw bodies come as text."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value[:1000]).decode("utf-8", "replace")
+    if value is None or isinstance(value, str | int | float | bool | list | dict):
+        return value
+    return str(value)
 
 
 class TaskDriverRoute(DialectRoute):
