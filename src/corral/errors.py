@@ -16,6 +16,7 @@ error body in a single ``errors.py``. Routes never build HTTP errors by hand.
     │   ├── Unauthenticated       no credentials, or credentials that are not valid
     │   │   └── InvalidCredentials  a login's email and password do not match an active user
     │   └── Forbidden             valid credentials without the right to act
+    ├── MethodNotAllowed          the path exists, but not with this HTTP method
     ├── RateLimited               the caller spent its request budget; ``retry_after`` seconds
     └── Unavailable               the storage cannot be reached
 """
@@ -79,6 +80,10 @@ class InvalidCredentials(Unauthenticated):
 
 
 class Forbidden(AuthError):
+    pass
+
+
+class MethodNotAllowed(CorralError):
     pass
 
 

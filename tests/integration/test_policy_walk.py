@@ -10,12 +10,14 @@ behind a 400), and the answer must be what the table says. Finally the store
 must hold only what the allowed calls created.
 
 Roles: ``anonymous`` (no credentials); ``viewer``, ``submitter`` and ``admin``
-each as a login JWT and as an opaque API token; ``worker`` (an unbound worker
-token as Bearer on the native routes, a token bound to a registered CMD
-Executor worker as ``x-worker-token`` on that dialect's routes); and, where an
-object has an owner, ``other_user`` (a second submitter acting on the first
-one's job or file) and ``other_worker`` (a worker acting on a job leased to, or
-an executor registered by, another worker).
+each as a login JWT and as an opaque API token; ``worker`` (a token bound to a
+registered CMD Executor worker as ``x-worker-token`` on that dialect's routes,
+an unbound worker token as Bearer everywhere else); ``agent`` (a TaskDriver
+session token of one agent in one project, as Bearer); and, where an object
+has an owner, ``other_user`` (a second submitter acting on the first one's job,
+task or file), ``other_worker`` (a worker acting on a job leased to, or an
+executor registered by, another worker) and ``other_agent`` (the session of an
+agent of another project acting on the first project's queue and tasks).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ ADMIN = "admin"
 WORKER = "worker"
 OTHER_USER = "other_user"
 OTHER_WORKER = "other_worker"
+AGENT = "agent"
+OTHER_AGENT = "other_agent"
 HUMANS = (VIEWER, SUBMITTER, ADMIN)
 JWT, TOKEN = "jwt", "token"  # the two kinds of credential a person may present
 
@@ -65,8 +69,10 @@ class Rule:
     submitter: Expect
     admin: Expect
     worker: Expect
+    agent: Expect  # a TaskDriver session: 403 outside TaskDriver's agent operations
     other_user: Expect | None = None  # only for routes on an object someone owns
     other_worker: Expect | None = None
+    other_agent: Expect | None = None
     kinds: tuple[str, ...] = (JWT, TOKEN)  # credentials the human roles are walked with
 
     def but(self, **changes: Any) -> Rule:
@@ -79,20 +85,28 @@ class Rule:
             SUBMITTER: self.submitter,
             ADMIN: self.admin,
             WORKER: self.worker,
+            AGENT: self.agent,
             OTHER_USER: self.other_user,
             OTHER_WORKER: self.other_worker,
+            OTHER_AGENT: self.other_agent,
         }
         return {role: expect for role, expect in every.items() if expect is not None}
 
 
-#                  anonymous viewer submitter admin worker
-PUBLIC = Rule(OK, OK, OK, OK, OK)
-READ = Rule(401, OK, OK, OK, 403)  # jobs, output, fleet, stats: every human reads everything
-SUBMIT = Rule(401, 403, OK, OK, 403)
-EXECUTE = Rule(401, 403, 403, OK, OK)  # admins may act for any executor
-ADMIN_ONLY = Rule(401, 403, 403, OK, 403)
-# Login sessions: only a login JWT is one; a worker token is not a session (no Bearer: 401).
-SESSION = Rule(401, OK, OK, OK, 401, kinds=(JWT,))
+#                  anonymous viewer submitter admin worker agent
+PUBLIC = Rule(OK, OK, OK, OK, OK, OK)
+READ = Rule(401, OK, OK, OK, 403, 403)  # jobs, output, fleet, stats: every human reads all
+SUBMIT = Rule(401, 403, OK, OK, 403, 403)
+EXECUTE = Rule(401, 403, 403, OK, OK, 403)  # admins may act for any executor
+ADMIN_ONLY = Rule(401, 403, 403, OK, 403, 403)
+# Login sessions: only a login JWT is one; a worker token is not a session (no Bearer: 401),
+# and an agent session is TaskDriver's, not CMD Executor's (refresh: 401).
+SESSION = Rule(401, OK, OK, OK, 401, 401, kinds=(JWT,))
+# TaskDriver's agent operations: an agent in its own project, for its own name; admins and
+# unbound worker tokens for any agent name; the session of another project's agent: 403.
+AGENT_OP = EXECUTE.but(agent=OK, other_agent=403)
+# TaskDriver's /api/auth/session: only an agent session has one.
+AGENT_SESSION = Rule(401, 403, 403, 403, 403, OK)
 # Files: any reader; a worker only the input archive of a job whose lease it holds,
 # and another worker's file is hidden from it.
 FILE = READ.but(worker=OK, other_user=OK, other_worker=404)
@@ -103,7 +117,8 @@ POLICY: dict[RouteKey, Rule] = {
     ("GET", "/api/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/api/v1/health"): PUBLIC,
-    ("POST", "/api/auth/login"): PUBLIC,
+    ("POST", "/api/auth/login"): PUBLIC,  # an agent logs in with its name and project
+    ("GET", "/health"): PUBLIC,  # Octaskly's and TaskDriver's, one body
     # native: jobs (a submitter cancels only its own; the refusal in a bulk is per job)
     ("POST", "/api/v1/jobs"): SUBMIT,
     ("POST", "/api/v1/jobs/bulk"): SUBMIT,
@@ -140,8 +155,8 @@ POLICY: dict[RouteKey, Rule] = {
     ("GET", "/api/v1/admin/users"): ADMIN_ONLY,
     ("POST", "/api/v1/admin/users"): ADMIN_ONLY,
     ("PATCH", "/api/v1/admin/users/{user_id}"): ADMIN_ONLY,
-    # CMD Executor: sessions
-    ("POST", "/api/auth/logout"): SESSION,
+    # CMD Executor: sessions (an agent session logs out on the same path)
+    ("POST", "/api/auth/logout"): SESSION.but(agent=OK),
     ("POST", "/api/auth/refresh"): SESSION,
     # CMD Executor: workers (a bound token speaks only for its own worker)
     ("POST", "/api/workers/register"): EXECUTE.but(other_worker=403),
@@ -161,6 +176,47 @@ POLICY: dict[RouteKey, Rule] = {
     ("POST", "/api/files/upload"): SUBMIT,
     ("GET", "/api/files/download/{file_id}"): FILE,
     ("GET", "/uploads/{file_id}/{filename}"): FILE,
+    # Octaskly: tasks are jobs (a submitter cancels only its own), stats; workers read nothing
+    ("POST", "/api/v1/tasks"): SUBMIT,
+    ("GET", "/api/v1/tasks"): READ,
+    ("GET", "/api/v1/tasks/{task_id}"): READ.but(other_user=OK),
+    ("DELETE", "/api/v1/tasks/{task_id}"): SUBMIT.but(other_user=403),
+    ("GET", "/api/v1/stats"): READ,
+    # monitoring: the Prometheus registry of /api/v1/metrics, behind the same gate
+    ("GET", "/metrics"): READ,
+    # TaskDriver: projects and task types (writes are for admins; agents may not even read)
+    ("GET", "/api/projects"): READ,
+    ("POST", "/api/projects"): ADMIN_ONLY,
+    ("GET", "/api/projects/{project_id}"): READ,
+    ("PUT", "/api/projects/{project_id}"): ADMIN_ONLY,
+    ("DELETE", "/api/projects/{project_id}"): ADMIN_ONLY,
+    ("GET", "/api/projects/{project_id}/stats"): READ,
+    ("GET", "/api/projects/{project_id}/task-types"): READ,
+    ("POST", "/api/projects/{project_id}/task-types"): ADMIN_ONLY,
+    ("GET", "/api/task-types/{type_id}"): READ,
+    ("PUT", "/api/task-types/{type_id}"): ADMIN_ONLY,
+    ("DELETE", "/api/task-types/{type_id}"): ADMIN_ONLY,
+    # TaskDriver: tasks (a submitter changes and deletes only its own)
+    ("POST", "/api/projects/{project_id}/tasks"): SUBMIT,
+    ("POST", "/api/projects/{project_id}/tasks/bulk"): SUBMIT,
+    ("GET", "/api/projects/{project_id}/tasks"): READ,
+    ("GET", "/api/tasks/{task_id}"): READ.but(other_user=OK),
+    ("PUT", "/api/tasks/{task_id}"): SUBMIT.but(other_user=403),
+    ("DELETE", "/api/tasks/{task_id}"): SUBMIT.but(other_user=403),
+    # TaskDriver: agents (the session's own name and project; peek and the agents list
+    # are also open to readers)
+    ("POST", "/api/agents/{agentName}/next-task"): AGENT_OP,
+    # (another worker token naming the agent whose lease the worker token holds: 403)
+    ("POST", "/api/tasks/{taskId}/complete"): AGENT_OP.but(other_worker=403),
+    ("POST", "/api/tasks/{taskId}/fail"): AGENT_OP.but(other_worker=403),
+    ("POST", "/api/tasks/{taskId}/extend-lease"): AGENT_OP.but(other_worker=403),
+    ("POST", "/api/projects/{projectId}/cleanup-leases"): AGENT_OP,
+    ("GET", "/api/projects/{projectId}/peek-next-task"): AGENT_OP.but(viewer=OK, submitter=OK),
+    ("GET", "/api/projects/{projectId}/agents"): AGENT_OP.but(viewer=OK, submitter=OK),
+    # TaskDriver: the agent's session, and the JSON metrics (readers only)
+    ("GET", "/api/auth/session"): AGENT_SESSION,
+    ("PUT", "/api/auth/session"): AGENT_SESSION,
+    ("GET", "/metrics/json"): READ,
 }
 
 # Cases where the app does not do what the table says: each must fail until fixed.
@@ -180,6 +236,12 @@ DESTRUCTIVE: frozenset[RouteKey] = frozenset(
         ("DELETE", "/api/v1/executors/{executor_id}"),
         ("DELETE", "/api/workers/{worker_id}"),
         ("POST", "/api/jobs/submit-result"),
+        ("DELETE", "/api/v1/tasks/{task_id}"),
+        ("DELETE", "/api/projects/{project_id}"),
+        ("DELETE", "/api/task-types/{type_id}"),
+        ("DELETE", "/api/tasks/{task_id}"),
+        ("POST", "/api/tasks/{taskId}/complete"),
+        ("POST", "/api/tasks/{taskId}/fail"),
     }
 )
 
@@ -228,6 +290,22 @@ CMD = {WORKER: "cmd-w1", OTHER_WORKER: "cmd-w2"}  # CMD Executor workers with bo
 CMD_TAG = "walk-cmd"
 PARKED = "walk-parked"  # a label no claim names: what the walk submits stays pending
 PARKED_JOB = {"command": "echo hi", "labels": [PARKED]}
+# TaskDriver: the agent's project, whose queue the walk keeps empty (every task in it is
+# leased as soon as it is made), the project the walk's tasks go to, and another one.
+AGENT_NAME = "walk-agent"  # the agent session's name, in the agents' project
+OTHER_AGENT_NAME = "walk-agent-q"  # the session of the other project's agent
+WORKER_AGENT = "walk-worker-agent"  # the name the unbound worker token leases under
+OWNED_TASK = "submitter A's task"
+# Paths where CMD Executor's workers present their bound token as x-worker-token.
+CMD_PATHS = (
+    "/api/auth/login",
+    "/api/auth/logout",
+    "/api/auth/refresh",
+    "/api/workers/",
+    "/api/jobs/",
+    "/api/files/",
+    "/uploads/",
+)
 
 
 def _zip() -> bytes:
@@ -280,13 +358,20 @@ class World:
         self.opaque: dict[str, str] = {ADMIN: live.admin_token}
         self.join: dict[str, str] = {}  # WORKER / OTHER_WORKER: unbound worker tokens
         self.bound: dict[str, str] = {}  # WORKER / OTHER_WORKER: tokens bound to CMD workers
+        self.session: dict[str, str] = {}  # AGENT / OTHER_AGENT: TaskDriver session tokens
         self.jobs: set[str] = set()
         self.users: set[str] = set()
         self.executors: set[str] = set()
+        self.projects: set[str] = set()
+        self.task_types: set[str] = set()  # of the intake project
+        self.tasks: set[str] = set()  # of the intake project (all of them are in ``jobs`` too)
         # the objects, made by prepare()
         self.file_id = self.filename = self.owned_job = self.cmd_held = ""
         self.done_job = self.artifact_id = self.patch_target = ""
         self.held = self.other_held = Held("", 0)
+        self.project = self.intake = self.other_project = ""  # TaskDriver projects
+        self.agent_type = self.intake_type = ""  # a task type in each of the first two
+        self.owned_task = self.agent_held = self.worker_held = ""  # TaskDriver tasks
 
     # plumbing
 
@@ -308,10 +393,12 @@ class World:
         """Each dialect's workers authenticate their own way; people with either kind."""
         if caller.role == ANONYMOUS:
             return {}
+        if caller.role in (AGENT, OTHER_AGENT):
+            return bearer(self.session[caller.role])
         if caller.role in (WORKER, OTHER_WORKER):
-            if url.startswith("/api/v1/"):
-                return bearer(self.join[caller.role])
-            return {"x-worker-token": self.bound[caller.role]}
+            if url.startswith(CMD_PATHS):
+                return {"x-worker-token": self.bound[caller.role]}
+            return bearer(self.join[caller.role])
         if caller.role == OTHER_USER:
             return bearer(self.jwt[OTHER_USER])
         return bearer(self.opaque[caller.role] if caller.kind == TOKEN else self.jwt[caller.role])
@@ -336,7 +423,7 @@ class World:
         return job_id
 
     def claim(self, who: str, label: str) -> Held:
-        body = {"executor_id": NATIVE[who], "labels": [label]}
+        body = {"executor_id": NATIVE[who], "labels": [label], "runnable_only": True}
         job = self.ok("POST", "/api/v1/jobs/claim", bearer(self.join[who]), json=body)
         return Held(job["id"], job["attempt"])
 
@@ -371,6 +458,72 @@ class World:
         self.ok("POST", "/api/v1/executors", bearer(self.join[WORKER]), json=body)
         self.executors.add(executor_id)
         return executor_id
+
+    def agent_login(self, name: str, project_id: str) -> str:
+        body = {"agentName": name, "projectId": project_id}
+        token: str = self.ok("POST", "/api/auth/login", {}, json=body)["data"]["token"]
+        return token
+
+    def add_project(self, name: str) -> str:
+        project_id: str = self.ok("POST", "/api/projects", self.admin, json={"name": name})["data"][
+            "id"
+        ]
+        self.projects.add(project_id)
+        return project_id
+
+    def add_task_type(self, project_id: str, name: str) -> str:
+        url = f"/api/projects/{project_id}/task-types"
+        type_id: str = self.ok("POST", url, self.admin, json={"name": name})["data"]["id"]
+        if project_id == self.intake:
+            self.task_types.add(type_id)
+        return type_id
+
+    def add_task(
+        self, project_id: str, headers: dict[str, str], instructions: str = "walk task"
+    ) -> str:
+        """A task without a command: workers never take it, only an agent's next-task."""
+        type_id = self.agent_type if project_id == self.project else self.intake_type
+        body = {"typeId": type_id, "instructions": instructions}
+        url = f"/api/projects/{project_id}/tasks"
+        task_id: str = self.ok("POST", url, headers, json=body)["data"]["id"]
+        self.jobs.add(task_id)
+        if project_id == self.intake:
+            self.tasks.add(task_id)
+        return task_id
+
+    def lease(self, agent_name: str, headers: dict[str, str]) -> str:
+        """next-task in the agents' project, whose queue holds only the task just made.
+        The agent's name is the lease holder, so it is an executor from then on."""
+        self.executors.add(agent_name)
+        url = f"/api/agents/{agent_name}/next-task"
+        task_id: str = self.ok("POST", url, headers, json={"projectId": self.project})["data"]["id"]
+        return task_id
+
+    def fresh_agent_held(self, caller: Caller) -> tuple[str, dict[str, str] | None, str | None]:
+        """(task, headers, agentName) for a call that finishes a task: a task of its own,
+        leased by a fresh agent session (the agent's call is made with that session), or
+        by the worker token under a name of its own; another worker token names the name
+        the first one holds its lease under; the others get the agent's task."""
+        if caller.role == OTHER_WORKER:
+            return self.worker_held, None, WORKER_AGENT
+        if caller.role not in (AGENT, ADMIN, WORKER):
+            return self.agent_held, None, None
+        task_id = self.add_task(self.project, self.admin)
+        name = f"walk-agent-{next(self.seq)}"
+        if caller.role == WORKER:
+            assert self.lease(name, bearer(self.join[WORKER])) == task_id
+            return task_id, None, name
+        session = bearer(self.agent_login(name, self.project))
+        assert self.lease(name, session) == task_id
+        return (task_id, session, None) if caller.role == AGENT else (task_id, None, name)
+
+    def editable(self, caller: Caller) -> str:
+        """A TaskDriver task the caller may change if the table lets it; else A's task."""
+        if caller.role == SUBMITTER:  # its own, made with the very same credential
+            return self.add_task(self.intake, self.credentials(caller, "/api/projects"))
+        if caller.role == ADMIN:  # anyone's
+            return self.add_task(self.intake, bearer(self.jwt[SUBMITTER]))
+        return self.owned_task
 
     def cancellable(self, caller: Caller) -> str:
         """A job the caller may cancel if the table lets it; else submitter A's job."""
@@ -426,14 +579,32 @@ class World:
         url = f"/api/v1/jobs/{self.held.job_id}/artifacts"
         self.artifact_id = self.ok("POST", url, self.admin, params=params, content=b"out")["id"]
 
+        # TaskDriver: three projects with a task type each of the first two; sessions of an
+        # agent of the first and of the third; A's queued task; a task leased to the agent
+        # and one to the worker token (the agents' project's queue is empty again)
+        self.project = self.add_project("walk-agents")
+        self.intake = self.add_project("walk-intake")
+        self.other_project = self.add_project("walk-other")
+        self.agent_type = self.add_task_type(self.project, "walk-agent-work")
+        self.intake_type = self.add_task_type(self.intake, "walk-intake-work")
+        self.session[AGENT] = self.agent_login(AGENT_NAME, self.project)
+        self.session[OTHER_AGENT] = self.agent_login(OTHER_AGENT_NAME, self.other_project)
+        self.owned_task = self.add_task(self.intake, a, OWNED_TASK)
+        self.agent_held = self.add_task(self.project, self.admin)
+        assert self.lease(AGENT_NAME, bearer(self.session[AGENT])) == self.agent_held
+        self.worker_held = self.add_task(self.project, self.admin)
+        assert self.lease(WORKER_AGENT, bearer(self.join[WORKER])) == self.worker_held
+
         # what exists now; the walk's allowed calls add to these ledgers, refused ones must not
         self.users = {u["id"] for u in self.ok("GET", "/api/v1/admin/users", self.admin)}
         assert len(self.users) == 5  # the configured admin and the four added above
         executors = self.ok("GET", "/api/v1/executors", self.admin)
         self.executors = {e["executor_id"] for e in executors}
-        assert self.executors == {*NATIVE.values(), *CMD.values()}
+        assert self.executors == {*NATIVE.values(), *CMD.values(), AGENT_NAME, WORKER_AGENT}
         jobs = self.ok("GET", "/api/v1/jobs", self.admin, params={"limit": 1000})
         assert {j["id"] for j in jobs} == self.jobs
+        projects = self.ok("GET", "/api/projects", self.admin)["data"]
+        assert {p["id"] for p in projects} == self.projects
 
 
 Builder = Callable[[World, Caller], Call]
@@ -483,7 +654,10 @@ static("POST", "/api/files/upload", files={"file": ("walk.zip", ZIP, "applicatio
 
 @request("POST", "/api/auth/login")
 def _login(w: World, c: Caller) -> Call:
-    body = {"email": EMAILS[VIEWER], "password": PASSWORD}
+    """An agent logs in with TaskDriver's body on the same path; anyone else with CMD's."""
+    body: dict[str, str] = {"email": EMAILS[VIEWER], "password": PASSWORD}
+    if c.role == AGENT:
+        body = {"agentName": f"walk-login-{next(w.seq)}", "projectId": w.project}
     return Call("POST", "/api/auth/login", headers={}, json=body)
 
 
@@ -492,6 +666,9 @@ def _session(path: str) -> Builder:
         if c.role in HUMANS:  # a session of its own, so the role's shared JWT lives on
             email, password = LOGINS[c.role]
             return Call("POST", path, headers=bearer(w.login(email, password)))
+        if c.role == AGENT:  # likewise a session of its own, in the agents' project
+            token = w.agent_login(f"walk-out-{next(w.seq)}", w.project)
+            return Call("POST", path, headers=bearer(token))
         return Call("POST", path)
 
     return build
@@ -561,7 +738,9 @@ def _bulk_cancel(w: World, c: Caller) -> Call:
 
 @request("POST", "/api/v1/jobs/claim")
 def _claim(w: World, c: Caller) -> Call:
-    body = {"executor_id": w.executor_of(c), "labels": []}  # every job is labelled: 204
+    # Every job the walk leaves waiting is labelled, or has nothing to run (a TaskDriver
+    # task for an agent, which a claim that is not runnable_only would take): 204.
+    body = {"executor_id": w.executor_of(c), "labels": [], "runnable_only": True}
     return Call("POST", "/api/v1/jobs/claim", json=body)
 
 
@@ -730,6 +909,217 @@ REQUESTS[("POST", "/api/jobs/stream-output")] = _cmd_report(
 )
 
 
+# Octaskly and monitoring
+
+
+def _octaskly_created(w: World) -> Callable[[httpx.Response], None]:
+    """An Octaskly task has no labels, so any claim would take it: it is cancelled at once."""
+
+    def park(answer: httpx.Response) -> None:
+        task_id = answer.json()["id"]
+        w.jobs.add(task_id)
+        w.ok("DELETE", f"/api/v1/jobs/{task_id}", w.admin)
+
+    return park
+
+
+@request("POST", "/api/v1/tasks")
+def _octaskly_submit(w: World, c: Caller) -> Call:
+    body = {"command": "echo hi", "timeout": 60}
+    return Call("POST", "/api/v1/tasks", json=body, on_success=_octaskly_created(w))
+
+
+@request("GET", "/api/v1/tasks/{task_id}")
+def _octaskly_task(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/v1/tasks/{w.owned_job}")
+
+
+@request("DELETE", "/api/v1/tasks/{task_id}")
+def _octaskly_cancel(w: World, c: Caller) -> Call:
+    return Call("DELETE", f"/api/v1/tasks/{w.cancellable(c)}")
+
+
+static("GET", "/api/v1/tasks", params={"limit": 1})
+static("GET", "/api/v1/stats")
+static("GET", "/health")
+static("GET", "/metrics")
+static("GET", "/metrics/json")
+
+
+# TaskDriver: projects and task types
+
+
+def _data_id(answer: httpx.Response) -> str:
+    task_id: str = answer.json()["data"]["id"]
+    return task_id
+
+
+static("GET", "/api/projects", params={"limit": 1})
+
+
+@request("POST", "/api/projects")
+def _create_project(w: World, c: Caller) -> Call:
+    body = {"name": f"walk-new-{next(w.seq)}", "description": "walk"}
+    record = lambda answer: w.projects.add(_data_id(answer))  # noqa: E731
+    return Call("POST", "/api/projects", json=body, on_success=record)
+
+
+@request("GET", "/api/projects/{project_id}")
+def _project(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/projects/{w.project}")
+
+
+@request("PUT", "/api/projects/{project_id}")
+def _update_project(w: World, c: Caller) -> Call:
+    return Call("PUT", f"/api/projects/{w.intake}", json={"description": "walked"})
+
+
+@request("DELETE", "/api/projects/{project_id}")
+def _delete_project(w: World, c: Caller) -> Call:
+    project_id = w.add_project(f"walk-gone-{next(w.seq)}")
+    gone = lambda _: w.projects.discard(project_id)  # noqa: E731
+    return Call("DELETE", f"/api/projects/{project_id}", on_success=gone)
+
+
+@request("GET", "/api/projects/{project_id}/stats")
+def _project_stats(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/projects/{w.project}/stats")
+
+
+@request("GET", "/api/projects/{project_id}/task-types")
+def _task_types(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/projects/{w.project}/task-types")
+
+
+@request("POST", "/api/projects/{project_id}/task-types")
+def _create_task_type(w: World, c: Caller) -> Call:
+    body = {"name": f"walk-type-{next(w.seq)}", "template": "do {{thing}}"}
+    record = lambda answer: w.task_types.add(_data_id(answer))  # noqa: E731
+    return Call("POST", f"/api/projects/{w.intake}/task-types", json=body, on_success=record)
+
+
+@request("GET", "/api/task-types/{type_id}")
+def _task_type(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/task-types/{w.agent_type}")
+
+
+@request("PUT", "/api/task-types/{type_id}")
+def _update_task_type(w: World, c: Caller) -> Call:
+    return Call("PUT", f"/api/task-types/{w.intake_type}", json={"maxRetries": 2})
+
+
+@request("DELETE", "/api/task-types/{type_id}")
+def _delete_task_type(w: World, c: Caller) -> Call:
+    type_id = w.add_task_type(w.intake, f"walk-type-gone-{next(w.seq)}")
+    gone = lambda _: w.task_types.discard(type_id)  # noqa: E731
+    return Call("DELETE", f"/api/task-types/{type_id}", on_success=gone)
+
+
+# TaskDriver: tasks
+
+
+def _record_tasks(w: World, ids: Callable[[Any], list[str]]) -> Callable[[httpx.Response], None]:
+    def record(answer: httpx.Response) -> None:
+        created = ids(answer.json()["data"])
+        w.jobs.update(created)
+        w.tasks.update(created)
+
+    return record
+
+
+@request("POST", "/api/projects/{project_id}/tasks")
+def _create_task(w: World, c: Caller) -> Call:
+    body = {"typeId": w.intake_type, "instructions": "walk task"}
+    url = f"/api/projects/{w.intake}/tasks"
+    return Call("POST", url, json=body, on_success=_record_tasks(w, lambda d: [d["id"]]))
+
+
+@request("POST", "/api/projects/{project_id}/tasks/bulk")
+def _create_tasks(w: World, c: Caller) -> Call:
+    task = {"typeId": w.intake_type, "instructions": "walk task"}
+    url = f"/api/projects/{w.intake}/tasks/bulk"
+    record = _record_tasks(w, lambda d: list(d["created"]))
+    return Call("POST", url, json={"tasks": [task, task]}, on_success=record)
+
+
+@request("GET", "/api/projects/{project_id}/tasks")
+def _tasks(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/projects/{w.project}/tasks", params={"limit": 1})
+
+
+@request("GET", "/api/tasks/{task_id}")
+def _task(w: World, c: Caller) -> Call:
+    """Agents ask for the very task the agent holds: still not theirs to read here."""
+    task_id = w.agent_held if c.role in (AGENT, OTHER_AGENT) else w.owned_task
+    return Call("GET", f"/api/tasks/{task_id}")
+
+
+@request("PUT", "/api/tasks/{task_id}")
+def _update_task(w: World, c: Caller) -> Call:
+    return Call("PUT", f"/api/tasks/{w.editable(c)}", json={"instructions": "walk edited"})
+
+
+@request("DELETE", "/api/tasks/{task_id}")
+def _delete_task(w: World, c: Caller) -> Call:
+    task_id = w.editable(c)
+
+    def gone(_: httpx.Response) -> None:
+        w.jobs.discard(task_id)
+        w.tasks.discard(task_id)
+
+    return Call("DELETE", f"/api/tasks/{task_id}", on_success=gone)
+
+
+# TaskDriver: agents (the other project's agent asks under its own name: only the project
+# is not its own)
+
+
+@request("POST", "/api/agents/{agentName}/next-task")
+def _next_task(w: World, c: Caller) -> Call:
+    """The agent (or an admin for it) resumes the task it holds; the worker token its own."""
+    name = {WORKER: WORKER_AGENT, OTHER_AGENT: OTHER_AGENT_NAME}.get(c.role, AGENT_NAME)
+    return Call("POST", f"/api/agents/{name}/next-task", json={"projectId": w.project})
+
+
+def _finish(action: str, **extra: Any) -> Builder:
+    def build(w: World, c: Caller) -> Call:
+        task_id, headers, name = w.fresh_agent_held(c)
+        body = {**extra, **({"agentName": name} if name else {})}
+        return Call("POST", f"/api/tasks/{task_id}/{action}", headers=headers, json=body)
+
+    return build
+
+
+REQUESTS[("POST", "/api/tasks/{taskId}/complete")] = _finish(
+    "complete", result="done", outputs={"walk": True}
+)
+REQUESTS[("POST", "/api/tasks/{taskId}/fail")] = _finish("fail", error="walk", canRetry=False)
+
+
+@request("POST", "/api/tasks/{taskId}/extend-lease")
+def _extend_lease(w: World, c: Caller) -> Call:
+    """The agent its own lease; an admin names the agent; the worker token its own lease
+    (and another worker token that one)."""
+    body: dict[str, Any] = {"extensionMinutes": 5}
+    task_id = w.agent_held
+    if c.role == ADMIN:
+        body["agentName"] = AGENT_NAME
+    elif c.role in (WORKER, OTHER_WORKER):
+        task_id, body["agentName"] = w.worker_held, WORKER_AGENT
+    return Call("POST", f"/api/tasks/{task_id}/extend-lease", json=body)
+
+
+for _action in ("cleanup-leases", "peek-next-task", "agents"):
+    _template = f"/api/projects/{{projectId}}/{_action}"
+    _method = "POST" if _action == "cleanup-leases" else "GET"
+    REQUESTS[(_method, _template)] = lambda w, c, method=_method, action=_action: Call(
+        method, f"/api/projects/{w.project}/{action}"
+    )
+
+static("GET", "/api/auth/session")
+static("PUT", "/api/auth/session", json={"extendBy": 60})
+
+
 # --- the walk ---------------------------------------------------------------------------
 
 
@@ -845,3 +1235,20 @@ def test_refused_calls_wrote_nothing(world: World) -> None:
     assert {user["id"] for user in users} == world.users
     executors = world.ok("GET", "/api/v1/executors", admin)
     assert {e["executor_id"] for e in executors} == world.executors
+    # TaskDriver: projects, the intake project's task types and tasks, A's task, the leases
+    projects = world.ok("GET", "/api/projects", admin)["data"]
+    assert {project["id"] for project in projects} == world.projects
+    url = f"/api/projects/{world.intake}/task-types"
+    assert {t["id"] for t in world.ok("GET", url, admin)["data"]} == world.task_types
+    url = f"/api/projects/{world.intake}/tasks"
+    tasks = world.ok("GET", url, admin, params={"limit": 1000})["data"]
+    assert {task["id"] for task in tasks} == world.tasks
+    owned_task = world.ok("GET", f"/api/tasks/{world.owned_task}", admin)["data"]
+    assert (owned_task["status"], owned_task["instructions"]) == ("queued", OWNED_TASK)
+    for task_id, holder in ((world.agent_held, AGENT_NAME), (world.worker_held, WORKER_AGENT)):
+        task = world.ok("GET", f"/api/tasks/{task_id}", admin)["data"]
+        assert (task["status"], task["assignedTo"]) == ("running", holder)
+    agents_project = world.ok("GET", f"/api/projects/{world.project}", admin)["data"]
+    assert (agents_project["status"], agents_project["agentLogin"]) == ("active", True)
+    session = world.ok("GET", "/api/auth/session", bearer(world.session[AGENT]))["data"]
+    assert (session["agentName"], session["projectId"]) == (AGENT_NAME, world.project)

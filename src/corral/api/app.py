@@ -7,23 +7,35 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from corral import __version__
+from corral.api import monitoring
 from corral.api.bodylimit import BodyLimit
 from corral.api.dialects.cmd import routes_auth as cmd_auth
 from corral.api.dialects.cmd import routes_files as cmd_files
 from corral.api.dialects.cmd import routes_jobs as cmd_jobs
 from corral.api.dialects.cmd import routes_stream as cmd_stream
 from corral.api.dialects.cmd import routes_workers as cmd_workers
+from corral.api.dialects.cmd.errors import CmdRoute
+from corral.api.dialects.octaskly import routes as octaskly
+from corral.api.dialects.octaskly.errors import OctasklyRoute
+from corral.api.dialects.taskdriver import routes_agents as td_agents
+from corral.api.dialects.taskdriver import routes_metrics as td_metrics
+from corral.api.dialects.taskdriver import routes_projects as td_projects
+from corral.api.dialects.taskdriver import routes_session as td_session
+from corral.api.dialects.taskdriver import routes_task_types as td_task_types
+from corral.api.dialects.taskdriver import routes_tasks as td_tasks
+from corral.api.dialects.taskdriver.errors import TaskDriverRoute
 from corral.api.headers import CORS_EXPOSED, ResponseHeaders
 from corral.api.native import executing, files, fleet, jobs, users
-from corral.api.native.errors import error_response, from_validation
+from corral.api.native.errors import NativeRoute, from_validation
 from corral.api.ratelimit import RateLimits
 from corral.api.responses import JSON
+from corral.api.routing import DialectRoute, render_http_error
 from corral.services.container import Services, open_store
 from corral.settings import ServerSettings
 
@@ -63,6 +75,14 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
         cmd_jobs.router,
         cmd_files.router,
         cmd_stream.router,
+        octaskly.router,
+        monitoring.router,
+        td_session.router,
+        td_agents.router,
+        td_metrics.router,
+        td_projects.router,
+        td_task_types.router,
+        td_tasks.router,
     )
     for router in routers:
         app.include_router(router)
@@ -88,12 +108,32 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
     return app
 
 
+# Which dialect owns a path, for the answers no route gave (an unknown path or method):
+# a client of that dialect must still get its own error shape. Anything else is native.
+PATH_OWNERS: list[tuple[tuple[str, ...], type[DialectRoute]]] = [
+    (("/api/v1/tasks", "/api/v1/stats"), OctasklyRoute),
+    (
+        ("/api/projects", "/api/task-types", "/api/tasks", "/api/agents", "/api/auth/session"),
+        TaskDriverRoute,
+    ),
+    (("/metrics/json",), TaskDriverRoute),
+    (("/api/auth", "/api/workers", "/api/jobs", "/api/files", "/uploads"), CmdRoute),
+]
+
+
+def path_owner(path: str) -> type[DialectRoute]:
+    for prefixes, owner in PATH_OWNERS:
+        if any(path == p or path.startswith(p + "/") for p in prefixes):
+            return owner
+    return NativeRoute
+
+
 def _install_fallback_errors(app: FastAPI) -> None:
-    """Unknown paths and methods answer in the native shape rather than Starlette's."""
+    """Unknown paths and methods answer in the owning dialect's shape, not Starlette's."""
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSON:
-        return error_response(exc.status_code, str(exc.detail), {"path": request.url.path})
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return render_http_error(exc, path_owner(request.url.path).render_domain)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSON:

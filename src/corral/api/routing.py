@@ -27,6 +27,7 @@ HTTP_KINDS: dict[int, type[errors.CorralError]] = {
     401: errors.Unauthenticated,
     403: errors.Forbidden,
     404: errors.NotFound,
+    405: errors.MethodNotAllowed,
     413: errors.TooLarge,
     422: errors.InvalidInput,
     503: errors.Unavailable,
@@ -54,12 +55,12 @@ class DialectRoute(APIRoute):
             except RequestValidationError as exc:
                 return render_validation(exc)
             except HTTPException as exc:
-                return _render_http(exc, render_domain)
+                return render_http_error(exc, render_domain)
 
         return guarded
 
 
-def _render_http(
+def render_http_error(
     exc: HTTPException, render_domain: Callable[[errors.CorralError], Response]
 ) -> Response:
     """In the dialect's shape, keeping the exception's own status and headers."""

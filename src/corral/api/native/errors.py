@@ -24,6 +24,7 @@ STATUS: list[tuple[type[errors.CorralError], int]] = [
     (errors.IdempotencyMismatch, 422),
     (errors.Unauthenticated, 401),
     (errors.Forbidden, 403),
+    (errors.MethodNotAllowed, 405),
     (errors.RateLimited, 429),
     (errors.Unavailable, 503),
     (errors.CorralError, 400),

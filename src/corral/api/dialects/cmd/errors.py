@@ -23,6 +23,7 @@ KINDS: list[tuple[type[errors.CorralError], int, str, str]] = [
     (errors.TooLarge, 413, "Payload Too Large", "PAYLOAD_TOO_LARGE"),
     (errors.InvalidInput, 400, "Invalid request", "VALIDATION_ERROR"),
     (errors.Conflict, 409, "Conflict", "CONFLICT"),
+    (errors.MethodNotAllowed, 405, "Method Not Allowed", "METHOD_NOT_ALLOWED"),
     (errors.RateLimited, 429, "Too Many Requests", "RATE_LIMITED"),
     (errors.Unavailable, 503, "Service Unavailable", "SERVICE_UNAVAILABLE"),
     (errors.CorralError, 400, "Bad Request", "BAD_REQUEST"),
