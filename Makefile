@@ -21,6 +21,7 @@ test: lint pytest
 bench: setup
 	.venv/bin/python bench/dispatcher.py
 	.venv/bin/python bench/worker.py
+	.venv/bin/python bench/logins.py
 
 clean:
 	rm -rf .venv corral-data .mypy_cache .ruff_cache .pytest_cache
