@@ -13,6 +13,10 @@ fi
 if ! command -v curl >/dev/null 2>&1; then
   need_apt+=(curl)
 fi
+# Debian's Chromium drives the dashboard's browser tests (Playwright, no browser download).
+if [ ! -x /usr/bin/chromium ]; then
+  need_apt+=(chromium)
+fi
 if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
   need_apt+=(python3-venv)
 fi

@@ -15,6 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from corral import __version__
 from corral.api import monitoring
 from corral.api.bodylimit import BodyLimit
+from corral.api.dashboard.install import install_dashboard
 from corral.api.dialects.cmd import routes_auth as cmd_auth
 from corral.api.dialects.cmd import routes_files as cmd_files
 from corral.api.dialects.cmd import routes_jobs as cmd_jobs
@@ -86,6 +87,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
     )
     for router in routers:
         app.include_router(router)
+    install_dashboard(app)
     _install_fallback_errors(app)
     app.state.rate_limits = RateLimits(settings)  # per process: see ratelimit.py
     # add_middleware wraps what is there, so the last added is the outermost: the common

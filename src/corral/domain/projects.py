@@ -10,12 +10,11 @@ jobs carrying ``project_id`` and ``task_type_id``.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-
-import orjson
 
 from corral.errors import InvalidInput
 
@@ -146,10 +145,14 @@ def render_template(template: str, variables: dict[str, Any]) -> str:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+    return value if isinstance(value, str) else _canonical(value)
 
 
 def dedupe_key(type_id: str | None, instructions: str | None, variables: dict[str, Any]) -> str:
     """Two tasks are duplicates when type, instructions and variables are all equal."""
     doc = [type_id, instructions, variables]
-    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(_canonical(doc).encode()).hexdigest()
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

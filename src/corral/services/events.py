@@ -36,9 +36,11 @@ class Signal:
         self._event = asyncio.Event()
 
     def fire(self) -> None:
+        """Cheap when nobody waits (the hot path fires on every claim and finish)."""
         self.generation += 1
-        event, self._event = self._event, asyncio.Event()
-        event.set()
+        if self.waiters:
+            event, self._event = self._event, asyncio.Event()
+            event.set()
 
     async def wait(self, since: int, timeout: float) -> bool:  # noqa: ASYNC109
         """True once the generation moved past ``since``; False on timeout."""
@@ -61,6 +63,8 @@ class Hub:
 
     def __init__(self) -> None:
         self.jobs = Signal()
+        self.changes = Signal()  # any job changed state: live views refresh on it
+        self.fleet = Signal()  # an executor registered, heartbeated or left
         self.closing = False  # set at shutdown: long-polls return at once
         self._topics: dict[str, Signal] = {}
         self.events = JobEvents()
@@ -70,6 +74,8 @@ class Hub:
         self.closing = True
         self.events.close()
         self.jobs.fire()
+        self.changes.fire()
+        self.fleet.fire()
         for sig in list(self._topics.values()):
             sig.fire()
 

@@ -19,6 +19,7 @@ from corral.domain.principals import Principal, Role
 from corral.domain.states import JobStatus
 from corral.domain.workers import Executor, ExecutorInfo, ExecutorState
 from corral.errors import AlreadyExists, InvalidInput, NotFound
+from corral.services.events import Hub
 from corral.services.tokens import TokenService
 from corral.store.base import JobFilter, Store
 
@@ -49,9 +50,10 @@ class Beat:
 
 
 class ExecutorService:
-    def __init__(self, store: Store, offline_after: float, tokens: TokenService) -> None:
+    def __init__(self, store: Store, offline_after: float, tokens: TokenService, hub: Hub) -> None:
         self._store = store
         self._tokens = tokens
+        self._hub = hub
         self.offline_after = offline_after
 
     async def register(self, principal: Principal, info: ExecutorInfo) -> Executor:
@@ -70,7 +72,9 @@ class ExecutorService:
             raise AlreadyExists(
                 "executor id is in use by another live executor", executor_id=info.executor_id
             )
-        return await self._store.upsert_executor(info, now, draining=False)
+        executor = await self._store.upsert_executor(info, now, draining=False)
+        self._hub.fleet.fire()
+        return executor
 
     async def register_exclusive(self, principal: Principal, info: ExecutorInfo) -> Registration:
         """Register ``info.executor_id`` unless a live executor holds it (``AlreadyExists``).
@@ -85,6 +89,7 @@ class ExecutorService:
             replace(info, principal_id=token_id), now, live_after=now - self.offline_after
         )
         await self._tokens.revoke_for_executor(info.executor_id)
+        self._hub.fleet.fire()
         _, secret = await self._tokens.mint(
             "worker", f"worker:{info.executor_id}", executor_id=info.executor_id, token_id=token_id
         )
@@ -103,6 +108,7 @@ class ExecutorService:
         held = [(job.id, job.attempt) for job in running]
         renewed = await self._store.renew_executor_leases(executor_id, held, now) if held else []
         await self._store.touch_executor(executor_id, now, reported_status)
+        self._hub.fleet.fire()
         return Beat(renewed, [job.id for job in renewed if job.cancel_requested])
 
     async def claim_request(self, principal: Principal, limit: int) -> ClaimRequest:
@@ -134,6 +140,7 @@ class ExecutorService:
             raise NotFound("Worker not found", worker_id=executor_id)
         require_executor_owner(principal, found.info.principal_id)
         await self._store.upsert_executor(found.info, time.time(), draining=True)
+        self._hub.fleet.fire()
 
     async def remove(self, principal: Principal, executor_id: str) -> None:
         found = await self._store.get_executor(executor_id)
@@ -144,6 +151,7 @@ class ExecutorService:
         require(principal, Action.EXECUTE if own else Action.ADMIN)
         await self._store.delete_executor(executor_id)
         await self._tokens.revoke_for_executor(executor_id)
+        self._hub.fleet.fire()
 
     async def view(self, principal: Principal, executor_id: str) -> ExecutorView:
         require(principal, Action.READ)

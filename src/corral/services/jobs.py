@@ -87,6 +87,7 @@ class JobService:
             return Submitted([], replay)
         self._metrics.jobs_submitted.inc(len(jobs))
         self._hub.fire(JOBS)
+        self._hub.changes.fire()
         return Submitted(jobs)
 
     async def _check_input_files(self, new_jobs: Sequence[NewJob]) -> None:
@@ -157,6 +158,7 @@ class JobService:
             self._metrics.jobs_finished.labels(status="cancelled").inc()
             self._hub.events.finished([cancelled], time.time())
         self._hub.fire(job_topic(job_id))
+        self._hub.changes.fire()
         await self._store.announce(job_topic(job_id))
         return cancelled
 

@@ -1,0 +1,129 @@
+"""Every dashboard route against every kind of caller, with the browser's credentials.
+
+Pages read the ``auth_token`` cookie only. Anonymous callers are sent to the
+sign-in form (303); worker and agent tokens are not people and get 403 even when
+smuggled into the cookie; viewers see but cannot act; submitters act on their own
+jobs; admins on everything. State-changing forms also need the session's CSRF
+token (a forged POST without it is 403). ``test_policy_walk.py`` walks the APIs;
+together the two cover every route of the app, which the coverage test checks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.routing import Mount
+
+from corral.api.app import create_app
+from corral.api.dashboard.routing import PageRoute
+from corral.settings import ServerSettings
+from tests.integration.test_policy_walk import POLICY, _keys_of, app_routes
+from tests.live import LiveServer, run_server
+
+ADMIN = ("root@example.com", "admin-password")
+PASSWORD = "pw-123456"
+
+# (method, path) -> what each caller gets: "page" (200 HTML), "redirect" (303), or a status.
+# Columns: anonymous, viewer, submitter, admin, worker (token in the cookie).
+DASHBOARD: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {
+    ("GET", "/login"): ("page", "page", "page", "page", "page"),
+    ("POST", "/login"): (403, 403, 403, 403, 403),  # without the form's own token
+    ("POST", "/logout"): ("redirect", 403, 403, 403, 403),  # without the CSRF token
+    ("GET", "/"): ("redirect", "page", "page", "page", 403),
+    ("GET", "/ui/events"): ("redirect", "stream", "stream", "stream", 403),
+}
+
+
+# Valid forms, so that the policy (not validation) decides; none carries a CSRF token.
+BODIES: dict[tuple[str, str], dict[str, str]] = {
+    ("POST", "/login"): {"email": ADMIN[0], "password": ADMIN[1]},
+    ("POST", "/logout"): {},
+}
+
+
+def dashboard_routes() -> set[tuple[str, str]]:
+    app = create_app(ServerSettings(data_dir=Path("/nonexistent")))
+    keys: set[tuple[str, str]] = set()
+    for route in app.routes:
+        if isinstance(route, Mount):
+            continue
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts and all(isinstance(c.original_route, PageRoute) for c in contexts()):
+            keys |= _keys_of(route)
+    return keys
+
+
+def test_every_dashboard_route_has_a_row_and_the_walks_cover_the_app() -> None:
+    pages = dashboard_routes()
+    assert pages == set(DASHBOARD), "dashboard routes without a row, or rows without a route"
+    app = create_app(ServerSettings(data_dir=Path("/nonexistent")))
+    assert app_routes(app) == set(POLICY)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    email, password = ADMIN
+    data = tmp_path_factory.mktemp("dashboard-walk") / "data"
+    # Every caller signs in afresh for every case: the login budget is not what is tested.
+    with run_server(
+        data, admin_email=email, admin_password=password, login_rate_limit="off"
+    ) as live:
+        with live.client() as http:
+            for role in ("viewer", "submitter"):
+                body = {"email": f"{role}@example.com", "password": PASSWORD, "role": role}
+                assert http.post("/api/v1/admin/users", json=body).status_code == 201
+        yield live
+
+
+def browser(live: LiveServer, who: str) -> httpx.Client:
+    client = httpx.Client(base_url=live.url, follow_redirects=False, timeout=10)
+    if who == "anonymous":
+        return client
+    if who == "worker":
+        client.cookies.set("auth_token", live.token("worker"))
+        return client
+    email, password = ADMIN if who == "admin" else (f"{who}@example.com", PASSWORD)
+    form = client.get("/login").text
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert token is not None
+    answer = client.post(
+        "/login", data={"email": email, "password": password, "csrf": token[1], "next": "/"}
+    )
+    assert answer.status_code == 303, answer.text
+    return client
+
+
+CALLERS = ("anonymous", "viewer", "submitter", "admin", "worker")
+
+
+@pytest.mark.parametrize("key", sorted(DASHBOARD), ids=lambda k: f"{k[0]} {k[1]}")
+@pytest.mark.parametrize("who", CALLERS)
+def test_dashboard_route_answers_each_caller_by_the_policy(
+    server: LiveServer, key: tuple[str, str], who: str
+) -> None:
+    expected = DASHBOARD[key][CALLERS.index(who)]
+    method, path = key
+    client = browser(server, who)
+    try:
+        if expected == "stream":
+            with client.stream(method, path) as answer:
+                assert answer.status_code == 200
+                assert answer.headers["content-type"].startswith("text/event-stream")
+            return
+        answer = client.request(method, path, data=BODIES.get(key))
+    finally:
+        client.close()
+    if expected == "page":
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "unsafe-inline" not in answer.headers["content-security-policy"]
+    elif expected == "redirect":
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith("/login")
+    else:
+        assert answer.status_code == expected, answer.text
