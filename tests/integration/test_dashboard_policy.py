@@ -36,6 +36,9 @@ DASHBOARD: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {
     ("POST", "/logout"): ("redirect", 403, 403, 403, 403),  # without the CSRF token
     ("GET", "/"): ("redirect", "page", "page", "page", 403),
     ("GET", "/ui/events"): ("redirect", "stream", "stream", "stream", 403),
+    # --- jobs list ---
+    # --- job detail and submit ---
+    # --- workers, queues, projects ---
 }
 
 
