@@ -22,6 +22,7 @@ bench: setup
 	.venv/bin/python bench/dispatcher.py
 	.venv/bin/python bench/worker.py
 	.venv/bin/python bench/logins.py
+	.venv/bin/python bench/dashboard.py
 
 clean:
 	rm -rf .venv corral-data .mypy_cache .ruff_cache .pytest_cache

@@ -38,7 +38,16 @@ DASHBOARD: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {
     ("GET", "/ui/events"): ("redirect", "stream", "stream", "stream", 403),
     # --- jobs list ---
     # --- job detail and submit ---
+    ("GET", "/jobs/{job_id}"): ("redirect", "page", "page", "page", 403),
+    ("POST", "/jobs/{job_id}/cancel"): ("redirect", 403, 403, 403, 403),  # without the CSRF token
+    ("POST", "/jobs/{job_id}/resubmit"): ("redirect", 403, 403, 403, 403),  # without the CSRF token
+    ("GET", "/submit"): ("redirect", 403, "page", "page", 403),
+    ("POST", "/submit"): ("redirect", 403, 403, 403, 403),  # without the CSRF token
     # --- workers, queues, projects ---
+    ("GET", "/workers"): ("redirect", "page", "page", "page", 403),
+    ("GET", "/queues"): ("redirect", "page", "page", "page", 403),
+    ("GET", "/projects"): ("redirect", "page", "page", "page", 403),
+    ("GET", "/projects/{project_id}"): ("redirect", "page", "page", "page", 403),
 }
 
 
@@ -47,6 +56,11 @@ BODIES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/login"): {"email": ADMIN[0], "password": ADMIN[1]},
     ("POST", "/logout"): {},
 }
+
+
+# Values for the path parameters of the rows above, filled by the ``server`` fixture with
+# real objects so that the policy (not a 404) decides.
+PATH_PARAMS: dict[str, str] = {}
 
 
 def dashboard_routes() -> set[tuple[str, str]]:
@@ -80,6 +94,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             for role in ("viewer", "submitter"):
                 body = {"email": f"{role}@example.com", "password": PASSWORD, "role": role}
                 assert http.post("/api/v1/admin/users", json=body).status_code == 201
+            job = http.post("/api/v1/jobs", json={"command": "true", "labels": ["policy-walk"]})
+            assert job.status_code == 201, job.text
+            PATH_PARAMS["job_id"] = job.json()["id"]
+            project = http.post("/api/projects", json={"name": "policy-walk"})
+            assert project.status_code == 201, project.text
+            PATH_PARAMS["project_id"] = project.json()["data"]["id"]
         yield live
 
 
@@ -110,7 +130,7 @@ def test_dashboard_route_answers_each_caller_by_the_policy(
     server: LiveServer, key: tuple[str, str], who: str
 ) -> None:
     expected = DASHBOARD[key][CALLERS.index(who)]
-    method, path = key
+    method, path = key[0], key[1].format_map(PATH_PARAMS)
     client = browser(server, who)
     try:
         if expected == "stream":

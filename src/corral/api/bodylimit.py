@@ -28,6 +28,7 @@ UPLOAD_PATHS = re.compile(
     r"^/api/v1/files/?$"  # native input archives
     r"|^/api/v1/jobs/[^/]+/artifacts/?$"  # native artifacts, from workers
     r"|^/api/files/upload/?$"  # CMD Executor's zip uploads
+    r"|^/submit/?$"  # the dashboard's submit form, with its input archive
 )
 
 

@@ -20,6 +20,7 @@ from corral.services.leasing import LeaseService
 from corral.services.metrics import Metrics
 from corral.services.output import OutputService
 from corral.services.projects import ProjectService
+from corral.services.rates import RateService
 from corral.services.reports import ReportService
 from corral.services.sessions import SessionService
 from corral.services.stats import StatsService, WaitEstimator
@@ -56,6 +57,7 @@ class Services:
     started_at: float = field(default_factory=time.time)
     _reaper: asyncio.Task[None] | None = None
     _sweeper: asyncio.Task[None] | None = None
+    _sampler: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         cap = self.settings.output_cap
@@ -71,6 +73,7 @@ class Services:
         self.accounts = AccountService(self.store, secret.get_secret_value() if secret else None)
         self.reports = ReportService(self.store, self.leases, cap)
         self.stats = StatsService(self.store)
+        self.rates = RateService(self.metrics)
         self.sessions = SessionService(self.store)
         self.agents = AgentService(self.store, self.leases)
         self.wait_estimate = WaitEstimator(self.store, self.settings.executor_offline_after)
@@ -92,10 +95,11 @@ class Services:
             self.leases.wake_at(due)
         self._reaper = asyncio.create_task(self._reap_forever(), name="corral-reaper")
         self._sweeper = asyncio.create_task(self._sweep_files_forever(), name="corral-sweeper")
+        self._sampler = asyncio.create_task(self._sample_rates_forever(), name="corral-rates")
 
     async def stop(self) -> None:
         self.hub.close()
-        for task in (self._reaper, self._sweeper):
+        for task in (self._reaper, self._sweeper, self._sampler):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -127,3 +131,15 @@ class Services:
                     pass
             except Exception:
                 log.exception("file sweep failed", extra={"action": "file_sweep_failed"})
+
+    async def _sample_rates_forever(self) -> None:
+        """Read the throughput counters every interval, for the queues page's rates.
+
+        Only counters in this process are read (no I/O), so it cannot fail on the
+        store; monotonic time keeps the rates right across wall-clock jumps.
+        """
+        sampler = self.rates.sampler
+        sampler.record(time.monotonic())
+        while True:
+            await asyncio.sleep(self.rates.interval)
+            sampler.record(time.monotonic())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import Sequence
@@ -20,7 +22,7 @@ from corral.errors import (
 )
 from corral.services.events import JOBS, Hub, job_topic
 from corral.services.metrics import Metrics
-from corral.store.base import IdempotencyRecord, JobFilter, RenderFn, Store
+from corral.store.base import IdempotencyRecord, JobFilter, JobQuery, RenderFn, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,12 @@ class JobDetails:
     attempts: list[Attempt]
     stdout: bytes
     stderr: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class JobsPage:
+    jobs: list[Job]
+    counts: dict[JobStatus, int]  # the whole store, every status present
 
 
 class JobService:
@@ -147,6 +155,16 @@ class JobService:
         require(principal, Action.READ)
         return await self._store.list_jobs(flt, limit, offset, newest_first)
 
+    async def page(self, principal: Principal, query: JobQuery, limit: int) -> JobsPage:
+        """A keyset page for the dashboard's list, with the whole store's counts per
+        status. Readers see every job, as in the APIs' listings; no total of the
+        filtered rows is counted, since that is the part that grows with the table."""
+        require(principal, Action.READ)
+        jobs, counts = await asyncio.gather(
+            self._store.page_jobs(query, limit), self._store.count_by_status()
+        )
+        return JobsPage(jobs, {status: counts.get(status, 0) for status in JobStatus})
+
     async def cancel(self, principal: Principal, job_id: str, *, pending_only: bool = False) -> Job:
         """``pending_only`` is for faces that refuse to stop a started job (Octaskly):
         anything but a pending job is then an ``InvalidTransition`` naming its status,
@@ -161,6 +179,34 @@ class JobService:
         self._hub.changes.fire()
         await self._store.announce(job_topic(job_id))
         return cancelled
+
+    async def resubmit(self, principal: Principal, job_id: str) -> Job:
+        """The same spec as a new job of the caller's, for the job's owner or an admin:
+        it carries the owner's secret env, which nobody else may set running again.
+
+        It stays in its project and task type (so that project's agents still see it)
+        but joins no batch and skips the type's duplicate check: running it again is
+        the point. An input archive that has expired since is left out.
+        """
+        job = await self.get(principal, job_id)
+        require(principal, Action.SUBMIT)
+        require(principal, Action.CANCEL, owner_id=job.owner_id)  # acting on another's job
+        draft = JobDraft(
+            spec=job.spec,
+            priority=job.priority,
+            max_retries=job.max_retries,
+            lease_seconds=job.lease_seconds,
+            project_id=job.project_id,
+            task_type_id=job.task_type_id,
+        )
+        try:
+            submitted = await self.submit(principal, [draft])
+        except InvalidInput as exc:
+            if exc.context.get("field") != "input_file_id":
+                raise
+            without = dataclasses.replace(job.spec, input_file_id=None)
+            submitted = await self.submit(principal, [dataclasses.replace(draft, spec=without)])
+        return submitted.jobs[0]
 
     async def cancel_many(
         self, principal: Principal, job_ids: Sequence[str]

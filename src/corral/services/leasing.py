@@ -78,6 +78,7 @@ class LeaseService:
             generation = signal.generation
             now = time.time()
             jobs = await self._store.claim(request, now)
+            self._hub.fleet.fire()  # a claim is also a sign of life: live fleet views refresh
             if jobs:
                 self._record_claims(jobs, now)
                 return jobs

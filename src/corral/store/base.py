@@ -62,6 +62,62 @@ class JobFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class JobQuery:
+    """One page of the jobs list: filters plus a keyset cursor on ``seq``, never an offset.
+
+    ``before_seq`` walks towards older jobs (``seq < before_seq``), ``after_seq`` towards
+    newer ones (``seq > after_seq``); the walk starts at the cursor, so a deep page
+    costs what the first one does. ``text`` matches anywhere in the command,
+    case-insensitively, with ``%`` and ``_`` taken literally; ``label`` is one label
+    the job must carry.
+    """
+
+    status: JobStatus | None = None
+    executor_id: str | None = None
+    label: str | None = None
+    project_id: str | None = None
+    priority: int | None = None
+    text: str | None = None
+    before_seq: int | None = None
+    after_seq: int | None = None
+    newest_first: bool = True
+
+    @property
+    def walks_down(self) -> bool:
+        """Whether the store reads ``seq`` descending: away from the one cursor given,
+        else in display order."""
+        if (self.before_seq is None) != (self.after_seq is None):
+            return self.before_seq is not None
+        return self.newest_first
+
+    @property
+    def text_pattern(self) -> str | None:
+        """``%text%`` for ``LIKE ... ESCAPE '\\'``: the user's ``%``, ``_`` and ``\\``
+        match themselves instead of acting as wildcards."""
+        if not self.text:
+            return None
+        escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"%{escaped}%"
+
+    @property
+    def text_verbatim_in_json(self) -> bool:
+        """Whether the text reads the same inside the JSON-encoded spec (no quote,
+        backslash or control character, which an encoder rewrites), so a test on the
+        raw spec text may rule rows out before the spec is parsed."""
+        return not any(c in '"\\' or ord(c) < 0x20 for c in self.text or "")
+
+    def equal_fields(self) -> list[tuple[str, Any]]:
+        """(column, value) for the plain equality filters, for either SQL dialect."""
+        values = (
+            ("status", self.status.value if self.status else None),
+            ("executor_id", self.executor_id),
+            ("project_id", self.project_id),
+            ("priority", self.priority),
+        )
+        return [(column, value) for column, value in values if value is not None]
+
+
+@dataclass(frozen=True, slots=True)
 class ProjectActivity:
     """A project's recent work, for TaskDriver's stats view."""
 
@@ -159,6 +215,10 @@ class Store(Protocol):
         self, flt: JobFilter, limit: int, offset: int, newest_first: bool = True
     ) -> tuple[list[Job], int]:
         """A page in submission order (newest first by default) and the total matching."""
+
+    async def page_jobs(self, query: JobQuery, limit: int) -> list[Job]:
+        """Up to ``limit`` matching jobs next to the query's cursor, in display order
+        (newest first unless ``query.newest_first`` is false)."""
 
     async def count_by_status(self) -> dict[JobStatus, int]: ...
 

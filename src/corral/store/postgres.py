@@ -45,6 +45,7 @@ from corral.store.base import (
 )
 from corral.store.postgres_files import PostgresFiles
 from corral.store.postgres_fleet import PostgresFleet
+from corral.store.postgres_pages import PostgresPages
 from corral.store.postgres_projects import PostgresProjects
 from corral.store.postgres_sessions import PostgresSessions
 from corral.store.postgres_users import PostgresUsers
@@ -72,6 +73,7 @@ class PostgresStore(
     PostgresSessions,
     PostgresFleet,
     PostgresProjects,
+    PostgresPages,
     SharedOperations,
 ):
     """``Store`` on a PostgreSQL database shared by any number of dispatchers; files live

@@ -42,6 +42,7 @@ from corral.store.shared import SharedOperations
 from corral.store.sqlite_engine import Readers, Writer
 from corral.store.sqlite_files import SqliteFiles
 from corral.store.sqlite_fleet import SqliteFleet
+from corral.store.sqlite_pages import SqlitePages
 from corral.store.sqlite_projects import SqliteProjects
 from corral.store.sqlite_sessions import SqliteSessions
 from corral.store.sqlite_users import SqliteUsers
@@ -81,7 +82,13 @@ ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat
 
 
 class SqliteStore(
-    SqliteFiles, SqliteUsers, SqliteSessions, SqliteFleet, SqliteProjects, SharedOperations
+    SqliteFiles,
+    SqliteUsers,
+    SqliteSessions,
+    SqliteFleet,
+    SqliteProjects,
+    SqlitePages,
+    SharedOperations,
 ):
     """``Store`` on one SQLite file in WAL mode; files live in ``sqlite_files``, accounts
     in ``sqlite_users``."""

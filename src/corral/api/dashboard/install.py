@@ -7,10 +7,24 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from corral.api.dashboard import routes_auth, routes_events, routes_home
+from corral.api.dashboard import (
+    routes_auth,
+    routes_events,
+    routes_fleet,
+    routes_home,
+    routes_job,
+    routes_submit,
+)
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = (routes_auth.router, routes_events.router, routes_home.router)
+ROUTERS = (
+    routes_auth.router,
+    routes_events.router,
+    routes_home.router,
+    routes_job.router,
+    routes_submit.router,
+    routes_fleet.router,
+)
 
 
 def install_dashboard(app: FastAPI) -> None:
