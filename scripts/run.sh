@@ -9,6 +9,16 @@ port="${CORRAL_PORT:-3000}"
 url="http://127.0.0.1:${port}"
 corral=.venv/bin/corral
 
+# A dashboard login for this machine: admin@localhost with a random password kept
+# beside the data (mode 0600); the server creates the user on a database without any.
+mkdir -p "$CORRAL_DATA_DIR"
+password_file="$CORRAL_DATA_DIR/admin-password"
+if [ ! -s "$password_file" ]; then
+  (umask 077 && .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(12))" > "$password_file")
+fi
+export CORRAL_ADMIN_EMAIL="${CORRAL_ADMIN_EMAIL:-admin@localhost}"
+export CORRAL_ADMIN_PASSWORD="${CORRAL_ADMIN_PASSWORD:-$(cat "$password_file")}"
+
 "$corral" server --port "$port" --data-dir "$CORRAL_DATA_DIR" &
 server_pid=$!
 trap 'kill -TERM "$server_pid" ${worker_pid:-} 2>/dev/null; wait' EXIT INT TERM
@@ -27,6 +37,7 @@ worker_pid=$!
 cat <<MSG
 
 Corral is running at $url/ (API docs: $url/api/docs)
+Dashboard: $url/  sign in as $CORRAL_ADMIN_EMAIL with password $CORRAL_ADMIN_PASSWORD
 Admin token: $(cat "$CORRAL_DATA_DIR/admin-token")
 
   export CORRAL_URL=$url CORRAL_TOKEN=\$(cat $CORRAL_DATA_DIR/admin-token)
