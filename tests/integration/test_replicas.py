@@ -55,3 +55,54 @@ def test_replicas_share_tokens_jobs_and_wake_each_others_claimers(
         with httpx.Client(base_url=a.url, headers={"Authorization": f"Bearer {admin}"}) as http:
             shown = http.get(f"{API}/jobs/{job_id}").json()
         assert (shown["status"], shown["executor_id"]) == ("running", "w-on-b")
+
+
+def _dashboard_session(url: str, email: str, password: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, follow_redirects=False, timeout=30)
+    form = client.get("/login").text
+    token = form.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    answer = client.post(
+        "/login", data={"email": email, "password": password, "csrf": token, "next": "/"}
+    )
+    assert answer.status_code == 303, answer.text
+    return client
+
+
+def test_a_live_page_on_one_replica_hears_of_jobs_changed_through_another(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    dsn = asyncio.run(pg_server.new_database(migrated=False))
+    email, password = "root@example.com", "admin-password"
+    with (
+        run_server(
+            tmp_path / "a", database_url=dsn, admin_email=email, admin_password=password
+        ) as a,
+        run_server(tmp_path / "b", database_url=dsn) as b,
+    ):
+        heard: list[str] = []
+        opened = threading.Event()
+
+        def watch_on_b() -> None:
+            browser = _dashboard_session(b.url, email, password)
+            try:
+                with browser.stream("GET", "/ui/events", params={"topics": "jobs"}) as stream:
+                    opened.set()
+                    for line in stream.iter_lines():
+                        if line.startswith("event: "):
+                            heard.append(line.removeprefix("event: "))
+                            return
+            finally:
+                browser.close()
+
+        watcher = threading.Thread(target=watch_on_b, daemon=True)
+        watcher.start()
+        assert opened.wait(10)
+        time.sleep(0.3)  # the stream is parked on b's signals
+        started = time.monotonic()
+        with httpx.Client(
+            base_url=a.url, headers={"Authorization": f"Bearer {a.admin_token}"}
+        ) as http:
+            assert http.post(f"{API}/jobs", json={"command": "true"}).status_code == 201
+        watcher.join(timeout=10)
+        assert heard == ["jobs"]
+        assert time.monotonic() - started < 5.0

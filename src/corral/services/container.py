@@ -21,6 +21,7 @@ from corral.services.metrics import Metrics
 from corral.services.output import OutputService
 from corral.services.projects import ProjectService
 from corral.services.rates import RateService
+from corral.services.relay import relay_changes
 from corral.services.reports import ReportService
 from corral.services.sessions import SessionService
 from corral.services.stats import StatsService, WaitEstimator
@@ -58,6 +59,7 @@ class Services:
     _reaper: asyncio.Task[None] | None = None
     _sweeper: asyncio.Task[None] | None = None
     _sampler: asyncio.Task[None] | None = None
+    _relay: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         cap = self.settings.output_cap
@@ -96,10 +98,14 @@ class Services:
         self._reaper = asyncio.create_task(self._reap_forever(), name="corral-reaper")
         self._sweeper = asyncio.create_task(self._sweep_files_forever(), name="corral-sweeper")
         self._sampler = asyncio.create_task(self._sample_rates_forever(), name="corral-rates")
+        if self.store.backend == "postgres":  # a SQLite file has one process: nobody to tell
+            self._relay = asyncio.create_task(
+                relay_changes(self.hub, self.store), name="corral-relay"
+            )
 
     async def stop(self) -> None:
         self.hub.close()
-        for task in (self._reaper, self._sweeper, self._sampler):
+        for task in (self._reaper, self._sweeper, self._sampler, self._relay):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -21,6 +21,8 @@ from corral.domain.jobs import Job
 from corral.domain.principals import Principal
 
 JOBS = "jobs"  # new claimable work
+CHANGES = "changes"  # some job changed state (relayed between replicas for live views)
+FLEET = "fleet"  # some executor registered, heartbeated or left (likewise)
 
 
 def job_topic(job_id: str) -> str:
@@ -65,6 +67,10 @@ class Hub:
         self.jobs = Signal()
         self.changes = Signal()  # any job changed state: live views refresh on it
         self.fleet = Signal()  # an executor registered, heartbeated or left
+        # Changes made by this process, as opposed to those relayed from other replicas:
+        # only these are announced, so replicas never echo each other's news.
+        self.local_changes = 0
+        self.local_fleet = 0
         self.closing = False  # set at shutdown: long-polls return at once
         self._topics: dict[str, Signal] = {}
         self.events = JobEvents()
@@ -79,6 +85,14 @@ class Hub:
         for sig in list(self._topics.values()):
             sig.fire()
 
+    def job_changed(self) -> None:
+        self.local_changes += 1
+        self.changes.fire()
+
+    def fleet_changed(self) -> None:
+        self.local_fleet += 1
+        self.fleet.fire()
+
     def signal(self, topic: str) -> Signal:
         if topic == JOBS:
             return self.jobs
@@ -90,6 +104,12 @@ class Hub:
     def fire(self, topic: str) -> None:
         if topic == JOBS:
             self.jobs.fire()
+            return
+        if topic == CHANGES:
+            self.changes.fire()
+            return
+        if topic == FLEET:
+            self.fleet.fire()
             return
         sig = self._topics.get(topic)
         if sig is not None:

@@ -73,7 +73,7 @@ class ExecutorService:
                 "executor id is in use by another live executor", executor_id=info.executor_id
             )
         executor = await self._store.upsert_executor(info, now, draining=False)
-        self._hub.fleet.fire()
+        self._hub.fleet_changed()
         return executor
 
     async def register_exclusive(self, principal: Principal, info: ExecutorInfo) -> Registration:
@@ -89,7 +89,7 @@ class ExecutorService:
             replace(info, principal_id=token_id), now, live_after=now - self.offline_after
         )
         await self._tokens.revoke_for_executor(info.executor_id)
-        self._hub.fleet.fire()
+        self._hub.fleet_changed()
         _, secret = await self._tokens.mint(
             "worker", f"worker:{info.executor_id}", executor_id=info.executor_id, token_id=token_id
         )
@@ -108,7 +108,7 @@ class ExecutorService:
         held = [(job.id, job.attempt) for job in running]
         renewed = await self._store.renew_executor_leases(executor_id, held, now) if held else []
         await self._store.touch_executor(executor_id, now, reported_status)
-        self._hub.fleet.fire()
+        self._hub.fleet_changed()
         return Beat(renewed, [job.id for job in renewed if job.cancel_requested])
 
     async def claim_request(self, principal: Principal, limit: int) -> ClaimRequest:
@@ -140,7 +140,7 @@ class ExecutorService:
             raise NotFound("Worker not found", worker_id=executor_id)
         require_executor_owner(principal, found.info.principal_id)
         await self._store.upsert_executor(found.info, time.time(), draining=True)
-        self._hub.fleet.fire()
+        self._hub.fleet_changed()
 
     async def remove(self, principal: Principal, executor_id: str) -> None:
         found = await self._store.get_executor(executor_id)
@@ -151,7 +151,7 @@ class ExecutorService:
         require(principal, Action.EXECUTE if own else Action.ADMIN)
         await self._store.delete_executor(executor_id)
         await self._tokens.revoke_for_executor(executor_id)
-        self._hub.fleet.fire()
+        self._hub.fleet_changed()
 
     async def view(self, principal: Principal, executor_id: str) -> ExecutorView:
         require(principal, Action.READ)

@@ -95,7 +95,7 @@ class JobService:
             return Submitted([], replay)
         self._metrics.jobs_submitted.inc(len(jobs))
         self._hub.fire(JOBS)
-        self._hub.changes.fire()
+        self._hub.job_changed()
         if self._hub.jobs.waiters:
             # Let a parked long-poll claim the new work before this answer is even
             # rendered: the job starts about a millisecond sooner, the submitter
@@ -181,7 +181,7 @@ class JobService:
             self._metrics.jobs_finished.labels(status="cancelled").inc()
             self._hub.events.finished([cancelled], time.time())
         self._hub.fire(job_topic(job_id))
-        self._hub.changes.fire()
+        self._hub.job_changed()
         await self._store.announce(job_topic(job_id))
         return cancelled
 

@@ -78,7 +78,7 @@ class LeaseService:
             generation = signal.generation
             now = time.time()
             jobs = await self._store.claim(request, now)
-            self._hub.fleet.fire()  # a claim is also a sign of life: live fleet views refresh
+            self._hub.fleet_changed()  # a claim is also a sign of life: live fleet views refresh
             if jobs:
                 self._record_claims(jobs, now)
                 return jobs
@@ -95,7 +95,7 @@ class LeaseService:
             self._metrics.queue_wait.observe(max(0.0, now - max(job.created_at, job.run_after)))
             self._hub.fire(job_topic(job.id))
         self._hub.events.started(jobs, now)
-        self._hub.changes.fire()
+        self._hub.job_changed()
 
     async def heartbeat(self, job_id: str, ref: AttemptRef, duration: float | None = None) -> Job:
         """As documented, a heartbeat for a job that is not running is a 404.
@@ -116,7 +116,7 @@ class LeaseService:
         executor = await self._store.get_executor(executor_id)
         require_executor_owner(principal, executor.info.principal_id if executor else None)
         renewed = await self._store.renew_executor_leases(executor_id, held, time.time())
-        self._hub.fleet.fire()
+        self._hub.fleet_changed()
         kept = {j.id for j in renewed}
         lost = [job_id for job_id, _ in held if job_id not in kept]
         cancel = [j.id for j in renewed if j.cancel_requested]
@@ -148,7 +148,7 @@ class LeaseService:
 
     def _after_finish(self, jobs: list[Job], now: float) -> None:
         self._hub.events.finished(jobs, now)
-        self._hub.changes.fire()
+        self._hub.job_changed()
         for job in jobs:
             self._metrics.jobs_finished.labels(status=job.status.value).inc()
             self._hub.fire(job_topic(job.id))
@@ -158,7 +158,7 @@ class LeaseService:
     async def release(self, job_id: str, ref: AttemptRef) -> Job:
         job = await self._store.release(job_id, ref, time.time())
         self._hub.fire(JOBS)
-        self._hub.changes.fire()
+        self._hub.job_changed()
         await self._store.announce(JOBS)
         return job
 
@@ -178,7 +178,7 @@ class LeaseService:
         reaped = await self._store.reap_expired(now, self.policy, limit)
         self._hub.events.finished(reaped, now)
         if reaped:
-            self._hub.changes.fire()
+            self._hub.job_changed()
         for job in reaped:
             self._metrics.jobs_reaped.inc()
             self._hub.fire(job_topic(job.id))
