@@ -90,11 +90,13 @@ async def test_list_users_oldest_first_with_every_field(store: Store) -> None:
 async def test_set_user_password_replaces_only_the_hash(store: Store) -> None:
     await store.create_user(user())
     await store.create_user(user("user-2", "bob@example.com"))
-    await store.set_user_password("user-1", "$argon2id$new")
-    assert await store.get_user("user-1") == replace(user(), password_hash="$argon2id$new")
-    assert await store.find_user_by_email("ann@example.com") == replace(
-        user(), password_hash="$argon2id$new"
-    )
+    await store.set_user_password("user-1", "$argon2id$new", 1_000_000.0)
+    changed = replace(user(), password_hash="$argon2id$new", sessions_after=1_000_000.0)
+    assert await store.get_user("user-1") == changed
+    assert await store.find_user_by_email("ann@example.com") == changed
+    await store.set_user_password("user-1", "$argon2id$newer", 5.0)  # never moves back
+    again = await store.get_user("user-1")
+    assert again is not None and again.sessions_after == 1_000_000.0
     assert await store.get_user("user-2") == user("user-2", "bob@example.com")
     with pytest.raises(NotFound):
         await store.set_user_password("nobody", "$argon2id$x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,21 @@ def test_password_reset_retires_the_old_password(server: LiveServer, admin: http
     user(no_hash(answer), "sub@example.com", "submitter")
     assert login(server, "sub@example.com", "pw-123456").status_code == 401
     assert login(server, "sub@example.com", "fresh-password").status_code == 200
+
+
+def test_password_reset_ends_the_sessions_opened_before_it(
+    server: LiveServer, admin: httpx.Client
+) -> None:
+    user_id = add(admin, "leaked@example.com", "submitter")
+    old = login(server, "leaked@example.com", "pw-123456").json()["token"]
+    mine = {"Authorization": f"Bearer {old}"}
+    assert httpx.get(f"{server.url}/api/v1/jobs", headers=mine).status_code == 200
+    time.sleep(1.05)  # logins are stamped in whole seconds: the reset comes a second later
+    assert admin.patch(f"{USERS}/{user_id}", json={"password": "new-pw"}).status_code == 200
+    assert httpx.get(f"{server.url}/api/v1/jobs", headers=mine).status_code == 401
+    fresh = login(server, "leaked@example.com", "new-pw").json()["token"]
+    again = {"Authorization": f"Bearer {fresh}"}
+    assert httpx.get(f"{server.url}/api/v1/jobs", headers=again).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ so an admin cannot lock themselves (perhaps the last admin) out by a slip.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -150,7 +151,9 @@ class AccountService:
             _refuse_self_lockout(parsed, disabled)
         if password is not None:
             digest = await passwords.offload(passwords.hash_password, password)
-            await self._store.set_user_password(user.id, digest)
+            # Whole seconds, as a token's iat: a login made later in this same second
+            # still works; sessions from before the change stop at their next request.
+            await self._store.set_user_password(user.id, digest, float(math.floor(time.time())))
         if parsed is not None:
             await self._store.set_user_role(user.id, parsed.value)
         if disabled is not None:
@@ -194,13 +197,13 @@ class AccountService:
     async def refresh(self, token: str) -> Session:
         """Swap a live or recently expired token for a new one; the old one stops working."""
         claims = await self._valid_claims(token, leeway=REFRESH_GRACE_SECONDS)
-        user = await self._active_user(claims.sub)
+        user = await self._active_user(claims)
         await self._store.revoke_jti(claims.jti, claims.exp + REFRESH_GRACE_SECONDS, time.time())
         return self._issue(user)
 
     async def authenticate(self, token: str) -> Principal:
         claims = await self._valid_claims(token)
-        user = await self._active_user(claims.sub)
+        user = await self._active_user(claims)
         return Principal(id=user.id, name=user.email, role=Role(user.role))
 
     def _issue(self, user: UserRecord) -> Session:
@@ -222,10 +225,12 @@ class AccountService:
             raise NotFound(f"no user {user_id!r}", user_id=user_id)
         return user
 
-    async def _active_user(self, user_id: str) -> UserRecord:
-        user = await self._store.get_user(user_id)
+    async def _active_user(self, claims: jwt_tokens.Claims) -> UserRecord:
+        user = await self._store.get_user(claims.sub)
         if user is None or user.disabled:
             raise Unauthenticated("user is disabled or no longer exists")
+        if claims.iat < user.sessions_after:
+            raise Unauthenticated("the password changed since this login: sign in again")
         return user
 
 

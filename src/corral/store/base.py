@@ -148,6 +148,7 @@ class UserRecord:
     role: str
     created_at: float
     disabled: bool = False
+    sessions_after: float = 0.0  # logins issued earlier than this no longer count
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,8 +325,12 @@ class Store(Protocol):
     async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
         """Raises ``NotFound`` for an unknown user."""
 
-    async def set_user_password(self, user_id: str, password_hash: str) -> None:
-        """Raises ``NotFound`` for an unknown user."""
+    async def set_user_password(
+        self, user_id: str, password_hash: str, sessions_after: float = 0.0
+    ) -> None:
+        """Replace the hash, and refuse logins issued before ``sessions_after`` from now on.
+
+        Raises ``NotFound`` for an unknown user."""
 
     async def revoke_jti(self, jti: str, expires_at: float, now: float) -> None:
         """Remember a logged-out token until ``expires_at``; forget ones expired by ``now``."""

@@ -72,9 +72,17 @@ class PostgresUsers:
         sql = "UPDATE users SET disabled = $1 WHERE id = $2"
         await self._update_user(sql, int(disabled), user_id)
 
-    async def set_user_password(self, user_id: str, password_hash: str) -> None:
-        sql = "UPDATE users SET password_hash = $1 WHERE id = $2"
-        await self._update_user(sql, password_hash, user_id)
+    async def set_user_password(
+        self, user_id: str, password_hash: str, sessions_after: float = 0.0
+    ) -> None:
+        sql = (
+            "UPDATE users SET password_hash = $1, "
+            "sessions_after = greatest(sessions_after, $2) WHERE id = $3"
+        )
+        async with self._conn() as conn:
+            status: str = await conn.execute(sql, password_hash, sessions_after, user_id)
+        if status == "UPDATE 0":
+            raise NotFound("user not found", user_id=user_id)
 
     async def _update_user(self, sql: str, value: object, user_id: str) -> None:
         async with self._conn() as conn:

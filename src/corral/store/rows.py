@@ -218,6 +218,7 @@ def user_from_row(row: Mapping[str, Any]) -> UserRecord:
         role=row["role"],
         created_at=row["created_at"],
         disabled=bool(row["disabled"]),
+        sessions_after=float(row["sessions_after"]),
     )
 
 

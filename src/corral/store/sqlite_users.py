@@ -68,9 +68,18 @@ class SqliteUsers:
         sql = "UPDATE users SET disabled = ? WHERE id = ?"
         await self._update_user(sql, int(disabled), user_id)
 
-    async def set_user_password(self, user_id: str, password_hash: str) -> None:
-        sql = "UPDATE users SET password_hash = ? WHERE id = ?"
-        await self._update_user(sql, password_hash, user_id)
+    async def set_user_password(
+        self, user_id: str, password_hash: str, sessions_after: float = 0.0
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            sql = (
+                "UPDATE users SET password_hash = ?, "
+                "sessions_after = max(sessions_after, ?) WHERE id = ?"
+            )
+            if conn.execute(sql, (password_hash, sessions_after, user_id)).rowcount == 0:
+                raise NotFound("user not found", user_id=user_id)
+
+        await self._writer.submit(op)
 
     async def _update_user(self, sql: str, value: object, user_id: str) -> None:
         def op(conn: sqlite3.Connection) -> None:
