@@ -1,8 +1,12 @@
 # One entry point for newcomers and CI. `make run` starts Corral, `make test` checks it.
-.PHONY: setup run test lint pytest bench clean
+.PHONY: setup setup-tests run test lint pytest bench clean
 
 setup:
 	@bash scripts/setup.sh
+
+# What only the tests need on top: Chromium for the browser tests, axios for a JS client.
+setup-tests:
+	@CORRAL_SETUP_TESTS=1 bash scripts/setup.sh
 
 run: setup
 	@bash scripts/run.sh
@@ -13,7 +17,7 @@ lint: setup
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 
-pytest: setup
+pytest: setup-tests
 	.venv/bin/pytest -q
 
 test: lint pytest

@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Install everything Corral needs on a fresh Debian machine: a virtualenv with
-# the project and its dev tools, and PostgreSQL's server binaries for the tests.
+# the project and its dev tools; with CORRAL_SETUP_TESTS=1 (`make test`) also what
+# only the tests use: PostgreSQL's server binaries, Chromium, axios.
 # Safe to run again; it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+tests="${CORRAL_SETUP_TESTS:-0}"
+if [ "$tests" = 1 ] && ! command -v initdb >/dev/null 2>&1 \
+    && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)
 fi
-# curl runs the CMD Executor document's walkthroughs as written in the tests.
+# curl: run.sh waits for the server with it, and the tests run CMD Executor's walkthroughs.
 if ! command -v curl >/dev/null 2>&1; then
   need_apt+=(curl)
 fi
-# Debian's Chromium drives the dashboard's browser tests (Playwright, no browser download).
-if [ ! -x /usr/bin/chromium ]; then
+# Debian's Chromium drives the dashboard's browser tests (Playwright, no browser
+# download); only `make test` asks for it (CORRAL_SETUP_TESTS=1), not `make run`.
+if [ "$tests" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   need_apt+=(chromium)
 fi
 if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
@@ -38,7 +42,7 @@ fi
 
 # The TaskDriver document's JavaScript client needs axios (tests only; Corral
 # itself needs no Node). Skipped where there is no npm: that test then says why.
-if command -v npm >/dev/null 2>&1; then
+if [ "$tests" = 1 ] && command -v npm >/dev/null 2>&1; then
   if [ ! -d tests/js/node_modules/axios ] || [ tests/js/package-lock.json -nt tests/js/node_modules ]; then
     npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
   fi
