@@ -142,9 +142,15 @@ class JobService:
             raise NotFound("job not found", job_id=job_id)
         return job
 
-    async def details(self, principal: Principal, job_id: str) -> JobDetails:
+    async def details(
+        self, principal: Principal, job_id: str, with_output: bool = True
+    ) -> JobDetails:
+        """The job, its attempts and its stored output; views that only show where a job
+        stands pass ``with_output=False`` and skip reading up to the cap per stream."""
         job = await self.get(principal, job_id)
         attempts = await self._store.get_attempts(job_id)
+        if not with_output:
+            return JobDetails(job, attempts, b"", b"")
         stdout = await self._store.read_output(job_id, "stdout", 0, self._output_cap)
         stderr = await self._store.read_output(job_id, "stderr", 0, self._output_cap)
         return JobDetails(job, attempts, stdout.data, stderr.data)

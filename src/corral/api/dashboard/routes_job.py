@@ -47,7 +47,8 @@ async def job_page(
 ) -> Response:
     if fragment is not None and fragment not in FRAGMENTS:
         raise InvalidInput(f"unknown fragment: {fragment}", field="fragment")
-    details = await services.jobs.details(viewer.principal, job_id)
+    # The live fragment shows where the job stands, not its output: skip reading that.
+    details = await services.jobs.details(viewer.principal, job_id, with_output=fragment is None)
     artifacts = await services.files.artifacts(viewer.principal, job_id)
     context = _context(viewer, details, artifacts, services.settings.output_cap)
     template = FRAGMENTS[fragment] if fragment else "job.html"
