@@ -17,7 +17,6 @@ On SQLite and, when PostgreSQL's binaries are present, on PostgreSQL.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -35,7 +34,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.live import free_port  # noqa: E402
+from bench.dispatcher import run_benchmark  # noqa: E402
+from tests.processes import free_port  # noqa: E402
 
 EMAIL = "bench@example.com"
 PASSWORD = "bench-password-123"
@@ -240,23 +240,7 @@ async def run_backend(name: str, database_url: str | None, jobs: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
-    parser.add_argument("--jobs", type=int, default=100_000)
-    args = parser.parse_args()
-    print(f"corral dashboard benchmark, {os.cpu_count()} cores, python {sys.version.split()[0]}")
-    if args.backend in ("sqlite", "all"):
-        asyncio.run(run_backend("sqlite", None, args.jobs))
-    if args.backend in ("postgres", "all"):
-        from tests.pg_server import PgServer
-
-        pg = PgServer()
-        pg.start()
-        try:
-            dsn = asyncio.run(pg.new_database(migrated=False))
-            asyncio.run(run_backend("postgres", dsn, args.jobs))
-        finally:
-            pg.stop()
+    run_benchmark("dashboard", run_backend, 100_000)
 
 
 if __name__ == "__main__":

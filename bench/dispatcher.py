@@ -23,8 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -193,14 +194,19 @@ async def run_backend(name: str, database_url: str | None, jobs: int) -> None:
             )
 
 
-def main() -> None:
+Backend = Callable[[str, str | None, int], Coroutine[Any, Any, None]]
+
+
+def run_benchmark(title: str, run: Backend, default_jobs: int) -> None:
+    """Parse ``--backend``/``--jobs`` and run ``run`` on SQLite, then on a throwaway
+    PostgreSQL started the way the tests start theirs."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
-    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--jobs", type=int, default=default_jobs)
     args = parser.parse_args()
-    print(f"corral dispatcher benchmark, {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    print(f"corral {title} benchmark, {os.cpu_count()} cores, python {sys.version.split()[0]}")
     if args.backend in ("sqlite", "all"):
-        asyncio.run(run_backend("sqlite", None, args.jobs))
+        asyncio.run(run("sqlite", None, args.jobs))
     if args.backend in ("postgres", "all"):
         from tests.pg_server import PgServer
 
@@ -208,9 +214,13 @@ def main() -> None:
         pg.start()
         try:
             dsn = asyncio.run(pg.new_database(migrated=False))
-            asyncio.run(run_backend("postgres", dsn, args.jobs))
+            asyncio.run(run("postgres", dsn, args.jobs))
         finally:
             pg.stop()
+
+
+def main() -> None:
+    run_benchmark("dispatcher", run_backend, 20_000)
 
 
 if __name__ == "__main__":

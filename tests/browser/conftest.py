@@ -20,10 +20,7 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +29,8 @@ from typing import Any, Literal
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.processes import CORRAL, clean_env, free_port, poll
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -46,7 +45,6 @@ CHROMIUM_ARGS = [
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
-CORRAL = [sys.executable, "-m", "corral.cli.main"]
 # Seconds of heartbeat silence before a worker shows as offline. Every claim is a sign
 # of life and wakes the live pages, and the workers here claim every second while idle.
 OFFLINE_AFTER = 4
@@ -76,30 +74,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # ---- small helpers -------------------------------------------------------------------------
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
-    env.update(extra)
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def poll(check: Callable[[], Any], seconds: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def mark_page(page: Page) -> None:

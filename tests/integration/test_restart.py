@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.live import free_port
+from tests.processes import free_port
 
 API = "/api/v1"
 SHA = "cd" * 32
