@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from corral.api.responses import JSON
+from corral.api.status_names import STATUS_BY_NAME as STATUS_BY_NAME
+from corral.api.status_names import STATUS_NAMES as STATUS_NAMES
 from corral.api.timefmt import iso
 from corral.domain.jobs import Job
 from corral.domain.priority import LEVELS as LEVELS
@@ -12,16 +14,6 @@ from corral.domain.states import JobStatus
 from corral.domain.workers import ExecutorState
 from corral.services.executors import ExecutorView
 from corral.services.jobs import JobDetails
-
-# CMD Executor calls a waiting job "queued"; the other names are the core's own.
-STATUS_NAMES: dict[JobStatus, str] = {
-    JobStatus.PENDING: "queued",
-    JobStatus.RUNNING: "running",
-    JobStatus.COMPLETED: "completed",
-    JobStatus.FAILED: "failed",
-    JobStatus.CANCELLED: "cancelled",
-}
-STATUS_BY_NAME: dict[str, JobStatus] = {name: status for status, name in STATUS_NAMES.items()}
 
 
 def job_status(job: Job) -> str:

@@ -17,6 +17,7 @@ from corral.api.dialects.cmd import render
 from corral.api.dialects.cmd.errors import CmdRoute
 from corral.api.dialects.cmd.schemas import OutputBody, ResultBody, SubmitBody
 from corral.api.responses import JSON
+from corral.api.status_names import parse_status
 from corral.api.timefmt import iso
 from corral.domain.jobs import Job, JobDraft, JobSpec, Outcome
 from corral.domain.principals import Principal
@@ -150,20 +151,10 @@ async def list_jobs(
 ) -> JSON:
     if sort not in SORTS:
         raise InvalidInput("sort must be createdAt or -createdAt", field="sort")
-    flt = JobFilter(status=_status(status), executor_id=worker_id)
+    flt = JobFilter(status=parse_status(status), executor_id=worker_id)
     limit = min(limit, MAX_PAGE)
     jobs, total = await services.jobs.list_jobs(principal, flt, limit, offset, SORTS[sort])
     return render.page([render.job_summary(j) for j in jobs], "jobs", total, limit, offset)
-
-
-def _status(name: str | None) -> JobStatus | None:
-    if name is None:
-        return None
-    try:
-        return render.STATUS_BY_NAME[name]
-    except KeyError:
-        allowed = ", ".join(render.STATUS_BY_NAME)
-        raise InvalidInput(f"status must be one of {allowed}", field="status") from None
 
 
 @router.post("/submit-result")

@@ -5,21 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from corral.api.status_names import STATUS_BY_NAME as STATUS_BY_NAME
+from corral.api.status_names import STATUS_NAMES as STATUS_NAMES
 from corral.api.timefmt import iso
 from corral.domain.jobs import Job
-from corral.domain.states import JobStatus
 from corral.services.jobs import JobDetails
 from corral.services.stats import Overview
 
-# Octaskly calls a waiting task "queued"; "cancelled" is not in its list but is a real end.
-STATUS_NAMES: dict[JobStatus, str] = {
-    JobStatus.PENDING: "queued",
-    JobStatus.RUNNING: "running",
-    JobStatus.COMPLETED: "completed",
-    JobStatus.FAILED: "failed",
-    JobStatus.CANCELLED: "cancelled",
-}
-STATUS_BY_NAME: dict[str, JobStatus] = {name: status for status, name in STATUS_NAMES.items()}
 MB = 1024 * 1024
 
 

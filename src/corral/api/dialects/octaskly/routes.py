@@ -16,8 +16,9 @@ from corral.api.dialects.octaskly import render
 from corral.api.dialects.octaskly.errors import OctasklyRoute
 from corral.api.dialects.octaskly.schemas import CreateTask
 from corral.api.responses import JSON
+from corral.api.status_names import parse_status
 from corral.domain.states import JobStatus
-from corral.errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from corral.errors import Conflict, InvalidTransition, NotFound
 from corral.store.base import JobFilter
 
 router = APIRouter(prefix="/api/v1", route_class=OctasklyRoute, tags=["octaskly"])
@@ -43,19 +44,9 @@ async def list_tasks(
 ) -> dict[str, Any]:
     """Newest first; a ``limit`` above 1000 is lowered to it, and the answer says so."""
     limit = min(limit, MAX_PAGE)
-    flt = JobFilter(status=_status(status), executor_id=worker_id)
+    flt = JobFilter(status=parse_status(status, "|"), executor_id=worker_id)
     jobs, total = await services.jobs.list_jobs(principal, flt, limit, offset)
     return render.page(jobs, total, limit, offset)
-
-
-def _status(name: str | None) -> JobStatus | None:
-    if name is None:
-        return None
-    try:
-        return render.STATUS_BY_NAME[name]
-    except KeyError:
-        allowed = "|".join(render.STATUS_BY_NAME)
-        raise InvalidInput(f"status must be one of {allowed}", field="status") from None
 
 
 @router.get("/tasks/{task_id}")

@@ -9,22 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from corral.api.responses import JSON
+from corral.api.status_names import STATUS_BY_NAME as STATUS_BY_NAME
+from corral.api.status_names import STATUS_NAMES as STATUS_NAMES
 from corral.api.timefmt import iso
 from corral.domain.jobs import Job
 from corral.domain.priority import LEVELS
 from corral.domain.projects import ProjectConfig, TaskType
 from corral.domain.states import JobStatus
 from corral.services.projects import ProjectStats, ProjectView
-
-# TaskDriver calls a waiting task "queued"; the other names are the core's own.
-STATUS_NAMES: dict[JobStatus, str] = {
-    JobStatus.PENDING: "queued",
-    JobStatus.RUNNING: "running",
-    JobStatus.COMPLETED: "completed",
-    JobStatus.FAILED: "failed",
-    JobStatus.CANCELLED: "cancelled",
-}
-STATUS_BY_NAME: dict[str, JobStatus] = {name: status for status, name in STATUS_NAMES.items()}
 
 
 def ok(data: Any, status_code: int = 200) -> JSON:

@@ -16,9 +16,8 @@ from corral.api.dialects.taskdriver import render
 from corral.api.dialects.taskdriver.errors import TaskDriverRoute
 from corral.api.dialects.taskdriver.schemas import BulkBody, TaskBody, TaskUpdateBody
 from corral.api.responses import JSON
+from corral.api.status_names import parse_status
 from corral.domain.priority import parse_priority
-from corral.domain.states import JobStatus
-from corral.errors import InvalidInput
 from corral.services.projects import TaskFilter, TaskRequest
 
 router = APIRouter(prefix="/api", route_class=TaskDriverRoute, tags=["taskdriver"])
@@ -76,19 +75,9 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JSON:
-    flt = TaskFilter(_status(status), assigned_to, batch_id, type_id)
+    flt = TaskFilter(parse_status(status), assigned_to, batch_id, type_id)
     jobs, total = await services.projects.list_tasks(principal, project_id, flt, limit, offset)
     return render.page([render.task_view(j) for j in jobs], total, limit, offset)
-
-
-def _status(name: str | None) -> JobStatus | None:
-    if name is None:
-        return None
-    try:
-        return render.STATUS_BY_NAME[name]
-    except KeyError:
-        allowed = ", ".join(render.STATUS_BY_NAME)
-        raise InvalidInput(f"status must be one of {allowed}", field="status", value=name) from None
 
 
 @router.get("/tasks/{task_id}")
