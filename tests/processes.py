@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 CORRAL = [sys.executable, "-m", "corral.cli.main"]
@@ -36,3 +38,27 @@ def poll(check: Callable[[], Any], seconds: float = 10.0, what: str = "condition
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {seconds} s waiting for {what}")
         time.sleep(0.05)
+
+
+def start_worker(
+    url: str, token: str, root: Path, name: str, log_name: str, *args: str
+) -> subprocess.Popen[bytes]:
+    """A real ``corral worker`` named ``name``, working under ``root/work-<name>`` and
+    logging to ``root/<log_name>``; ``args`` are further command-line options."""
+    with (root / log_name).open("ab") as log:
+        return subprocess.Popen(
+            [
+                *CORRAL,
+                "worker",
+                "--server",
+                url,
+                "--name",
+                name,
+                "--work-dir",
+                str(root / f"work-{name}"),
+                *args,
+            ],
+            env=clean_env(CORRAL_TOKEN=token),
+            stdout=log,
+            stderr=log,
+        )

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from corral.agent.process import alive
-from tests.processes import CORRAL, clean_env, free_port, poll
+from tests.processes import CORRAL, clean_env, free_port, poll, start_worker
 
 
 @dataclass
@@ -47,25 +47,9 @@ class Cluster:
             return job_id
 
     def worker(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        with (self.root / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [
-                    *CORRAL,
-                    "worker",
-                    "--server",
-                    self.url,
-                    "--name",
-                    name,
-                    "--work-dir",
-                    str(self.root / f"work-{name}"),
-                    "--claim-wait",
-                    "3",
-                    *args,
-                ],
-                env=clean_env(CORRAL_TOKEN=self.worker_token),
-                stdout=log,
-                stderr=log,
-            )
+        proc = start_worker(
+            self.url, self.worker_token, self.root, name, f"{name}.log", "--claim-wait", "3", *args
+        )
         self.workers.append(proc)
         return proc
 

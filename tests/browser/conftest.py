@@ -30,7 +30,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tests.processes import CORRAL, clean_env, free_port, poll
+from tests.processes import CORRAL, clean_env, free_port, poll, start_worker
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -140,29 +140,20 @@ class Dash:
 
     def worker(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         """A real ``corral worker`` named ``name`` (its worker id on the dashboard)."""
-        with (self.root / f"worker-{name}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [
-                    *CORRAL,
-                    "worker",
-                    "--server",
-                    self.url,
-                    "--name",
-                    name,
-                    "--work-dir",
-                    str(self.root / f"work-{name}"),
-                    "--claim-wait",
-                    "1",  # a claim (which also says "alive") every second while idle
-                    "--grace",
-                    "1",
-                    "--drain-timeout",
-                    "2",
-                    *args,
-                ],
-                env=clean_env(CORRAL_TOKEN=self.worker_token),
-                stdout=log,
-                stderr=log,
-            )
+        proc = start_worker(
+            self.url,
+            self.worker_token,
+            self.root,
+            name,
+            f"worker-{name}.log",
+            "--claim-wait",
+            "1",  # a claim (which also says "alive") every second while idle
+            "--grace",
+            "1",
+            "--drain-timeout",
+            "2",
+            *args,
+        )
         self.workers.append(proc)
         return proc
 
