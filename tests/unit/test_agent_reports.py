@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from corral.agent.backoff import Backoff
-from corral.agent.dispatcher import Unreachable, parse_job
+from corral.agent.dispatcher import DispatcherError, Unreachable, parse_job
 from corral.agent.executor import JobRun, RunResult, StopReason
 from corral.agent.reports import ResultReporter, report_for
 from corral.client.client import EndEvent, OutputEvent, _parse_sse
@@ -91,6 +91,70 @@ async def test_reports_are_batched_and_retried(monkeypatch: pytest.MonkeyPatch) 
     task.cancel()
     assert len(dispatcher.batches) == 1  # 101 reports, one request once it came back
     assert [a["ok"] for a in answers] == [True] * 100 + [False]
+
+
+class ErrorsFirst:
+    """Answers each request with the next status of ``statuses`` (200: per-report answers).
+
+    Per report: "stale" is refused (409); "busy" is not decided the first time (503)."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses = list(statuses)
+        self.batches: list[list[str]] = []
+        self.busy_seen = False
+
+    async def results(self, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self.batches.append([r["job_id"] for r in reports])
+        status = self.statuses.pop(0) if self.statuses else 200
+        if status != 200:
+            raise DispatcherError(status, "no")
+        return [self.answer(r["job_id"]) for r in reports]
+
+    def answer(self, job_id: str) -> dict[str, Any]:
+        if job_id == "stale":
+            return {"job_id": job_id, "ok": False, "code": 409}
+        if job_id == "busy" and not self.busy_seen:
+            self.busy_seen = True
+            return {"job_id": job_id, "ok": False, "code": 503}
+        return {"job_id": job_id, "ok": True}
+
+
+async def _deliver(dispatcher: Any, ids: list[str]) -> list[dict[str, Any]]:
+    reporter = ResultReporter(dispatcher)
+    task = asyncio.create_task(reporter.run())
+    futures = [reporter.submit({"job_id": i, "status": "completed"}) for i in ids]
+    answers = await asyncio.wait_for(asyncio.gather(*futures), 10)
+    task.cancel()
+    return list(answers)
+
+
+async def test_item2_outcomes_kept_through_5xx_and_429(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Backoff, "next", lambda self: 0.01)
+    dispatcher = ErrorsFirst(502, 503, 429, 504)
+    answers = await _deliver(dispatcher, ["a", "busy", "stale"])
+    assert [a["ok"] for a in answers] == [True, True, False]  # only the 409 is dropped
+    assert dispatcher.batches[:5] == [["a", "busy", "stale"]] * 5
+    assert dispatcher.batches[5:] == [["busy"]]
+
+
+async def test_item2_a_malformed_batch_is_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A whole batch refused as bad input is retried in halves until the bad report is alone."""
+
+    class Picky(ErrorsFirst):
+        async def results(self, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            self.batches.append([r["job_id"] for r in reports])
+            if any(r["job_id"] == "bad" for r in reports):
+                raise DispatcherError(422, "bad report")
+            return [self.answer(r["job_id"]) for r in reports]
+
+    monkeypatch.setattr(Backoff, "next", lambda self: 0.01)
+    answers = await _deliver(Picky(), ["a", "b", "bad", "c"])
+    assert [(a["ok"], a.get("code")) for a in answers] == [
+        (True, None),
+        (True, None),
+        (False, 422),
+        (True, None),
+    ]
 
 
 def test_backoff_grows_with_jitter_and_caps() -> None:

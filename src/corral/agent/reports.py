@@ -4,8 +4,10 @@
 ``POST /jobs/results`` item, or to None when the attempt is no longer ours to
 report. The ``ResultReporter`` sends whatever reports have accumulated in one
 request, so a worker finishing hundreds of short jobs per second does not make
-hundreds of round trips; it retries through outages with backoff, because a lost
-outcome would make the dispatcher run the job again.
+hundreds of round trips. An outcome is kept until the dispatcher has decided it
+(accepted, or refused that one report): through outages, 5xx and 429 it is sent
+again with jittered backoff, because a lost outcome would make the dispatcher run
+the job again, or record a success as a failure.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from corral.agent.backoff import Backoff
 from corral.agent.dispatcher import Dispatcher, DispatcherError, Unreachable
 from corral.agent.executor import JobRun, RunResult, StopReason
+from corral.agent.renewal import Fatal, log_extra
 
 log = logging.getLogger("corral.agent.reports")
 
@@ -70,12 +73,15 @@ def _exit_message(result: RunResult) -> str:
     return f"exited with code {returncode}"
 
 
+Entry = tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]
+
+
 class ResultReporter:
     """Side task that delivers queued reports in batches; ``submit`` returns the answer."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
-        self._queue: list[tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]] = []
+        self._queue: list[Entry] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -104,40 +110,71 @@ class ResultReporter:
                 if loop.time() - last_send < BUSY_WITHIN and len(self._queue) < MAX_BATCH:
                     await asyncio.sleep(LINGER)
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                try:
-                    answers = await self.dispatcher.results([r for r, _ in batch])
-                except Unreachable as exc:
-                    self._queue[:0] = batch  # keep order; try again after a pause
-                    delay = backoff.next()
-                    log.warning(
-                        "results not delivered; retrying",
-                        extra={"action": "results_retry", "error": str(exc), "delay": delay},
-                    )
-                    await asyncio.sleep(delay)
-                    continue
-                except DispatcherError as exc:
-                    _settle_error(batch, exc)
-                    continue
-                backoff.reset()
-                _settle(batch, answers)
+                again = await self._deliver(batch)
                 last_send = loop.time()
+                if not again:
+                    backoff.reset()
+                    continue
+                # Not answered, or answered "try later": keep them, first in line, and
+                # pause (with jitter) before the next try. Their jobs stay held, so the
+                # heartbeat keeps renewing their leases meanwhile.
+                self._queue[:0] = again
+                delay = backoff.next()
+                log.warning(
+                    "results not delivered; retrying",
+                    extra={"action": "results_retry", "pending": len(again), "delay": delay},
+                )
+                await asyncio.sleep(delay)
             self._idle.set()
 
+    async def _deliver(self, batch: list[Entry]) -> list[Entry]:
+        """Send ``batch`` once; settle what the dispatcher decided, return what to resend.
 
-def _settle(
-    batch: list[tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]],
-    answers: list[dict[str, Any]],
-) -> None:
+        Only a decision about one report (409 stale, 404 gone, ...) settles it as
+        refused: a whole request refused for a passing reason (5xx, 429, no answer)
+        decides nothing, and one refused as malformed is split until the report at
+        fault stands alone.
+        """
+        try:
+            answers = await self.dispatcher.results([r for r, _ in batch])
+        except Unreachable as exc:
+            log.warning("results unreachable", extra=log_extra("results_unreachable", exc))
+            return batch
+        except DispatcherError as exc:
+            if transient(exc.status):
+                log.warning("results deferred", extra=log_extra("results_deferred", exc))
+                return batch
+            if exc.status in (401, 403):
+                _settle_error(batch, exc)
+                raise Fatal(f"results refused: {exc}") from exc
+            if len(batch) > 1:
+                half = len(batch) // 2
+                return await self._deliver(batch[:half]) + await self._deliver(batch[half:])
+            _settle_error(batch, exc)
+            return []
+        return _settle(batch, answers)
+
+
+def transient(status: int) -> bool:
+    """A status that says "not now" rather than "no": the report must be sent again."""
+    return status == 0 or status == 429 or status >= 500
+
+
+def _settle(batch: list[Entry], answers: list[dict[str, Any]]) -> list[Entry]:
+    """Hand each report its own answer; return those the dispatcher did not decide."""
     by_id = {a.get("job_id"): a for a in answers}
-    for report, future in batch:
+    again: list[Entry] = []
+    for entry in batch:
+        report, future = entry
         answer = by_id.get(report["job_id"], {"ok": False, "error": "no answer", "code": 0})
-        if not future.done():
+        if not answer.get("ok") and transient(int(answer.get("code") or 0)):
+            again.append(entry)
+        elif not future.done():
             future.set_result(answer)
+    return again
 
 
-def _settle_error(
-    batch: list[tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]], exc: DispatcherError
-) -> None:
+def _settle_error(batch: list[Entry], exc: DispatcherError) -> None:
     log.error("results refused", extra={"action": "results_refused", "error": str(exc)})
     for report, future in batch:
         if not future.done():

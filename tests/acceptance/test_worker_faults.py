@@ -1,0 +1,189 @@
+"""A real `corral worker` delivering through faults: 5xx, dropped connections, a dead server.
+
+The dispatcher is a real `corral server` subprocess; the worker is a real subprocess
+that reaches it through ``tests/faultproxy.py``, a proxy in this test process that
+answers 503, delays, or drops connections before or after forwarding. Jobs are
+submitted and checked on the server directly, through the API.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.faultproxy import DROP, DROP_AFTER, PASS, UNAVAILABLE, Call, Countdown, FaultProxy
+from tests.processes import CORRAL, clean_env, free_port, poll, start_worker
+
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+@dataclass
+class Server:
+    """A real `corral server` that a test may kill and start again on its port and data."""
+
+    root: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    admin: str = ""
+    worker_token: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with (self.root / "server.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    *CORRAL,
+                    "server",
+                    "--data-dir",
+                    str(self.root / "data"),
+                    "--port",
+                    str(self.port),
+                ],
+                env=clean_env(CORRAL_LEASE_GRACE="0", CORRAL_REAPER_INTERVAL="0.5"),
+                stdout=log,
+                stderr=log,
+            )
+        poll(self._healthy, 20, "the server")
+        self.admin = (self.root / "data" / "admin-token").read_text().strip()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, self.log()
+        try:
+            return httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log(self) -> str:
+        return (self.root / "server.log").read_text()
+
+    def http(self) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.admin}"}
+        return httpx.Client(base_url=self.url + "/api/v1", headers=headers, timeout=30)
+
+    def submit(self, *bodies: dict[str, Any]) -> list[str]:
+        with self.http() as http:
+            jobs = http.post("/jobs/bulk", json=list(bodies)).raise_for_status().json()
+        return [j["id"] for j in jobs]
+
+    def jobs(self, ids: list[str]) -> list[dict[str, Any]]:
+        with self.http() as http:
+            return [http.get(f"/jobs/{i}").raise_for_status().json() for i in ids]
+
+    def wait_done(self, ids: list[str], seconds: float = 30) -> list[dict[str, Any]]:
+        def done() -> list[dict[str, Any]] | None:
+            jobs = self.jobs(ids)
+            return jobs if all(j["status"] in TERMINAL for j in jobs) else None
+
+        result: list[dict[str, Any]] = poll(done, seconds, f"{len(ids)} jobs to end")
+        return result
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = Server(tmp_path_factory.mktemp("faults"))
+    server.start()
+    server.worker_token = subprocess.run(
+        [*CORRAL, "token", "create", "--role", "worker", "--data-dir", str(server.root / "data")],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def workers(server: Server) -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in started:
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def worker(
+    server: Server, url: str, name: str, started: list[subprocess.Popen[bytes]], *args: str
+) -> subprocess.Popen[bytes]:
+    proc = start_worker(
+        url, server.worker_token, server.root, name, f"{name}.log", "--claim-wait", "2", *args
+    )
+    started.append(proc)
+    return proc
+
+
+def worker_log(server: Server, name: str) -> str:
+    return (server.root / f"{name}.log").read_text()
+
+
+def reported_ids(call: Call) -> list[str]:
+    return [r["job_id"] for r in orjson.loads(call.body)]
+
+
+class Faults:
+    """A rule: the first few results and heartbeats answer 503, some calls are dropped."""
+
+    def __init__(self, unavailable: int = 3, drop_every: int = 0) -> None:
+        self.results = Countdown(unavailable)
+        self.beats = Countdown(unavailable)
+        self.drop_every = drop_every
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, call: Call) -> str | float:
+        if call.path.endswith("/jobs/results") and self.results.take():
+            return UNAVAILABLE
+        if call.path.endswith("/heartbeat") and self.beats.take():
+            return UNAVAILABLE
+        if self.drop_every and call.path.endswith(("/jobs/results", "/output", "/heartbeat")):
+            with self._lock:
+                self.count += 1
+                if self.count % self.drop_every == 0:
+                    # Alternate: the call never arrives / it arrives but its answer is lost.
+                    return DROP if (self.count // self.drop_every) % 2 else DROP_AFTER
+        return PASS
+
+
+def test_item2_outcomes_resent_after_503(server: Server, workers: list[Any]) -> None:
+    """503 on the first results (a restarting load balancer), then one dropped call: the
+    outcome is kept and resent, and the job ends completed on its first attempt."""
+    faults = Faults(unavailable=3)
+    with FaultProxy(server.url, faults) as proxy:
+        worker(server, proxy.url, "w-item2", workers, "--concurrency", "2")
+        [job_id] = server.submit({"command": "echo hi", "lease_seconds": 60})
+        [job] = server.wait_done([job_id], 20)
+        sent = proxy.seen("/jobs/results")
+    assert (job["status"], job["attempt"], job["stdout"]) == ("completed", 1, "hi\n")
+    assert len(job["attempts"]) == 1
+    assert [c.status for c in sent[:4]] == [503, 503, 503, 200]
+    assert all(reported_ids(c) == [job_id] for c in sent)
