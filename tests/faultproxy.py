@@ -56,6 +56,7 @@ class FaultProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def __enter__(self) -> FaultProxy:
         self._thread.start()
@@ -84,11 +85,17 @@ class FaultProxy:
         self._server.close()
         for writer in list(self._writers):
             writer.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._http.aclose()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = next(self._ids)
+        task = asyncio.current_task()
+        assert task is not None
         self._writers.add(writer)
+        self._tasks.add(task)
         try:
             while await self._one(connection, reader, writer):
                 pass
@@ -96,6 +103,7 @@ class FaultProxy:
             pass
         finally:
             self._writers.discard(writer)
+            self._tasks.discard(task)
             writer.close()
 
     async def _one(

@@ -187,3 +187,37 @@ def test_item2_outcomes_resent_after_503(server: Server, workers: list[Any]) -> 
     assert len(job["attempts"]) == 1
     assert [c.status for c in sent[:4]] == [503, 503, 503, 200]
     assert all(reported_ids(c) == [job_id] for c in sent)
+
+
+@pytest.mark.slow
+def test_item4_slow_heartbeats_still_renew_the_lease(server: Server, workers: list[Any]) -> None:
+    """Every heartbeat is answered 2.5 s late, well within an 8 s lease: the lease is
+    renewed, so a job running longer than its lease is not killed (a fixed 2 s timeout
+    gave up on every heartbeat and lost the lease)."""
+
+    def slow_beats(call: Call) -> str | float:
+        return 2.5 if call.path.endswith("/heartbeat") else PASS
+
+    with FaultProxy(server.url, slow_beats) as proxy:
+        worker(server, proxy.url, "w-item4-slow", workers, "--concurrency", "1")
+        [job_id] = server.submit({"command": "sleep 9.5; echo done", "lease_seconds": 8})
+        [job] = server.wait_done([job_id], 25)
+    assert (job["status"], job["attempt"], job["stdout"]) == ("completed", 1, "done\n")
+    assert "lease_expired" not in worker_log(server, "w-item4-slow")
+
+
+def test_item4_heartbeats_have_their_own_connections(server: Server, workers: list[Any]) -> None:
+    """Heartbeats never wait in the pool that output and transfers use: no connection
+    that carried a heartbeat ever carried anything else."""
+    with FaultProxy(server.url, lambda call: PASS) as proxy:
+        worker(server, proxy.url, "w-item4-pool", workers, "--concurrency", "2")
+        script = "for i in 1 2 3 4 5 6; do echo line $i; sleep 0.4; done"
+        ids = server.submit(*[{"command": script, "lease_seconds": 3}] * 2)
+        jobs = server.wait_done(ids, 20)
+        calls = list(proxy.calls)
+    assert {j["status"] for j in jobs} == {"completed"}
+    beats = {c.connection for c in calls if c.path.endswith("/heartbeat")}
+    others = {c.connection for c in calls if not c.path.endswith("/heartbeat")}
+    assert len([c for c in calls if c.path.endswith("/heartbeat")]) >= 2
+    assert any(c.path.endswith("/output") for c in calls)
+    assert beats.isdisjoint(others)

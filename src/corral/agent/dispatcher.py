@@ -51,25 +51,40 @@ class Dispatcher:
 
     def __init__(self, url: str, token: str, executor_id: str, *, timeout: float = 30.0) -> None:
         self.executor_id = executor_id
+        common: dict[str, Any] = {
+            "base_url": url.rstrip("/"),
+            "headers": {"Authorization": f"Bearer {token}", "User-Agent": "corral-worker"},
+            "timeout": httpx.Timeout(timeout, connect=10.0),
+        }
         self.http = httpx.AsyncClient(
-            base_url=url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "corral-worker"},
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            **common, limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        )
+        # Heartbeats get a pool of their own: behind output, artifact uploads and long
+        # polls in a shared pool, a heartbeat could wait for a free connection until
+        # the leases it renews are gone.
+        self.beats = httpx.AsyncClient(
+            **common, limits=httpx.Limits(max_connections=2, max_keepalive_connections=1)
         )
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        await self.beats.aclose()
 
     async def call(
-        self, method: str, path: str, body: Any = None, *, limit_s: float | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        limit_s: float | None = None,
+        client: httpx.AsyncClient | None = None,
     ) -> Any:
         """One request; JSON in, JSON out (None for 204)."""
         content = None if body is None else orjson.dumps(body)
         headers = {"Content-Type": "application/json"} if content is not None else None
         extra: dict[str, Any] = {} if limit_s is None else {"timeout": limit_s}
         try:
-            response = await self.http.request(
+            response = await (client or self.http).request(
                 method, API + path, content=content, headers=headers, **extra
             )
         except httpx.TransportError as exc:
@@ -101,8 +116,9 @@ class Dispatcher:
         self, held: Sequence[tuple[str, int]], draining: bool, limit_s: float
     ) -> dict[str, Any]:
         body = {"jobs": [{"job_id": j, "attempt": a} for j, a in held], "draining": draining}
+        path = f"/executors/{self.executor_id}/heartbeat"
         answer: dict[str, Any] = await self.call(
-            "POST", f"/executors/{self.executor_id}/heartbeat", body, limit_s=limit_s
+            "POST", path, body, limit_s=limit_s, client=self.beats
         )
         return answer
 

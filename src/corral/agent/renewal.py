@@ -1,10 +1,11 @@
 """Keeping leases: one worker-level heartbeat every lease/3, and a timer per held job.
 
 The heartbeat renews every lease the worker holds in one request and brings back
-the jobs a user cancelled or the dispatcher gave away. Each job's lease clock
-restarts from when the renewing request was *sent*; if it runs out (the
-dispatcher could not be reached in time), the job is killed, because the
-dispatcher may already have handed it to another worker.
+the jobs a user cancelled or the dispatcher gave away. It goes over a connection
+pool of its own, and may wait for its answer as long as the earliest lease
+allows. Each job's lease clock restarts from when the renewing request was
+*sent*; if it runs out (the dispatcher could not be reached in time), the job is
+killed, because the dispatcher may already have handed it to another worker.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ log = logging.getLogger("corral.agent.leases")
 
 IDLE_HEARTBEAT = 10.0  # seconds between heartbeats when no lease needs renewing
 BUSY_HEARTBEAT = 2.0  # at most this while jobs run: heartbeats also carry user cancels
+MIN_PATIENCE = 1.0  # seconds a heartbeat may always take, even on a nearly spent lease
 
 
 class Fatal(Exception):
@@ -39,6 +41,7 @@ class Held:
     execution: Execution
     task: asyncio.Task[None] | None = None
     timer: asyncio.TimerHandle | None = None
+    expires: float = 0.0  # monotonic time its lease runs out, by our clock
 
 
 class Renewal:
@@ -86,20 +89,33 @@ class Renewal:
                 continue
             self._now = False
             last = time.monotonic()
-            await self._heartbeat(max(1.0, interval))
+            await self._heartbeat(self.patience(last))
 
     def _interval(self) -> float:
         if not self.held:
             return IDLE_HEARTBEAT
         return min(min(h.lease_seconds for h in self.held.values()) / 3, BUSY_HEARTBEAT)
 
+    def patience(self, now: float) -> float:
+        """How long a heartbeat sent at ``now`` may wait for its answer.
+
+        Two thirds of the time left on the earliest lease held: a slow dispatcher that
+        answers in time still renews it, and a call stuck on a dead connection is given
+        up early enough for one more try on a fresh one before the lease is gone.
+        """
+        if not self.held:
+            return IDLE_HEARTBEAT
+        left = min(h.expires for h in self.held.values()) - now
+        return max(MIN_PATIENCE, left * 2 / 3)
+
     def _arm_lease_timer(self, held: Held, sent: float) -> None:
         """(Re)start the job's lease clock from when the renewing request was *sent*."""
         if held.timer is not None:
             held.timer.cancel()
         loop = asyncio.get_running_loop()
+        held.expires = sent + held.lease_seconds
         held.timer = loop.call_at(
-            loop.time() + (sent + held.lease_seconds - time.monotonic()), self._lease_expired, held
+            loop.time() + (held.expires - time.monotonic()), self._lease_expired, held
         )
 
     def _lease_expired(self, held: Held) -> None:
