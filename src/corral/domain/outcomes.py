@@ -47,6 +47,17 @@ def apply_verdict(job: Job, verdict: LeaseVerdict, now: float) -> Job:
     )
 
 
+def unseen(size: int, data: bytes, at: int | None) -> bytes:
+    """The part of ``data``, sent to be stored at offset ``at``, not stored yet.
+
+    A worker that lost the answer to an output call sends the chunk again with the
+    same offset; the bytes already stored from it are not stored twice.
+    """
+    if at is None or at >= size:
+        return data
+    return data[size - at :]
+
+
 def fit(size: int, data: bytes, cap: int) -> tuple[bytes, bool]:
     """The part of ``data`` that still fits under ``cap``, and whether some was cut."""
     room = max(0, cap - size)

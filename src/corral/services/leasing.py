@@ -163,12 +163,23 @@ class LeaseService:
         return job
 
     async def append_output(
-        self, job_id: str, ref: AttemptRef, stream: str, data: bytes
+        self,
+        job_id: str,
+        ref: AttemptRef,
+        stream: str,
+        data: bytes,
+        *,
+        at: int | None = None,
+        truncated: bool = False,
     ) -> OutputSlice:
-        written = await self._store.append_output(job_id, ref, stream, data)
+        written = await self._store.append_output(
+            job_id, ref, stream, data, at=at, truncated=truncated
+        )
         events = self._hub.events
-        if events.active:  # only the bytes the store kept: it drops what passes the cap
-            events.output(job_id, stream, data[: written.size - written.offset], time.time())
+        if events.active:  # only the bytes the store kept: a resent prefix, past the cap
+            skip = 0 if at is None else max(0, written.offset - at)
+            kept = data[skip : skip + written.size - written.offset]
+            events.output(job_id, stream, kept, time.time())
         self._hub.fire(job_topic(job_id))
         await self._store.announce(job_topic(job_id))
         return written

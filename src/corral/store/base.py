@@ -264,9 +264,20 @@ class Store(Protocol):
 
     # --- output -----------------------------------------------------------
     async def append_output(
-        self, job_id: str, ref: AttemptRef, stream: str, data: bytes
+        self,
+        job_id: str,
+        ref: AttemptRef,
+        stream: str,
+        data: bytes,
+        *,
+        at: int | None = None,
+        truncated: bool = False,
     ) -> OutputSlice:
-        """Append to the current attempt's stream, keeping at most the store's cap."""
+        """Append to the current attempt's stream, keeping at most the store's cap.
+
+        ``at``: the offset the sender meant ``data`` for; bytes already stored there
+        (a resent chunk) are skipped. ``truncated``: the sender lost output, so the
+        stream is flagged truncated whatever its size."""
 
     async def read_output(
         self, job_id: str, stream: str, offset: int, limit: int

@@ -466,13 +466,21 @@ class PostgresStore(
 
     # --- output -----------------------------------------------------------------------
     async def append_output(
-        self, job_id: str, ref: AttemptRef, stream: str, data: bytes
+        self,
+        job_id: str,
+        ref: AttemptRef,
+        stream: str,
+        data: bytes,
+        *,
+        at: int | None = None,
+        truncated: bool = False,
     ) -> OutputSlice:
         async with self._tx() as conn:
             job = await q.fenced_job(conn, job_id, ref)
             q.check_stream(stream)
             before = job.stdout if stream == "stdout" else job.stderr
-            job, chunk = q.fit(job, stream, data, self.output_cap)
+            fresh = outcomes.unseen(before.size, data, at)
+            job, chunk = q.fit(job, stream, fresh, self.output_cap, truncated=truncated)
             after = job.stdout if stream == "stdout" else job.stderr
             kept = chunk[0][4] if chunk else None
             await conn.execute(

@@ -331,13 +331,17 @@ def check_stream(stream: str) -> None:
         raise InvalidInput("stream must be stdout or stderr", field="stream")
 
 
-def fit(job: Job, stream: str, data: bytes, cap: int) -> tuple[Job, list[tuple[Any, ...]]]:
-    """The job with ``data`` appended under the cap, and the output row to store (if any)."""
+def fit(
+    job: Job, stream: str, data: bytes, cap: int, *, truncated: bool = False
+) -> tuple[Job, list[tuple[Any, ...]]]:
+    """The job with ``data`` appended under the cap, and the output row to store (if any);
+    ``truncated``: the sender lost output, so the stream says so."""
     check_stream(stream)
     state = job.stdout if stream == "stdout" else job.stderr
-    kept, truncated = outcomes.fit(state.size, data, cap)
+    kept, cut = outcomes.fit(state.size, data, cap)
     chunk = [(job.id, job.attempt, stream, state.size, kept)] if kept else []
-    new = outcomes.with_stream(job, stream, state.size + len(kept), truncated or state.truncated)
+    flag = cut or state.truncated or truncated
+    new = outcomes.with_stream(job, stream, state.size + len(kept), flag)
     return new, chunk
 
 

@@ -395,13 +395,22 @@ class SqliteStore(
 
     # --- output -----------------------------------------------------------------------
     async def append_output(
-        self, job_id: str, ref: AttemptRef, stream: str, data: bytes
+        self,
+        job_id: str,
+        ref: AttemptRef,
+        stream: str,
+        data: bytes,
+        *,
+        at: int | None = None,
+        truncated: bool = False,
     ) -> OutputSlice:
         cap = self.output_cap
 
         def op(conn: sqlite3.Connection) -> OutputSlice:
             job = ops.fenced_job(conn, job_id, ref)
-            return ops.append(conn, job, stream, data, cap)
+            state = job.stdout if stream == "stdout" else job.stderr
+            fresh = outcomes.unseen(state.size, data, at)
+            return ops.append(conn, job, stream, fresh, cap, truncated=truncated)
 
         result: OutputSlice = await self._write(op)
         return result

@@ -41,10 +41,19 @@ def check_stream(stream: str) -> None:
         raise InvalidInput("stream must be stdout or stderr", field="stream")
 
 
-def append(conn: sqlite3.Connection, job: Job, stream: str, data: bytes, cap: int) -> OutputSlice:
+def append(
+    conn: sqlite3.Connection,
+    job: Job,
+    stream: str,
+    data: bytes,
+    cap: int,
+    *,
+    truncated: bool = False,
+) -> OutputSlice:
+    """Store what fits of ``data``; ``truncated``: the sender lost output, say so."""
     check_stream(stream)
     state = job.stdout if stream == "stdout" else job.stderr
-    kept, truncated = outcomes.fit(state.size, data, cap)
+    kept, cut = outcomes.fit(state.size, data, cap)
     if kept:
         conn.execute(
             'INSERT INTO job_output (job_id, attempt, stream, "offset", data) '
@@ -52,12 +61,12 @@ def append(conn: sqlite3.Connection, job: Job, stream: str, data: bytes, cap: in
             (job.id, job.attempt, stream, state.size, kept),
         )
     size = state.size + len(kept)
-    truncated = truncated or state.truncated
+    flag = cut or state.truncated or truncated
     conn.execute(
         f"UPDATE jobs SET {stream}_size = ?, {stream}_truncated = ? WHERE seq = ?",
-        (size, int(truncated), job.seq),
+        (size, int(flag), job.seq),
     )
-    return OutputSlice(b"", state.size, size, truncated, job.attempt)
+    return OutputSlice(b"", state.size, size, flag, job.attempt)
 
 
 def finish_batch(

@@ -144,7 +144,9 @@ async def append_output(
     job_id: str, body: OutputChunk, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     ref = services.leases.fence(principal, body.executor_id, body.attempt)
-    written = await services.leases.append_output(job_id, ref, body.stream, body.data.encode())
+    written = await services.leases.append_output(
+        job_id, ref, body.stream, body.data.encode(), at=body.offset, truncated=body.truncated
+    )
     return {"stream": body.stream, "size": written.size, "truncated": written.truncated}
 
 

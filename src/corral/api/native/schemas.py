@@ -181,6 +181,10 @@ class ResultReport(Body):
 class OutputChunk(ExecutorCall):
     stream: Literal["stdout", "stderr"]
     data: str
+    # Where ``data`` starts in the stream (UTF-8 bytes): a chunk sent again after a lost
+    # answer is stored once. ``truncated``: the sender lost output before this chunk.
+    offset: int | None = Field(default=None, ge=0, le=1 << 62)
+    truncated: bool = False
 
 
 class RegisterExecutor(Body):
