@@ -38,6 +38,7 @@ class Call:
     body: bytes
     action: str | float  # a float: forwarded after that many seconds
     status: int | None = None  # what the client was answered, None when dropped
+    answer: bytes = b""  # the dispatcher's answer, also when the client never got it
 
 
 Rule = Callable[[Call], "str | float"]
@@ -137,19 +138,21 @@ class FaultProxy:
         except httpx.TransportError:  # the dispatcher is down: what a load balancer says
             status, out_headers, content = 502, httpx.Headers(), b'{"error":"bad gateway"}'
         if action == DROP_AFTER:
-            self._log(call, action, None)
+            self._log(call, action, None, content)
             return False
-        self._log(call, action, status)
+        self._log(call, action, status, content)
         kept = [(k, v) for k, v in out_headers.items() if k.lower() not in HOP_BY_HOP]
         kept = [(k, v) for k, v in kept if k.lower() != "content-encoding"]
         _write(writer, status, kept, content)
         await writer.drain()
         return True
 
-    def _log(self, call: Call, action: str | float, status: int | None) -> None:
+    def _log(
+        self, call: Call, action: str | float, status: int | None, answer: bytes = b""
+    ) -> None:
         with self._lock:
             self.calls.append(
-                Call(call.connection, call.method, call.path, call.body, action, status)
+                Call(call.connection, call.method, call.path, call.body, action, status, answer)
             )
 
 

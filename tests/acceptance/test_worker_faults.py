@@ -221,3 +221,60 @@ def test_item4_heartbeats_have_their_own_connections(server: Server, workers: li
     assert len([c for c in calls if c.path.endswith("/heartbeat")]) >= 2
     assert any(c.path.endswith("/output") for c in calls)
     assert beats.isdisjoint(others)
+
+
+@pytest.mark.slow
+def test_item6_output_printed_while_the_server_is_down_is_kept(
+    server: Server, workers: list[Any]
+) -> None:
+    """The job prints everything and exits while the dispatcher is killed; after it
+    comes back (same port, same data) the job is completed with its whole stdout."""
+    worker(server, server.url, "w-item6", workers, "--concurrency", "1")
+    script = "echo before; sleep 2; seq 1 2000 | sed 's/^/line /'; echo after"
+    [job_id] = server.submit({"command": script, "lease_seconds": 60})
+
+    def printed_before() -> bool:
+        with server.http() as http:
+            answer = http.get(f"/jobs/{job_id}/output").json()
+        return bool(answer["data"] == "before\n")
+
+    poll(printed_before, 15, "the job's first line")
+    server.kill()
+    try:
+        poll(lambda: '"job_finished"' in worker_log(server, "w-item6"), 15, "the job to end")
+    finally:
+        server.start()
+    [job] = server.wait_done([job_id], 40)
+    expected = "before\n" + "".join(f"line {n}\n" for n in range(1, 2001)) + "after\n"
+    assert (job["status"], job["exit_code"], job["attempt"]) == ("completed", 0, 1)
+    assert job["stdout"] == expected
+    assert job["stdout_truncated"] is False
+
+
+def test_worker_behind_faults_completes_each_job_exactly_once(
+    server: Server, workers: list[Any]
+) -> None:
+    """The acceptance test: 503 on the first results and heartbeats, and every fifth
+    results/output/heartbeat call dropped (before it arrives, or after it took effect):
+    every job completes exactly once, with its output whole and said once."""
+    faults = Faults(unavailable=3, drop_every=5)
+    script = 'for i in 1 2 3; do echo "$CORRAL_JOB_ID $i"; sleep 0.15; done'
+    with FaultProxy(server.url, faults) as proxy:
+        worker(server, proxy.url, "w-faults", workers, "--concurrency", "4")
+        ids = server.submit(*[{"command": script, "lease_seconds": 30}] * 40)
+        jobs = server.wait_done(ids, 90)
+        calls = list(proxy.calls)
+    for job in jobs:
+        expected = "".join(f"{job['id']} {i}\n" for i in (1, 2, 3))
+        assert (job["status"], job["attempt"], len(job["attempts"])) == ("completed", 1, 1)
+        assert (job["stdout"], job["stdout_truncated"]) == (expected, False)
+    accepted: dict[str, int] = {}
+    for call in calls:
+        if call.path.endswith("/jobs/results") and call.answer:
+            for answer in orjson.loads(call.answer):
+                if answer["ok"]:
+                    accepted[answer["job_id"]] = accepted.get(answer["job_id"], 0) + 1
+    assert accepted == dict.fromkeys(ids, 1)  # each outcome recorded once, none lost
+    actions = {(c.path.rsplit("/", 1)[-1], c.action) for c in calls}
+    assert {("results", UNAVAILABLE), ("heartbeat", UNAVAILABLE)} <= actions
+    assert {("output", DROP), ("output", DROP_AFTER)} <= actions

@@ -24,6 +24,7 @@ from corral.agent.executor import (
 )
 from corral.agent.output import OutputForwarder
 from corral.agent.process import alive
+from corral.agent.spool import Chunk
 from corral.domain.jobs import JobSpec
 
 
@@ -33,8 +34,8 @@ class RecordingSink:
     def __init__(self) -> None:
         self.sent: dict[str, list[str]] = {"stdout": [], "stderr": []}
 
-    async def send(self, stream: str, data: str) -> bool:
-        self.sent[stream].append(data)
+    async def send(self, chunk: Chunk) -> bool:
+        self.sent[chunk.stream].append(chunk.text)
         return False
 
     def text(self, stream: str = "stdout") -> str:

@@ -283,7 +283,9 @@ class Agent:
         run = parse_job(job)
         lease = float(job.get("lease_seconds") or DEFAULT_LEASE_SECONDS)
         forwarder = OutputForwarder(
-            JobOutputSink(self.dispatcher, run.job_id, run.attempt), job_id=run.job_id
+            JobOutputSink(self.dispatcher, run.job_id, run.attempt),
+            job_id=run.job_id,
+            spool_dir=self.executor.work_dir / "spool",
         )
         held = Held(run, lease, Execution(self.executor, run, forwarder))
         self.slots_taken += 1
@@ -329,6 +331,7 @@ class Agent:
                 return
             report = report_for(run, result)
             if report is not None:
+                await held.execution.forwarder.settle()  # its output, then its outcome
                 answer = await asyncio.shield(self.reporter.submit(report))
                 if not answer.get("ok"):
                     log.warning(
@@ -342,6 +345,7 @@ class Agent:
                         },
                     )
         finally:
+            held.execution.forwarder.discard()
             self._forget(held)
 
     async def _take_run_slot(self, execution: Execution) -> bool:

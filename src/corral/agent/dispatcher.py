@@ -22,6 +22,7 @@ import orjson
 from corral.agent.executor import JobRun
 from corral.agent.jobfiles import TransferError
 from corral.agent.output import StopSending
+from corral.agent.spool import Chunk
 from corral.domain.jobs import DEFAULT_TIMEOUT, JobSpec
 
 API = "/api/v1"
@@ -131,8 +132,15 @@ class Dispatcher:
         body = {"executor_id": self.executor_id, "attempt": attempt}
         await self.call("POST", f"/jobs/{job_id}/release", body)
 
-    async def output(self, job_id: str, attempt: int, stream: str, data: str) -> bool:
-        body = {"executor_id": self.executor_id, "attempt": attempt, "stream": stream, "data": data}
+    async def output(self, job_id: str, attempt: int, chunk: Chunk) -> bool:
+        body = {
+            "executor_id": self.executor_id,
+            "attempt": attempt,
+            "stream": chunk.stream,
+            "data": chunk.text,
+            "offset": chunk.offset,
+            "truncated": chunk.truncated,
+        }
         answer = await self.call("POST", f"/jobs/{job_id}/output", body)
         return bool(answer.get("truncated", False)) if isinstance(answer, dict) else False
 
@@ -199,9 +207,9 @@ class JobOutputSink:
         self.job_id = job_id
         self.attempt = attempt
 
-    async def send(self, stream: str, data: str) -> bool:
+    async def send(self, chunk: Chunk) -> bool:
         try:
-            return await self.dispatcher.output(self.job_id, self.attempt, stream, data)
+            return await self.dispatcher.output(self.job_id, self.attempt, chunk)
         except DispatcherError as exc:
             if exc.status < 500 and exc.status != 429:  # refused for good: stop trying
                 raise StopSending(str(exc)) from exc
