@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,6 +188,26 @@ def test_item2_outcomes_resent_after_503(server: Server, workers: list[Any]) -> 
     assert len(job["attempts"]) == 1
     assert [c.status for c in sent[:4]] == [503, 503, 503, 200]
     assert all(reported_ids(c) == [job_id] for c in sent)
+
+
+def test_item2_leases_renewed_while_outcomes_wait(server: Server, workers: list[Any]) -> None:
+    """Results answer 503 for longer than the job's 3 s lease: heartbeats keep the
+    lease, so the job is not reaped and run again; its one outcome lands at last."""
+    begun = time.monotonic()
+
+    def results_down_for_a_while(call: Call) -> str | float:
+        if call.path.endswith("/jobs/results") and time.monotonic() - begun < 6:
+            return UNAVAILABLE
+        return PASS
+
+    with FaultProxy(server.url, results_down_for_a_while) as proxy:
+        worker(server, proxy.url, "w-item2-lease", workers, "--concurrency", "1")
+        [job_id] = server.submit({"command": "echo once", "lease_seconds": 3})
+        [job] = server.wait_done([job_id], 30)
+        refused = [c for c in proxy.seen("/jobs/results") if c.status == 503]
+    assert (job["status"], job["attempt"], job["stdout"]) == ("completed", 1, "once\n")
+    assert len(job["attempts"]) == 1
+    assert len(refused) >= 3
 
 
 @pytest.mark.slow
