@@ -201,3 +201,21 @@ def test_sse_parser() -> None:
         OutputEvent("stdout", 0, "hi\n"),
         EndEvent("completed", 0, None),
     ]
+
+
+async def test_item2_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 429 or 503 that says how long to wait is not retried sooner."""
+
+    class AskToWait(ErrorsFirst):
+        async def results(self, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            self.batches.append([r["job_id"] for r in reports])
+            if len(self.batches) == 1:
+                raise DispatcherError(429, "slow down", retry_after=0.3)
+            return [self.answer(r["job_id"]) for r in reports]
+
+    monkeypatch.setattr(Backoff, "next", lambda self: 0.01)
+    loop = asyncio.get_running_loop()
+    begun = loop.time()
+    answers = await _deliver(AskToWait(), ["a"])
+    assert answers[0]["ok"]
+    assert loop.time() - begun >= 0.3

@@ -28,15 +28,17 @@ from corral.domain.jobs import DEFAULT_TIMEOUT, JobSpec
 API = "/api/v1"
 TRANSFER_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 TRANSFER_PIECE = 1 << 20
+MAX_RETRY_AFTER = 60.0  # a longer ask is ignored: leases would run out meanwhile
 
 
 class DispatcherError(Exception):
     """The dispatcher answered with an error status."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.message = message
+        self.retry_after = retry_after  # seconds the dispatcher asked us to wait (429, 503)
 
 
 class StaleAttempt(DispatcherError, StopSending):
@@ -245,4 +247,13 @@ def _error(response: httpx.Response) -> DispatcherError:
     except (orjson.JSONDecodeError, AttributeError):
         message = response.text[:200] or response.reason_phrase
     kind = StaleAttempt if response.status_code == 409 else DispatcherError
-    return kind(response.status_code, message)
+    return kind(response.status_code, message, _retry_after(response))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (the HTTP-date form is not worth parsing here)."""
+    try:
+        seconds = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= MAX_RETRY_AFTER else None

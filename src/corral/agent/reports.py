@@ -85,6 +85,7 @@ class ResultReporter:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._asked_wait = 0.0  # a Retry-After the dispatcher sent with its last refusal
 
     def submit(self, report: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -119,7 +120,8 @@ class ResultReporter:
                 # pause (with jitter) before the next try. Their jobs stay held, so the
                 # heartbeat keeps renewing their leases meanwhile.
                 self._queue[:0] = again
-                delay = backoff.next()
+                delay = max(backoff.next(), self._asked_wait)
+                self._asked_wait = 0.0
                 log.warning(
                     "results not delivered; retrying",
                     extra={"action": "results_retry", "pending": len(again), "delay": delay},
@@ -143,6 +145,7 @@ class ResultReporter:
         except DispatcherError as exc:
             if transient(exc.status):
                 log.warning("results deferred", extra=log_extra("results_deferred", exc))
+                self._asked_wait = max(self._asked_wait, exc.retry_after or 0.0)
                 return batch
             if exc.status in (401, 403):
                 _settle_error(batch, exc)
