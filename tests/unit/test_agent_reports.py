@@ -219,3 +219,27 @@ async def test_item2_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) ->
     answers = await _deliver(AskToWait(), ["a"])
     assert answers[0]["ok"]
     assert loop.time() - begun >= 0.3
+
+
+async def test_item2_one_report_that_fails_every_request_holds_up_no_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A report that makes the dispatcher answer 500 to any request holding it (a bug
+    on one row) is retried on its own; every other outcome is delivered meanwhile."""
+
+    class Poisoned(ErrorsFirst):
+        async def results(self, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            self.batches.append([r["job_id"] for r in reports])
+            if any(r["job_id"] == "poison" for r in reports):
+                raise DispatcherError(500, "internal error")
+            return [self.answer(r["job_id"]) for r in reports]
+
+    monkeypatch.setattr(Backoff, "next", lambda self: 0.001)
+    reporter = ResultReporter(Poisoned())  # type: ignore[arg-type]
+    task = asyncio.create_task(reporter.run())
+    poison = reporter.submit({"job_id": "poison", "status": "completed"})
+    good = [reporter.submit({"job_id": f"j{i}", "status": "completed"}) for i in range(300)]
+    answers = await asyncio.wait_for(asyncio.gather(*good), 10)
+    assert all(a["ok"] for a in answers)
+    assert not poison.done()  # still kept: a 500 decides nothing
+    task.cancel()

@@ -100,6 +100,7 @@ class ResultReporter:
 
     async def run(self) -> None:
         backoff = Backoff()
+        failures = 0
         last_send = -1.0
         loop = asyncio.get_running_loop()
         while True:
@@ -110,16 +111,21 @@ class ResultReporter:
                 # moment so dozens of outcomes share a request instead of one each.
                 if loop.time() - last_send < BUSY_WITHIN and len(self._queue) < MAX_BATCH:
                     await asyncio.sleep(LINGER)
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                # Each failure in a row halves the batch: should one report make the
+                # dispatcher fail every request it is in, the others still get through.
+                size = max(1, MAX_BATCH >> failures)
+                batch, self._queue = self._queue[:size], self._queue[size:]
                 again = await self._deliver(batch)
                 last_send = loop.time()
                 if not again:
+                    failures = 0
                     backoff.reset()
                     continue
-                # Not answered, or answered "try later": keep them, first in line, and
-                # pause (with jitter) before the next try. Their jobs stay held, so the
-                # heartbeat keeps renewing their leases meanwhile.
-                self._queue[:0] = again
+                # Not answered, or answered "try later": keep them, at the back of the
+                # line, and pause (with jitter) before the next try. Their jobs stay
+                # held, so the heartbeat keeps renewing their leases meanwhile.
+                failures = min(failures + 1, MAX_BATCH.bit_length())
+                self._queue.extend(again)
                 delay = max(backoff.next(), self._asked_wait)
                 self._asked_wait = 0.0
                 log.warning(
