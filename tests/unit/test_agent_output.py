@@ -13,7 +13,7 @@ import pytest
 from corral.agent.binaries import BinaryCache
 from corral.agent.executor import Execution, Executor, JobRun
 from corral.agent.output import OutputForwarder, StopSending, StreamBuffer
-from corral.agent.spool import Chunk, Spool
+from corral.agent.spool import Chunk, DiskQuota, Spool
 from corral.domain.jobs import JobSpec
 
 
@@ -192,3 +192,12 @@ async def test_one_long_line_without_newline(executor: Executor) -> None:
     assert forwarder.streams["stdout"].closed
     assert (1 << 20) <= sink.received["stdout"] < (1 << 20) + 4 * 64 * 1024 + 1
     assert max_rss_mb() - before < 64
+
+
+def test_spools_of_one_worker_share_a_disk_quota(tmp_path: Path) -> None:
+    quota = DiskQuota(10)
+    first, second = Spool(tmp_path, 100, quota), Spool(tmp_path, 100, quota)
+    first.push(Chunk("stdout", 0, b"12345678"))
+    assert (second.room("stdout"), second.room("stderr")) == (2, 2)
+    first.close()
+    assert second.room("stdout") == 10 and quota.used == 0

@@ -38,9 +38,10 @@ from corral.agent.dispatcher import (
 from corral.agent.executor import Execution, Executor, JobRun, RunResult, StopReason
 from corral.agent.machine import machine_info
 from corral.agent.netguard import guarded_client
-from corral.agent.output import OutputForwarder
+from corral.agent.output import SPOOL_QUOTA, OutputForwarder
 from corral.agent.renewal import Fatal, Held, Renewal, log_extra, sleep_or
 from corral.agent.reports import ResultReporter, report_for
+from corral.agent.spool import DiskQuota
 from corral.domain.jobs import DEFAULT_LEASE_SECONDS
 
 log = logging.getLogger("corral.agent")
@@ -93,6 +94,7 @@ class Agent:
             grace=config.grace,
             files=self.dispatcher,
         )
+        self.spool_quota = DiskQuota(SPOOL_QUOTA)  # unsent output of all jobs, on disk
         self.leases = Renewal(self.dispatcher, lambda: self.draining, self._register)
         self.held = self.leases.held
         self.slots_taken = 0
@@ -286,6 +288,7 @@ class Agent:
             JobOutputSink(self.dispatcher, run.job_id, run.attempt),
             job_id=run.job_id,
             spool_dir=self.executor.work_dir / "spool",
+            spool_quota=self.spool_quota,
         )
         held = Held(run, lease, Execution(self.executor, run, forwarder))
         self.slots_taken += 1

@@ -27,11 +27,12 @@ from typing import Protocol
 
 from corral.agent.backoff import Backoff
 from corral.agent.process import READ_SIZE
-from corral.agent.spool import STREAMS, Chunk, Spool
+from corral.agent.spool import STREAMS, Chunk, DiskQuota, Spool
 
 log = logging.getLogger("corral.agent.output")
 
 SPOOL_LIMIT = 8 << 20  # bytes of unsent output kept on disk per stream of a job
+SPOOL_QUOTA = 256 << 20  # ... and by all the jobs of one worker together
 
 
 class OutputSink(Protocol):
@@ -143,6 +144,7 @@ class OutputForwarder:
         budget: int = 1 << 20,
         spool_limit: int = SPOOL_LIMIT,
         spool_dir: Path | None = None,
+        spool_quota: DiskQuota | None = None,
         job_id: str = "",
     ) -> None:
         self.sink = sink
@@ -150,7 +152,7 @@ class OutputForwarder:
         self.batch = batch
         self.job_id = job_id
         self.streams = {name: StreamBuffer(budget, name) for name in STREAMS}
-        self.spool = Spool(spool_dir, spool_limit)
+        self.spool = Spool(spool_dir, spool_limit, spool_quota)
         self._backoff = Backoff(base=0.25, cap=10.0)
         self._failing = False  # the last send failed: output waits in the spool
         self._wake = asyncio.Event()

@@ -5,7 +5,8 @@ than the job, output must neither pile up in memory nor be lost: it is written
 here and sent, oldest first, once the dispatcher answers again. Records go to an
 anonymous file (unlinked as soon as it is made, so nothing is left behind however
 the worker ends) in the worker's spool directory; only their index is in memory.
-Each stream may hold at most ``limit`` bytes; the forwarder decides what to do
+Each stream may hold at most ``limit`` bytes, and all the spools of one worker
+together at most their shared ``DiskQuota``; the forwarder decides what to do
 with what does not fit (it is lost, and the stored output says so).
 """
 
@@ -34,6 +35,18 @@ class Chunk:
         return self.data.decode()
 
 
+class DiskQuota:
+    """Bytes the spools of one worker may hold together, so a fleet of chatty jobs
+    during a long outage cannot fill the disk."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def free(self) -> int:
+        return max(0, self.limit - self.used)
+
+
 @dataclass(frozen=True, slots=True)
 class _Record:
     stream: str
@@ -46,9 +59,10 @@ class _Record:
 class Spool:
     """Chunks waiting to be sent, oldest first, data on disk."""
 
-    def __init__(self, directory: Path | None, limit: int) -> None:
+    def __init__(self, directory: Path | None, limit: int, quota: DiskQuota | None = None) -> None:
         self.directory = directory
         self.limit = limit
+        self.quota = quota or DiskQuota(1 << 62)
         self.sizes = dict.fromkeys(STREAMS, 0)
         self._records: deque[_Record] = deque()
         self._fd = -1
@@ -59,7 +73,7 @@ class Spool:
 
     def room(self, stream: str) -> int:
         """Bytes ``stream`` may still put here."""
-        return max(0, self.limit - self.sizes[stream])
+        return min(max(0, self.limit - self.sizes[stream]), self.quota.free())
 
     def push(self, chunk: Chunk, *, first: bool = False) -> None:
         """Keep ``chunk``: last in line, or ``first`` (a chunk whose send just failed is
@@ -74,7 +88,7 @@ class Spool:
             self._records.appendleft(record)
         else:
             self._records.append(record)
-        self.sizes[chunk.stream] += written
+        self._count(chunk.stream, written)
 
     def peek(self) -> Chunk | None:
         """The oldest chunk, read back from disk; it stays until ``pop``."""
@@ -98,25 +112,29 @@ class Spool:
         if (record.stream, record.offset) != (chunk.stream, chunk.offset):
             return
         self._records.popleft()
-        self.sizes[record.stream] -= record.length
+        self._count(record.stream, -record.length)
         if not self._records:
             os.ftruncate(self._fd, 0)
             self._end = 0
 
     def drop(self, stream: str) -> None:
         """Forget every chunk of ``stream`` (the dispatcher stores no more of it)."""
-        kept = deque(r for r in self._records if r.stream != stream)
-        self._records = kept
-        self.sizes[stream] = 0
+        self._records = deque(r for r in self._records if r.stream != stream)
+        self._count(stream, -self.sizes[stream])
 
     def close(self) -> None:
         """Forget everything and free the file."""
         self._records.clear()
-        self.sizes = dict.fromkeys(STREAMS, 0)
+        for stream in STREAMS:
+            self._count(stream, -self.sizes[stream])
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
         self._end = 0
+
+    def _count(self, stream: str, change: int) -> None:
+        self.sizes[stream] += change
+        self.quota.used += change
 
     def _open(self) -> int:
         if self._fd < 0:
