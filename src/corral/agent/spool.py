@@ -91,7 +91,7 @@ class Spool:
         self._count(chunk.stream, written)
 
     def peek(self) -> Chunk | None:
-        """The oldest chunk, read back from disk; it stays until ``pop``."""
+        """The oldest chunk, read back from disk; it stays until ``forget``."""
         if not self._records:
             return None
         record = self._records[0]
