@@ -48,7 +48,8 @@ class StopSending(Exception):
 def marker(lost: int, after_newline: bool) -> bytes:
     """The line put in a stream where output was lost."""
     lead = "" if after_newline else "\n"
-    return f"{lead}[corral: {lost} bytes of output lost: the dispatcher was unreachable]\n".encode()
+    line = f"[corral: {lost} bytes of output lost while the dispatcher was unreachable or slow]"
+    return f"{lead}{line}\n".encode()
 
 
 class StreamBuffer:
