@@ -19,12 +19,17 @@ class LeaseVerdict:
     error_message: str | None = None
 
 
+def attempts_spent(job: Job) -> int:
+    """Attempts that count against ``max_retries``: releases of unstarted jobs do not."""
+    return job.attempt - job.releases
+
+
 def on_lease_lost(job: Job, now: float, policy: RetryPolicy) -> LeaseVerdict:
     """Requeue with backoff while retries remain; honour a pending cancel first."""
     if job.cancel_requested:
         return LeaseVerdict(JobStatus.CANCELLED, error_message="cancelled; executor went silent")
-    if retries_left(job.attempt - job.releases, job.max_retries):
-        return LeaseVerdict(JobStatus.PENDING, run_after=now + policy.delay(job.attempt))
+    if retries_left(attempts_spent(job), job.max_retries):
+        return LeaseVerdict(JobStatus.PENDING, run_after=now + policy.delay(attempts_spent(job)))
     return LeaseVerdict(
         JobStatus.FAILED,
         error_message=f"lease expired on attempt {job.attempt}; no retries left",
@@ -33,13 +38,21 @@ def on_lease_lost(job: Job, now: float, policy: RetryPolicy) -> LeaseVerdict:
 
 def on_reported_failure(job: Job, now: float, policy: RetryPolicy, retry: bool) -> LeaseVerdict:
     """An executor's own failure report retries only when it asks to and retries remain."""
-    if (
-        retry
-        and not job.cancel_requested
-        and retries_left(job.attempt - job.releases, job.max_retries)
-    ):
-        return LeaseVerdict(JobStatus.PENDING, run_after=now + policy.delay(job.attempt))
+    if retry and not job.cancel_requested and retries_left(attempts_spent(job), job.max_retries):
+        return LeaseVerdict(JobStatus.PENDING, run_after=now + policy.delay(attempts_spent(job)))
     return LeaseVerdict(JobStatus.FAILED)
+
+
+def unrequeueable(error: BaseException) -> LeaseVerdict:
+    """The verdict for a lost lease whose normal decision failed: fail the job, saying why.
+
+    A reaper pass takes the oldest expiries first, so a row that fails every
+    pass would otherwise stay at the head of the queue and block all others.
+    """
+    return LeaseVerdict(
+        JobStatus.FAILED,
+        error_message=f"lease expired; the job could not be requeued ({type(error).__name__})",
+    )
 
 
 def reaping_allowed(now: float, started_at: float, grace_seconds: float) -> bool:

@@ -31,10 +31,11 @@ import orjson
 
 from corral.domain import outcomes
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
-from corral.domain.leases import check_fence, on_lease_lost
+from corral.domain.leases import check_fence
 from corral.domain.retry import RetryPolicy
-from corral.domain.states import AttemptStatus, JobStatus, check_pending, check_transition
+from corral.domain.states import JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError, NotFound, Unavailable
+from corral.store import lost
 from corral.store import postgres_sql as q
 from corral.store.base import (
     IdempotencyRecord,
@@ -389,8 +390,8 @@ class PostgresStore(
             for report in reports:
                 try:
                     new = self._finish_one(current.get(report.job_id), report, now, policy, batch)
-                except CorralError as exc:
-                    out.append(exc)
+                except Exception as exc:  # one report's failure must not fail its batch
+                    out.append(lost.report_failed(report.job_id, exc))
                     continue
                 current[new.id] = new
                 out.append(new)
@@ -446,15 +447,14 @@ class PostgresStore(
         batch = q.BatchWrite()
         async with self._tx() as conn:
             for row in await conn.fetch(q.REAP_CANDIDATES, now, limit):
-                job = job_from_row(row)
-                verdict = on_lease_lost(job, now, policy)
-                new = outcomes.apply_verdict(job, verdict, now)
-                status = (
-                    AttemptStatus.CANCELLED
-                    if verdict.status == JobStatus.CANCELLED
-                    else AttemptStatus.LOST
-                )
-                batch.end(new, None, job, status, None, "lease expired")
+                try:
+                    job = job_from_row(row)
+                except Exception as exc:  # failed by its seq alone: it never blocks a pass again
+                    error = lost.unreadable_row(row, exc)
+                    await conn.execute(q.FAIL_UNREADABLE, now, error, row["seq"], row["attempt"])
+                    continue
+                new, ended = lost.decide_lost(job, now, policy)
+                batch.end(new, None, job, ended, None, "lease expired")
                 reaped.append(new)
             if reaped:
                 await conn.execute(q.WRITE_BATCH, now, *batch.params())

@@ -186,6 +186,15 @@ REAP_CANDIDATES = (
     f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' AND lease_expires_at < $1 "
     "ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
 )
+# $1 now, $2 error, $3 seq, $4 attempt: a row the reaper cannot read is failed as it is.
+FAIL_UNREADABLE = """
+WITH j AS (
+  UPDATE jobs SET status = 'failed', finished_at = $1, error_message = $2,
+    lease_expires_at = NULL WHERE seq = $3 AND status = 'running' RETURNING id
+)
+UPDATE attempts SET status = 'lost', ended_at = $1, error_message = 'lease expired'
+FROM j WHERE attempts.job_id = j.id AND attempts.number = $4
+"""
 NEXT_RUN_AFTER = "SELECT min(run_after) FROM jobs WHERE status = 'pending' AND run_after > $1"
 
 RELEASE = """

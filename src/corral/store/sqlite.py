@@ -16,9 +16,7 @@ from typing import Any
 
 import orjson
 
-from corral.domain import outcomes
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
-from corral.domain.leases import on_lease_lost
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError
@@ -365,20 +363,7 @@ class SqliteStore(
                 "AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?",
                 (now, limit),
             ).fetchall()
-            reaped = []
-            for row in rows:
-                job = job_from_row(row)
-                verdict = on_lease_lost(job, now, policy)
-                new = outcomes.apply_verdict(job, verdict, now)
-                ops.write_finish(conn, new, None)
-                status = (
-                    AttemptStatus.CANCELLED
-                    if verdict.status == JobStatus.CANCELLED
-                    else AttemptStatus.LOST
-                )
-                ops.end_attempt(conn, job, status, now, None, "lease expired")
-                reaped.append(new)
-            return reaped
+            return [job for job in (ops.reap_row(conn, row, now, policy) for row in rows) if job]
 
         result: list[Job] = await self._write(op)
         return result
