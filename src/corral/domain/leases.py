@@ -43,6 +43,15 @@ def on_reported_failure(job: Job, now: float, policy: RetryPolicy, retry: bool) 
     return LeaseVerdict(JobStatus.FAILED)
 
 
+def on_release(job: Job) -> LeaseVerdict:
+    """A job handed back unstarted returns to the queue, spending no attempt; unless a
+    cancel was requested meanwhile, which ends it cancelled (the next claim would
+    otherwise clear the request and run a cancelled job)."""
+    if job.cancel_requested:
+        return LeaseVerdict(JobStatus.CANCELLED, error_message="cancelled before it started")
+    return LeaseVerdict(JobStatus.PENDING)
+
+
 def unrequeueable(error: BaseException) -> LeaseVerdict:
     """The verdict for a lost lease whose normal decision failed: fail the job, saying why.
 

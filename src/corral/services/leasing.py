@@ -156,7 +156,12 @@ class LeaseService:
                 self.wake_at(job.run_after)
 
     async def release(self, job_id: str, ref: AttemptRef) -> Job:
-        job = await self._store.release(job_id, ref, time.time())
+        """Hand an unstarted job back: queued again, or cancelled if that was asked."""
+        now = time.time()
+        job = await self._store.release(job_id, ref, now)
+        if job.status != JobStatus.PENDING:
+            self._after_finish([job], now)
+            return job
         self._hub.fire(JOBS)
         self._hub.job_changed()
         await self._store.announce(JOBS)

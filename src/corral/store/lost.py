@@ -1,5 +1,5 @@
-"""What both adapters decide for one expired lease, or one report, without letting it
-fail the rest of its batch.
+"""What both adapters decide for a lease that ends without a report (expired or
+released), and for one report, without letting one row fail the rest of its batch.
 
 A reaper pass takes the oldest expiries first, in one transaction; a batch of
 results is applied in one transaction too. Were one row's decision to raise
@@ -11,13 +11,14 @@ failure is logged and replaced by a verdict that cannot fail.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from corral.domain import outcomes
 from corral.domain.jobs import Job
-from corral.domain.leases import on_lease_lost, unrequeueable
+from corral.domain.leases import on_lease_lost, on_release, unrequeueable
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus
 from corral.errors import CorralError, Unavailable
@@ -37,6 +38,19 @@ def decide_lost(job: Job, now: float, policy: RetryPolicy) -> tuple[Job, Attempt
         new = outcomes.apply_verdict(job, unrequeueable(exc), now)
     ended = AttemptStatus.CANCELLED if new.status == JobStatus.CANCELLED else AttemptStatus.LOST
     return new, ended
+
+
+def released(job: Job, now: float) -> Job:
+    """The job after its holder handed it back unstarted (see ``on_release``)."""
+    new = outcomes.apply_verdict(job, on_release(job), now)
+    return dataclasses.replace(new, releases=job.releases + 1, run_after=0.0)
+
+
+def release_attempt_end(new: Job) -> tuple[AttemptStatus, str]:
+    """How a released attempt is recorded: released, or cancelled before it started."""
+    if new.status == JobStatus.CANCELLED:
+        return AttemptStatus.CANCELLED, "cancelled before it started"
+    return AttemptStatus.RELEASED, "released unstarted"
 
 
 def unreadable_row(row: Mapping[str, Any], exc: BaseException) -> str:

@@ -425,10 +425,21 @@ class PostgresStore(
     async def release(self, job_id: str, ref: AttemptRef, now: float) -> Job:
         async with self._tx() as conn:
             job = await q.fenced_job(conn, job_id, ref)
-            await conn.execute(q.RELEASE, job.seq, now, job.id, job.attempt)
-        return dataclasses.replace(
-            job, status=JobStatus.PENDING, releases=job.releases + 1, lease_expires_at=None
-        )
+            new = lost.released(job, now)
+            ended, why = lost.release_attempt_end(new)
+            await conn.execute(
+                q.RELEASE,
+                job.seq,
+                now,
+                job.id,
+                job.attempt,
+                new.status.value,
+                new.finished_at,
+                new.error_message,
+                ended.value,
+                why,
+            )
+        return new
 
     async def cancel(self, job_id: str, now: float, pending_only: bool = False) -> Job:
         async with self._tx() as conn:

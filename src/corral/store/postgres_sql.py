@@ -197,13 +197,14 @@ FROM j WHERE attempts.job_id = j.id AND attempts.number = $4
 """
 NEXT_RUN_AFTER = "SELECT min(run_after) FROM jobs WHERE status = 'pending' AND run_after > $1"
 
+# $1 seq, $2 now, $3 job id, $4 attempt, $5 new status, $6 finished_at, $7 error,
+# $8 attempt status, $9 attempt error: pending again, or cancelled if asked meanwhile.
 RELEASE = """
 WITH j AS (
-  UPDATE jobs SET status = 'pending', releases = releases + 1, lease_expires_at = NULL,
-    run_after = 0 WHERE seq = $1
+  UPDATE jobs SET status = $5, releases = releases + 1, lease_expires_at = NULL,
+    run_after = 0, finished_at = $6, error_message = $7 WHERE seq = $1
 )
-UPDATE attempts SET status = 'released', ended_at = $2, exit_code = NULL,
-  error_message = 'released unstarted'
+UPDATE attempts SET status = $8, ended_at = $2, exit_code = NULL, error_message = $9
 WHERE job_id = $3 AND number = $4
 """
 CANCEL_REQUEST = "UPDATE jobs SET cancel_requested = 1 WHERE seq = $1"

@@ -18,7 +18,7 @@ import orjson
 
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
 from corral.domain.retry import RetryPolicy
-from corral.domain.states import AttemptStatus, JobStatus, check_pending, check_transition
+from corral.domain.states import JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError
 from corral.store import sqlite_ops as ops
 from corral.store.base import (
@@ -28,6 +28,7 @@ from corral.store.base import (
     OutputSlice,
     Report,
 )
+from corral.store.lost import release_attempt_end, released
 from corral.store.rows import (
     JOB_COLUMNS,
     JOB_INSERT_COLUMNS,
@@ -325,15 +326,15 @@ class SqliteStore(
     async def release(self, job_id: str, ref: AttemptRef, now: float) -> Job:
         def op(conn: sqlite3.Connection) -> Job:
             job = ops.fenced_job(conn, job_id, ref)
+            new = released(job, now)
             conn.execute(
-                "UPDATE jobs SET status = 'pending', releases = releases + 1, "
-                "lease_expires_at = NULL, run_after = 0 WHERE seq = ?",
-                (job.seq,),
+                "UPDATE jobs SET status = ?, releases = releases + 1, lease_expires_at = NULL, "
+                "run_after = 0, finished_at = ?, error_message = ? WHERE seq = ?",
+                (new.status.value, new.finished_at, new.error_message, job.seq),
             )
-            ops.end_attempt(conn, job, AttemptStatus.RELEASED, now, None, "released unstarted")
-            return dataclasses.replace(
-                job, status=JobStatus.PENDING, releases=job.releases + 1, lease_expires_at=None
-            )
+            ended, why = release_attempt_end(new)
+            ops.end_attempt(conn, job, ended, now, None, why)
+            return new
 
         result: Job = await self._write(op)
         return result
