@@ -69,7 +69,7 @@ class Services:
         self.output = OutputService(self.store, self.hub)
         self.tokens = TokenService(self.store)
         self.executors = ExecutorService(
-            self.store, self.settings.executor_offline_after, self.tokens, self.hub
+            self.store, self.settings.executor_offline_after, self.tokens, self.hub, self.leases
         )
         secret = self.settings.jwt_secret
         self.accounts = AccountService(self.store, secret.get_secret_value() if secret else None)

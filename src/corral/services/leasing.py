@@ -115,7 +115,10 @@ class LeaseService:
         require_executor(principal, executor_id)
         executor = await self._store.get_executor(executor_id)
         require_executor_owner(principal, executor.info.principal_id if executor else None)
-        renewed = await self._store.renew_executor_leases(executor_id, held, time.time())
+        holder = principal.id if principal.role == Role.WORKER else None  # as in ``fence``
+        renewed = await self._store.renew_executor_leases(
+            executor_id, held, time.time(), principal_id=holder
+        )
         self._hub.fleet_changed()
         kept = {j.id for j in renewed}
         lost = [job_id for job_id, _ in held if job_id not in kept]
@@ -181,6 +184,22 @@ class LeaseService:
     async def reap(self, limit: int = 500) -> list[Job]:
         now = time.time()
         reaped = await self._store.reap_expired(now, self.policy, limit)
+        self._after_reap(reaped, now)
+        return reaped
+
+    async def hand_back(self, executor_id: str, keep_principal_id: str) -> list[Job]:
+        """End the leases an earlier registration of ``executor_id`` still holds, at once,
+        as if they had expired: that registration is gone and will never renew them."""
+        now = time.time()
+        ended = await self._store.expire_executor_leases(
+            executor_id, keep_principal_id, now, self.policy
+        )
+        self._after_reap(ended, now)
+        if ended:
+            await self._store.announce(JOBS)
+        return ended
+
+    def _after_reap(self, reaped: list[Job], now: float) -> None:
         self._hub.events.finished(reaped, now)
         if reaped:
             self._hub.job_changed()
@@ -189,7 +208,6 @@ class LeaseService:
             self._hub.fire(job_topic(job.id))
             if job.status == JobStatus.PENDING:
                 self.wake_at(job.run_after)
-        return reaped
 
     def wake_at(self, when: float) -> None:
         """Wake claimers when a backed-off job becomes due, here and on other replicas."""

@@ -235,9 +235,21 @@ class Store(Protocol):
         """Push the lease to ``now + duration`` (the job's ``lease_seconds`` when None)."""
 
     async def renew_executor_leases(
-        self, executor_id: str, held: Sequence[tuple[str, int]], now: float
+        self,
+        executor_id: str,
+        held: Sequence[tuple[str, int]],
+        now: float,
+        principal_id: str | None = None,
     ) -> list[Job]:
-        """Renew every listed (job, attempt) the executor still holds; return those jobs."""
+        """Renew every listed (job, attempt) the executor still holds, and with
+        ``principal_id`` only those leased by that principal; return those jobs."""
+
+    async def expire_executor_leases(
+        self, executor_id: str, keep_principal_id: str, now: float, policy: RetryPolicy
+    ) -> list[Job]:
+        """End at once, as lost, every lease the executor id holds under another principal
+        than ``keep_principal_id``: an earlier registration of the id is gone, so nobody
+        will renew or report them. Returns the jobs as left (requeued, failed, cancelled)."""
 
     async def finish(
         self, job_id: str, ref: AttemptRef, outcome: Outcome, now: float, policy: RetryPolicy

@@ -25,6 +25,10 @@ from corral.errors import CorralError, Unavailable
 
 log = logging.getLogger("corral.store")
 
+# Why an attempt ended without a report, as its error message says.
+EXPIRED = "lease expired"
+TAKEN_OVER = "executor id registered again; this lease was handed back"
+
 
 def decide_lost(job: Job, now: float, policy: RetryPolicy) -> tuple[Job, AttemptStatus]:
     """The job after its lease ran out, and how its attempt ended."""

@@ -363,12 +363,20 @@ class PostgresStore(
         return dataclasses.replace(job, lease_expires_at=expires)
 
     async def renew_executor_leases(
-        self, executor_id: str, held: Sequence[tuple[str, int]], now: float
+        self,
+        executor_id: str,
+        held: Sequence[tuple[str, int]],
+        now: float,
+        principal_id: str | None = None,
     ) -> list[Job]:
         ids = [job_id for job_id, _ in held]
         attempts = [attempt for _, attempt in held]
         async with self._tx() as conn:
-            rows = await conn.fetch(q.RENEW_MANY, executor_id, ids, attempts, now) if held else []
+            rows = (
+                await conn.fetch(q.RENEW_MANY, executor_id, ids, attempts, now, principal_id)
+                if held
+                else []
+            )
             await conn.execute(q.TOUCH_EXECUTOR, now, executor_id, None)  # executor row last
         return [job_from_row(r) for r in rows]
 
@@ -454,22 +462,16 @@ class PostgresStore(
         return dataclasses.replace(job, status=JobStatus.CANCELLED, finished_at=now)
 
     async def reap_expired(self, now: float, policy: RetryPolicy, limit: int) -> list[Job]:
-        reaped = []
-        batch = q.BatchWrite()
         async with self._tx() as conn:
-            for row in await conn.fetch(q.REAP_CANDIDATES, now, limit):
-                try:
-                    job = job_from_row(row)
-                except Exception as exc:  # failed by its seq alone: it never blocks a pass again
-                    error = lost.unreadable_row(row, exc)
-                    await conn.execute(q.FAIL_UNREADABLE, now, error, row["seq"], row["attempt"])
-                    continue
-                new, ended = lost.decide_lost(job, now, policy)
-                batch.end(new, None, job, ended, None, "lease expired")
-                reaped.append(new)
-            if reaped:
-                await conn.execute(q.WRITE_BATCH, now, *batch.params())
-        return reaped
+            rows = await conn.fetch(q.REAP_CANDIDATES, now, limit)
+            return await q.end_lost(conn, rows, now, policy, lost.EXPIRED)
+
+    async def expire_executor_leases(
+        self, executor_id: str, keep_principal_id: str, now: float, policy: RetryPolicy
+    ) -> list[Job]:
+        async with self._tx() as conn:
+            rows = await conn.fetch(q.LOCK_TAKEN_OVER, executor_id, keep_principal_id)
+            return await q.end_lost(conn, rows, now, policy, lost.TAKEN_OVER)
 
     async def next_run_after(self, now: float) -> float | None:
         value = await self._fetchval(q.NEXT_RUN_AFTER, now)

@@ -20,8 +20,10 @@ import asyncpg
 from corral.domain import outcomes
 from corral.domain.jobs import AttemptRef, Job
 from corral.domain.leases import check_fence
+from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus
 from corral.errors import AlreadyExists, InvalidInput, NotFound
+from corral.store import lost
 from corral.store.base import IdempotencyRecord, JobFilter
 from corral.store.rows import JOB_COLUMNS, JOB_INSERT_COLUMNS, job_from_row, result_to_json
 
@@ -128,13 +130,15 @@ RENEW_ONE = """
 WITH j AS (UPDATE jobs SET lease_expires_at = $1 WHERE seq = $2)
 UPDATE executors SET last_heartbeat = $3 WHERE executor_id = $4
 """
-# $1 executor, $2 job ids, $3 attempts, $4 now. Rows are locked in id order first.
+# $1 executor, $2 job ids, $3 attempts, $4 now, $5 lease holder (None: any). Rows are
+# locked in id order first.
 RENEW_MANY = f"""
 WITH held AS (
   SELECT jobs.seq AS held_seq FROM jobs
   JOIN unnest($2::text[], $3::int4[]) AS h(job_id, attempt)
     ON jobs.id = h.job_id AND jobs.attempt = h.attempt
   WHERE jobs.executor_id = $1 AND jobs.status = 'running'
+    AND ($5::text IS NULL OR jobs.lease_principal_id = $5)
   ORDER BY jobs.id
   FOR UPDATE OF jobs
 )
@@ -185,6 +189,11 @@ SELECT 1
 REAP_CANDIDATES = (
     f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' AND lease_expires_at < $1 "
     "ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+)
+# $1 executor, $2 the principal of its current registration: leases of earlier ones.
+LOCK_TAKEN_OVER = (
+    f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' AND executor_id = $1 "
+    "AND lease_principal_id IS DISTINCT FROM $2 ORDER BY id FOR UPDATE"
 )
 # $1 now, $2 error, $3 seq, $4 attempt: a row the reaper cannot read is failed as it is.
 FAIL_UNREADABLE = """
@@ -363,3 +372,25 @@ async def insert_idempotency(conn: Any, record: IdempotencyRecord) -> None:
     )
     if taken is None:
         raise AlreadyExists("idempotency key already used", key=record.key)
+
+
+async def end_lost(
+    conn: Any, rows: list[Any], now: float, policy: RetryPolicy, why: str
+) -> list[Job]:
+    """End the locked running ``rows`` as lost leases, each decided alone (see ``lost``);
+    a row that cannot be read is failed by its seq, so it never blocks a pass again."""
+    ended_jobs = []
+    batch = BatchWrite()
+    for row in rows:
+        try:
+            job = job_from_row(row)
+        except Exception as exc:
+            error = lost.unreadable_row(row, exc)
+            await conn.execute(FAIL_UNREADABLE, now, error, row["seq"], row["attempt"])
+            continue
+        new, ended = lost.decide_lost(job, now, policy)
+        batch.end(new, None, job, ended, None, why)
+        ended_jobs.append(new)
+    if ended_jobs:
+        await conn.execute(WRITE_BATCH, now, *batch.params())
+    return ended_jobs

@@ -28,7 +28,7 @@ from corral.store.base import (
     OutputSlice,
     Report,
 )
-from corral.store.lost import release_attempt_end, released
+from corral.store.lost import TAKEN_OVER, release_attempt_end, released
 from corral.store.rows import (
     JOB_COLUMNS,
     JOB_INSERT_COLUMNS,
@@ -291,7 +291,11 @@ class SqliteStore(
         return result
 
     async def renew_executor_leases(
-        self, executor_id: str, held: Sequence[tuple[str, int]], now: float
+        self,
+        executor_id: str,
+        held: Sequence[tuple[str, int]],
+        now: float,
+        principal_id: str | None = None,
     ) -> list[Job]:
         def op(conn: sqlite3.Connection) -> list[Job]:
             conn.execute(
@@ -302,8 +306,9 @@ class SqliteStore(
                 row = conn.execute(
                     "UPDATE jobs SET lease_expires_at = ? + lease_seconds WHERE id = ? "
                     "AND attempt = ? AND executor_id = ? AND status = 'running' "
+                    "AND (? IS NULL OR lease_principal_id = ?) "
                     f"RETURNING {JOB_COLUMNS}",
-                    (now, job_id, attempt, executor_id),
+                    (now, job_id, attempt, executor_id, principal_id, principal_id),
                 ).fetchone()
                 if row is not None:
                     renewed.append(job_from_row(row))
@@ -365,6 +370,22 @@ class SqliteStore(
                 (now, limit),
             ).fetchall()
             return [job for job in (ops.reap_row(conn, row, now, policy) for row in rows) if job]
+
+        result: list[Job] = await self._write(op)
+        return result
+
+    async def expire_executor_leases(
+        self, executor_id: str, keep_principal_id: str, now: float, policy: RetryPolicy
+    ) -> list[Job]:
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_running_executor "
+                "WHERE status = 'running' AND executor_id = ? "
+                "AND lease_principal_id IS NOT ? ORDER BY seq",
+                (executor_id, keep_principal_id),
+            ).fetchall()
+            ended = (ops.reap_row(conn, row, now, policy, TAKEN_OVER) for row in rows)
+            return [job for job in ended if job]
 
         result: list[Job] = await self._write(op)
         return result

@@ -114,18 +114,24 @@ def finish_batch(
     return answers
 
 
-def reap_row(conn: sqlite3.Connection, row: Any, now: float, policy: RetryPolicy) -> Job | None:
+def reap_row(
+    conn: sqlite3.Connection,
+    row: Any,
+    now: float,
+    policy: RetryPolicy,
+    why: str = lost.EXPIRED,
+) -> Job | None:
     """Requeue, fail or cancel one expired lease; a row that cannot be read is failed
     by its sequence number alone, so it never comes back to block the reaper."""
     try:
         job = job_from_row(row)
     except Exception as exc:
         conn.execute(_FAIL_UNREADABLE, (now, lost.unreadable_row(row, exc), row["seq"]))
-        conn.execute(_END_ATTEMPT, ("lost", now, None, "lease expired", row["id"], row["attempt"]))
+        conn.execute(_END_ATTEMPT, ("lost", now, None, why, row["id"], row["attempt"]))
         return None
     new, ended = lost.decide_lost(job, now, policy)
     write_finish(conn, new, None)
-    end_attempt(conn, job, ended, now, None, "lease expired")
+    end_attempt(conn, job, ended, now, None, why)
     return new
 
 
