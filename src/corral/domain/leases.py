@@ -64,9 +64,50 @@ def unrequeueable(error: BaseException) -> LeaseVerdict:
     )
 
 
-def reaping_allowed(now: float, started_at: float, grace_seconds: float) -> bool:
-    """After a dispatcher restart, executors get one lease period to renew before reaping."""
-    return now >= started_at + grace_seconds
+# A wall clock that gains more than this on the monotonic clock between two readings
+# has jumped forward (NTP steps, a resumed VM), rather than drifted.
+JUMP_TOLERANCE = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClockWatch:
+    """The reaper's two clocks, read together at each pass.
+
+    Lease expiries are wall-clock times, so a forward jump of the wall clock makes
+    every lease look expired at once, as a restart does (nobody could renew while
+    the dispatcher was down). Either way executors deserve time to renew before
+    anything is reaped: ``since`` is the monotonic time from which they have had
+    it, the start or the last forward jump, whichever came later.
+    """
+
+    wall: float
+    mono: float
+    since: float
+
+    @classmethod
+    def start(cls, wall: float, mono: float) -> ClockWatch:
+        return cls(wall, mono, mono)
+
+    def observe(self, wall: float, mono: float) -> ClockWatch:
+        """The watch after a new reading; a forward jump restarts the renewal window."""
+        return ClockWatch(wall, mono, mono if self.jumped_to(wall, mono) else self.since)
+
+    def jumped_to(self, wall: float, mono: float) -> bool:
+        return (wall - self.wall) - (mono - self.mono) > JUMP_TOLERANCE
+
+    def spare_longer_than(self, grace: float) -> float | None:
+        """Leases longer than this many seconds are still in their grace; None: none is.
+
+        Each lease is spared for its own period, at most ``grace``, from ``since``:
+        a job with a 3 s lease is reaped 3 s after a restart, not a minute.
+        """
+        window = self.mono - self.since
+        return None if window >= grace else window
+
+
+def spared(lease_seconds: float, spare_longer_than: float | None) -> bool:
+    """Whether an expired lease is still within its grace (the stores' SQL says the same)."""
+    return spare_longer_than is not None and lease_seconds > spare_longer_than
 
 
 def check_fence(job: Job, ref: AttemptRef) -> None:

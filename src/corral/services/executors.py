@@ -124,14 +124,14 @@ class ExecutorService:
             raise NotFound("Worker not found", worker_id=executor_id)
         require_executor_owner(principal, executor.info.principal_id)
         holder = executor.info.principal_id
-        now = time.time()
         running = await self._running(executor_id)
         held = [(job.id, job.attempt) for job in running if job.lease_principal_id == holder]
         renewed = (
-            await self._store.renew_executor_leases(executor_id, held, now, principal_id=holder)
+            await self._store.renew_executor_leases(executor_id, held, None, principal_id=holder)
             if held
             else []
         )
+        now = time.time()
         await self._store.touch_executor(executor_id, now, reported_status)
         self._hub.fleet_changed()
         return Beat(renewed, [job.id for job in renewed if job.cancel_requested])

@@ -337,7 +337,10 @@ class PostgresStore(
         return {r[0]: r[1] for r in rows}
 
     # --- leases -------------------------------------------------------------------
-    async def claim(self, request: ClaimRequest, now: float) -> list[Job]:
+    async def clock(self) -> float:
+        return float(await self._fetchval(q.DB_NOW))
+
+    async def claim(self, request: ClaimRequest, now: float | None) -> list[Job]:
         labels = orjson.dumps(sorted(request.labels)).decode()
         async with self._conn() as conn:
             rows = await conn.fetch(
@@ -354,19 +357,18 @@ class PostgresStore(
         return [job_from_row(r) for r in rows]
 
     async def renew_lease(
-        self, job_id: str, ref: AttemptRef, now: float, duration: float | None = None
+        self, job_id: str, ref: AttemptRef, now: float | None, duration: float | None = None
     ) -> Job:
         async with self._tx() as conn:
             job = await q.fenced_job(conn, job_id, ref)
-            expires = now + (job.lease_seconds if duration is None else duration)
-            await conn.execute(q.RENEW_ONE, expires, job.seq, now, ref.executor_id)
-        return dataclasses.replace(job, lease_expires_at=expires)
+            expires = await conn.fetchval(q.RENEW_ONE, now, job.seq, duration, ref.executor_id)
+        return dataclasses.replace(job, lease_expires_at=float(expires))
 
     async def renew_executor_leases(
         self,
         executor_id: str,
         held: Sequence[tuple[str, int]],
-        now: float,
+        now: float | None,
         principal_id: str | None = None,
     ) -> list[Job]:
         ids = [job_id for job_id, _ in held]
@@ -381,7 +383,7 @@ class PostgresStore(
         return [job_from_row(r) for r in rows]
 
     async def finish_many(
-        self, reports: Sequence[Report], now: float, policy: RetryPolicy
+        self, reports: Sequence[Report], now: float | None, policy: RetryPolicy
     ) -> list[Job | CorralError]:
         """Lock every job named, decide each report in Python, write all in one statement.
 
@@ -395,6 +397,8 @@ class PostgresStore(
         async with self._tx() as conn:
             rows = await conn.fetch(q.LOCK_JOBS, sorted({r.job_id for r in reports}))
             current = {row["id"]: job_from_row(row) for row in rows}
+            if now is None:  # nothing is written unless a row was found, with the clock
+                now = rows[0]["db_now"] if rows else 0.0
             for report in reports:
                 try:
                     new = self._finish_one(current.get(report.job_id), report, now, policy, batch)
@@ -430,9 +434,10 @@ class PostgresStore(
             batch.completed[started.executor_id] += 1
         return new
 
-    async def release(self, job_id: str, ref: AttemptRef, now: float) -> Job:
+    async def release(self, job_id: str, ref: AttemptRef, now: float | None) -> Job:
         async with self._tx() as conn:
             job = await q.fenced_job(conn, job_id, ref)
+            now = await q.at(conn, now)
             new = lost.released(job, now)
             ended, why = lost.release_attempt_end(new)
             await conn.execute(
@@ -461,15 +466,23 @@ class PostgresStore(
             await conn.execute(q.CANCEL_NOW, now, job.seq)
         return dataclasses.replace(job, status=JobStatus.CANCELLED, finished_at=now)
 
-    async def reap_expired(self, now: float, policy: RetryPolicy, limit: int) -> list[Job]:
+    async def reap_expired(
+        self,
+        now: float | None,
+        policy: RetryPolicy,
+        limit: int,
+        spare_longer_than: float | None = None,
+    ) -> list[Job]:
         async with self._tx() as conn:
-            rows = await conn.fetch(q.REAP_CANDIDATES, now, limit)
+            now = await q.at(conn, now)
+            rows = await conn.fetch(q.REAP_CANDIDATES, now, limit, spare_longer_than)
             return await q.end_lost(conn, rows, now, policy, lost.EXPIRED)
 
     async def expire_executor_leases(
-        self, executor_id: str, keep_principal_id: str, now: float, policy: RetryPolicy
+        self, executor_id: str, keep_principal_id: str, now: float | None, policy: RetryPolicy
     ) -> list[Job]:
         async with self._tx() as conn:
+            now = await q.at(conn, now)
             rows = await conn.fetch(q.LOCK_TAKEN_OVER, executor_id, keep_principal_id)
             return await q.end_lost(conn, rows, now, policy, lost.TAKEN_OVER)
 

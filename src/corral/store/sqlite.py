@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +95,17 @@ class SqliteStore(
 
     backend = "sqlite"
 
-    def __init__(self, path: Path, *, output_cap: int = 1 << 20, synchronous: str = "NORMAL"):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        output_cap: int = 1 << 20,
+        synchronous: str = "NORMAL",
+        clock: Callable[[], float] = time.time,
+    ):
         self.path = path
         self.output_cap = output_cap
+        self._clock = clock  # one process owns the file, so its clock is the store's
         self._writer = Writer(path, synchronous)
         self._readers = Readers(path)
         self._seen: dict[str, float] = {}
@@ -132,6 +141,12 @@ class SqliteStore(
 
     async def _write(self, op: Any) -> Any:
         return await self._writer.submit(op)
+
+    async def clock(self) -> float:
+        return self._clock()
+
+    def _at(self, now: float | None) -> float:
+        return self._clock() if now is None else now
 
     # --- jobs -------------------------------------------------------------------
     async def insert_jobs(
@@ -227,7 +242,8 @@ class SqliteStore(
         return await self._readers.run(op)
 
     # --- leases -------------------------------------------------------------------
-    async def claim(self, request: ClaimRequest, now: float) -> list[Job]:
+    async def claim(self, request: ClaimRequest, now: float | None) -> list[Job]:
+        now = self._at(now)
         params = {
             "now": now,
             "labels": orjson.dumps(sorted(request.labels)).decode(),
@@ -275,8 +291,10 @@ class SqliteStore(
         self._seen[request.executor_id] = now
 
     async def renew_lease(
-        self, job_id: str, ref: AttemptRef, now: float, duration: float | None = None
+        self, job_id: str, ref: AttemptRef, now: float | None, duration: float | None = None
     ) -> Job:
+        now = self._at(now)
+
         def op(conn: sqlite3.Connection) -> Job:
             job = ops.fenced_job(conn, job_id, ref)
             expires = now + (job.lease_seconds if duration is None else duration)
@@ -294,9 +312,11 @@ class SqliteStore(
         self,
         executor_id: str,
         held: Sequence[tuple[str, int]],
-        now: float,
+        now: float | None,
         principal_id: str | None = None,
     ) -> list[Job]:
+        now = self._at(now)
+
         def op(conn: sqlite3.Connection) -> list[Job]:
             conn.execute(
                 "UPDATE executors SET last_heartbeat = ? WHERE executor_id = ?", (now, executor_id)
@@ -318,9 +338,10 @@ class SqliteStore(
         return result
 
     async def finish_many(
-        self, reports: Sequence[Report], now: float, policy: RetryPolicy
+        self, reports: Sequence[Report], now: float | None, policy: RetryPolicy
     ) -> list[Job | CorralError]:
         cap = self.output_cap
+        now = self._at(now)
 
         def op(conn: sqlite3.Connection) -> list[Job | CorralError]:
             return ops.finish_batch(conn, reports, now, policy, cap)
@@ -328,7 +349,9 @@ class SqliteStore(
         result: list[Job | CorralError] = await self._write(op)
         return result
 
-    async def release(self, job_id: str, ref: AttemptRef, now: float) -> Job:
+    async def release(self, job_id: str, ref: AttemptRef, now: float | None) -> Job:
+        now = self._at(now)
+
         def op(conn: sqlite3.Connection) -> Job:
             job = ops.fenced_job(conn, job_id, ref)
             new = released(job, now)
@@ -362,12 +385,21 @@ class SqliteStore(
         result: Job = await self._write(op)
         return result
 
-    async def reap_expired(self, now: float, policy: RetryPolicy, limit: int) -> list[Job]:
+    async def reap_expired(
+        self,
+        now: float | None,
+        policy: RetryPolicy,
+        limit: int,
+        spare_longer_than: float | None = None,
+    ) -> list[Job]:
+        now = self._at(now)
+
         def op(conn: sqlite3.Connection) -> list[Job]:
             rows = conn.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_leases WHERE status = 'running' "
-                "AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?",
-                (now, limit),
+                "AND lease_expires_at < ? AND (? IS NULL OR lease_seconds <= ?) "
+                "ORDER BY lease_expires_at LIMIT ?",
+                (now, spare_longer_than, spare_longer_than, limit),
             ).fetchall()
             return [job for job in (ops.reap_row(conn, row, now, policy) for row in rows) if job]
 
@@ -375,8 +407,10 @@ class SqliteStore(
         return result
 
     async def expire_executor_leases(
-        self, executor_id: str, keep_principal_id: str, now: float, policy: RetryPolicy
+        self, executor_id: str, keep_principal_id: str, now: float | None, policy: RetryPolicy
     ) -> list[Job]:
+        now = self._at(now)
+
         def op(conn: sqlite3.Connection) -> list[Job]:
             rows = conn.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_running_executor "
