@@ -42,3 +42,12 @@ def test_item12_a_forward_clock_jump_restarts_the_grace() -> None:
     assert drift.spare_longer_than(60.0) is None
     back = settled.observe(NOW, 601.0)  # a backward step expires nothing early: no grace
     assert back.spare_longer_than(60.0) is None
+
+
+def test_item12_a_slow_clock_reading_is_not_a_jump() -> None:
+    watch = ClockWatch.start(NOW, 100.0)
+    # The database answered 3 s late (a busy pool): its time is 3 s past ``mono``,
+    # but the reading settled at 104, so the wall gained nothing on the monotonic clock.
+    slow = watch.observe(NOW + 4.0, mono=101.0, settled=104.0)
+    assert slow.since == 100.0
+    assert watch.observe(NOW + 10.0, mono=101.0, settled=104.0).since == 104.0  # a real jump

@@ -88,9 +88,15 @@ class ClockWatch:
     def start(cls, wall: float, mono: float) -> ClockWatch:
         return cls(wall, mono, mono)
 
-    def observe(self, wall: float, mono: float) -> ClockWatch:
-        """The watch after a new reading; a forward jump restarts the renewal window."""
-        return ClockWatch(wall, mono, mono if self.jumped_to(wall, mono) else self.since)
+    def observe(self, wall: float, mono: float, settled: float | None = None) -> ClockWatch:
+        """The watch after a new reading; a forward jump restarts the renewal window.
+
+        A wall reading that takes time (a database round trip) happened somewhere
+        between ``mono`` and ``settled``; only a gain beyond the longest interval it
+        may have taken is a jump, so a slow query never passes for one.
+        """
+        settled = mono if settled is None else settled
+        return ClockWatch(wall, mono, settled if self.jumped_to(wall, settled) else self.since)
 
     def jumped_to(self, wall: float, mono: float) -> bool:
         return (wall - self.wall) - (mono - self.mono) > JUMP_TOLERANCE

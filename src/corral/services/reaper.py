@@ -13,6 +13,7 @@ clocks instead of sleeping.
 from __future__ import annotations
 
 import logging
+import time
 
 from corral.domain.jobs import Job
 from corral.domain.leases import ClockWatch
@@ -39,13 +40,16 @@ class Reaper:
         The pass reaps with the very reading its jump check approved, so a jump
         landing mid-pass cannot expire what the check spared.
         """
-        wall = await self._store.clock() if wall is None else wall
+        settled = mono
+        if wall is None:
+            wall = await self._store.clock()
+            settled = max(mono, time.monotonic())  # the reading was taken in between
         watch = self._watch or ClockWatch.start(wall, mono)
-        if watch.jumped_to(wall, mono):
+        if watch.jumped_to(wall, settled):
             log.warning(
                 "wall clock jumped forward; sparing leases for their grace",
                 extra={"action": "clock_jump", "seconds": round(wall - watch.wall, 3)},
             )
-        self._watch = watch = watch.observe(wall, mono)
+        self._watch = watch = watch.observe(wall, mono, settled)
         spare = watch.spare_longer_than(self.grace)
         return await self._leases.reap(now=wall, spare_longer_than=spare)
