@@ -89,15 +89,16 @@ class Services:
         await self.store.open()
         self.store.add_listener(self.hub.fire)
         self.started_at = time.time()
-        self.reaper.start(await self.store.clock(), time.monotonic())
+        store_now = await self.store.clock()
+        self.reaper.start(store_now, time.monotonic())
         await self.accounts.start()
         password = self.settings.admin_password
         await self.accounts.bootstrap_admin(
             self.settings.admin_email, password.get_secret_value() if password else None
         )
-        due = await self.store.next_run_after(self.started_at)
+        due = await self.store.next_run_after(store_now)
         if due is not None:
-            self.leases.wake_at(due)
+            self.leases.wake_at(due, store_now)
         self._reaper = asyncio.create_task(self._reap_forever(), name="corral-reaper")
         self._sweeper = asyncio.create_task(self._sweep_files_forever(), name="corral-sweeper")
         self._sampler = asyncio.create_task(self._sample_rates_forever(), name="corral-rates")

@@ -194,7 +194,7 @@ class LeaseService:
         """Requeue or fail expired leases, by the store's clock unless ``now`` is given
         (the reaper passes the reading its clock-jump check approved)."""
         reaped = await self._store.reap_expired(now, self.policy, limit, spare_longer_than)
-        self._after_reap(reaped, time.time())
+        self._after_reap(reaped, time.time(), now)
         return reaped
 
     async def hand_back(self, executor_id: str, keep_principal_id: str) -> list[Job]:
@@ -208,7 +208,7 @@ class LeaseService:
             await self._store.announce(JOBS)
         return ended
 
-    def _after_reap(self, reaped: list[Job], now: float) -> None:
+    def _after_reap(self, reaped: list[Job], now: float, store_now: float | None = None) -> None:
         self._hub.events.finished(reaped, now)
         if reaped:
             self._hub.job_changed()
@@ -216,11 +216,15 @@ class LeaseService:
             self._metrics.jobs_reaped.inc()
             self._hub.fire(job_topic(job.id))
             if job.status == JobStatus.PENDING:
-                self.wake_at(job.run_after)
+                self.wake_at(job.run_after, store_now)
 
-    def wake_at(self, when: float) -> None:
-        """Wake claimers when a backed-off job becomes due, here and on other replicas."""
-        delay = max(0.0, when - time.time())
+    def wake_at(self, when: float, now: float | None = None) -> None:
+        """Wake claimers when a backed-off job becomes due, here and on other replicas.
+
+        ``when`` is a time of the store's clock; ``now``, that clock's reading when
+        known, else this process's clock stands in for it.
+        """
+        delay = max(0.0, when - (time.time() if now is None else now))
         loop = asyncio.get_running_loop()
         loop.call_later(delay, self._wake)
 
