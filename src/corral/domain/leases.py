@@ -1,4 +1,6 @@
-"""What happens to a job whose lease ran out: a pure decision of ``now``."""
+"""Leases as pure decisions of ``now``: what a lost, failed or released attempt leaves
+its job in, who may act on a lease (fencing), and when an expired lease may be reaped
+after a restart or a clock jump (``ClockWatch``)."""
 
 from __future__ import annotations
 
