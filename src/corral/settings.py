@@ -30,7 +30,9 @@ class ServerSettings(BaseSettings):
     )
     reaper_interval: float = Field(default=1.0, gt=0)
     lease_grace: float | None = Field(
-        default=None, description="seconds after start before reaping; default one lease period"
+        default=None,
+        description="after a start or a forward clock jump, an expired lease is spared "
+        "for its own period, at most this many seconds; default 60",
     )
     executor_offline_after: float = Field(default=30.0, gt=0)
     sqlite_synchronous: str = Field(default="NORMAL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")

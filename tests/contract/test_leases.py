@@ -273,3 +273,20 @@ async def test_fence_ignores_principal_when_not_given(store: Store) -> None:
     await _claimed(store)
     renewed = await store.renew_lease("j1", AttemptRef("exec-1", 1, "worker-1"), NOW + 1)
     assert renewed.lease_expires_at is not None
+
+
+async def test_item9_a_cancel_requested_before_a_release_ends_the_job_cancelled(
+    store: Store,
+) -> None:
+    await _claimed(store, lease_seconds=30)
+    await store.cancel("j1", NOW + 1)  # claimed but not started: only marked
+
+    released = await store.release("j1", ref(), NOW + 2)
+
+    assert released.status == JobStatus.CANCELLED and released.finished_at == NOW + 2
+    assert released.lease_expires_at is None
+    assert await store.get_job("j1") == released
+    [attempt] = await store.get_attempts("j1")
+    assert attempt.status == AttemptStatus.CANCELLED and attempt.ended_at == NOW + 2
+    assert await store.claim(claim_request("exec-2"), NOW + 3) == []  # never runs
+    assert await store.reap_expired(NOW + 100, POLICY, 10) == []

@@ -8,10 +8,11 @@ from dataclasses import replace
 import pytest
 
 from corral.domain.jobs import ClaimRequest, JobSpec
+from corral.domain.states import AttemptStatus, JobStatus
 from corral.domain.workers import ExecutorInfo
 from corral.errors import AlreadyExists
 from corral.store.base import JobFilter, Store, TokenRecord
-from tests.contract.contract_support import NOW, claim_request, new_job
+from tests.contract.contract_support import BACKOFF, NOW, POLICY, claim_request, new_job
 
 INFO = ExecutorInfo(executor_id="worker-001", principal_id="token-1", hostname="pc", cpu_count=8)
 
@@ -77,3 +78,47 @@ async def test_list_jobs_oldest_first(store: Store) -> None:
     assert total == 4
     assert [j.id for j in newest] == ["j3", "j2"]
     assert [j.id for j in oldest] == ["j1", "j2"]
+
+
+async def test_item8_renewal_by_principal_skips_leases_of_an_earlier_registration(
+    store: Store,
+) -> None:
+    await store.insert_jobs([new_job("old", lease_seconds=30), new_job("new", lease_seconds=30)])
+    await store.claim(claim_request("worker-001", principal_id="token-1"), NOW)
+    await store.claim(claim_request("worker-001", principal_id="token-2"), NOW)
+    held = [("old", 1), ("new", 1)]
+
+    renewed = await store.renew_executor_leases("worker-001", held, NOW + 10, "token-2")
+
+    assert [j.id for j in renewed] == ["new"]
+    old = await store.get_job("old")
+    assert old is not None and old.lease_expires_at == NOW + 30  # left to expire
+    anyone = await store.renew_executor_leases("worker-001", held, NOW + 11)
+    assert sorted(j.id for j in anyone) == ["new", "old"]  # no principal: as before
+
+
+async def test_item8_expiring_a_taken_over_id_hands_back_only_the_old_leases(
+    store: Store,
+) -> None:
+    jobs = [new_job(f"j{i}", lease_seconds=30, max_retries=3) for i in range(3)]
+    await store.insert_jobs([*jobs, new_job("mine"), new_job("elsewhere")])
+    await store.claim(claim_request("worker-001", principal_id="token-1", limit=3), NOW)
+    await store.claim(claim_request("worker-001", principal_id="token-2"), NOW)  # "mine"
+    await store.claim(claim_request("worker-002", principal_id="token-1"), NOW)
+    await store.cancel("j2", NOW + 1)
+
+    ended = await store.expire_executor_leases("worker-001", "token-2", NOW + 2, POLICY)
+
+    by_id = {j.id: j for j in ended}
+    assert set(by_id) == {"j0", "j1", "j2"}
+    assert by_id["j0"].status == by_id["j1"].status == JobStatus.PENDING
+    assert by_id["j0"].run_after == NOW + 2 + BACKOFF
+    assert by_id["j2"].status == JobStatus.CANCELLED
+    assert await store.get_job("j0") == by_id["j0"]
+    [attempt] = await store.get_attempts("j0")
+    assert attempt.status == AttemptStatus.LOST and attempt.ended_at == NOW + 2
+    assert "registered again" in (attempt.error_message or "")
+    for kept in ("mine", "elsewhere"):
+        job = await store.get_job(kept)
+        assert job is not None and job.status == JobStatus.RUNNING
+    assert await store.expire_executor_leases("worker-001", "token-2", NOW + 3, POLICY) == []

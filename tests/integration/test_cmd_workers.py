@@ -165,3 +165,49 @@ def test_worker_token_is_refused_on_user_endpoints(server: LiveServer) -> None:
         f"{server.url}/api/jobs/get-job", headers={"x-worker-token": server.token("viewer")}
     )
     assert bearer.status_code == 401  # x-worker-token carries worker tokens only
+
+
+def test_item8_only_the_workers_own_token_may_heartbeat_it(server: LiveServer) -> None:
+    register(server)
+    join = server.token("worker")
+    with as_worker(server, join) as other:
+        beat = other.post("/api/workers/heartbeat", json={"workerId": "worker-001"})
+    assert beat.status_code == 403, beat.text
+    assert error_shape(beat)["code"] == "FORBIDDEN"
+    with server.client() as admin:  # an admin still may
+        assert admin.post("/api/workers/heartbeat", json={"workerId": "worker-001"}).is_success
+
+
+def test_item8_a_heartbeat_renews_only_leases_its_registration_holds(server: LiveServer) -> None:
+    token = register(server).json()["token"]
+    with server.client() as admin:
+        job_id = admin.post("/api/jobs/submit", json={"command": "id"}).json()["jobId"]
+    # Another token leases a job under the same worker id (a native claim names its id).
+    with server.client(server.token("worker")) as stranger:
+        claimed = stranger.post("/api/v1/jobs/claim", json={"executor_id": "worker-001"})
+    assert claimed.status_code == 200 and claimed.json()["id"] == job_id
+    expiry = claimed.json()["lease_expires_at"]
+    with as_worker(server, token) as worker:
+        beat = worker.post("/api/workers/heartbeat", json={"workerId": "worker-001"})
+    assert beat.status_code == 200 and beat.json()["runningJobIds"] == []
+    with server.client() as admin:
+        assert admin.get(f"/api/v1/jobs/{job_id}").json()["lease_expires_at"] == expiry
+
+
+def test_item8_taking_over_an_id_hands_the_old_registrations_jobs_back(tmp_path: Path) -> None:
+    with run_server(tmp_path / "data", executor_offline_after=0.3) as live:
+        first = register(live).json()["token"]
+        with live.client() as admin:
+            job_id = admin.post("/api/jobs/submit", json={"command": "id"}).json()["jobId"]
+        with as_worker(live, first) as crashed:
+            assert crashed.get("/api/jobs/get-job").json()["job"]["jobId"] == job_id
+        time.sleep(0.5)  # the first registration goes silent past executor_offline_after
+        second = register(live)
+        assert second.status_code == 201, second.text
+        with live.client() as admin:
+            job = admin.get(f"/api/v1/jobs/{job_id}").json()
+        assert job["status"] == "pending"  # back in the queue at once, not at lease expiry
+        assert [a["status"] for a in job["attempts"]] == ["lost"]
+        with as_worker(live, second.json()["token"]) as fresh:
+            beat = fresh.post("/api/workers/heartbeat", json={"workerId": "worker-001"})
+        assert beat.json()["runningJobIds"] == []

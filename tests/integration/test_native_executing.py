@@ -557,6 +557,24 @@ def test_release_hands_the_job_back_without_spending_a_retry(live_server: LiveSe
     assert [a["status"] for a in job["attempts"]] == ["released", "failed"]
 
 
+def test_item9_releasing_a_job_with_a_cancel_requested_cancels_it(
+    live_server: LiveServer,
+) -> None:
+    with live_server.client() as http:
+        job_id = submit(http)["id"]
+        claim_one(http, "draining")
+        assert http.delete(f"{API}/jobs/{job_id}").json()["cancel_requested"] is True
+        answer = http.post(
+            f"{API}/jobs/{job_id}/release", json={"executor_id": "draining", "attempt": 1}
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "cancelled"
+        assert claim(http, "fresh").status_code == 204  # the cancelled job never runs
+        job = details(http, job_id)
+    assert job["status"] == "cancelled"
+    assert [a["status"] for a in job["attempts"]] == ["cancelled"]
+
+
 def test_release_errors(live_server: LiveServer) -> None:
     with live_server.client() as http:
         assert_error(

@@ -195,3 +195,32 @@ def test_deregister(live_server: LiveServer) -> None:
         assert admin.delete(f"{API}/executors/theirs").status_code == 200
         assert admin.get(f"{API}/executors").json() == []
         assert_error(admin.delete(f"{API}/executors/nobody"), 404)
+
+
+def test_item8_a_heartbeat_renews_only_leases_held_by_its_own_token(
+    live_server: LiveServer,
+) -> None:
+    with (
+        live_server.client(live_server.token("worker")) as owner,
+        live_server.client(live_server.token("worker")) as other,
+        live_server.client() as admin,
+    ):
+        assert register(owner, "agent").status_code == 201
+        job_id = submit(admin)["id"]
+        claim_one(other, "agent")  # leased under the same id by another token
+        answer = beat(owner, "agent", jobs=[{"job_id": job_id, "attempt": 1}])
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["renewed"] == [] and answer.json()["lost"] == [job_id]
+
+
+def test_item8_taking_over_an_id_hands_its_jobs_back(live_server: LiveServer) -> None:
+    with live_server.client(live_server.token("worker")) as worker, live_server.client() as admin:
+        assert register(worker, "agent").status_code == 201
+        job_id = submit(admin)["id"]
+        claim_one(worker, "agent")
+        assert register(admin, "agent").status_code == 201  # an admin takes the id over
+        job = details(admin, job_id)
+        assert job["status"] == "pending"
+        assert [a["status"] for a in job["attempts"]] == ["lost"]
+        refused = beat(worker, "agent", jobs=[{"job_id": job_id, "attempt": 1}])
+        assert refused.status_code == 403

@@ -9,7 +9,7 @@ import pytest
 
 from corral.domain import priority
 from corral.domain.jobs import AttemptRef, Job, JobSpec, NewJob, Outcome
-from corral.domain.leases import check_fence, on_lease_lost, reaping_allowed
+from corral.domain.leases import check_fence, on_lease_lost
 from corral.domain.outcomes import finished, fit
 from corral.domain.retry import RetryPolicy, retries_left
 from corral.domain.states import TRANSITIONS, JobStatus, can_transition, check_transition
@@ -97,11 +97,6 @@ def test_output_cap_keeps_the_head_and_flags_the_cut() -> None:
     assert fit(0, b"abc", 10) == (b"abc", False)
     assert fit(8, b"abcd", 10) == (b"ab", True)
     assert fit(10, b"x", 10) == (b"", True)
-
-
-def test_reaping_waits_one_lease_period_after_start() -> None:
-    assert not reaping_allowed(NOW + 59, NOW, 60)
-    assert reaping_allowed(NOW + 60, NOW, 60)
 
 
 @pytest.mark.parametrize(

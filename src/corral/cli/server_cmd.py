@@ -28,7 +28,8 @@ def server(
     lease_grace: float | None = typer.Option(
         None,
         envvar="CORRAL_LEASE_GRACE",
-        help="Seconds after start before expired leases are reaped (default: 60).",
+        help="After a start or a forward clock jump, an expired lease is spared for its own "
+        "period, at most this many seconds (default: 60).",
     ),
     max_upload_bytes: int = typer.Option(
         500 << 20, envvar="CORRAL_MAX_UPLOAD_BYTES", help="Largest upload or artifact, bytes."

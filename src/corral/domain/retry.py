@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
+
+# 2**62 seconds is far past any cap; a larger exponent only risks OverflowError
+# (a float overflows at 2**1024, which a job released ~1,025 times used to reach).
+MAX_EXPONENT = 62
+# No backoff is ever longer than a day, whatever the policy says.
+MAX_DELAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,8 +22,14 @@ class RetryPolicy:
     jitter: float = 0.1
 
     def delay(self, attempts_made: int, rng: random.Random | None = None) -> float:
-        raw = min(self.max_seconds, self.base_seconds * 2.0 ** max(0, attempts_made - 1))
-        spread = raw * self.jitter
+        """Seconds to wait before the next attempt: finite, never negative, never above
+        ``max_seconds`` (nor ``MAX_DELAY``) plus its jitter, for any ``attempts_made``."""
+        exponent = min(max(0, attempts_made - 1), MAX_EXPONENT)
+        cap = min(self.max_seconds, MAX_DELAY)
+        raw = min(cap, self.base_seconds * 2.0**exponent)
+        if not math.isfinite(raw) or raw < 0:
+            raw = cap
+        spread = raw * min(max(self.jitter, 0.0), 1.0)
         offset: float = (rng or random.Random()).uniform(-spread, spread)
         return max(0.0, raw + offset)
 

@@ -12,7 +12,6 @@ so both of the document's fields come back unchanged wherever the task is read.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +74,7 @@ class AgentService:
         if not running:
             return None
         job = running[0]
-        remaining = (job.lease_expires_at or 0.0) - time.time()
+        remaining = (job.lease_expires_at or 0.0) - await self._store.clock()
         ref = self._leases.fence(principal, agent_name, job.attempt)
         try:
             return await self._leases.heartbeat(job.id, ref, max(job.lease_seconds, remaining))
@@ -119,7 +118,7 @@ class AgentService:
             )
         ref = await self._fence(principal, task_id, agent_name)
         job = await self._task(task_id)
-        remaining = (job.lease_expires_at or 0.0) - time.time()
+        remaining = (job.lease_expires_at or 0.0) - await self._store.clock()
         return await self._leases.heartbeat(task_id, ref, max(minutes * 60.0, remaining))
 
     async def cleanup_leases(self, principal: Principal, project_id: str) -> Cleanup:

@@ -8,7 +8,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from corral.domain.leases import reaping_allowed
 from corral.domain.retry import RetryPolicy
 from corral.services.accounts import AccountService
 from corral.services.agents import AgentService
@@ -21,6 +20,7 @@ from corral.services.metrics import Metrics
 from corral.services.output import OutputService
 from corral.services.projects import ProjectService
 from corral.services.rates import RateService
+from corral.services.reaper import Reaper
 from corral.services.relay import relay_changes
 from corral.services.reports import ReportService
 from corral.services.sessions import SessionService
@@ -68,8 +68,10 @@ class Services:
         self.leases = LeaseService(self.store, self.hub, self.metrics, RetryPolicy())
         self.output = OutputService(self.store, self.hub)
         self.tokens = TokenService(self.store)
+        grace = self.settings.lease_grace
+        self.reaper = Reaper(self.store, self.leases, DEFAULT_GRACE if grace is None else grace)
         self.executors = ExecutorService(
-            self.store, self.settings.executor_offline_after, self.tokens, self.hub
+            self.store, self.settings.executor_offline_after, self.tokens, self.hub, self.leases
         )
         secret = self.settings.jwt_secret
         self.accounts = AccountService(self.store, secret.get_secret_value() if secret else None)
@@ -87,14 +89,16 @@ class Services:
         await self.store.open()
         self.store.add_listener(self.hub.fire)
         self.started_at = time.time()
+        store_now = await self.store.clock()
+        self.reaper.start(store_now, time.monotonic())
         await self.accounts.start()
         password = self.settings.admin_password
         await self.accounts.bootstrap_admin(
             self.settings.admin_email, password.get_secret_value() if password else None
         )
-        due = await self.store.next_run_after(self.started_at)
+        due = await self.store.next_run_after(store_now)
         if due is not None:
-            self.leases.wake_at(due)
+            self.leases.wake_at(due, store_now)
         self._reaper = asyncio.create_task(self._reap_forever(), name="corral-reaper")
         self._sweeper = asyncio.create_task(self._sweep_files_forever(), name="corral-sweeper")
         self._sampler = asyncio.create_task(self._sample_rates_forever(), name="corral-rates")
@@ -113,15 +117,12 @@ class Services:
         await self.store.close()
 
     async def _reap_forever(self) -> None:
-        """Return lost leases to the queue; hold off for one lease period after a restart."""
-        grace = self.settings.lease_grace
-        grace = DEFAULT_GRACE if grace is None else grace
+        """Return lost leases to the queue, sparing each its grace after a start or a
+        clock jump (see ``Reaper``)."""
         while True:
             await asyncio.sleep(self.settings.reaper_interval)
-            if not reaping_allowed(time.time(), self.started_at, grace):
-                continue
             try:
-                reaped = await self.leases.reap()
+                reaped = await self.reaper.run_once(time.monotonic())
             except Exception:
                 log.exception("reaper pass failed", extra={"action": "reap_failed"})
                 continue

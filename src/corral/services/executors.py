@@ -20,6 +20,7 @@ from corral.domain.states import JobStatus
 from corral.domain.workers import Executor, ExecutorInfo, ExecutorState
 from corral.errors import AlreadyExists, InvalidInput, NotFound
 from corral.services.events import Hub
+from corral.services.leasing import LeaseService
 from corral.services.tokens import TokenService
 from corral.store.base import JobFilter, Store
 
@@ -50,10 +51,18 @@ class Beat:
 
 
 class ExecutorService:
-    def __init__(self, store: Store, offline_after: float, tokens: TokenService, hub: Hub) -> None:
+    def __init__(
+        self,
+        store: Store,
+        offline_after: float,
+        tokens: TokenService,
+        hub: Hub,
+        leases: LeaseService,
+    ) -> None:
         self._store = store
         self._tokens = tokens
         self._hub = hub
+        self._leases = leases
         self.offline_after = offline_after
 
     async def register(self, principal: Principal, info: ExecutorInfo) -> Executor:
@@ -73,6 +82,8 @@ class ExecutorService:
                 "executor id is in use by another live executor", executor_id=info.executor_id
             )
         executor = await self._store.upsert_executor(info, now, draining=False)
+        if found is not None and found.info.principal_id != principal.id:
+            await self._leases.hand_back(info.executor_id, principal.id)  # a takeover
         self._hub.fleet_changed()
         return executor
 
@@ -89,6 +100,9 @@ class ExecutorService:
             replace(info, principal_id=token_id), now, live_after=now - self.offline_after
         )
         await self._tokens.revoke_for_executor(info.executor_id)
+        # Whoever held the id before is gone for good (its token is revoked): its jobs
+        # go back to the queue now, not when their leases run out.
+        await self._leases.hand_back(info.executor_id, token_id)
         self._hub.fleet_changed()
         _, secret = await self._tokens.mint(
             "worker", f"worker:{info.executor_id}", executor_id=info.executor_id, token_id=token_id
@@ -98,15 +112,26 @@ class ExecutorService:
     async def heartbeat(
         self, principal: Principal, executor_id: str, reported_status: str | None
     ) -> Beat:
-        """Mark the executor alive and renew the lease of every job it runs."""
+        """Mark the executor alive and renew the leases its current registration holds.
+
+        Only its owner (or an admin) may; jobs leased to an earlier registration of
+        the same id are not renewed: that worker is gone and they must be reaped.
+        """
         require(principal, Action.EXECUTE)
         require_executor(principal, executor_id)
-        if await self._store.get_executor(executor_id) is None:
+        executor = await self._store.get_executor(executor_id)
+        if executor is None:
             raise NotFound("Worker not found", worker_id=executor_id)
-        now = time.time()
+        require_executor_owner(principal, executor.info.principal_id)
+        holder = executor.info.principal_id
         running = await self._running(executor_id)
-        held = [(job.id, job.attempt) for job in running]
-        renewed = await self._store.renew_executor_leases(executor_id, held, now) if held else []
+        held = [(job.id, job.attempt) for job in running if job.lease_principal_id == holder]
+        renewed = (
+            await self._store.renew_executor_leases(executor_id, held, None, principal_id=holder)
+            if held
+            else []
+        )
+        now = time.time()
         await self._store.touch_executor(executor_id, now, reported_status)
         self._hub.fleet_changed()
         return Beat(renewed, [job.id for job in renewed if job.cancel_requested])

@@ -3,6 +3,10 @@
 Every call after a claim names its attempt; the store fences off any attempt
 that no longer holds the lease, so a worker that was presumed dead can never
 overwrite the result of the attempt that replaced it.
+
+Lease times (expiries, backoffs) are read from the store's clock (``now=None``):
+on PostgreSQL the database's, so replicas whose wall clocks disagree still agree
+on when a lease runs out. This process's clock only stamps events and metrics.
 """
 
 from __future__ import annotations
@@ -76,11 +80,10 @@ class LeaseService:
             if waited and still_wanted is not None and not await still_wanted():
                 return []
             generation = signal.generation
-            now = time.time()
-            jobs = await self._store.claim(request, now)
+            jobs = await self._store.claim(request, None)
             self._hub.fleet_changed()  # a claim is also a sign of life: live fleet views refresh
             if jobs:
-                self._record_claims(jobs, now)
+                self._record_claims(jobs, time.time())
                 return jobs
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -92,7 +95,8 @@ class LeaseService:
     def _record_claims(self, jobs: list[Job], now: float) -> None:
         self._metrics.jobs_claimed.inc(len(jobs))
         for job in jobs:
-            self._metrics.queue_wait.observe(max(0.0, now - max(job.created_at, job.run_after)))
+            leased = job.started_at if job.started_at is not None else now
+            self._metrics.queue_wait.observe(max(0.0, leased - max(job.created_at, job.run_after)))
             self._hub.fire(job_topic(job.id))
         self._hub.events.started(jobs, now)
         self._hub.job_changed()
@@ -104,7 +108,7 @@ class LeaseService:
         extend-lease); None renews for the job's ``lease_seconds``.
         """
         try:
-            return await self._store.renew_lease(job_id, ref, time.time(), duration)
+            return await self._store.renew_lease(job_id, ref, None, duration)
         except InvalidTransition as exc:
             raise NotFound("job is not running", job_id=job_id) from exc
 
@@ -115,7 +119,10 @@ class LeaseService:
         require_executor(principal, executor_id)
         executor = await self._store.get_executor(executor_id)
         require_executor_owner(principal, executor.info.principal_id if executor else None)
-        renewed = await self._store.renew_executor_leases(executor_id, held, time.time())
+        holder = principal.id if principal.role == Role.WORKER else None  # as in ``fence``
+        renewed = await self._store.renew_executor_leases(
+            executor_id, held, None, principal_id=holder
+        )
         self._hub.fleet_changed()
         kept = {j.id for j in renewed}
         lost = [job_id for job_id, _ in held if job_id not in kept]
@@ -123,15 +130,15 @@ class LeaseService:
         return HeldLeases(renewed, lost, cancel)
 
     async def finish(self, job_id: str, ref: AttemptRef, outcome: Outcome) -> Job:
+        job = await self._store.finish(job_id, ref, outcome, None, self.policy)
         now = time.time()
-        job = await self._store.finish(job_id, ref, outcome, now, self.policy)
         self._publish_report_output(job_id, outcome, now)
         self._after_finish([job], now)
         return job
 
     async def finish_many(self, reports: Sequence[Report]) -> list[Job | CorralError]:
+        results = await self._store.finish_many(reports, None, self.policy)
         now = time.time()
-        results = await self._store.finish_many(reports, now, self.policy)
         if self._hub.events.active:
             for report, result in zip(reports, results, strict=True):
                 if isinstance(result, Job):
@@ -156,7 +163,12 @@ class LeaseService:
                 self.wake_at(job.run_after)
 
     async def release(self, job_id: str, ref: AttemptRef) -> Job:
-        job = await self._store.release(job_id, ref, time.time())
+        """Hand an unstarted job back: queued again, or cancelled if that was asked."""
+        job = await self._store.release(job_id, ref, None)
+        now = time.time()
+        if job.status != JobStatus.PENDING:
+            self._after_finish([job], now)
+            return job
         self._hub.fire(JOBS)
         self._hub.job_changed()
         await self._store.announce(JOBS)
@@ -184,9 +196,30 @@ class LeaseService:
         await self._store.announce(job_topic(job_id))
         return written
 
-    async def reap(self, limit: int = 500) -> list[Job]:
-        now = time.time()
-        reaped = await self._store.reap_expired(now, self.policy, limit)
+    async def reap(
+        self,
+        limit: int = 500,
+        now: float | None = None,
+        spare_longer_than: float | None = None,
+    ) -> list[Job]:
+        """Requeue or fail expired leases, by the store's clock unless ``now`` is given
+        (the reaper passes the reading its clock-jump check approved)."""
+        reaped = await self._store.reap_expired(now, self.policy, limit, spare_longer_than)
+        self._after_reap(reaped, time.time(), now)
+        return reaped
+
+    async def hand_back(self, executor_id: str, keep_principal_id: str) -> list[Job]:
+        """End the leases an earlier registration of ``executor_id`` still holds, at once,
+        as if they had expired: that registration is gone and will never renew them."""
+        ended = await self._store.expire_executor_leases(
+            executor_id, keep_principal_id, None, self.policy
+        )
+        self._after_reap(ended, time.time())
+        if ended:
+            await self._store.announce(JOBS)
+        return ended
+
+    def _after_reap(self, reaped: list[Job], now: float, store_now: float | None = None) -> None:
         self._hub.events.finished(reaped, now)
         if reaped:
             self._hub.job_changed()
@@ -194,12 +227,15 @@ class LeaseService:
             self._metrics.jobs_reaped.inc()
             self._hub.fire(job_topic(job.id))
             if job.status == JobStatus.PENDING:
-                self.wake_at(job.run_after)
-        return reaped
+                self.wake_at(job.run_after, store_now)
 
-    def wake_at(self, when: float) -> None:
-        """Wake claimers when a backed-off job becomes due, here and on other replicas."""
-        delay = max(0.0, when - time.time())
+    def wake_at(self, when: float, now: float | None = None) -> None:
+        """Wake claimers when a backed-off job becomes due, here and on other replicas.
+
+        ``when`` is a time of the store's clock; ``now``, that clock's reading when
+        known, else this process's clock stands in for it.
+        """
+        delay = max(0.0, when - (time.time() if now is None else now))
         loop = asyncio.get_running_loop()
         loop.call_later(delay, self._wake)
 

@@ -226,29 +226,54 @@ class Store(Protocol):
     async def pending_by_priority(self) -> dict[int, int]: ...
 
     # --- the lease lifecycle ---------------------------------------------
-    async def claim(self, request: ClaimRequest, now: float) -> list[Job]:
+    # ``now: float | None``: the time the operation happens at. None reads the store's
+    # clock (``clock``), which the dispatcher passes, so that lease times never come
+    # from one replica's wall clock; tests pass a time to move the clock by hand.
+    async def clock(self) -> float:
+        """The store's clock, in epoch seconds, that lease times are measured by: the
+        database's ``now()`` on PostgreSQL, shared by every replica; on SQLite, whose
+        file one process owns, that process's wall clock."""
+
+    async def claim(self, request: ClaimRequest, now: float | None) -> list[Job]:
         """Lease up to ``request.limit`` runnable jobs: highest priority, then oldest."""
 
     async def renew_lease(
-        self, job_id: str, ref: AttemptRef, now: float, duration: float | None = None
+        self, job_id: str, ref: AttemptRef, now: float | None, duration: float | None = None
     ) -> Job:
         """Push the lease to ``now + duration`` (the job's ``lease_seconds`` when None)."""
 
     async def renew_executor_leases(
-        self, executor_id: str, held: Sequence[tuple[str, int]], now: float
+        self,
+        executor_id: str,
+        held: Sequence[tuple[str, int]],
+        now: float | None,
+        principal_id: str | None = None,
     ) -> list[Job]:
-        """Renew every listed (job, attempt) the executor still holds; return those jobs."""
+        """Renew every listed (job, attempt) the executor still holds, and with
+        ``principal_id`` only those leased by that principal; return those jobs."""
+
+    async def expire_executor_leases(
+        self, executor_id: str, keep_principal_id: str, now: float | None, policy: RetryPolicy
+    ) -> list[Job]:
+        """End at once, as lost, every lease the executor id holds under another principal
+        than ``keep_principal_id``: an earlier registration of the id is gone, so nobody
+        will renew or report them. Returns the jobs as left (requeued, failed, cancelled)."""
 
     async def finish(
-        self, job_id: str, ref: AttemptRef, outcome: Outcome, now: float, policy: RetryPolicy
+        self,
+        job_id: str,
+        ref: AttemptRef,
+        outcome: Outcome,
+        now: float | None,
+        policy: RetryPolicy,
     ) -> Job: ...
 
     async def finish_many(
-        self, reports: Sequence[Report], now: float, policy: RetryPolicy
+        self, reports: Sequence[Report], now: float | None, policy: RetryPolicy
     ) -> list[Job | CorralError]:
         """Apply a batch of reports in one transaction; each succeeds or fails alone."""
 
-    async def release(self, job_id: str, ref: AttemptRef, now: float) -> Job:
+    async def release(self, job_id: str, ref: AttemptRef, now: float | None) -> Job:
         """Hand an unstarted job back to the queue without spending a retry."""
 
     async def cancel(self, job_id: str, now: float, pending_only: bool = False) -> Job:
@@ -256,8 +281,16 @@ class Store(Protocol):
         ``pending_only``, which refuses anything but a pending job (``InvalidTransition``)
         in the same transaction, so a claim cannot slip in between."""
 
-    async def reap_expired(self, now: float, policy: RetryPolicy, limit: int) -> list[Job]:
-        """Requeue or fail running jobs whose lease ran out before ``now``."""
+    async def reap_expired(
+        self,
+        now: float | None,
+        policy: RetryPolicy,
+        limit: int,
+        spare_longer_than: float | None = None,
+    ) -> list[Job]:
+        """Requeue or fail running jobs whose lease ran out before ``now``, except those
+        whose ``lease_seconds`` exceed ``spare_longer_than`` (still in their grace after
+        a restart or a clock jump; see ``domain.leases.ClockWatch``)."""
 
     async def next_run_after(self, now: float) -> float | None:
         """The earliest time a backed-off pending job becomes claimable, if any."""

@@ -31,10 +31,11 @@ import orjson
 
 from corral.domain import outcomes
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
-from corral.domain.leases import check_fence, on_lease_lost
+from corral.domain.leases import check_fence
 from corral.domain.retry import RetryPolicy
-from corral.domain.states import AttemptStatus, JobStatus, check_pending, check_transition
+from corral.domain.states import JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError, NotFound, Unavailable
+from corral.store import lost
 from corral.store import postgres_sql as q
 from corral.store.base import (
     IdempotencyRecord,
@@ -336,7 +337,10 @@ class PostgresStore(
         return {r[0]: r[1] for r in rows}
 
     # --- leases -------------------------------------------------------------------
-    async def claim(self, request: ClaimRequest, now: float) -> list[Job]:
+    async def clock(self) -> float:
+        return float(await self._fetchval(q.DB_NOW))
+
+    async def claim(self, request: ClaimRequest, now: float | None) -> list[Job]:
         labels = orjson.dumps(sorted(request.labels)).decode()
         async with self._conn() as conn:
             rows = await conn.fetch(
@@ -353,26 +357,33 @@ class PostgresStore(
         return [job_from_row(r) for r in rows]
 
     async def renew_lease(
-        self, job_id: str, ref: AttemptRef, now: float, duration: float | None = None
+        self, job_id: str, ref: AttemptRef, now: float | None, duration: float | None = None
     ) -> Job:
         async with self._tx() as conn:
             job = await q.fenced_job(conn, job_id, ref)
-            expires = now + (job.lease_seconds if duration is None else duration)
-            await conn.execute(q.RENEW_ONE, expires, job.seq, now, ref.executor_id)
-        return dataclasses.replace(job, lease_expires_at=expires)
+            expires = await conn.fetchval(q.RENEW_ONE, now, job.seq, duration, ref.executor_id)
+        return dataclasses.replace(job, lease_expires_at=float(expires))
 
     async def renew_executor_leases(
-        self, executor_id: str, held: Sequence[tuple[str, int]], now: float
+        self,
+        executor_id: str,
+        held: Sequence[tuple[str, int]],
+        now: float | None,
+        principal_id: str | None = None,
     ) -> list[Job]:
         ids = [job_id for job_id, _ in held]
         attempts = [attempt for _, attempt in held]
         async with self._tx() as conn:
-            rows = await conn.fetch(q.RENEW_MANY, executor_id, ids, attempts, now) if held else []
+            rows = (
+                await conn.fetch(q.RENEW_MANY, executor_id, ids, attempts, now, principal_id)
+                if held
+                else []
+            )
             await conn.execute(q.TOUCH_EXECUTOR, now, executor_id, None)  # executor row last
         return [job_from_row(r) for r in rows]
 
     async def finish_many(
-        self, reports: Sequence[Report], now: float, policy: RetryPolicy
+        self, reports: Sequence[Report], now: float | None, policy: RetryPolicy
     ) -> list[Job | CorralError]:
         """Lock every job named, decide each report in Python, write all in one statement.
 
@@ -386,11 +397,13 @@ class PostgresStore(
         async with self._tx() as conn:
             rows = await conn.fetch(q.LOCK_JOBS, sorted({r.job_id for r in reports}))
             current = {row["id"]: job_from_row(row) for row in rows}
+            if now is None:  # nothing is written unless a row was found, with the clock
+                now = rows[0]["db_now"] if rows else 0.0
             for report in reports:
                 try:
                     new = self._finish_one(current.get(report.job_id), report, now, policy, batch)
-                except CorralError as exc:
-                    out.append(exc)
+                except Exception as exc:  # one report's failure must not fail its batch
+                    out.append(lost.report_failed(report.job_id, exc))
                     continue
                 current[new.id] = new
                 out.append(new)
@@ -421,13 +434,25 @@ class PostgresStore(
             batch.completed[started.executor_id] += 1
         return new
 
-    async def release(self, job_id: str, ref: AttemptRef, now: float) -> Job:
+    async def release(self, job_id: str, ref: AttemptRef, now: float | None) -> Job:
         async with self._tx() as conn:
             job = await q.fenced_job(conn, job_id, ref)
-            await conn.execute(q.RELEASE, job.seq, now, job.id, job.attempt)
-        return dataclasses.replace(
-            job, status=JobStatus.PENDING, releases=job.releases + 1, lease_expires_at=None
-        )
+            now = await q.at(conn, now)
+            new = lost.released(job, now)
+            ended, why = lost.release_attempt_end(new)
+            await conn.execute(
+                q.RELEASE,
+                job.seq,
+                now,
+                job.id,
+                job.attempt,
+                new.status.value,
+                new.finished_at,
+                new.error_message,
+                ended.value,
+                why,
+            )
+        return new
 
     async def cancel(self, job_id: str, now: float, pending_only: bool = False) -> Job:
         async with self._tx() as conn:
@@ -441,24 +466,25 @@ class PostgresStore(
             await conn.execute(q.CANCEL_NOW, now, job.seq)
         return dataclasses.replace(job, status=JobStatus.CANCELLED, finished_at=now)
 
-    async def reap_expired(self, now: float, policy: RetryPolicy, limit: int) -> list[Job]:
-        reaped = []
-        batch = q.BatchWrite()
+    async def reap_expired(
+        self,
+        now: float | None,
+        policy: RetryPolicy,
+        limit: int,
+        spare_longer_than: float | None = None,
+    ) -> list[Job]:
         async with self._tx() as conn:
-            for row in await conn.fetch(q.REAP_CANDIDATES, now, limit):
-                job = job_from_row(row)
-                verdict = on_lease_lost(job, now, policy)
-                new = outcomes.apply_verdict(job, verdict, now)
-                status = (
-                    AttemptStatus.CANCELLED
-                    if verdict.status == JobStatus.CANCELLED
-                    else AttemptStatus.LOST
-                )
-                batch.end(new, None, job, status, None, "lease expired")
-                reaped.append(new)
-            if reaped:
-                await conn.execute(q.WRITE_BATCH, now, *batch.params())
-        return reaped
+            now = await q.at(conn, now)
+            rows = await conn.fetch(q.REAP_CANDIDATES, now, limit, spare_longer_than)
+            return await q.end_lost(conn, rows, now, policy, lost.EXPIRED)
+
+    async def expire_executor_leases(
+        self, executor_id: str, keep_principal_id: str, now: float | None, policy: RetryPolicy
+    ) -> list[Job]:
+        async with self._tx() as conn:
+            now = await q.at(conn, now)
+            rows = await conn.fetch(q.LOCK_TAKEN_OVER, executor_id, keep_principal_id)
+            return await q.end_lost(conn, rows, now, policy, lost.TAKEN_OVER)
 
     async def next_run_after(self, now: float) -> float | None:
         value = await self._fetchval(q.NEXT_RUN_AFTER, now)

@@ -20,8 +20,10 @@ import asyncpg
 from corral.domain import outcomes
 from corral.domain.jobs import AttemptRef, Job
 from corral.domain.leases import check_fence
+from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus
 from corral.errors import AlreadyExists, InvalidInput, NotFound
+from corral.store import lost
 from corral.store.base import IdempotencyRecord, JobFilter
 from corral.store.rows import JOB_COLUMNS, JOB_INSERT_COLUMNS, job_from_row, result_to_json
 
@@ -86,22 +88,30 @@ SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
 LOCK_JOB = SELECT_JOB + " FOR UPDATE"
 SELECT_JOBS = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1::text[]) ORDER BY seq"
 # Sorted, so two batches touching the same jobs lock them in the same order.
-LOCK_JOBS = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+# With the database's clock read in the same round trip, for a batch of finishes.
+LOCK_JOBS = (
+    f"SELECT {JOB_COLUMNS}, extract(epoch from now())::float8 AS db_now FROM jobs "
+    "WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+)
 SELECT_ATTEMPTS = "SELECT * FROM attempts WHERE job_id = $1 ORDER BY number"
 
-# $1 now, $2 claimer labels (jsonb array), $3 least runnable level, $4 project, $5 limit,
-# $6 executor, $7 ip, $8 principal. One statement, so one round trip per claim: the
-# executor is recorded as seen, the rows are picked past other claimers' locks,
-# leased, and their attempts opened.
+# The database's clock, shared by every replica, unless the caller gives a time ($1).
+CLOCK = "coalesce($1::float8, extract(epoch from now())::float8)"
+DB_NOW = "SELECT extract(epoch from now())::float8"
+
+# $1 now (None: the database's), $2 claimer labels (jsonb array), $3 least runnable
+# level, $4 project, $5 limit, $6 executor, $7 ip, $8 principal. One statement, so one
+# round trip per claim: the executor is recorded as seen, the rows are picked past
+# other claimers' locks, leased, and their attempts opened.
 CLAIM = f"""
-WITH seen AS (
+WITH clock AS (SELECT {CLOCK} AS t), seen AS (
   INSERT INTO executors (executor_id, principal_id, ip, registered_at, last_heartbeat)
-  VALUES ($6, $8, $7, $1, $1)
+  SELECT $6, $8, $7, t, t FROM clock
   ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat,
     ip = coalesce(excluded.ip, executors.ip)
 ), picked AS (
   SELECT seq AS picked_seq FROM jobs
-  WHERE status = 'pending' AND run_after <= $1
+  WHERE status = 'pending' AND run_after <= (SELECT t FROM clock)
     AND (labels IS NULL OR labels <@ $2::jsonb)
     AND runnable >= $3::integer
     AND ($4::text IS NULL OR project_id = $4)
@@ -110,41 +120,51 @@ WITH seen AS (
   FOR UPDATE SKIP LOCKED
 ), claimed AS (
   UPDATE jobs SET status = 'running', attempt = attempt + 1, executor_id = $6,
-    executor_ip = $7, lease_principal_id = $8, lease_expires_at = $1 + lease_seconds,
-    started_at = $1, cancel_requested = 0, stdout_size = 0, stdout_truncated = 0,
+    executor_ip = $7, lease_principal_id = $8, lease_expires_at = clock.t + lease_seconds,
+    started_at = clock.t, cancel_requested = 0, stdout_size = 0, stdout_truncated = 0,
     stderr_size = 0, stderr_truncated = 0, exit_code = NULL, error_message = NULL
-  FROM picked WHERE jobs.seq = picked.picked_seq AND jobs.status = 'pending'
+  FROM picked, clock WHERE jobs.seq = picked.picked_seq AND jobs.status = 'pending'
   RETURNING {JOB_COLUMNS}
 ), opened AS (
   INSERT INTO attempts (job_id, number, executor_id, executor_ip, principal_id,
     claimed_at, status)
-  SELECT id, attempt, $6, $7, $8, $1, 'running' FROM claimed
+  SELECT id, attempt, $6, $7, $8, started_at, 'running' FROM claimed
 )
 SELECT * FROM claimed ORDER BY priority DESC, seq
 """
 
-# The job row is already locked by this transaction, so only the executor can wait.
-RENEW_ONE = """
-WITH j AS (UPDATE jobs SET lease_expires_at = $1 WHERE seq = $2)
-UPDATE executors SET last_heartbeat = $3 WHERE executor_id = $4
+# $1 now (None: the database's), $2 seq, $3 duration (None: the job's lease_seconds),
+# $4 executor. The job row is already locked by this transaction, so only the executor
+# can wait.
+RENEW_ONE = f"""
+WITH clock AS (SELECT {CLOCK} AS t), j AS (
+  UPDATE jobs SET lease_expires_at = clock.t + coalesce($3::float8, lease_seconds)
+  FROM clock WHERE seq = $2 RETURNING lease_expires_at
+), e AS (
+  UPDATE executors SET last_heartbeat = (SELECT t FROM clock) WHERE executor_id = $4
+)
+SELECT lease_expires_at FROM j
 """
-# $1 executor, $2 job ids, $3 attempts, $4 now. Rows are locked in id order first.
+# $1 executor, $2 job ids, $3 attempts, $4 now (None: the database's), $5 lease holder
+# (None: any). Rows are locked in id order first.
 RENEW_MANY = f"""
 WITH held AS (
   SELECT jobs.seq AS held_seq FROM jobs
   JOIN unnest($2::text[], $3::int4[]) AS h(job_id, attempt)
     ON jobs.id = h.job_id AND jobs.attempt = h.attempt
   WHERE jobs.executor_id = $1 AND jobs.status = 'running'
+    AND ($5::text IS NULL OR jobs.lease_principal_id = $5)
   ORDER BY jobs.id
   FOR UPDATE OF jobs
 )
-UPDATE jobs SET lease_expires_at = $4 + lease_seconds
+UPDATE jobs SET lease_expires_at =
+  coalesce($4::float8, extract(epoch from now())::float8) + lease_seconds
 FROM held WHERE jobs.seq = held.held_seq AND jobs.executor_id = $1 AND status = 'running'
 RETURNING {JOB_COLUMNS}
 """
 TOUCH_EXECUTOR = (
-    "UPDATE executors SET last_heartbeat = $1, reported_status = coalesce($3, reported_status) "
-    "WHERE executor_id = $2"
+    "UPDATE executors SET last_heartbeat = coalesce($1::float8, extract(epoch from now())), "
+    "reported_status = coalesce($3, reported_status) WHERE executor_id = $2"
 )
 LOCK_EXECUTORS = (
     "SELECT 1 FROM executors WHERE executor_id = ANY($1::text[]) ORDER BY executor_id FOR UPDATE"
@@ -182,19 +202,36 @@ WITH j AS (
 SELECT 1
 """
 
+# $1 now, $2 limit, $3 longest lease already out of its grace (None: every lease is).
 REAP_CANDIDATES = (
     f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' AND lease_expires_at < $1 "
+    "AND ($3::float8 IS NULL OR lease_seconds <= $3) "
     "ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED"
 )
+# $1 executor, $2 the principal of its current registration: leases of earlier ones.
+LOCK_TAKEN_OVER = (
+    f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' AND executor_id = $1 "
+    "AND lease_principal_id IS DISTINCT FROM $2 ORDER BY id FOR UPDATE"
+)
+# $1 now, $2 error, $3 seq, $4 attempt: a row the reaper cannot read is failed as it is.
+FAIL_UNREADABLE = """
+WITH j AS (
+  UPDATE jobs SET status = 'failed', finished_at = $1, error_message = $2,
+    lease_expires_at = NULL WHERE seq = $3 AND status = 'running' RETURNING id
+)
+UPDATE attempts SET status = 'lost', ended_at = $1, error_message = 'lease expired'
+FROM j WHERE attempts.job_id = j.id AND attempts.number = $4
+"""
 NEXT_RUN_AFTER = "SELECT min(run_after) FROM jobs WHERE status = 'pending' AND run_after > $1"
 
+# $1 seq, $2 now, $3 job id, $4 attempt, $5 new status, $6 finished_at, $7 error,
+# $8 attempt status, $9 attempt error: pending again, or cancelled if asked meanwhile.
 RELEASE = """
 WITH j AS (
-  UPDATE jobs SET status = 'pending', releases = releases + 1, lease_expires_at = NULL,
-    run_after = 0 WHERE seq = $1
+  UPDATE jobs SET status = $5, releases = releases + 1, lease_expires_at = NULL,
+    run_after = 0, finished_at = $6, error_message = $7 WHERE seq = $1
 )
-UPDATE attempts SET status = 'released', ended_at = $2, exit_code = NULL,
-  error_message = 'released unstarted'
+UPDATE attempts SET status = $8, ended_at = $2, exit_code = NULL, error_message = $9
 WHERE job_id = $3 AND number = $4
 """
 CANCEL_REQUEST = "UPDATE jobs SET cancel_requested = 1 WHERE seq = $1"
@@ -357,3 +394,32 @@ async def insert_idempotency(conn: Any, record: IdempotencyRecord) -> None:
     )
     if taken is None:
         raise AlreadyExists("idempotency key already used", key=record.key)
+
+
+async def end_lost(
+    conn: Any, rows: list[Any], now: float, policy: RetryPolicy, why: str
+) -> list[Job]:
+    """End the locked running ``rows`` as lost leases, each decided alone (see ``lost``);
+    a row that cannot be read is failed by its seq, so it never blocks a pass again."""
+    ended_jobs = []
+    batch = BatchWrite()
+    for row in rows:
+        try:
+            job = job_from_row(row)
+        except Exception as exc:
+            error = lost.unreadable_row(row, exc)
+            await conn.execute(FAIL_UNREADABLE, now, error, row["seq"], row["attempt"])
+            continue
+        new, ended = lost.decide_lost(job, now, policy)
+        batch.end(new, None, job, ended, None, why)
+        ended_jobs.append(new)
+    if ended_jobs:
+        await conn.execute(WRITE_BATCH, now, *batch.params())
+    return ended_jobs
+
+
+async def at(conn: Any, now: float | None) -> float:
+    """``now``, or the database's clock when None (one round trip)."""
+    if now is not None:
+        return now
+    return float(await conn.fetchval(DB_NOW))

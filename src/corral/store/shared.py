@@ -12,12 +12,17 @@ from corral.store.base import Report
 
 class SharedOperations:
     async def finish_many(
-        self, reports: Sequence[Report], now: float, policy: RetryPolicy
+        self, reports: Sequence[Report], now: float | None, policy: RetryPolicy
     ) -> list[Job | CorralError]:
         raise NotImplementedError
 
     async def finish(
-        self, job_id: str, ref: AttemptRef, outcome: Outcome, now: float, policy: RetryPolicy
+        self,
+        job_id: str,
+        ref: AttemptRef,
+        outcome: Outcome,
+        now: float | None,
+        policy: RetryPolicy,
     ) -> Job:
         """One report is a batch of one; its refusal is raised rather than returned."""
         (result,) = await self.finish_many([Report(job_id, ref, outcome)], now, policy)

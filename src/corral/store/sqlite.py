@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from corral.domain import outcomes
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
-from corral.domain.leases import on_lease_lost
 from corral.domain.retry import RetryPolicy
-from corral.domain.states import AttemptStatus, JobStatus, check_pending, check_transition
+from corral.domain.states import JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError
 from corral.store import sqlite_ops as ops
 from corral.store.base import (
@@ -30,6 +29,7 @@ from corral.store.base import (
     OutputSlice,
     Report,
 )
+from corral.store.lost import TAKEN_OVER, release_attempt_end, released
 from corral.store.rows import (
     JOB_COLUMNS,
     JOB_INSERT_COLUMNS,
@@ -95,9 +95,17 @@ class SqliteStore(
 
     backend = "sqlite"
 
-    def __init__(self, path: Path, *, output_cap: int = 1 << 20, synchronous: str = "NORMAL"):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        output_cap: int = 1 << 20,
+        synchronous: str = "NORMAL",
+        clock: Callable[[], float] = time.time,
+    ):
         self.path = path
         self.output_cap = output_cap
+        self._clock = clock  # one process owns the file, so its clock is the store's
         self._writer = Writer(path, synchronous)
         self._readers = Readers(path)
         self._seen: dict[str, float] = {}
@@ -133,6 +141,12 @@ class SqliteStore(
 
     async def _write(self, op: Any) -> Any:
         return await self._writer.submit(op)
+
+    async def clock(self) -> float:
+        return self._clock()
+
+    def _at(self, now: float | None) -> float:
+        return self._clock() if now is None else now
 
     # --- jobs -------------------------------------------------------------------
     async def insert_jobs(
@@ -228,7 +242,8 @@ class SqliteStore(
         return await self._readers.run(op)
 
     # --- leases -------------------------------------------------------------------
-    async def claim(self, request: ClaimRequest, now: float) -> list[Job]:
+    async def claim(self, request: ClaimRequest, now: float | None) -> list[Job]:
+        now = self._at(now)
         params = {
             "now": now,
             "labels": orjson.dumps(sorted(request.labels)).decode(),
@@ -276,8 +291,10 @@ class SqliteStore(
         self._seen[request.executor_id] = now
 
     async def renew_lease(
-        self, job_id: str, ref: AttemptRef, now: float, duration: float | None = None
+        self, job_id: str, ref: AttemptRef, now: float | None, duration: float | None = None
     ) -> Job:
+        now = self._at(now)
+
         def op(conn: sqlite3.Connection) -> Job:
             job = ops.fenced_job(conn, job_id, ref)
             expires = now + (job.lease_seconds if duration is None else duration)
@@ -292,8 +309,14 @@ class SqliteStore(
         return result
 
     async def renew_executor_leases(
-        self, executor_id: str, held: Sequence[tuple[str, int]], now: float
+        self,
+        executor_id: str,
+        held: Sequence[tuple[str, int]],
+        now: float | None,
+        principal_id: str | None = None,
     ) -> list[Job]:
+        now = self._at(now)
+
         def op(conn: sqlite3.Connection) -> list[Job]:
             conn.execute(
                 "UPDATE executors SET last_heartbeat = ? WHERE executor_id = ?", (now, executor_id)
@@ -303,8 +326,9 @@ class SqliteStore(
                 row = conn.execute(
                     "UPDATE jobs SET lease_expires_at = ? + lease_seconds WHERE id = ? "
                     "AND attempt = ? AND executor_id = ? AND status = 'running' "
+                    "AND (? IS NULL OR lease_principal_id = ?) "
                     f"RETURNING {JOB_COLUMNS}",
-                    (now, job_id, attempt, executor_id),
+                    (now, job_id, attempt, executor_id, principal_id, principal_id),
                 ).fetchone()
                 if row is not None:
                     renewed.append(job_from_row(row))
@@ -314,9 +338,10 @@ class SqliteStore(
         return result
 
     async def finish_many(
-        self, reports: Sequence[Report], now: float, policy: RetryPolicy
+        self, reports: Sequence[Report], now: float | None, policy: RetryPolicy
     ) -> list[Job | CorralError]:
         cap = self.output_cap
+        now = self._at(now)
 
         def op(conn: sqlite3.Connection) -> list[Job | CorralError]:
             return ops.finish_batch(conn, reports, now, policy, cap)
@@ -324,18 +349,20 @@ class SqliteStore(
         result: list[Job | CorralError] = await self._write(op)
         return result
 
-    async def release(self, job_id: str, ref: AttemptRef, now: float) -> Job:
+    async def release(self, job_id: str, ref: AttemptRef, now: float | None) -> Job:
+        now = self._at(now)
+
         def op(conn: sqlite3.Connection) -> Job:
             job = ops.fenced_job(conn, job_id, ref)
+            new = released(job, now)
             conn.execute(
-                "UPDATE jobs SET status = 'pending', releases = releases + 1, "
-                "lease_expires_at = NULL, run_after = 0 WHERE seq = ?",
-                (job.seq,),
+                "UPDATE jobs SET status = ?, releases = releases + 1, lease_expires_at = NULL, "
+                "run_after = 0, finished_at = ?, error_message = ? WHERE seq = ?",
+                (new.status.value, new.finished_at, new.error_message, job.seq),
             )
-            ops.end_attempt(conn, job, AttemptStatus.RELEASED, now, None, "released unstarted")
-            return dataclasses.replace(
-                job, status=JobStatus.PENDING, releases=job.releases + 1, lease_expires_at=None
-            )
+            ended, why = release_attempt_end(new)
+            ops.end_attempt(conn, job, ended, now, None, why)
+            return new
 
         result: Job = await self._write(op)
         return result
@@ -358,27 +385,41 @@ class SqliteStore(
         result: Job = await self._write(op)
         return result
 
-    async def reap_expired(self, now: float, policy: RetryPolicy, limit: int) -> list[Job]:
+    async def reap_expired(
+        self,
+        now: float | None,
+        policy: RetryPolicy,
+        limit: int,
+        spare_longer_than: float | None = None,
+    ) -> list[Job]:
+        now = self._at(now)
+
         def op(conn: sqlite3.Connection) -> list[Job]:
             rows = conn.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_leases WHERE status = 'running' "
-                "AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?",
-                (now, limit),
+                "AND lease_expires_at < ? AND (? IS NULL OR lease_seconds <= ?) "
+                "ORDER BY lease_expires_at LIMIT ?",
+                (now, spare_longer_than, spare_longer_than, limit),
             ).fetchall()
-            reaped = []
-            for row in rows:
-                job = job_from_row(row)
-                verdict = on_lease_lost(job, now, policy)
-                new = outcomes.apply_verdict(job, verdict, now)
-                ops.write_finish(conn, new, None)
-                status = (
-                    AttemptStatus.CANCELLED
-                    if verdict.status == JobStatus.CANCELLED
-                    else AttemptStatus.LOST
-                )
-                ops.end_attempt(conn, job, status, now, None, "lease expired")
-                reaped.append(new)
-            return reaped
+            return [job for job in (ops.reap_row(conn, row, now, policy) for row in rows) if job]
+
+        result: list[Job] = await self._write(op)
+        return result
+
+    async def expire_executor_leases(
+        self, executor_id: str, keep_principal_id: str, now: float | None, policy: RetryPolicy
+    ) -> list[Job]:
+        now = self._at(now)
+
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_running_executor "
+                "WHERE status = 'running' AND executor_id = ? "
+                "AND lease_principal_id IS NOT ? ORDER BY seq",
+                (executor_id, keep_principal_id),
+            ).fetchall()
+            ended = (ops.reap_row(conn, row, now, policy, TAKEN_OVER) for row in rows)
+            return [job for job in ended if job]
 
         result: list[Job] = await self._write(op)
         return result

@@ -16,6 +16,7 @@ from corral.domain.leases import check_fence
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus
 from corral.errors import AlreadyExists, CorralError, InvalidInput, NotFound
+from corral.store import lost
 from corral.store.base import IdempotencyRecord, JobFilter, OutputSlice, Report
 from corral.store.rows import JOB_COLUMNS, job_from_row, load_migrations
 from corral.store.sqlite_engine import connect
@@ -96,8 +97,8 @@ def finish_batch(
             check_fence(job, report.ref)
             outcome = report.outcome
             new = outcomes.finished(job, outcome, now, policy)
-        except CorralError as exc:
-            answers.append(exc)
+        except Exception as exc:  # one report's failure must not fail its batch
+            answers.append(lost.report_failed(report.job_id, exc))
             continue
         for stream, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
             if text:
@@ -120,6 +121,33 @@ def finish_batch(
         [(count, now, executor) for executor, count in completed.items()],
     )
     return answers
+
+
+def reap_row(
+    conn: sqlite3.Connection,
+    row: Any,
+    now: float,
+    policy: RetryPolicy,
+    why: str = lost.EXPIRED,
+) -> Job | None:
+    """Requeue, fail or cancel one expired lease; a row that cannot be read is failed
+    by its sequence number alone, so it never comes back to block the reaper."""
+    try:
+        job = job_from_row(row)
+    except Exception as exc:
+        conn.execute(_FAIL_UNREADABLE, (now, lost.unreadable_row(row, exc), row["seq"]))
+        conn.execute(_END_ATTEMPT, ("lost", now, None, why, row["id"], row["attempt"]))
+        return None
+    new, ended = lost.decide_lost(job, now, policy)
+    write_finish(conn, new, None)
+    end_attempt(conn, job, ended, now, None, why)
+    return new
+
+
+_FAIL_UNREADABLE = (
+    "UPDATE jobs SET status = 'failed', finished_at = ?, error_message = ?, "
+    "lease_expires_at = NULL WHERE seq = ? AND status = 'running'"
+)
 
 
 def jobs_by_id(conn: sqlite3.Connection, ids: Sequence[str]) -> list[Job]:
