@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from corral.domain import outcomes
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus, check_pending, check_transition
