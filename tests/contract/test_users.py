@@ -84,14 +84,16 @@ async def test_list_users_oldest_first_with_every_field(store: Store) -> None:
     await store.create_user(late)
     await store.create_user(early)
     await store.set_user_disabled("user-b", True)
-    assert await store.list_users() == [replace(early, disabled=True), late]
+    assert await store.list_users() == [replace(early, disabled=True, session_epoch=1), late]
 
 
 async def test_set_user_password_replaces_only_the_hash(store: Store) -> None:
     await store.create_user(user())
     await store.create_user(user("user-2", "bob@example.com"))
     await store.set_user_password("user-1", "$argon2id$new", 1_000_000.0)
-    changed = replace(user(), password_hash="$argon2id$new", sessions_after=1_000_000.0)
+    changed = replace(
+        user(), password_hash="$argon2id$new", sessions_after=1_000_000.0, session_epoch=1
+    )
     assert await store.get_user("user-1") == changed
     assert await store.find_user_by_email("ann@example.com") == changed
     await store.set_user_password("user-1", "$argon2id$newer", 5.0)  # never moves back
@@ -100,3 +102,17 @@ async def test_set_user_password_replaces_only_the_hash(store: Store) -> None:
     assert await store.get_user("user-2") == user("user-2", "bob@example.com")
     with pytest.raises(NotFound):
         await store.set_user_password("nobody", "$argon2id$x")
+
+
+async def test_item17_password_and_disabling_move_the_session_epoch_on(store: Store) -> None:
+    await store.create_user(user())
+    await store.create_user(user("user-2", "bob@example.com"))
+    assert (await store.get_user("user-1")).session_epoch == 0  # type: ignore[union-attr]
+    await store.set_user_password("user-1", "$argon2id$new")
+    assert (await store.get_user("user-1")).session_epoch == 1  # type: ignore[union-attr]
+    await store.set_user_disabled("user-1", True)
+    assert (await store.get_user("user-1")).session_epoch == 2  # type: ignore[union-attr]
+    await store.set_user_disabled("user-1", False)  # enabling never moves it back
+    again = await store.get_user("user-1")
+    assert again is not None and (again.session_epoch, again.disabled) == (2, False)
+    assert (await store.get_user("user-2")).session_epoch == 0  # type: ignore[union-attr]

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from corral.auth import jwt_tokens
 from tests.live import LiveServer, run_server
 
 ADMIN = ("root@example.com", "admin-password")
@@ -112,7 +113,9 @@ def test_role_downgrade_applies_to_the_next_request(
         assert http.get("/api/v1/jobs").status_code == 200
 
 
-def test_disabling_ends_live_tokens_and_logins(server: LiveServer, admin: httpx.Client) -> None:
+def test_item17_disabling_ends_live_tokens_for_good(
+    server: LiveServer, admin: httpx.Client
+) -> None:
     user_id = add(admin, "sub@example.com", "submitter")
     with server.client(jwt(server, "sub@example.com", "pw-123456")) as http:
         assert http.get("/api/v1/jobs").status_code == 200
@@ -120,7 +123,9 @@ def test_disabling_ends_live_tokens_and_logins(server: LiveServer, admin: httpx.
         assert_error(http.get("/api/v1/jobs"), 401)
         assert login(server, "sub@example.com", "pw-123456").status_code == 401
         assert admin.patch(f"{USERS}/{user_id}", json={"disabled": False}).status_code == 200
-        assert http.get("/api/v1/jobs").status_code == 200  # not expired, so alive again
+        # Re-enabling the user revives no login issued before the disabling, nor its refresh.
+        assert_error(http.get("/api/v1/jobs"), 401)
+        assert http.post("/api/auth/refresh").status_code == 401
     assert login(server, "sub@example.com", "pw-123456").status_code == 200
 
 
@@ -132,19 +137,42 @@ def test_password_reset_retires_the_old_password(server: LiveServer, admin: http
     assert login(server, "sub@example.com", "fresh-password").status_code == 200
 
 
-def test_password_reset_ends_the_sessions_opened_before_it(
+def test_item17_password_reset_ends_earlier_sessions_within_the_same_second(
     server: LiveServer, admin: httpx.Client
 ) -> None:
+    """No sleep: a login and a reset in the same second (``iat`` has whole seconds only)."""
     user_id = add(admin, "leaked@example.com", "submitter")
     old = login(server, "leaked@example.com", "pw-123456").json()["token"]
     mine = {"Authorization": f"Bearer {old}"}
     assert httpx.get(f"{server.url}/api/v1/jobs", headers=mine).status_code == 200
-    time.sleep(1.05)  # logins are stamped in whole seconds: the reset comes a second later
     assert admin.patch(f"{USERS}/{user_id}", json={"password": "new-pw"}).status_code == 200
     assert httpx.get(f"{server.url}/api/v1/jobs", headers=mine).status_code == 401
     fresh = login(server, "leaked@example.com", "new-pw").json()["token"]
     again = {"Authorization": f"Bearer {fresh}"}
     assert httpx.get(f"{server.url}/api/v1/jobs", headers=again).status_code == 200
+    assert httpx.post(f"{server.url}/api/auth/refresh", headers=mine).status_code == 401
+
+
+def test_item17_a_logged_out_token_is_not_refreshed_back_to_life(tmp_path: Path) -> None:
+    """Logged out a second before its expiry, then refreshed after it (within the refresh
+    grace), once another logout has swept the revocations of expired tokens."""
+    secret = "s" * 40
+    email, password = ADMIN
+    with run_server(
+        tmp_path / "data", admin_email=email, admin_password=password, jwt_secret=secret
+    ) as live:
+        admin_id = httpx.get(
+            f"{live.url}{USERS}", headers={"Authorization": f"Bearer {jwt(live, *ADMIN)}"}
+        ).json()[0]["id"]
+        lifetime = jwt_tokens.LIFETIME_SECONDS
+        dying, _ = jwt_tokens.issue(secret.encode(), admin_id, time.time() - lifetime + 1.0)
+        with live.client(dying) as http:
+            assert http.post("/api/auth/logout").status_code == 200
+        time.sleep(1.1)  # now past its expiry, well within the 24 h refresh grace
+        with live.client(jwt(live, *ADMIN)) as other:
+            assert other.post("/api/auth/logout").status_code == 200  # sweeps expired ones
+        with live.client(dying) as http:
+            assert http.post("/api/auth/refresh").status_code == 401
 
 
 @pytest.mark.parametrize(

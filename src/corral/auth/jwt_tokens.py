@@ -4,7 +4,10 @@ The algorithm is pinned on decode, so a token claiming ``alg: none`` or another
 algorithm is refused rather than trusted. Every token carries ``exp``, ``iat``,
 ``sub`` (the user id) and ``jti`` (the handle a logout revokes); a token lacking
 any of them is refused. The role is not trusted from the token: the services
-read the user's current role on every request.
+read the user's current role on every request. ``sep`` is the user's session
+epoch at login: a password reset or disabling the user moves the epoch on, so
+every earlier token stops at once, however close in time (``iat`` has whole
+seconds only). Tokens from before epochs existed read as epoch 0.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class Claims:
     jti: str
     iat: float
     exp: float
+    epoch: int = 0
 
 
 def new_secret() -> str:
@@ -39,9 +43,17 @@ def new_secret() -> str:
     return secrets.token_hex(SECRET_BYTES)
 
 
-def issue(secret: bytes, user_id: str, now: float) -> tuple[str, Claims]:
-    claims = Claims(sub=user_id, jti=uuid.uuid4().hex, iat=now, exp=now + LIFETIME_SECONDS)
-    payload = {"sub": claims.sub, "jti": claims.jti, "iat": int(now), "exp": int(claims.exp)}
+def issue(secret: bytes, user_id: str, now: float, epoch: int = 0) -> tuple[str, Claims]:
+    claims = Claims(
+        sub=user_id, jti=uuid.uuid4().hex, iat=now, exp=now + LIFETIME_SECONDS, epoch=epoch
+    )
+    payload = {
+        "sub": claims.sub,
+        "jti": claims.jti,
+        "iat": int(now),
+        "exp": int(claims.exp),
+        "sep": epoch,
+    }
     return jwt.encode(payload, secret, algorithm=ALGORITHM), claims
 
 
@@ -61,7 +73,10 @@ def decode(secret: bytes, token: str, now: float, leeway: float = 0.0) -> Claims
         raise InvalidToken("sub and jti must be strings")
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (iat, exp)):
         raise InvalidToken("iat and exp must be numbers")
-    claims = Claims(sub=sub, jti=jti, iat=float(iat), exp=float(exp))
+    epoch = payload.get("sep", 0)
+    if not isinstance(epoch, int) or isinstance(epoch, bool):
+        raise InvalidToken("sep must be an integer")
+    claims = Claims(sub=sub, jti=jti, iat=float(iat), exp=float(exp), epoch=epoch)
     # Expiry is checked here against the caller's clock, so tests move time instead of sleeping.
     if claims.exp + leeway <= now:
         raise InvalidToken("token expired")

@@ -71,7 +71,10 @@ class Project:
     instructions: str = ""
     status: ProjectStatus = ProjectStatus.ACTIVE
     config: ProjectConfig = field(default_factory=ProjectConfig)
-    agent_login: bool = True  # whether agentName + projectId may open a session
+    agent_login: bool = True  # whether agents may open sessions at all
+    # Whether agentName + projectId alone open a session, without an agent token: only
+    # where every caller that can reach the server may act as this project's agents.
+    open_agent_login: bool = False
 
     def validate(self) -> None:
         if not _NAME.match(self.name):

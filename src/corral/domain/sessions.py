@@ -24,6 +24,9 @@ class AgentSession:
     expires_at: float
     last_activity: float
     revoked: bool = False
+    # The token or account the login presented (None: an open login). Leases belong to it,
+    # so any session earned with the same credential may resume them, and no other.
+    credential_id: str | None = None
 
     def live(self, now: float) -> bool:
         return not self.revoked and now < self.expires_at

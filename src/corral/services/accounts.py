@@ -1,10 +1,14 @@
 """Accounts: users who log in with email and password and then carry a JWT.
 
-A JWT names only the user (``sub``) and the session (``jti``). Each request
-reads the user's current row and the revocation list, without a cache, so
-disabling a user, changing a role or logging out takes effect on the very next
-request, on every replica. The signing secret is either configured or made once
-and kept in the database, where every replica sharing it finds the same one.
+A JWT names only the user (``sub``), the session (``jti``) and the user's
+session epoch at login. Each request reads the user's current row and the
+revocation list, without a cache, so disabling a user, changing a role or
+logging out takes effect on the very next request, on every replica. A password
+reset or disabling moves the epoch on, which ends every earlier login for good
+(re-enabling the user revives none of them). A logout is remembered for as long
+as ``refresh`` could still accept the token: its expiry plus the refresh grace.
+The signing secret is either configured or made once and kept in the database,
+where every replica sharing it finds the same one.
 
 Admins list users, create them and change their role, disabled flag or
 password. Every admin answer is a ``UserView``, which has no field for the
@@ -16,7 +20,6 @@ so an admin cannot lock themselves (perhaps the last admin) out by a slip.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -151,9 +154,9 @@ class AccountService:
             _refuse_self_lockout(parsed, disabled)
         if password is not None:
             digest = await passwords.offload(passwords.hash_password, password)
-            # Whole seconds, as a token's iat: a login made later in this same second
-            # still works; sessions from before the change stop at their next request.
-            await self._store.set_user_password(user.id, digest, float(math.floor(time.time())))
+            # The store moves the session epoch on in the same write: every login issued
+            # before it (even earlier in this very second) stops at its next request.
+            await self._store.set_user_password(user.id, digest)
         if parsed is not None:
             await self._store.set_user_role(user.id, parsed.value)
         if disabled is not None:
@@ -192,7 +195,9 @@ class AccountService:
 
     async def logout(self, token: str) -> None:
         claims = await self._valid_claims(token)
-        await self._store.revoke_jti(claims.jti, claims.exp, time.time())
+        # Kept until refresh would refuse the token anyway: dropped at ``exp``, the record
+        # would let a refresh in the grace after ``exp`` bring a logged-out token back.
+        await self._store.revoke_jti(claims.jti, claims.exp + REFRESH_GRACE_SECONDS, time.time())
 
     async def refresh(self, token: str) -> Session:
         """Swap a live or recently expired token for a new one; the old one stops working."""
@@ -207,7 +212,7 @@ class AccountService:
         return Principal(id=user.id, name=user.email, role=Role(user.role))
 
     def _issue(self, user: UserRecord) -> Session:
-        token, claims = jwt_tokens.issue(self.secret, user.id, time.time())
+        token, claims = jwt_tokens.issue(self.secret, user.id, time.time(), user.session_epoch)
         return Session(token=token, user=user, expires_at=claims.exp)
 
     async def _valid_claims(self, token: str, leeway: float = 0.0) -> jwt_tokens.Claims:
@@ -229,8 +234,8 @@ class AccountService:
         user = await self._store.get_user(claims.sub)
         if user is None or user.disabled:
             raise Unauthenticated("user is disabled or no longer exists")
-        if claims.iat < user.sessions_after:
-            raise Unauthenticated("the password changed since this login: sign in again")
+        if claims.epoch < user.session_epoch or claims.iat < user.sessions_after:
+            raise Unauthenticated("this login ended (password reset or account disabled)")
         return user
 
 

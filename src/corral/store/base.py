@@ -136,6 +136,7 @@ class TokenRecord:
     created_at: float
     revoked: bool = False
     executor_id: str | None = None  # a worker token bound to this one executor
+    project_id: str | None = None  # an agent token bound to this one project
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,7 @@ class UserRecord:
     created_at: float
     disabled: bool = False
     sessions_after: float = 0.0  # logins issued earlier than this no longer count
+    session_epoch: int = 0  # logins carrying an earlier epoch no longer count
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,12 +369,15 @@ class Store(Protocol):
         """Raises ``NotFound`` for an unknown user."""
 
     async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
-        """Raises ``NotFound`` for an unknown user."""
+        """Disabling moves ``session_epoch`` on (enabling does not move it back).
+
+        Raises ``NotFound`` for an unknown user."""
 
     async def set_user_password(
         self, user_id: str, password_hash: str, sessions_after: float = 0.0
     ) -> None:
-        """Replace the hash, and refuse logins issued before ``sessions_after`` from now on.
+        """Replace the hash and move ``session_epoch`` on (ending every earlier login);
+        ``sessions_after`` is kept for logins issued before epochs existed.
 
         Raises ``NotFound`` for an unknown user."""
 

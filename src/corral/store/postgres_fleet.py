@@ -79,6 +79,7 @@ class PostgresFleet:
                     token.created_at,
                     int(token.revoked),
                     token.executor_id,
+                    token.project_id,
                 )
             except asyncpg.UniqueViolationError:
                 raise AlreadyExists("token already exists", token_id=token.id) from None

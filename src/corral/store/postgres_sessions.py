@@ -11,7 +11,10 @@ from corral.domain.sessions import AgentSession
 from corral.errors import AlreadyExists, NotFound
 from corral.store.sqlite_sessions import session_from_row
 
-_COLUMNS = "id, token_hash, agent_name, project_id, created_at, expires_at, last_activity, revoked"
+_COLUMNS = (
+    "id, token_hash, agent_name, project_id, created_at, expires_at, last_activity, revoked, "
+    "credential_id"
+)
 
 
 class PostgresSessions:
@@ -29,7 +32,7 @@ class PostgresSessions:
             try:
                 await conn.execute(
                     f"INSERT INTO agent_sessions ({_COLUMNS}) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     session.id,
                     session.token_hash,
                     session.agent_name,
@@ -38,6 +41,7 @@ class PostgresSessions:
                     session.expires_at,
                     session.last_activity,
                     int(session.revoked),
+                    session.credential_id,
                 )
             except asyncpg.UniqueViolationError:
                 raise AlreadyExists("session already exists", session_id=session.id) from None

@@ -69,7 +69,11 @@ class PostgresUsers:
         await self._update_user("UPDATE users SET role = $1 WHERE id = $2", role, user_id)
 
     async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
-        sql = "UPDATE users SET disabled = $1 WHERE id = $2"
+        """Disabling also moves the session epoch on: re-enabling revives no earlier login."""
+        sql = (
+            "UPDATE users SET disabled = $1, "
+            "session_epoch = session_epoch + (CASE WHEN $1 = 1 THEN 1 ELSE 0 END) WHERE id = $2"
+        )
         await self._update_user(sql, int(disabled), user_id)
 
     async def set_user_password(
@@ -77,7 +81,8 @@ class PostgresUsers:
     ) -> None:
         sql = (
             "UPDATE users SET password_hash = $1, "
-            "sessions_after = greatest(sessions_after, $2) WHERE id = $3"
+            "sessions_after = greatest(sessions_after, $2), session_epoch = session_epoch + 1 "
+            "WHERE id = $3"
         )
         async with self._conn() as conn:
             status: str = await conn.execute(sql, password_hash, sessions_after, user_id)

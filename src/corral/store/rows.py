@@ -207,6 +207,7 @@ def token_from_row(row: Mapping[str, Any]) -> TokenRecord:
         created_at=row["created_at"],
         revoked=bool(row["revoked"]),
         executor_id=row["executor_id"],
+        project_id=row["project_id"],
     )
 
 
@@ -219,6 +220,7 @@ def user_from_row(row: Mapping[str, Any]) -> UserRecord:
         created_at=row["created_at"],
         disabled=bool(row["disabled"]),
         sessions_after=float(row["sessions_after"]),
+        session_epoch=int(row["session_epoch"]),
     )
 
 
@@ -230,6 +232,7 @@ PROJECT_COLUMNS = (
     "status",
     "config",
     "agent_login",
+    "open_agent_login",
     "created_at",
     "updated_at",
 )
@@ -263,6 +266,7 @@ def project_params(project: Project) -> tuple[Any, ...]:
         project.status.value,
         orjson.dumps(doc).decode(),
         int(project.agent_login),
+        int(project.open_agent_login),
         project.created_at,
         project.updated_at,
     )
@@ -281,6 +285,7 @@ def project_from_row(row: Mapping[str, Any]) -> Project:
         status=ProjectStatus(row["status"]),
         config=ProjectConfig(**known),
         agent_login=bool(row["agent_login"]),
+        open_agent_login=bool(row["open_agent_login"]),
     )
 
 

@@ -107,7 +107,7 @@ class SqliteFleet:
             try:
                 conn.execute(
                     "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked, "
-                    "executor_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "executor_id, project_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         token.id,
                         token.name,
@@ -116,6 +116,7 @@ class SqliteFleet:
                         token.created_at,
                         int(token.revoked),
                         token.executor_id,
+                        token.project_id,
                     ),
                 )
             except sqlite3.IntegrityError:

@@ -9,7 +9,10 @@ from corral.domain.sessions import AgentSession
 from corral.errors import AlreadyExists, NotFound
 from corral.store.sqlite_engine import Readers, Writer
 
-_COLUMNS = "id, token_hash, agent_name, project_id, created_at, expires_at, last_activity, revoked"
+_COLUMNS = (
+    "id, token_hash, agent_name, project_id, created_at, expires_at, last_activity, revoked, "
+    "credential_id"
+)
 
 
 def session_from_row(row: Any) -> AgentSession:
@@ -22,6 +25,7 @@ def session_from_row(row: Any) -> AgentSession:
         expires_at=row["expires_at"],
         last_activity=row["last_activity"],
         revoked=bool(row["revoked"]),
+        credential_id=row["credential_id"],
     )
 
 
@@ -39,7 +43,7 @@ class SqliteSessions:
             conn.execute("DELETE FROM agent_sessions WHERE expires_at < ?", (session.created_at,))
             try:
                 conn.execute(
-                    f"INSERT INTO agent_sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO agent_sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         session.id,
                         session.token_hash,
@@ -49,6 +53,7 @@ class SqliteSessions:
                         session.expires_at,
                         session.last_activity,
                         int(session.revoked),
+                        session.credential_id,
                     ),
                 )
             except sqlite3.IntegrityError:

@@ -65,8 +65,10 @@ class SqliteUsers:
         await self._update_user("UPDATE users SET role = ? WHERE id = ?", role, user_id)
 
     async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
-        sql = "UPDATE users SET disabled = ? WHERE id = ?"
-        await self._update_user(sql, int(disabled), user_id)
+        """Disabling also moves the session epoch on: re-enabling revives no earlier login."""
+        flag = int(disabled)
+        sql = f"UPDATE users SET disabled = ?, session_epoch = session_epoch + {flag} WHERE id = ?"
+        await self._update_user(sql, flag, user_id)
 
     async def set_user_password(
         self, user_id: str, password_hash: str, sessions_after: float = 0.0
@@ -74,7 +76,8 @@ class SqliteUsers:
         def op(conn: sqlite3.Connection) -> None:
             sql = (
                 "UPDATE users SET password_hash = ?, "
-                "sessions_after = max(sessions_after, ?) WHERE id = ?"
+                "sessions_after = max(sessions_after, ?), session_epoch = session_epoch + 1 "
+                "WHERE id = ?"
             )
             if conn.execute(sql, (password_hash, sessions_after, user_id)).rowcount == 0:
                 raise NotFound("user not found", user_id=user_id)
