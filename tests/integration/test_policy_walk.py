@@ -372,6 +372,7 @@ class World:
         self.join: dict[str, str] = {}  # WORKER / OTHER_WORKER: unbound worker tokens
         self.bound: dict[str, str] = {}  # WORKER / OTHER_WORKER: tokens bound to CMD workers
         self.session: dict[str, str] = {}  # AGENT / OTHER_AGENT: TaskDriver session tokens
+        self.agent_tokens: dict[str, str] = {}  # project id -> that project's agent token
         self.jobs: set[str] = set()
         self.users: set[str] = set()
         self.executors: set[str] = set()
@@ -472,9 +473,18 @@ class World:
         self.executors.add(executor_id)
         return executor_id
 
+    def agent_credential(self, project_id: str) -> dict[str, str]:
+        """The project's agent token, which an agent login must present (issue 11, item 16)."""
+        if project_id not in self.agent_tokens:
+            body = {"role": "agent", "name": "walk-agents", "project_id": project_id}
+            answer = self.ok("POST", "/api/v1/admin/tokens", self.admin, json=body)
+            self.agent_tokens[project_id] = answer["token"]
+        return bearer(self.agent_tokens[project_id])
+
     def agent_login(self, name: str, project_id: str) -> str:
         body = {"agentName": name, "projectId": project_id}
-        token: str = self.ok("POST", "/api/auth/login", {}, json=body)["data"]["token"]
+        headers = self.agent_credential(project_id)
+        token: str = self.ok("POST", "/api/auth/login", headers, json=body)["data"]["token"]
         return token
 
     def add_project(self, name: str) -> str:
@@ -515,16 +525,19 @@ class World:
     def fresh_agent_held(self, caller: Caller) -> tuple[str, dict[str, str] | None, str | None]:
         """(task, headers, agentName) for a call that finishes a task: a task of its own,
         leased by a fresh agent session (the agent's call is made with that session), or
-        by the worker token under a name of its own; another worker token names the name
-        the first one holds its lease under; the others get the agent's task."""
+        by the worker token or the admin (with the very credential it calls with) under a
+        name of its own; another worker token names the name the first one holds its
+        lease under; the others get the agent's task. (A lease is its holder's alone:
+        an admin naming an agent whose lease a session holds gets 403, see
+        test_taskdriver_agents.py::test_item16_only_the_holder_reports.)"""
         if caller.role == OTHER_WORKER:
             return self.worker_held, None, WORKER_AGENT
         if caller.role not in (AGENT, ADMIN, WORKER):
             return self.agent_held, None, None
         task_id = self.add_task(self.project, self.admin)
         name = f"walk-agent-{next(self.seq)}"
-        if caller.role == WORKER:
-            assert self.lease(name, bearer(self.join[WORKER])) == task_id
+        if caller.role in (WORKER, ADMIN):
+            assert self.lease(name, self.credentials(caller, "/api/agents")) == task_id
             return task_id, None, name
         session = bearer(self.agent_login(name, self.project))
         assert self.lease(name, session) == task_id
@@ -669,9 +682,11 @@ static("POST", "/api/files/upload", files={"file": ("walk.zip", ZIP, "applicatio
 def _login(w: World, c: Caller) -> Call:
     """An agent logs in with TaskDriver's body on the same path; anyone else with CMD's."""
     body: dict[str, str] = {"email": EMAILS[VIEWER], "password": PASSWORD}
+    headers: dict[str, str] = {}
     if c.role == AGENT:
         body = {"agentName": f"walk-login-{next(w.seq)}", "projectId": w.project}
-    return Call("POST", "/api/auth/login", headers={}, json=body)
+        headers = w.agent_credential(w.project)
+    return Call("POST", "/api/auth/login", headers=headers, json=body)
 
 
 def _session(path: str) -> Builder:
@@ -1115,8 +1130,8 @@ def _extend_lease(w: World, c: Caller) -> Call:
     (and another worker token that one)."""
     body: dict[str, Any] = {"extensionMinutes": 5}
     task_id = w.agent_held
-    if c.role == ADMIN:
-        body["agentName"] = AGENT_NAME
+    if c.role == ADMIN:  # its own lease: an agent's is the agent's alone
+        task_id, _, body["agentName"] = w.fresh_agent_held(c)
     elif c.role in (WORKER, OTHER_WORKER):
         task_id, body["agentName"] = w.worker_held, WORKER_AGENT
     return Call("POST", f"/api/tasks/{task_id}/extend-lease", json=body)

@@ -77,9 +77,39 @@ def add_tasks(
     return [job.id for job in jobs]
 
 
-def login(live: LiveServer, agent: str, project_id: str) -> httpx.Response:
+_AGENT_TOKENS: dict[tuple[str, str], str] = {}
+
+
+def agent_token(live: LiveServer, project_id: str, *, fresh: bool = False) -> str:
+    """An agent token of the project, minted through the admin API (one per project and
+    server unless ``fresh``: sessions earned with the same token share their leases)."""
+    key = (live.url, project_id)
+    if not fresh and key in _AGENT_TOKENS:
+        return _AGENT_TOKENS[key]
+    body = {"role": "agent", "name": "agents", "project_id": project_id}
+    with live.client() as admin:
+        answer = admin.post("/api/v1/admin/tokens", json=body)
+    assert answer.status_code == 201, answer.text
+    token: str = answer.json()["token"]
+    if not fresh:
+        _AGENT_TOKENS[key] = token
+    return token
+
+
+def login(live: LiveServer, agent: str, project_id: str, token: str | None = "") -> httpx.Response:
+    """The document's login plus its one added header: the project's agent token by
+    default, ``token`` when given, and no credential at all when ``token`` is None."""
+    if token == "":
+        known = _AGENT_TOKENS.get((live.url, project_id))
+        token = known or (agent_token(live, project_id) if _exists(live, project_id) else "x")
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=live.url, timeout=30) as http:
-        return http.post("/api/auth/login", json={"agentName": agent, "projectId": project_id})
+        body = {"agentName": agent, "projectId": project_id}
+        return http.post("/api/auth/login", json=body, headers=headers)
+
+
+def _exists(live: LiveServer, project_id: str) -> bool:
+    return _on_store(live, lambda store: store.get_project(project_id)) is not None
 
 
 def agent_client(live: LiveServer, agent: str, project_id: str) -> httpx.Client:
@@ -282,12 +312,14 @@ def test_fail_without_retry_fails_at_once(server: LiveServer) -> None:
         )
 
 
-def test_only_the_holder_reports(server: LiveServer) -> None:
+def test_item16_only_the_holder_reports(server: LiveServer) -> None:
     project = make_project(server)
-    [task_id] = add_tasks(server, project)
+    [task_id, spare] = add_tasks(server, project, 2)
+    other_credential = agent_token(server, project, fresh=True)
     with (
         agent_client(server, "alpha", project) as alpha,
         agent_client(server, "beta", project) as beta,
+        server.client() as admin,
     ):
         next_task(alpha, "alpha", project)
         td_error(beta.post(f"/api/tasks/{task_id}/complete", json={"result": "x"}), 409)
@@ -295,10 +327,88 @@ def test_only_the_holder_reports(server: LiveServer) -> None:
             beta.post(f"/api/tasks/{task_id}/complete", json={"agentName": "alpha"}),
             403,
         )
-    with server.client() as admin:  # an admin acts for a named agent, and must name it
+        # An admin acts for a named agent, and must name it; but the lease is alpha's.
         td_error(admin.post(f"/api/tasks/{task_id}/complete", json={"result": "x"}), 422)
-        done = admin.post(f"/api/tasks/{task_id}/complete", json={"agentName": "alpha"})
+        td_error(admin.post(f"/api/tasks/{task_id}/complete", json={"agentName": "alpha"}), 403)
+        # Logging in under alpha's name with another credential resumes nothing, and its
+        # reports on alpha's task are someone else's: 403, and nothing changes.
+        answer = login(server, "alpha", project, other_credential)
+        assert answer.status_code == 200, answer.text
+        with server.client(answer.json()["data"]["token"]) as impostor:
+            assert next_task(impostor, "alpha", project)["data"]["id"] == spare
+            for action, body in (
+                ("complete", {"result": "stolen"}),
+                ("fail", {"error": "stolen", "canRetry": False}),
+                ("extend-lease", {"extensionMinutes": 60}),
+            ):
+                td_error(impostor.post(f"/api/tasks/{task_id}/{action}", json=body), 403)
+        # A session earned with alpha's own credential resumes and finishes it.
+        with agent_client(server, "alpha", project) as alpha_again:
+            assert next_task(alpha_again, "alpha", project)["data"]["id"] == task_id
+        done = alpha.post(f"/api/tasks/{task_id}/complete", json={"result": "mine"})
         assert done.status_code == 200, done.text
+        assert done.json()["data"]["result"]["result"] == "mine"
+
+
+def test_item16_an_agent_cannot_finish_a_task_running_on_a_corral_worker(
+    server: LiveServer,
+) -> None:
+    project = make_project(server)
+    [task_id] = add_tasks(server, project)
+    worker = server.token("worker")
+    with server.client(worker) as http:
+        body = {"executor_id": "w-1", "project_id": project}
+        claimed = http.post("/api/v1/jobs/claim", json=body)
+        assert claimed.status_code == 200, claimed.text
+        assert claimed.json()["id"] == task_id
+    with agent_client(server, "w-1", project) as impostor:
+        assert next_task(impostor, "w-1", project)["success"] is False  # nothing resumed
+        for action, body in (
+            ("complete", {"result": "stolen"}),
+            ("extend-lease", {"extensionMinutes": 60}),
+        ):
+            td_error(impostor.post(f"/api/tasks/{task_id}/{action}", json=body), 403)
+    with server.client() as admin:
+        assert admin.get(f"/api/tasks/{task_id}").json()["data"]["status"] == "running"
+
+
+def test_item16_login_must_be_earned(server: LiveServer) -> None:
+    """No credential, a wrong one, a foreign project's agent token, a worker token or a
+    session token: the same 401 in TaskDriver's shape. An admin's token opens any."""
+    project, other = make_project(server), make_project(server)
+    foreign = agent_token(server, other)
+    with server.client() as admin:
+        session = admin.post(
+            "/api/auth/login", json={"agentName": "a", "projectId": project}
+        ).json()["data"]["token"]
+    for token in (None, "crl_nonsense", "a.b.c", foreign, server.token("worker"), session):
+        body = td_error(login(server, "bot", project, token), 401)
+        assert body["error"] == "Invalid agent login"
+    for token in (agent_token(server, project), server.admin_token):
+        assert login(server, "bot", project, token).status_code == 200
+
+
+def test_item16_an_admin_may_open_a_projects_agent_login(server: LiveServer) -> None:
+    project = make_project(server)
+    [task_id] = add_tasks(server, project)
+    td_error(login(server, "bot", project, None), 401)
+    with server.client() as admin:
+        opened = admin.put(f"/api/projects/{project}", json={"openAgentLogin": True})
+    assert opened.status_code == 200, opened.text
+    assert opened.json()["data"]["openAgentLogin"] is True
+    with server.client(server.token("submitter")) as submitter:
+        refused = submitter.put(f"/api/projects/{project}", json={"openAgentLogin": False})
+        td_error(refused, 403)
+    answer = login(server, "bot", project, None)
+    assert answer.status_code == 200, answer.text
+    with server.client(answer.json()["data"]["token"]) as bot:
+        assert next_task(bot, "bot", project)["data"]["id"] == task_id
+    # An open login's lease is its own session's: another open login of the name
+    # neither resumes nor reports on it.
+    again = login(server, "bot", project, None).json()["data"]["token"]
+    with server.client(again) as other:
+        assert next_task(other, "bot", project)["success"] is False
+        td_error(other.post(f"/api/tasks/{task_id}/complete", json={"result": "x"}), 403)
 
 
 # --- leases ---------------------------------------------------------------------------------

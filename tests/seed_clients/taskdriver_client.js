@@ -10,7 +10,7 @@ class TaskDriverClient {
     const response = await axios.post(`${this.baseURL}/auth/login`, {
       agentName,
       projectId
-    });
+    }, { headers: { Authorization: 'Bearer agent-token' } });
     this.token = response.data.data.token;
     return response.data.data;
   }

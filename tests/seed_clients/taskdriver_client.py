@@ -9,7 +9,7 @@ class TaskDriverClient:
         response = requests.post(f'{self.base_url}/auth/login', json={
             'agentName': agent_name,
             'projectId': project_id
-        })
+        }, headers={'Authorization': 'Bearer agent-token'})
         data = response.json()
         if data['success']:
             self.token = data['data']['token']

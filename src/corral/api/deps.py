@@ -83,13 +83,16 @@ async def _authenticate(connection: HTTPConnection, services: Services) -> Princ
         return await services.accounts.authenticate(token)
     if is_session_token(token):
         principal = await services.sessions.authenticate(token)
-        # The project id is a session's only credential, and its role may execute: held
-        # to TaskDriver's routes (which check the project), it cannot claim or report
-        # through the executor APIs of the other dialects.
-        if not isinstance(connection.scope.get("route"), TaskDriverRoute):
-            raise Forbidden("an agent session token is valid only on TaskDriver's API")
-        return principal
-    return await services.tokens.authenticate(token)
+    else:
+        principal = await services.tokens.authenticate(token)
+    # Agent sessions and agent tokens may execute, in one project: held to TaskDriver's
+    # routes (which check the project), they cannot claim or report through the
+    # executor APIs of the other dialects.
+    if principal.role is Role.AGENT and not isinstance(
+        connection.scope.get("route"), TaskDriverRoute
+    ):
+        raise Forbidden("an agent session or agent token is valid only on TaskDriver's API")
+    return principal
 
 
 async def get_principal(request: Request, services: ServicesDep) -> Principal:

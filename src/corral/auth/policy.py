@@ -61,6 +61,23 @@ def require_project(principal: Principal, project_id: str | None) -> None:
         raise Forbidden("this session belongs to another project", project_id=project_id)
 
 
+def lease_holder(principal: Principal) -> str:
+    """Whom a lease taken by ``principal`` belongs to: its own id, except that an agent
+    session's leases belong to the credential it logged in with (its own id after an
+    open login). Only the holder completes, fails, extends or resumes the lease."""
+    if principal.role is Role.AGENT and principal.credential_id is not None:
+        return principal.credential_id
+    return principal.id
+
+
+def may_open_agent_session(credential: Principal, project_id: str) -> bool:
+    """Admins may log agents in anywhere; an agent token only in its own project."""
+    if credential.role is Role.ADMIN:
+        return True
+    is_token = credential.credential_id == credential.id  # a session never earns another
+    return credential.role is Role.AGENT and is_token and credential.project_id == project_id
+
+
 def require_executor_owner(principal: Principal, owner_id: str | None) -> None:
     """Workers act only for executors registered under their own token; admins for any.
 

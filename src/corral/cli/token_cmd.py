@@ -25,17 +25,20 @@ DataDir = typer.Option(Path("./corral-data"), envvar="CORRAL_DATA_DIR")
 DatabaseUrl = typer.Option(None, envvar="CORRAL_DATABASE_URL")
 
 
-async def _mint(store: Store, role: str, name: str) -> str:
+async def _mint(store: Store, role: str, name: str, project: str | None) -> str:
     from corral.services.tokens import TokenService
 
-    _, secret = await TokenService(store).mint(role, name)
+    _, secret = await TokenService(store).mint(role, name, project_id=project)
     return secret
 
 
 @token_app.command("create")
 def create(
-    role: str = typer.Option(..., help="admin, submitter, viewer or worker"),
+    role: str = typer.Option(..., help="admin, submitter, viewer, worker or agent"),
     name: str = typer.Option("", help="A label to recognise the token by."),
+    project: str | None = typer.Option(
+        None, help="The TaskDriver project an agent token is bound to (agent tokens only)."
+    ),
     data_dir: Path = DataDir,
     database_url: str | None = DatabaseUrl,
 ) -> None:
@@ -45,7 +48,7 @@ def create(
     settings = ServerSettings(data_dir=data_dir, database_url=database_url)
     try:
         secret = asyncio.run(
-            _on_store(settings, lambda store: _mint(store, role, name or f"{role}-token"))
+            _on_store(settings, lambda store: _mint(store, role, name or f"{role}-token", project))
         )
     except CorralError as exc:
         typer.echo(f"error: {exc.message}", err=True)
@@ -70,7 +73,8 @@ def list_tokens(data_dir: Path = DataDir, database_url: str | None = DatabaseUrl
     settings = ServerSettings(data_dir=data_dir, database_url=database_url)
     for token in asyncio.run(_on_store(settings, lambda store: store.list_tokens())):
         state = "revoked" if token.revoked else "active"
-        typer.echo(f"{token.id}\t{token.name}\t{token.role}\t{state}")
+        bound = f"\tproject {token.project_id}" if token.project_id else ""
+        typer.echo(f"{token.id}\t{token.name}\t{token.role}\t{state}{bound}")
 
 
 @token_app.command("revoke")

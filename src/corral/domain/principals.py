@@ -20,7 +20,10 @@ class Principal:
 
     ``executor_id`` binds a worker token to one executor: it may act only as that
     executor (CMD Executor hands out such tokens when a worker registers).
-    ``project_id`` binds an agent session to one project's tasks.
+    ``project_id`` binds an agent session, or an agent token, to one project's tasks.
+    ``credential_id`` is, for an agent session, the token or account its login
+    presented (None for an open login): the leases it takes belong to that
+    credential, so only sessions earned with the same one may resume them.
     """
 
     id: str
@@ -28,3 +31,4 @@ class Principal:
     role: Role
     executor_id: str | None = None
     project_id: str | None = None
+    credential_id: str | None = None

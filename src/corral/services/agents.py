@@ -1,10 +1,15 @@
 """TaskDriver's agents: named, ephemeral pullers of a project's tasks under leases.
 
-An agent is nothing but a name. It is the executor id of every lease it takes,
-so the name is also the fence: an agent that reconnects (even with a new
-session) resumes the task it holds, and an agent whose lease the reaper took
-is refused (409) when it reports late. A session acts only as its own name in
-its own project; admins and unbound worker tokens may act for any name.
+An agent is a name, and the executor id of every lease it takes. Each lease
+also belongs to a holder (``policy.lease_holder``): the worker or admin token
+that took it, or, for an agent session, the credential its login presented. A
+task is completed, failed or extended only under both: another name's report
+is late (409, also when the reaper took the task back), and the same name
+under another holder is someone else's (403), so knowing an agent's name, or a
+corral worker's id, buys nothing. An agent that reconnects resumes the task it
+holds only with a session earned with the same credential. A session acts only
+as its own name in its own project; admins, agent tokens (in their project) and
+unbound worker tokens may act for any name.
 
 A completed task stores ``result = {"result": <text>, "outputs": <object>}``,
 so both of the document's fields come back unchanged wherever the task is read.
@@ -15,7 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from corral.auth.policy import Action, can, require, require_executor, require_project
+from corral.auth.policy import (
+    Action,
+    can,
+    lease_holder,
+    require,
+    require_executor,
+    require_project,
+)
 from corral.domain.jobs import AttemptRef, ClaimRequest, Job, Outcome
 from corral.domain.principals import Principal
 from corral.domain.projects import Project, ProjectStatus
@@ -34,6 +46,7 @@ from corral.store.base import JobFilter, Store
 
 MAX_EXTENSION_MINUTES = 1440
 REAP_BATCH = 500
+RESUME_SCAN = 100  # running tasks of one name looked at for the caller's own lease
 ACTIVE_LIMIT = 1000  # running tasks listed by ``active_agents``; more would be a report
 
 
@@ -61,21 +74,27 @@ class AgentService:
         if held is not None:
             return held
         request = ClaimRequest(
-            executor_id=agent_name, principal_id=principal.id, project_id=project_id, limit=1
+            executor_id=agent_name,
+            principal_id=lease_holder(principal),
+            project_id=project_id,
+            limit=1,
         )
         claimed = await self._leases.claim(principal, request, wait=0.0)
         return claimed[0] if claimed else None
 
     async def _resume(self, principal: Principal, agent_name: str, project_id: str) -> Job | None:
-        """Renew the held lease, never shortening one the agent extended; a lease lost
-        meanwhile (reaped, or finished elsewhere) just means there is nothing to resume."""
+        """Renew the lease this name holds for this holder, never shortening one the agent
+        extended; a lease lost meanwhile (reaped, or finished elsewhere) just means there
+        is nothing to resume. Another holder's lease under the same name is left alone."""
         flt = JobFilter(status=JobStatus.RUNNING, executor_id=agent_name, project_id=project_id)
-        running, _ = await self._store.list_jobs(flt, 1, 0, newest_first=False)
-        if not running:
+        running, _ = await self._store.list_jobs(flt, RESUME_SCAN, 0, newest_first=False)
+        holder = lease_holder(principal)
+        mine = [job for job in running if job.lease_principal_id == holder]
+        if not mine:
             return None
-        job = running[0]
+        job = mine[0]
         remaining = (job.lease_expires_at or 0.0) - await self._store.clock()
-        ref = self._leases.fence(principal, agent_name, job.attempt)
+        ref = AttemptRef(executor_id=agent_name, attempt=job.attempt, principal_id=holder)
         try:
             return await self._leases.heartbeat(job.id, ref, max(job.lease_seconds, remaining))
         except (StaleAttempt, InvalidTransition, NotFound):
@@ -157,16 +176,17 @@ class AgentService:
     async def _fence(
         self, principal: Principal, task_id: str, agent_name: str | None
     ) -> AttemptRef:
-        """The agent name is the fence (no attempt number): whatever attempt that name
-        holds now is the one it reports on."""
+        """The agent name and the lease holder are the fence (no attempt number): whatever
+        attempt that name holds now for this holder is the one it reports on."""
         require(principal, Action.EXECUTE)
         name = agent_name or principal.executor_id
         if name is None:
             raise InvalidInput("agentName is required", field="agentName")
         check_agent_name(name)
+        require_executor(principal, name)
         job = await self._task(task_id)
         require_project(principal, job.project_id)
-        return self._leases.fence(principal, name, None)
+        return AttemptRef(executor_id=name, attempt=None, principal_id=lease_holder(principal))
 
     async def _task(self, task_id: str) -> Job:
         """Only TaskDriver's tasks (jobs in a project) are visible here."""

@@ -1,9 +1,13 @@
 """TaskDriver's agent sessions: log in with a name and a project id, carry an opaque token.
 
-The project id is the only credential TaskDriver's login asks for, so every
-refusal (unknown project, closed project, agent logins switched off) is the
-same 401, and a session can do no more than one agent's work in that project
-(``Role.AGENT``, bound to its project and its agent name).
+A login must be earned: it presents an agent token of that project, or an
+admin's credential (``policy.may_open_agent_session``). Only a project an admin
+explicitly opened (``open_agent_login``) lets a bare name and project id in,
+since every reader can list project ids. Every refusal (unknown or closed
+project, agent logins switched off, a missing, wrong or foreign credential) is
+the same 401, and a session can do no more than one agent's work in that
+project (``Role.AGENT``, bound to its project and its agent name). The session
+remembers its credential: the leases it takes belong to that credential.
 
 Tokens are 256 random bits with their own prefix, so authentication knows
 which table to look in; only their SHA-256 is stored. A session is read on
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from typing import TypeGuard
 
 from corral.auth import tokens
+from corral.auth.policy import lease_holder, may_open_agent_session
 from corral.domain.principals import Principal, Role
 from corral.domain.projects import ProjectStatus
 from corral.domain.sessions import DEFAULT_SESSION_SECONDS, MAX_SESSION_SECONDS, AgentSession
@@ -31,7 +36,7 @@ from corral.store.base import Store
 SESSION_PREFIX = "tds_"
 ACTIVITY_EVERY = 60.0  # seconds between two writes of a session's last_activity
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-_REFUSED = "Invalid agent login"
+REFUSED = "Invalid agent login"
 
 
 def check_agent_name(name: str, field: str = "agentName") -> str:
@@ -62,11 +67,19 @@ class SessionService:
         self._store = store
         self._lifetime = lifetime
 
-    async def login(self, agent_name: str, project_id: str) -> IssuedSession:
+    async def login(
+        self, agent_name: str, project_id: str, credential: Principal | None
+    ) -> IssuedSession:
+        """``credential``: who the login's Bearer token speaks for (None: no token)."""
         check_agent_name(agent_name)
         project = await self._store.get_project(project_id)
         if project is None or project.status != ProjectStatus.ACTIVE or not project.agent_login:
-            raise Unauthenticated(_REFUSED)
+            raise Unauthenticated(REFUSED)
+        if credential is None:
+            if not project.open_agent_login:
+                raise Unauthenticated(REFUSED)
+        elif not may_open_agent_session(credential, project.id):
+            raise Unauthenticated(REFUSED)
         now = time.time()
         token = SESSION_PREFIX + secrets.token_urlsafe(32)
         session = AgentSession(
@@ -77,6 +90,7 @@ class SessionService:
             created_at=now,
             expires_at=now + self._lifetime,
             last_activity=now,
+            credential_id=None if credential is None else lease_holder(credential),
         )
         await self._store.create_session(session)
         return IssuedSession(session, token)
@@ -92,6 +106,7 @@ class SessionService:
             role=Role.AGENT,
             executor_id=session.agent_name,
             project_id=session.project_id,
+            credential_id=session.credential_id,
         )
 
     async def describe(self, principal: Principal) -> AgentSession:
@@ -130,6 +145,8 @@ class SessionService:
         if principal.role != Role.AGENT:
             raise Forbidden("only an agent session has session details; log in as an agent")
         session = await self._store.get_session(principal.id)
-        if session is None or not session.live(time.time()):
+        if session is None:  # an agent token: it has no session to describe
+            raise Forbidden("only an agent session has session details; log in as an agent")
+        if not session.live(time.time()):
             raise Unauthenticated("invalid, expired or revoked session token")
         return session

@@ -128,5 +128,6 @@ async def create_token(
     body: NewToken, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     """Mint an API token (admins only); the secret is in this answer and nowhere else."""
-    record, secret = await services.tokens.create(principal, body.role, body.name)
-    return {"id": record.id, "name": record.name, "role": record.role, "token": secret}
+    record, secret = await services.tokens.create(principal, body.role, body.name, body.project_id)
+    answer = {"id": record.id, "name": record.name, "role": record.role, "token": secret}
+    return answer | ({"project_id": record.project_id} if record.project_id else {})

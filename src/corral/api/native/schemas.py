@@ -211,3 +211,4 @@ class ExecutorHeartbeat(Body):
 class NewToken(Body):
     role: str
     name: str = Field(default="", max_length=200)
+    project_id: str | None = Field(default=None, max_length=200)  # agent tokens only

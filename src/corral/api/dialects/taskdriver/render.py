@@ -74,6 +74,7 @@ def project_view(view: ProjectView) -> dict[str, Any]:
         "updatedAt": iso(project.updated_at),
         "config": config_view(project.config),
         "agentLogin": project.agent_login,
+        "openAgentLogin": project.open_agent_login,
         "stats": counts_view(view.counts),
     }
 

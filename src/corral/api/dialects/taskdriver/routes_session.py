@@ -16,13 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from corral import errors
-from corral.api.deps import PrincipalDep, ServicesDep
+from corral.api.deps import PrincipalDep, ServicesDep, bearer_token
 from corral.api.dialects.taskdriver.errors import TaskDriverRoute, from_domain, from_validation
 from corral.api.ratelimit import rate_limits_of
 from corral.api.responses import JSON
 from corral.api.timefmt import iso
+from corral.auth.jwt_tokens import looks_like_jwt
+from corral.domain.principals import Principal
 from corral.domain.sessions import MAX_SESSION_SECONDS, AgentSession
 from corral.services.container import Services
+from corral.services.sessions import REFUSED, is_session_token
 
 router = APIRouter(prefix="/api/auth", route_class=TaskDriverRoute, tags=["taskdriver"])
 
@@ -58,13 +61,34 @@ def session_view(session: AgentSession) -> dict[str, Any]:
     }
 
 
+async def login_credential(request: Request, services: Services) -> Principal | None:
+    """Who the login's ``Authorization: Bearer`` token speaks for; None without one.
+
+    Only the header counts, never the login cookie: a browser would send that cookie
+    along with a login forged by another site. A token that does not authenticate,
+    or an agent session's own token, is refused like any other bad login.
+    """
+    token = bearer_token(request)
+    if token is None:
+        return None
+    try:
+        if is_session_token(token):
+            raise errors.Unauthenticated("a session token does not open another session")
+        if looks_like_jwt(token):
+            return await services.accounts.authenticate(token)
+        return await services.tokens.authenticate(token)
+    except errors.Unauthenticated:
+        raise errors.Unauthenticated(REFUSED) from None
+
+
 async def agent_login(body: dict[str, Any], request: Request, services: Services) -> JSON:
     """The login budget is spent per client IP before the body is even checked, as for
-    CMD Executor's logins: guessing project ids costs the same as guessing passwords."""
+    CMD Executor's logins: guessing tokens costs the same as guessing passwords."""
     try:
         await rate_limits_of(request).login_attempt(request, None)
         login = AgentLogin.model_validate(body)
-        issued = await services.sessions.login(login.agent_name, login.project_id)
+        credential = await login_credential(request, services)
+        issued = await services.sessions.login(login.agent_name, login.project_id, credential)
     except ValidationError as exc:
         return from_validation(RequestValidationError(exc.errors()))
     except errors.CorralError as exc:

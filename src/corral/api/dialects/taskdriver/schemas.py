@@ -55,10 +55,13 @@ class ProjectBody(CamelModel):
     status: Literal["active", "closed"] | None = None
     config: ConfigBody | None = None
     agent_login: bool | None = None
+    open_agent_login: bool | None = None
 
     def changes(self) -> dict[str, Any]:
         """In ``Project``'s own names; ``config`` is a partial dict of ``ProjectConfig``'s."""
-        values = self.given("name", "description", "instructions", "agent_login")
+        values = self.given(
+            "name", "description", "instructions", "agent_login", "open_agent_login"
+        )
         if self.status is not None:
             values["status"] = ProjectStatus(self.status)
         if self.config is not None:
