@@ -57,7 +57,12 @@ class ServerSettings(BaseSettings):
         default="60/minute", description="failed authentications per client IP"
     )
     login_rate_limit: str | None = Field(
-        default="10/minute", description="login attempts per client IP and per email"
+        default="10/minute",
+        description="failed logins per (email, client IP); past it per email, from any "
+        "address, logins to that email are slowed down, never refused",
+    )
+    login_ip_rate_limit: str | None = Field(
+        default="30/minute", description="failed logins per client IP, whatever the email"
     )
     max_json_bytes: int = Field(
         default=4 << 20, ge=1, description="largest request body outside the upload routes"
@@ -76,7 +81,11 @@ class ServerSettings(BaseSettings):
         return value
 
     @field_validator(
-        "rate_limit", "worker_rate_limit", "auth_failure_rate_limit", "login_rate_limit"
+        "rate_limit",
+        "worker_rate_limit",
+        "auth_failure_rate_limit",
+        "login_rate_limit",
+        "login_ip_rate_limit",
     )
     @classmethod
     def _rate(cls, value: str | None, info: ValidationInfo) -> str | None:

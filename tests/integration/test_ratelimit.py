@@ -157,38 +157,63 @@ def test_failed_authentications_are_limited_per_ip(tmp_path: Path) -> None:
     assert garbage_other_ip.status_code == 401
 
 
-def test_login_brute_force_is_stopped_per_ip_and_per_email(tmp_path: Path) -> None:
+def _attempt(live: LiveServer, ip: str, who: str, secret: str) -> httpx.Response:
+    with from_ip(live, ip) as http:
+        return http.post("/api/auth/login", json={"email": who, "password": secret})
+
+
+def test_item19_login_guessing_is_stopped_per_email_and_address_and_per_address(
+    tmp_path: Path,
+) -> None:
     email, password = ADMIN
     settings: dict[str, Any] = {"admin_email": email, "admin_password": password}
-    with run_server(tmp_path / "d", login_rate_limit="3/minute", **settings) as live:
+    limits = {"login_rate_limit": "3/minute", "login_ip_rate_limit": "5/minute"}
+    with run_server(tmp_path / "d", **limits, **settings) as live:
         add_user(live, "other@example.com", "viewer")
-
-        def attempt(ip: str, who: str, secret: str) -> httpx.Response:
-            with from_ip(live, ip) as http:
-                return http.post("/api/auth/login", json={"email": who, "password": secret})
-
-        guesses = [attempt("10.0.0.1", email, f"guess-{i}").status_code for i in range(3)]
-        right_password = attempt("10.0.0.1", email, password)
-        other_email_same_ip = attempt("10.0.0.1", "other@example.com", "pw-123456")
-        same_email_other_ip = attempt("10.0.0.2", email, password)
-        other_email_other_ip = attempt("10.0.0.2", "other@example.com", "pw-123456")
+        guesses = [_attempt(live, "10.0.0.1", email, f"guess-{i}").status_code for i in range(3)]
+        right_password = _attempt(live, "10.0.0.1", email, password)
+        # Nobody else is refused for 10.0.0.1's failures: the same email from elsewhere,
+        # and another email from the same address (under the address's own budget).
+        same_email_other_ip = _attempt(live, "10.0.0.2", email, password)
+        other_email_same_ip = _attempt(live, "10.0.0.1", "other@example.com", "pw-123456")
+        # The address's budget counts failures whatever the email: 5 of 5 spent, then
+        # even a right password from it is refused.
+        spray = _attempt(live, "10.0.0.1", "other@example.com", "wrong")
+        sprayed_out = _attempt(live, "10.0.0.1", "other@example.com", "pw-123456")
     assert guesses == [401, 401, 401]
     assert_retry_after(right_password, 60)
     body = right_password.json()
     assert body["code"] == "RATE_LIMITED" and body["retryAfter"] >= 1
     assert "token" not in body
-    assert other_email_same_ip.status_code == 429  # the IP's budget is spent
-    assert same_email_other_ip.status_code == 429  # so is the email's
-    assert other_email_other_ip.status_code == 200
-    # Refused attempts still spent: both 10.0.0.2 and the other email are at 2 of 3.
-    assert figures(other_email_other_ip)[1] == 1
+    assert same_email_other_ip.status_code == 200
+    assert other_email_same_ip.status_code == 200
+    assert spray.status_code == 401
+    assert_retry_after(sprayed_out, 60)
+
+
+def test_item19_nobody_can_lock_a_user_out_of_login(tmp_path: Path) -> None:
+    """Twelve wrong passwords in a minute at one email, each from its own address (over
+    the email's budget of ten): the right password still logs in, from a new address and
+    from one of the guessing ones, only slowed down. Parallel guesses from one address
+    cannot slip past its budget either: each counts as failed until it succeeds."""
+    email, password = ADMIN
+    settings: dict[str, Any] = {"admin_email": email, "admin_password": password}
+    with run_server(tmp_path / "d", **settings) as live:
+        wrong = [_attempt(live, f"10.0.1.{n}", email, "wrong").status_code for n in range(12)]
+        assert wrong == [401] * 12
+        assert _attempt(live, "10.0.2.1", email, password).status_code == 200
+        assert _attempt(live, "10.0.1.3", email, password).status_code == 200
+        # Failures of other users never touch this one's successful logins' budget.
+        answers = [_attempt(live, "10.0.3.1", email, password) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
 
 
 def test_logins_under_the_default_budget_succeed(tmp_path: Path) -> None:
+    """Only failures spend the login budget: a successful login gives its unit back."""
     with run_server(tmp_path / "d", admin_email="a@x.io", admin_password="p") as live:
-        answers = [login(live, "a@x.io", "p") for _ in range(3)]
-    assert [a.status_code for a in answers] == [200, 200, 200]
-    assert figures(answers[-1])[:2] == (10, 7)
+        answers = [login(live, "a@x.io", "p") for _ in range(12)]
+    assert {a.status_code for a in answers} == {200}
+    assert figures(answers[-1])[:2] == (10, 9)
 
 
 def test_limits_switched_off_send_no_headers_and_never_refuse(tmp_path: Path) -> None:

@@ -175,12 +175,14 @@ def test_login_refusals_never_say_which(server: LiveServer) -> None:
     assert missing["validationDetails"][0]["field"] == "projectId"
 
 
-def test_agent_logins_spend_the_login_budget(tmp_path: Path) -> None:
-    with run_server(tmp_path / "data", login_rate_limit="2/minute") as live:
+def test_item19_refused_agent_logins_spend_the_addresss_login_budget(tmp_path: Path) -> None:
+    with run_server(tmp_path / "data", login_ip_rate_limit="2/minute") as live:
         project = make_project(live)
-        assert login(live, "bot", project).status_code == 200
-        assert login(live, "bot", project).status_code == 200
-        refused = td_error(login(live, "bot", project), 429)
+        for _ in range(3):  # successful logins give their unit back
+            assert login(live, "bot", project).status_code == 200
+        td_error(login(live, "bot", project, "crl_guess-1"), 401)
+        td_error(login(live, "bot", project, "crl_guess-2"), 401)
+        refused = td_error(login(live, "bot", project), 429)  # even with the right token
         assert refused["error"] == "Rate limit exceeded"
 
 

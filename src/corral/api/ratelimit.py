@@ -1,5 +1,13 @@
 """Request budgets: per principal, per client IP for failed authentications, and for logins.
 
+Logins count *failures*, per (email, client IP) and per client IP: an address
+that keeps guessing is refused (429), while nobody else is, so no one can lock
+a user out by failing on their email from elsewhere. Failures at one email from
+every address only slow its logins down (``SLOW_DOWN_SECONDS`` before the
+password is checked), right password included, never refuse them. An attempt
+is counted as failed from the start and refunded once it succeeds, so parallel
+guesses cannot all slip in before the first failure is counted.
+
 Counted with the ``limits`` library in this process's memory. That makes every
 limit per replica (N replicas behind a balancer admit up to N times the rate),
 a price paid so that the hot path never waits on a shared store. Fixed windows,
@@ -14,8 +22,11 @@ refused or not.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -24,12 +35,14 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from starlette.requests import HTTPConnection
 
 from corral.domain.principals import Principal, Role
-from corral.errors import RateLimited
+from corral.errors import InvalidCredentials, RateLimited, Unauthenticated
 from corral.settings import ServerSettings
 
 STATE_KEY = "corral.rate_limit"  # scope["state"][STATE_KEY]: the figures of the last check
 MESSAGE = "Rate limit exceeded"  # the document's wording, in every dialect
 MAX_EMAIL_KEY = 320  # longest valid address; longer garbage must not grow the counters' keys
+SLOW_DOWN_SECONDS = 1.0  # wait before checking a password of an email under attack
+LOGIN_FAILURES = (InvalidCredentials, Unauthenticated)  # what a wrong guess raises
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +74,25 @@ class Spent:
 class Budget:
     """One configured rate, counted separately for each key it is spent against."""
 
-    def __init__(self, limiter: FixedWindowRateLimiter, rate: RateLimitItem, name: str) -> None:
+    def __init__(
+        self,
+        limiter: FixedWindowRateLimiter,
+        storage: MemoryStorage,
+        rate: RateLimitItem,
+        name: str,
+    ) -> None:
         self._limiter = limiter
+        self._storage = storage
         self._rate = rate
         self.name = name
 
     async def spend(self, key: str) -> Spent:
         allowed = await self._limiter.hit(self._rate, self.name, key)
         return Spent(allowed, await self.figures(key))
+
+    async def refund(self, key: str) -> None:
+        """Give back one spent unit (never below zero)."""
+        await self._storage.decr(self._rate.key_for(self.name, key))
 
     async def exhausted(self, key: str) -> bool:
         return not await self._limiter.test(self._rate, self.name, key)
@@ -86,16 +110,18 @@ class RateLimits:
     """Every budget of one app; a budget that is ``None`` is switched off."""
 
     def __init__(self, settings: ServerSettings) -> None:
-        limiter = FixedWindowRateLimiter(MemoryStorage())
+        storage = MemoryStorage()
+        limiter = FixedWindowRateLimiter(storage)
 
         def budget(rate: str | None, name: str) -> Budget | None:
-            return Budget(limiter, parse(rate), name) if rate else None
+            return Budget(limiter, storage, parse(rate), name) if rate else None
 
         self.principal = budget(settings.rate_limit, "principal")
         self.worker = budget(settings.worker_rate_limit, "worker")
         self.auth_failure = budget(settings.auth_failure_rate_limit, "auth-failure")
-        self.login_ip = budget(settings.login_rate_limit, "login-ip")
-        self.login_email = budget(settings.login_rate_limit, "login-email")
+        self.login_ip = budget(settings.login_ip_rate_limit, "login-ip")
+        self.login_pair = budget(settings.login_rate_limit, "login-email-ip")
+        self.login_email = budget(settings.login_rate_limit, "login-email")  # slows, never refuses
 
     async def before_authentication(self, connection: HTTPConnection) -> None:
         """An IP that spent its failures is refused before its token is even looked at.
@@ -121,12 +147,35 @@ class RateLimits:
         if budget is not None:
             await _spend(connection, [(budget, principal.id)])
 
-    async def login_attempt(self, connection: HTTPConnection, email: str | None) -> None:
-        """Every attempt counts, right or wrong, so a brute-force run learns nothing once over."""
-        spends = [(self.login_ip, client_ip(connection))]
-        if email:
-            spends.append((self.login_email, email.strip().lower()[:MAX_EMAIL_KEY]))
-        await _spend(connection, [(b, key) for b, key in spends if b is not None])
+    @asynccontextmanager
+    async def login_attempt(
+        self, connection: HTTPConnection, email: str | None
+    ) -> AsyncIterator[None]:
+        """Guard one login, whose check runs inside the ``async with``.
+
+        Refused (``RateLimited``) before anything is checked once this address, or this
+        address for this email, has spent its failures, so a brute-force run learns
+        nothing once over. Slowed when the email has many recent failures from anywhere.
+        A ``LOGIN_FAILURES`` raised inside is a failure; anything else is refunded.
+        """
+        ip = client_ip(connection)
+        key = email.strip().lower()[:MAX_EMAIL_KEY] if email else None
+        pairs = [(self.login_ip, ip), (self.login_pair, f"{key} {ip}" if key else None)]
+        spends = [(b, k) for b, k in pairs if b is not None and k is not None]
+        await _spend(connection, spends)  # provisional: a failure until it succeeds
+        email_budget = self.login_email if key else None
+        if email_budget is not None and key and await email_budget.exhausted(key):
+            await asyncio.sleep(SLOW_DOWN_SECONDS)
+        try:
+            yield
+        except LOGIN_FAILURES:
+            if email_budget is not None and key:
+                await email_budget.spend(key)
+            raise
+        except BaseException:
+            await _refund(spends)
+            raise
+        await _refund(spends)
 
 
 async def _spend(connection: HTTPConnection, spends: list[tuple[Budget, str]]) -> None:
@@ -139,6 +188,11 @@ async def _spend(connection: HTTPConnection, spends: list[tuple[Budget, str]]) -
     if refused:
         budget, figures = max(refused, key=lambda pair: pair[1].reset)
         raise budget.refusal(figures)
+
+
+async def _refund(spends: list[tuple[Budget, str]]) -> None:
+    for budget, key in spends:
+        await budget.refund(key)
 
 
 def _tightness(figures: Figures) -> tuple[int, float]:

@@ -53,8 +53,8 @@ async def login(
     if not expected or not secrets.compare_digest(expected, csrf):
         raise Forbidden("the sign-in form expired: reload the page")
     try:
-        await rate_limits_of(request).login_attempt(request, email)
-        session = await services.accounts.login(email, password)
+        async with rate_limits_of(request).login_attempt(request, email):
+            session = await services.accounts.login(email, password)
     except InvalidCredentials:
         return _login_form(request, target, "Email or password incorrect", 401)
     except RateLimited as exc:

@@ -68,17 +68,17 @@ async def login(
     """Two dialects share this path and the body says which one speaks: CMD Executor's
     ``{"email", "password"}`` or TaskDriver's ``{"agentName", "projectId"}``.
 
-    Every attempt spends the login budget (per client IP, and per email here) before
-    any password is checked, right or wrong, so a brute-force run learns nothing once
-    over it; a body without an email still spends the IP's budget.
+    Failed logins are counted per (email, client IP) and per client IP, and checked
+    before any password is (``ratelimit.RateLimits.login_attempt``): an address over
+    its budget learns nothing more, and nobody else is refused for its failures.
     """
     if is_agent_login(body):
         return await agent_login(body, request, services)
     email = body.get("email")
     limits = rate_limits_of(request)
-    await limits.login_attempt(request, email if isinstance(email, str) else None)
-    credentials = _credentials(body)
-    session = await services.accounts.login(credentials.email, credentials.password)
+    async with limits.login_attempt(request, email if isinstance(email, str) else None):
+        credentials = _credentials(body)
+        session = await services.accounts.login(credentials.email, credentials.password)
     user = {"id": session.user.id, "email": session.user.email, "role": session.user.role}
     answer = {"success": True, "token": session.token, "user": user, "expiresIn": LIFETIME_LABEL}
     return _with_cookie(answer, session.token, request)

@@ -82,13 +82,13 @@ async def login_credential(request: Request, services: Services) -> Principal | 
 
 
 async def agent_login(body: dict[str, Any], request: Request, services: Services) -> JSON:
-    """The login budget is spent per client IP before the body is even checked, as for
-    CMD Executor's logins: guessing tokens costs the same as guessing passwords."""
+    """Refused logins are counted per client IP, as CMD Executor's are: guessing tokens
+    costs the same as guessing passwords, and an address over budget learns nothing."""
     try:
-        await rate_limits_of(request).login_attempt(request, None)
-        login = AgentLogin.model_validate(body)
-        credential = await login_credential(request, services)
-        issued = await services.sessions.login(login.agent_name, login.project_id, credential)
+        async with rate_limits_of(request).login_attempt(request, None):
+            login = AgentLogin.model_validate(body)
+            credential = await login_credential(request, services)
+            issued = await services.sessions.login(login.agent_name, login.project_id, credential)
     except ValidationError as exc:
         return from_validation(RequestValidationError(exc.errors()))
     except errors.CorralError as exc:
