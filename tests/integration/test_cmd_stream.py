@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from websockets.sync.client import ClientConnection, connect
 from tests.integration.test_cmd_auth import ADMIN, login
 from tests.integration.test_native_api import API, ISO_Z, claim_one
 from tests.live import LiveServer, run_server
+from tests.processes import CORRAL, clean_env, free_port, poll
 
 STREAM = "/api/jobs/stream"
 
@@ -191,3 +193,73 @@ def test_shutdown_with_a_connected_watcher_is_prompt(tmp_path: Path) -> None:
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=5)
     assert elapsed < 5, f"shutdown took {elapsed:.1f}s with a watcher connected"
+
+
+def _status(live: LiveServer, headers: dict[str, str], **params: str) -> int:
+    try:
+        with watch(live, headers, **params):
+            return 101
+    except InvalidStatus as exc:
+        return exc.response.status_code
+
+
+def test_item18_cookie_handshakes_from_a_foreign_origin_are_refused(tmp_path: Path) -> None:
+    """A page on another port or subdomain of the same site sends the login cookie along;
+    only this server's own origin and the configured CORS origins may use it."""
+    email, password = ADMIN
+    allowed = "https://app.example.com"
+    with run_server(
+        tmp_path / "data", admin_email=email, admin_password=password, cors_origins=[allowed]
+    ) as live:
+        token = jwt(live)
+        cookie = {"Cookie": f"auth_token={token}"}
+        port = live.url.rsplit(":", 1)[1]
+        for foreign in (f"http://127.0.0.1:{int(port) + 1}", "https://evil.example", "null"):
+            assert _status(live, {**cookie, "Origin": foreign}) == 403, foreign
+        assert _status(live, {**cookie, "Origin": live.url}) == 101
+        assert _status(live, {**cookie, "Origin": allowed}) == 101
+        assert _status(live, cookie) == 101  # no Origin: not a browser's cross-site request
+        # A token the page had to hold itself is not ambient authority: no Origin check.
+        evil = {"Origin": "https://evil.example"}
+        assert _status(live, {**evil, "Authorization": f"Bearer {token}"}) == 101
+        assert _status(live, evil, token=token) == 101
+        # The same rule on the Server-Sent Events streams the cookie authenticates.
+        with live.client() as admin:
+            job_id = submit(admin)
+        follow = f"/api/v1/jobs/{job_id}/output/follow"
+        with httpx.Client(base_url=live.url, timeout=10) as browser:
+            for path in (follow, "/ui/events"):
+                answer = browser.get(path, headers={**cookie, **evil})
+                assert answer.status_code == 403, (path, answer.text)
+
+
+def test_item18_query_tokens_never_reach_the_logs(tmp_path: Path) -> None:
+    """A real ``corral server`` at info level with its access log on: the WebSocket
+    handshake line and the access lines carry the path, but never the token."""
+    data, port = tmp_path / "data", free_port()
+    env = clean_env(CORRAL_ACCESS_LOG="true", CORRAL_LOG_LEVEL="info")
+    command = [*CORRAL, "server", "--port", str(port), "--data-dir", str(data)]
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            poll(lambda: (data / "admin-token").exists() and _up(url), what="the server")
+            token = (data / "admin-token").read_text().strip()
+            ws = f"ws://127.0.0.1:{port}{STREAM}?token={token}"
+            with connect(ws, open_timeout=10):
+                pass
+            httpx.get(f"{url}/api/v1/jobs", params={"token": token, "limit": 1})
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    logged = log_path.read_text()
+    assert "WebSocket" in logged and "token=[redacted]" in logged
+    assert token not in logged
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -3,11 +3,20 @@
 Rate limits are charged here, right after authentication, because this is the
 one place every authenticated route passes through and where the principal
 (the key of its budget) is first known.
+
+The login cookie is ambient: a browser sends it with whatever a page on any
+origin of the same *site* (another port, another subdomain) asks for, and
+WebSocket handshakes have no CORS to hide the answer. So a request, HTTP or
+WebSocket, authenticated by the cookie alone is refused (403) when its
+``Origin`` is neither this server's own (its ``Host``) nor a configured CORS
+origin. Tokens in an ``Authorization`` header are never sent by a browser on
+its own, so they need no such check.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
@@ -47,12 +56,27 @@ def presented_token(request: HTTPConnection) -> str | None:
     return bearer_token(request) or request.cookies.get(AUTH_COOKIE) or None
 
 
+def check_cookie_origin(connection: HTTPConnection) -> None:
+    """Refuse a cookie-authenticated request sent from a foreign origin (see above)."""
+    if bearer_token(connection) is not None or connection.headers.get(WORKER_TOKEN_HEADER):
+        return
+    origin = connection.headers.get("origin")
+    if origin is None or not connection.cookies.get(AUTH_COOKIE):
+        return  # no browser-made cross-origin request, or no cookie to abuse
+    allowed: frozenset[str] = getattr(connection.app.state, "cors_origins", frozenset())
+    host = connection.headers.get("host", "")
+    if origin in allowed or (host and urlsplit(origin).netloc == host):
+        return
+    raise Forbidden("a login cookie is not accepted from another origin", origin=origin[:200])
+
+
 async def principal_of(connection: HTTPConnection, services: Services) -> Principal:
     """Who is calling, for HTTP requests and WebSocket handshakes alike, within its budget.
 
     Failed authentications are counted per client IP so that tokens cannot be
     sprayed; a principal's requests are counted per principal once it is known.
     """
+    check_cookie_origin(connection)
     limits = rate_limits_of(connection)
     await limits.before_authentication(connection)
     try:
