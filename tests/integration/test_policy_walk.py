@@ -39,6 +39,7 @@ from websockets.sync.client import connect
 
 from corral.api.app import create_app
 from corral.api.dashboard.routing import PageRoute
+from corral.api.route_rights import RIGHTS
 from corral.settings import ServerSettings
 from tests.live import LiveServer, run_server
 
@@ -106,6 +107,8 @@ SESSION = Rule(401, OK, OK, OK, 401, 401, kinds=(JWT,))
 # TaskDriver's agent operations: an agent in its own project, for its own name; admins and
 # unbound worker tokens for any agent name; the session of another project's agent: 403.
 AGENT_OP = EXECUTE.but(agent=OK, other_agent=403)
+# TaskDriver's project reads: every reader; an agent only its own project (issue 11, item 25).
+OWN_PROJECT = READ.but(agent=OK, other_agent=403)
 # TaskDriver's /api/auth/session: only an agent session has one.
 AGENT_SESSION = Rule(401, 403, 403, 403, 403, OK)
 # Files: any reader; a worker only the input archive of a job whose lease it holds,
@@ -185,16 +188,17 @@ POLICY: dict[RouteKey, Rule] = {
     ("GET", "/api/v1/stats"): READ,
     # monitoring: the Prometheus registry of /api/v1/metrics, behind the same gate
     ("GET", "/metrics"): READ,
-    # TaskDriver: projects and task types (writes are for admins; agents may not even read)
+    # TaskDriver: projects and task types (writes are for admins; an agent reads its own
+    # project, its stats and its task types, never another project's, nor the list)
     ("GET", "/api/projects"): READ,
     ("POST", "/api/projects"): ADMIN_ONLY,
-    ("GET", "/api/projects/{project_id}"): READ,
+    ("GET", "/api/projects/{project_id}"): OWN_PROJECT,
     ("PUT", "/api/projects/{project_id}"): ADMIN_ONLY,
     ("DELETE", "/api/projects/{project_id}"): ADMIN_ONLY,
-    ("GET", "/api/projects/{project_id}/stats"): READ,
-    ("GET", "/api/projects/{project_id}/task-types"): READ,
+    ("GET", "/api/projects/{project_id}/stats"): OWN_PROJECT,
+    ("GET", "/api/projects/{project_id}/task-types"): OWN_PROJECT,
     ("POST", "/api/projects/{project_id}/task-types"): ADMIN_ONLY,
-    ("GET", "/api/task-types/{type_id}"): READ,
+    ("GET", "/api/task-types/{type_id}"): OWN_PROJECT,
     ("PUT", "/api/task-types/{type_id}"): ADMIN_ONLY,
     ("DELETE", "/api/task-types/{type_id}"): ADMIN_ONLY,
     # TaskDriver: tasks (a submitter changes and deletes only its own)
@@ -1280,3 +1284,51 @@ def test_refused_calls_wrote_nothing(world: World) -> None:
     assert (agents_project["status"], agents_project["agentLogin"]) == ("active", True)
     session = world.ok("GET", "/api/auth/session", bearer(world.session[AGENT]))["data"]
     assert (session["agentName"], session["projectId"]) == (AGENT_NAME, world.project)
+
+
+# --- refusals come before validation (issue 11, item 25) ---------------------------------
+
+INVALID_QUERY = {"limit": "-1", "offset": "-1", "status": "no-such-status", "stream": "x"}
+
+
+OBJECT_LEVEL = (OTHER_USER, OTHER_WORKER, OTHER_AGENT)
+
+
+def _refusal_cases() -> list[Any]:
+    """Every (route, caller) the table refuses with 401 or 403 for the caller's role, but
+    for WebSockets. The refusals of ``other_*`` callers are about an object the request
+    names, often in its body (a worker id, an agent name, a project, job ids), which can
+    only be read once the body is valid: those are checked in the services, after it."""
+    params = []
+    for case in (c.values[0] for c in _cases()):
+        refused = isinstance(case.expect, int) and case.expect in (401, 403)
+        if refused and case.key[0] != "WS" and case.caller.role not in OBJECT_LEVEL:
+            params.append(pytest.param(case, id=case.id))
+    return params
+
+
+def test_item25_every_authenticated_route_names_its_right(tmp_path: Path) -> None:
+    """The early gate (``api/route_rights.py``) knows every route that needs a caller."""
+    app = create_app(ServerSettings(data_dir=tmp_path / "data"))
+    own_principal = {("POST", "/api/auth/logout"), ("POST", "/api/auth/refresh")}
+    needs_caller = {
+        key for key, rule in POLICY.items() if rule.anonymous != OK and key not in own_principal
+    }
+    assert sorted(needs_caller - RIGHTS.keys()) == []
+    assert sorted(RIGHTS.keys() - app_routes(app)) == []
+
+
+@pytest.mark.parametrize("case", _refusal_cases())
+def test_item25_a_refusal_comes_before_any_validation(world: World, case: Case) -> None:
+    """The same caller with a body and a query that break every rule still gets the
+    table's 401 or 403, never a 400 or 422 that would tell it what the route expects."""
+    call = REQUESTS[case.key](world, case.caller)
+    headers = call.headers if call.headers is not None else world.credentials(case.caller, call.url)
+    answer = world.send(
+        call.method,
+        call.url,
+        headers,
+        params={**(call.params or {}), **INVALID_QUERY},
+        json=[] if call.method in ("POST", "PUT", "PATCH") else None,
+    )
+    assert answer.status_code == case.expect, f"{answer.status_code}: {answer.text[:300]}"

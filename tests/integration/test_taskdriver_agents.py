@@ -512,3 +512,40 @@ def test_metrics_json_shape(server: LiveServer) -> None:
     assert set(data["system"]) == {"memory_usage", "cpu_usage", "uptime"}
     assert data["system"]["memory_usage"] > 0
     assert data["requests_total"] >= 1 and data["requests_success"] >= 1  # the login
+
+
+def test_item25_an_agent_reads_its_own_project_and_nothing_else(server: LiveServer) -> None:
+    """TaskDriver tells agents to read the project's instructions before every task."""
+    with server.client() as admin:
+        mine = admin.post("/api/projects", json={"name": "mine", "instructions": "be careful"})
+        other = admin.post("/api/projects", json={"name": "other"})
+        mine_id, other_id = mine.json()["data"]["id"], other.json()["data"]["id"]
+        kinds = [
+            admin.post(f"/api/projects/{p}/task-types", json={"name": "t"}).json()["data"]["id"]
+            for p in (mine_id, other_id)
+        ]
+    for credential in ("session", "token"):
+        with (
+            agent_client(server, "bot", mine_id)
+            if credential == "session"
+            else server.client(agent_token(server, mine_id))
+        ) as http:
+            project = http.get(f"/api/projects/{mine_id}")
+            assert project.status_code == 200, project.text
+            assert project.json()["data"]["instructions"] == "be careful"
+            assert http.get(f"/api/projects/{mine_id}/stats").status_code == 200
+            [listed] = http.get(f"/api/projects/{mine_id}/task-types").json()["data"]
+            assert listed["id"] == kinds[0]
+            assert http.get(f"/api/task-types/{kinds[0]}").status_code == 200
+            for path in (
+                f"/api/projects/{other_id}",
+                f"/api/projects/{other_id}/stats",
+                f"/api/projects/{other_id}/task-types",
+                f"/api/task-types/{kinds[1]}",
+                "/api/projects",
+            ):
+                td_error(http.get(path), 403)
+            # Never a write, and the refusal comes before the body is even looked at.
+            td_error(http.post("/api/projects", json={}), 403)
+            td_error(http.put(f"/api/projects/{mine_id}", json={"status": "bogus"}), 403)
+            td_error(http.post(f"/api/projects/{mine_id}/task-types", json=[]), 403)

@@ -23,6 +23,7 @@ from starlette.requests import HTTPConnection
 
 from corral.api.dialects.taskdriver.errors import TaskDriverRoute
 from corral.api.ratelimit import rate_limits_of
+from corral.api.route_rights import require_route_right
 from corral.auth.jwt_tokens import looks_like_jwt
 from corral.domain.principals import Principal, Role
 from corral.errors import Forbidden, Unauthenticated
@@ -85,6 +86,7 @@ async def principal_of(connection: HTTPConnection, services: Services) -> Princi
         await limits.authentication_failed(connection)
         raise
     await limits.authenticated(connection, principal)
+    require_route_right(connection, principal)  # before FastAPI validates anything
     return principal
 
 

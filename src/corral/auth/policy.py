@@ -78,6 +78,16 @@ def may_open_agent_session(credential: Principal, project_id: str) -> bool:
     return credential.role is Role.AGENT and is_token and credential.project_id == project_id
 
 
+def require_project_read(principal: Principal, project_id: str) -> None:
+    """Readers read every project; an agent (session or token) only its own, since
+    TaskDriver tells agents to read the project's instructions before every task."""
+    if principal.role is Role.AGENT:
+        if principal.project_id is None or principal.project_id != project_id:
+            raise Forbidden("an agent reads only its own project", project_id=project_id)
+        return
+    require(principal, Action.READ)
+
+
 def require_executor_owner(principal: Principal, owner_id: str | None) -> None:
     """Workers act only for executors registered under their own token; admins for any.
 

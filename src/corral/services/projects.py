@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from corral.auth.policy import Action, require
+from corral.auth.policy import Action, require, require_project_read
 from corral.domain.jobs import DEFAULT_TIMEOUT, Job, JobDraft, JobSpec
-from corral.domain.principals import Principal
+from corral.domain.principals import Principal, Role
 from corral.domain.priority import NORMAL
 from corral.domain.projects import (
     DuplicateHandling,
@@ -112,7 +112,7 @@ class ProjectService:
         return ProjectView(project, {})
 
     async def get_project(self, principal: Principal, project_id: str) -> ProjectView:
-        require(principal, Action.READ)
+        require_project_read(principal, project_id)
         project = await self._project(project_id)
         counts = await self._store.project_counts([project.id])
         return ProjectView(project, counts.get(project.id, {}))
@@ -154,7 +154,7 @@ class ProjectService:
 
     # --- task types ---------------------------------------------------------------------
     async def list_task_types(self, principal: Principal, project_id: str) -> list[TaskType]:
-        require(principal, Action.READ)
+        require_project_read(principal, project_id)
         await self._project(project_id)
         return await self._store.list_task_types(project_id)
 
@@ -177,8 +177,11 @@ class ProjectService:
         return task_type
 
     async def get_task_type(self, principal: Principal, type_id: str) -> TaskType:
-        require(principal, Action.READ)
-        return await self._task_type(type_id)
+        if principal.role is not Role.AGENT:
+            require(principal, Action.READ)  # before the lookup, as for every reader
+        task_type = await self._task_type(type_id)
+        require_project_read(principal, task_type.project_id)
+        return task_type
 
     async def update_task_type(
         self, principal: Principal, type_id: str, changes: Mapping[str, Any]
