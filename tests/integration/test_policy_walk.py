@@ -1332,3 +1332,7 @@ def test_item25_a_refusal_comes_before_any_validation(world: World, case: Case) 
         json=[] if call.method in ("POST", "PUT", "PATCH") else None,
     )
     assert answer.status_code == case.expect, f"{answer.status_code}: {answer.text[:300]}"
+    if call.method in ("POST", "PUT", "PATCH"):  # a body that is not even JSON
+        not_json = {**headers, "Content-Type": "application/json"}
+        answer = world.send(call.method, call.url, not_json, content=b'{"broken')
+        assert answer.status_code == case.expect, f"{answer.status_code}: {answer.text[:300]}"

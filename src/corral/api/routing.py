@@ -6,6 +6,11 @@ route (dependencies included) come out in that dialect's shape and status.
 So do the ``HTTPException``s that come from below the handler rather than from
 routes (which never build them): the body limit raised inside ``receive``, and
 FastAPI's own 400 for a body it could not read.
+
+FastAPI parses a JSON body before any dependency runs, so a body that is not
+JSON at all would answer 400 before the caller is even authenticated. On a
+route that needs a caller, such a failure first asks who is calling: a caller
+who would be refused gets that refusal (401/403/429), never the 400.
 """
 
 from __future__ import annotations
@@ -53,11 +58,29 @@ class DialectRoute(APIRoute):
             except errors.CorralError as exc:
                 return render_domain(exc)
             except RequestValidationError as exc:
-                return render_validation(exc)
+                unread = any(e.get("type") == "json_invalid" for e in exc.errors())
+                refused = await _refusal_first(request) if unread else None
+                return render_domain(refused) if refused else render_validation(exc)
             except HTTPException as exc:
-                return render_http_error(exc, render_domain)
+                refused = await _refusal_first(request) if exc.status_code == 400 else None
+                return render_domain(refused) if refused else render_http_error(exc, render_domain)
 
         return guarded
+
+
+async def _refusal_first(request: Request) -> errors.CorralError | None:
+    """The refusal an authenticated route would give this caller, if any: checked only
+    on failures raised before the dependencies ran (reading the body)."""
+    from corral.api.deps import principal_of  # deps builds on the dialects' routes
+    from corral.api.route_rights import RIGHTS, route_key
+
+    if route_key(request) not in RIGHTS:
+        return None
+    try:
+        await principal_of(request, request.app.state.services)
+    except errors.CorralError as exc:
+        return exc
+    return None
 
 
 def render_http_error(
