@@ -14,7 +14,7 @@ from corral.domain.retry import RetryPolicy
 from corral.domain.sessions import AgentSession
 from corral.domain.states import JobStatus
 from corral.errors import Forbidden, StaleAttempt
-from corral.store.base import Store, TokenRecord
+from corral.store.base import Store, TokenRecord, UserRecord
 from tests.contract.contract_support import NOW, claim_request, new_job
 
 
@@ -65,3 +65,23 @@ async def test_item16_a_lease_is_fenced_by_its_holder(store: Store) -> None:
     assert kept.lease_expires_at == claimed.lease_expires_at
     finished = await store.finish("j1", AttemptRef("bot", None, "cred-1"), done, NOW + 1, policy)
     assert finished.status == JobStatus.COMPLETED
+
+
+async def test_item17_sessions_end_with_the_credential_that_opened_them(store: Store) -> None:
+    """A revoked token, a disabled user or a reset password ends the agent sessions
+    opened with it, and only those."""
+    await store.create_token(TokenRecord("t1", "agents", "agent", "hash-t1", NOW, project_id="p1"))
+    await store.create_user(UserRecord("user-1", "a@example.com", "$argon2id$x", "admin", NOW))
+    await store.create_user(UserRecord("user-2", "b@example.com", "$argon2id$x", "admin", NOW))
+    for n, credential in enumerate(["t1", "user-1", "user-2", None, "t2"]):
+        await store.create_session(
+            AgentSession(
+                f"s{n}", f"h{n}", "bot", "p1", NOW, NOW + 60, NOW, credential_id=credential
+            )
+        )
+    await store.revoke_token("t1")
+    await store.set_user_disabled("user-1", True)
+    await store.set_user_disabled("user-1", False)
+    await store.set_user_password("user-2", "$argon2id$new")
+    ended = [(await store.get_session(f"s{n}")).revoked for n in range(5)]  # type: ignore[union-attr]
+    assert ended == [True, True, True, False, False]

@@ -116,3 +116,17 @@ def test_item20_an_agent_tokens_leases_are_fenced_like_a_sessions(server: LiveSe
         assert next_task(http, "bot", project)["data"]["id"] == task_id
         done = http.post(f"/api/tasks/{task_id}/complete", json={"result": "ok"})
     assert done.status_code == 200, done.text
+
+
+def test_item20_revoking_an_agent_token_ends_the_sessions_it_opened(server: LiveServer) -> None:
+    project = make_project(server)
+    with server.client() as admin:
+        body = {"role": "agent", "name": "leaked", "project_id": project}
+        made = admin.post("/api/v1/admin/tokens", json=body).json()
+    session = login(server, "bot", project, made["token"]).json()["data"]["token"]
+    with server.client(session) as http:
+        assert http.get("/api/auth/session").status_code == 200
+        data = str(server.settings.data_dir)
+        assert cli("token", "revoke", made["id"], "--data-dir", data).returncode == 0
+        td_error(http.get("/api/auth/session"), 401)  # at once: sessions are read each time
+        td_error(http.post("/api/agents/bot/next-task", json={"projectId": project}), 401)

@@ -347,7 +347,8 @@ class Store(Protocol):
 
     async def list_tokens(self) -> list[TokenRecord]: ...
 
-    async def revoke_token(self, token_id: str) -> None: ...
+    async def revoke_token(self, token_id: str) -> None:
+        """Also ends the agent sessions opened with the token (``credential_id``)."""
 
     async def revoke_executor_tokens(self, executor_id: str) -> int:
         """Revoke every token bound to the executor; return how many were live."""
@@ -369,14 +370,16 @@ class Store(Protocol):
         """Raises ``NotFound`` for an unknown user."""
 
     async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
-        """Disabling moves ``session_epoch`` on (enabling does not move it back).
+        """Disabling moves ``session_epoch`` on (enabling does not move it back) and ends
+        the agent sessions the user opened.
 
         Raises ``NotFound`` for an unknown user."""
 
     async def set_user_password(
         self, user_id: str, password_hash: str, sessions_after: float = 0.0
     ) -> None:
-        """Replace the hash and move ``session_epoch`` on (ending every earlier login);
+        """Replace the hash and move ``session_epoch`` on (ending every earlier login, and
+        the agent sessions the user opened);
         ``sessions_after`` is kept for logins issued before epochs existed.
 
         Raises ``NotFound`` for an unknown user."""

@@ -11,6 +11,7 @@ from corral.domain.workers import Executor, ExecutorInfo
 from corral.errors import AlreadyExists, NotFound
 from corral.store import postgres_sql as q
 from corral.store.base import TokenRecord
+from corral.store.postgres_users import END_AGENT_SESSIONS
 from corral.store.rows import executor_from_row, executor_params, token_from_row
 
 
@@ -96,6 +97,7 @@ class PostgresFleet:
         status = await self._execute("UPDATE api_tokens SET revoked = 1 WHERE id = $1", token_id)
         if status == "UPDATE 0":
             raise NotFound("token not found", token_id=token_id)
+        await self._execute(END_AGENT_SESSIONS, token_id)  # the sessions it opened end too
 
     async def revoke_executor_tokens(self, executor_id: str) -> int:
         status = await self._execute(

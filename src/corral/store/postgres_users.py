@@ -23,6 +23,12 @@ SELECT value FROM ins UNION ALL SELECT value FROM meta WHERE key = $1
 """
 
 
+# Agent sessions opened with a credential that no longer stands end with it.
+END_AGENT_SESSIONS = (
+    "UPDATE agent_sessions SET revoked = 1 WHERE credential_id = $1 AND revoked = 0"
+)
+
+
 class PostgresUsers:
     """Single statements on a pooled connection; no row locks are held."""
 
@@ -69,12 +75,18 @@ class PostgresUsers:
         await self._update_user("UPDATE users SET role = $1 WHERE id = $2", role, user_id)
 
     async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
-        """Disabling also moves the session epoch on: re-enabling revives no earlier login."""
+        """Disabling also moves the session epoch on (re-enabling revives no earlier
+        login) and ends the agent sessions the user opened."""
         sql = (
             "UPDATE users SET disabled = $1, "
             "session_epoch = session_epoch + (CASE WHEN $1 = 1 THEN 1 ELSE 0 END) WHERE id = $2"
         )
-        await self._update_user(sql, int(disabled), user_id)
+        async with self._conn() as conn, conn.transaction():
+            status: str = await conn.execute(sql, int(disabled), user_id)
+            if status == "UPDATE 0":
+                raise NotFound("user not found", user_id=user_id)
+            if disabled:
+                await conn.execute(END_AGENT_SESSIONS, user_id)
 
     async def set_user_password(
         self, user_id: str, password_hash: str, sessions_after: float = 0.0
@@ -84,10 +96,11 @@ class PostgresUsers:
             "sessions_after = greatest(sessions_after, $2), session_epoch = session_epoch + 1 "
             "WHERE id = $3"
         )
-        async with self._conn() as conn:
+        async with self._conn() as conn, conn.transaction():
             status: str = await conn.execute(sql, password_hash, sessions_after, user_id)
-        if status == "UPDATE 0":
-            raise NotFound("user not found", user_id=user_id)
+            if status == "UPDATE 0":
+                raise NotFound("user not found", user_id=user_id)
+            await conn.execute(END_AGENT_SESSIONS, user_id)
 
     async def _update_user(self, sql: str, value: object, user_id: str) -> None:
         async with self._conn() as conn:

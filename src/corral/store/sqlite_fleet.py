@@ -9,6 +9,7 @@ from corral.errors import AlreadyExists, NotFound
 from corral.store.base import TokenRecord
 from corral.store.rows import executor_from_row, executor_params, token_from_row
 from corral.store.sqlite_engine import Readers, Writer
+from corral.store.sqlite_users import END_AGENT_SESSIONS
 
 
 class SqliteFleet:
@@ -145,6 +146,7 @@ class SqliteFleet:
             cur = conn.execute("UPDATE api_tokens SET revoked = 1 WHERE id = ?", (token_id,))
             if cur.rowcount == 0:
                 raise NotFound("token not found", token_id=token_id)
+            conn.execute(END_AGENT_SESSIONS, (token_id,))  # the sessions it opened end too
 
         await self._writer.submit(op)
 

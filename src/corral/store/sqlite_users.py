@@ -9,6 +9,10 @@ from corral.store.base import UserRecord
 from corral.store.rows import user_from_row
 from corral.store.sqlite_engine import Readers, Writer
 
+# Agent sessions opened with a credential that no longer stands (a revoked token, a
+# disabled user, a reset password) end with it.
+END_AGENT_SESSIONS = "UPDATE agent_sessions SET revoked = 1 WHERE credential_id = ? AND revoked = 0"
+
 
 class SqliteUsers:
     """Each write is one short transaction on the single writer."""
@@ -65,10 +69,18 @@ class SqliteUsers:
         await self._update_user("UPDATE users SET role = ? WHERE id = ?", role, user_id)
 
     async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
-        """Disabling also moves the session epoch on: re-enabling revives no earlier login."""
+        """Disabling also moves the session epoch on (re-enabling revives no earlier
+        login) and ends the agent sessions the user opened."""
         flag = int(disabled)
         sql = f"UPDATE users SET disabled = ?, session_epoch = session_epoch + {flag} WHERE id = ?"
-        await self._update_user(sql, flag, user_id)
+
+        def op(conn: sqlite3.Connection) -> None:
+            if conn.execute(sql, (flag, user_id)).rowcount == 0:
+                raise NotFound("user not found", user_id=user_id)
+            if disabled:
+                conn.execute(END_AGENT_SESSIONS, (user_id,))
+
+        await self._writer.submit(op)
 
     async def set_user_password(
         self, user_id: str, password_hash: str, sessions_after: float = 0.0
@@ -81,6 +93,7 @@ class SqliteUsers:
             )
             if conn.execute(sql, (password_hash, sessions_after, user_id)).rowcount == 0:
                 raise NotFound("user not found", user_id=user_id)
+            conn.execute(END_AGENT_SESSIONS, (user_id,))
 
         await self._writer.submit(op)
 
