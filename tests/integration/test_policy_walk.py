@@ -13,7 +13,9 @@ Roles: ``anonymous`` (no credentials); ``viewer``, ``submitter`` and ``admin``
 each as a login JWT and as an opaque API token; ``worker`` (a token bound to a
 registered CMD Executor worker as ``x-worker-token`` on that dialect's routes,
 an unbound worker token as Bearer everywhere else); ``agent`` (a TaskDriver
-session token of one agent in one project, as Bearer); and, where an object
+session token of one agent in one project, as Bearer); ``agent_token`` (an
+agent API token bound to that project, the credential the agent's sessions are
+earned with: by default it gets what the session gets); and, where an object
 has an owner, ``other_user`` (a second submitter acting on the first one's job,
 task or file), ``other_worker`` (a worker acting on a job leased to, or an
 executor registered by, another worker) and ``other_agent`` (the session of an
@@ -55,6 +57,7 @@ OTHER_USER = "other_user"
 OTHER_WORKER = "other_worker"
 AGENT = "agent"
 OTHER_AGENT = "other_agent"
+AGENT_TOKEN = "agent_token"
 HUMANS = (VIEWER, SUBMITTER, ADMIN)
 JWT, TOKEN = "jwt", "token"  # the two kinds of credential a person may present
 
@@ -75,6 +78,9 @@ class Rule:
     other_user: Expect | None = None  # only for routes on an object someone owns
     other_worker: Expect | None = None
     other_agent: Expect | None = None
+    # An agent API token of the agents' project (issue 11, item 20): by default what its
+    # sessions get, since it is good only on that project's agent routes.
+    agent_token: Expect | None = None
     kinds: tuple[str, ...] = (JWT, TOKEN)  # credentials the human roles are walked with
 
     def but(self, **changes: Any) -> Rule:
@@ -91,6 +97,7 @@ class Rule:
             OTHER_USER: self.other_user,
             OTHER_WORKER: self.other_worker,
             OTHER_AGENT: self.other_agent,
+            AGENT_TOKEN: self.agent if self.agent_token is None else self.agent_token,
         }
         return {role: expect for role, expect in every.items() if expect is not None}
 
@@ -110,7 +117,7 @@ AGENT_OP = EXECUTE.but(agent=OK, other_agent=403)
 # TaskDriver's project reads: every reader; an agent only its own project (issue 11, item 25).
 OWN_PROJECT = READ.but(agent=OK, other_agent=403)
 # TaskDriver's /api/auth/session: only an agent session has one.
-AGENT_SESSION = Rule(401, 403, 403, 403, 403, OK)
+AGENT_SESSION = Rule(401, 403, 403, 403, 403, OK, agent_token=403)
 # Files: any reader; a worker only the input archive of a job whose lease it holds,
 # and another worker's file is hidden from it.
 FILE = READ.but(worker=OK, other_user=OK, other_worker=404)
@@ -160,7 +167,7 @@ POLICY: dict[RouteKey, Rule] = {
     ("POST", "/api/v1/admin/users"): ADMIN_ONLY,
     ("PATCH", "/api/v1/admin/users/{user_id}"): ADMIN_ONLY,
     # CMD Executor: sessions (an agent session logs out on the same path)
-    ("POST", "/api/auth/logout"): SESSION.but(agent=OK),
+    ("POST", "/api/auth/logout"): SESSION.but(agent=OK, agent_token=401),
     ("POST", "/api/auth/refresh"): SESSION,
     # CMD Executor: workers (a bound token speaks only for its own worker)
     ("POST", "/api/workers/register"): EXECUTE.but(other_worker=403),
@@ -413,6 +420,8 @@ class World:
             return {}
         if caller.role in (AGENT, OTHER_AGENT):
             return bearer(self.session[caller.role])
+        if caller.role == AGENT_TOKEN:
+            return self.agent_credential(self.project)
         if caller.role in (WORKER, OTHER_WORKER):
             if url.startswith(CMD_PATHS):
                 return {"x-worker-token": self.bound[caller.role]}
@@ -536,11 +545,11 @@ class World:
         test_taskdriver_agents.py::test_item16_only_the_holder_reports.)"""
         if caller.role == OTHER_WORKER:
             return self.worker_held, None, WORKER_AGENT
-        if caller.role not in (AGENT, ADMIN, WORKER):
+        if caller.role not in (AGENT, ADMIN, WORKER, AGENT_TOKEN):
             return self.agent_held, None, None
         task_id = self.add_task(self.project, self.admin)
         name = f"walk-agent-{next(self.seq)}"
-        if caller.role in (WORKER, ADMIN):
+        if caller.role in (WORKER, ADMIN, AGENT_TOKEN):
             assert self.lease(name, self.credentials(caller, "/api/agents")) == task_id
             return task_id, None, name
         session = bearer(self.agent_login(name, self.project))
@@ -1134,7 +1143,7 @@ def _extend_lease(w: World, c: Caller) -> Call:
     (and another worker token that one)."""
     body: dict[str, Any] = {"extensionMinutes": 5}
     task_id = w.agent_held
-    if c.role == ADMIN:  # its own lease: an agent's is the agent's alone
+    if c.role in (ADMIN, AGENT_TOKEN):  # its own lease: an agent's is the agent's alone
         task_id, _, body["agentName"] = w.fresh_agent_held(c)
     elif c.role in (WORKER, OTHER_WORKER):
         task_id, body["agentName"] = w.worker_held, WORKER_AGENT

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from corral.auth.policy import Action, can
+from corral.auth.policy import Action, can, is_agent_session
 from corral.domain.principals import Principal, Role
 from corral.errors import Forbidden
 
 AGENT = "agent"  # TaskDriver's agents: the service then checks it is their own project
+AGENT_SESSION = "agent-session"  # an agent session, not an agent token
 Right = tuple[Action | str, ...]  # any one of these lets a caller through
 
 READ: Right = (Action.READ,)
@@ -34,7 +35,7 @@ ADMIN: Right = (Action.ADMIN,)
 FILE: Right = (Action.READ, Action.EXECUTE)  # workers read the input of a job they hold
 PROJECT_READ: Right = (Action.READ, AGENT)  # an agent reads its own project
 QUEUE_VIEW: Right = (Action.READ, Action.EXECUTE)
-SESSION: Right = (AGENT,)
+SESSION: Right = (AGENT_SESSION,)
 
 RIGHTS: dict[tuple[str, str], Right] = {
     # native: jobs, output, executing
@@ -137,10 +138,15 @@ def route_key(connection: HTTPConnection) -> tuple[str, str] | None:
 
 
 def may_call(principal: Principal, right: Right) -> bool:
-    return any(
-        principal.role is Role.AGENT if kind == AGENT else can(principal, Action(kind))
-        for kind in right
-    )
+    return any(_has(principal, kind) for kind in right)
+
+
+def _has(principal: Principal, kind: Action | str) -> bool:
+    if kind == AGENT:
+        return principal.role is Role.AGENT
+    if kind == AGENT_SESSION:
+        return is_agent_session(principal)
+    return can(principal, Action(kind))
 
 
 def require_route_right(connection: HTTPConnection, principal: Principal) -> None:

@@ -70,12 +70,21 @@ def lease_holder(principal: Principal) -> str:
     return principal.id
 
 
+def is_agent_token(principal: Principal) -> bool:
+    """An agent API token is its own credential; a session's is the one it was earned with."""
+    return principal.role is Role.AGENT and principal.credential_id == principal.id
+
+
+def is_agent_session(principal: Principal) -> bool:
+    return principal.role is Role.AGENT and not is_agent_token(principal)
+
+
 def may_open_agent_session(credential: Principal, project_id: str) -> bool:
-    """Admins may log agents in anywhere; an agent token only in its own project."""
+    """Admins may log agents in anywhere; an agent token only in its own project (a
+    session never earns another)."""
     if credential.role is Role.ADMIN:
         return True
-    is_token = credential.credential_id == credential.id  # a session never earns another
-    return credential.role is Role.AGENT and is_token and credential.project_id == project_id
+    return is_agent_token(credential) and credential.project_id == project_id
 
 
 def require_project_read(principal: Principal, project_id: str) -> None:
