@@ -42,11 +42,13 @@ from corral.agent.output import SPOOL_QUOTA, OutputForwarder
 from corral.agent.renewal import Fatal, Held, Renewal, log_extra, sleep_or
 from corral.agent.reports import ResultReporter, report_for
 from corral.agent.spool import DiskQuota
-from corral.domain.jobs import DEFAULT_LEASE_SECONDS
+from corral.domain.jobs import DEFAULT_LEASE_SECONDS, MAX_CLAIM
 
 log = logging.getLogger("corral.agent")
 
 CLAIM_MARGIN = 0.5  # seconds a claim answer may have spent on the wire
+# Claim answers that trying again cannot change: the request itself is wrong or not ours.
+RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class Agent:
         self.leases = Renewal(self.dispatcher, lambda: self.draining, self._register)
         self.held = self.leases.held
         self.slots_taken = 0
+        self.claim_limit = MAX_CLAIM  # the server's own figure replaces it at registration
         self.capacity = config.concurrency + (
             4 * config.concurrency if config.prefetch is None else config.prefetch
         )
@@ -212,7 +215,10 @@ class Agent:
             return
         exc = task.exception()
         extra = log_extra("side_task_crashed", task=task.get_name())
-        log.error("side task crashed", exc_info=exc, extra=extra)
+        if isinstance(exc, Fatal):  # already explained where it was raised: no traceback
+            log.error("side task stopped: %s", exc, extra=extra)
+        else:
+            log.error("side task crashed", exc_info=exc, extra=extra)
         self.fatal = self.fatal or exc
         self._stop.set()
         self._kill_now.set()  # running half-blind is worse than retrying elsewhere
@@ -224,9 +230,10 @@ class Agent:
         backoff = Backoff()
         while not self._stop.is_set():
             try:
-                await self.dispatcher.register(
+                answer = await self.dispatcher.register(
                     machine_info(self.config.labels, self.config.concurrency)
                 )
+                self._learn_claim_limit(answer)
                 extra = log_extra("worker_registered", executor_id=self.executor_id)
                 log.info("registered", extra=extra)
                 return True
@@ -249,22 +256,31 @@ class Agent:
             await sleep_or(self._stop, delay)
         return False
 
+    def _learn_claim_limit(self, answer: Any) -> None:
+        """Take the server's claim limit from its registration answer (an older server
+        sends none: the limit this code was built with stands)."""
+        limit = answer.get("claim_limit") if isinstance(answer, dict) else None
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1:
+            self.claim_limit = limit
+
     async def _claim_loop(self) -> None:
         backoff = Backoff()
         while not self.draining:
-            free = self.capacity - self.slots_taken
+            # Never ask for more than the server takes, whatever concurrency + prefetch say.
+            free = min(self.capacity - self.slots_taken, self.claim_limit)
             # Claim at once while a run slot idles; otherwise gather half the prefetch
             # room first, so one round trip brings many jobs rather than one.
             idle_slot = self.slots_taken < self.config.concurrency
             batch = max(1, (self.capacity - self.config.concurrency) * 3 // 4)
-            if free <= 0 or (not idle_slot and free < batch):
+            if free <= 0 or (not idle_slot and free < min(batch, self.claim_limit)):
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
             try:
                 jobs = await self.dispatcher.claim(free, self.config.claim_wait, self.config.labels)
             except (Unreachable, DispatcherError) as exc:
-                if isinstance(exc, DispatcherError) and exc.status in (401, 403):
+                if isinstance(exc, DispatcherError) and _refused_for_good(exc.status):
+                    log.error("claim refused", extra=log_extra("claim_refused", exc, n=free))
                     raise Fatal(f"claim refused: {exc}") from exc
                 delay = backoff.next()
                 log.warning("claim failed", extra=log_extra("claim_failed", exc, delay=delay))
@@ -380,3 +396,9 @@ class Agent:
 
     def _forget(self, held: Held) -> None:
         self.leases.forget(held)
+
+
+def _refused_for_good(status: int) -> bool:
+    """A 4xx that no retry can turn into a claim (bad request, bad credentials, no such
+    route): the worker stops loudly instead of idling registered for ever."""
+    return 400 <= status < 500 and status not in RETRYABLE_4XX
