@@ -7,7 +7,8 @@ Every request is passed to ``rule(method, path)``, which answers one of:
 - ``DROP``: close the connection without answering (the dispatcher is away);
 - ``HOLD``: keep the connection open without answering until the rule changes,
   then drop it (a network partition that neither refuses nor answers).
-Whatever is forwarded is forwarded whole: a claim that passes leases its jobs.
+Whatever is forwarded is forwarded whole: a claim that passes leases its jobs, even
+when the worker hangs up meanwhile (the proxy does not pass a hang-up on).
 """
 
 from __future__ import annotations
@@ -67,8 +68,11 @@ def _handler(proxy: Proxy, upstream: httpx.Client) -> type[http.server.BaseHTTPR
                 self._answer(action, json.dumps({"error": "injected", "context": {}}).encode())
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
-            answer = upstream.request(self.command, self.path, content=body, headers=headers)
-            self._answer(answer.status_code, answer.content, answer.headers.get("content-type"))
+            try:
+                answer = upstream.request(self.command, self.path, content=body, headers=headers)
+                self._answer(answer.status_code, answer.content, answer.headers.get("content-type"))
+            except (httpx.HTTPError, OSError):  # the proxy is closing, or the worker left
+                self.close_connection = True
 
         def _answer(self, status: int, body: bytes, kind: str | None = "application/json") -> None:
             self.send_response(status)

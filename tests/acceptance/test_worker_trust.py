@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from corral.agent.process import alive
 from tests.live import LiveServer
-from tests.processes import start_worker
-from tests.worker_proxy import PASS, fault_proxy
+from tests.processes import poll, start_worker
+from tests.worker_proxy import DROP, HOLD, PASS, fault_proxy
 
 
 def log_of(root: Path, name: str) -> str:
@@ -42,3 +47,93 @@ def test_item1_claim_refused_for_good_exits_nonzero(
     log = log_of(tmp_path, "refused.log")
     assert '"action":"claim_refused"' in log, log
     assert proxy.count("POST", "/jobs/claim") == 1
+
+
+def submit(server: LiveServer, **body: Any) -> str:
+    with server.client() as http:
+        job_id: str = http.post("/api/v1/jobs", json=body).raise_for_status().json()["id"]
+        return job_id
+
+
+def job(server: LiveServer, job_id: str) -> dict[str, Any]:
+    with server.client() as http:
+        answer: dict[str, Any] = http.get(f"/api/v1/jobs/{job_id}").raise_for_status().json()
+        return answer
+
+
+def pids_in(path: Path) -> list[int]:
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.parametrize("outage", [DROP, HOLD])
+def test_item3_drain_with_unreachable_dispatcher_is_bounded(
+    live_server: LiveServer, tmp_path: Path, outage: str
+) -> None:
+    """drain-timeout 1 s, kill grace 0.5 s: the worker exits within those plus the flush
+    grace (5 s), whether the dispatcher refuses connections or never answers."""
+    pids = tmp_path / "pids"
+    token = live_server.token("worker")
+    with fault_proxy(live_server.url) as proxy:
+        worker = start_worker(
+            proxy.url, token, tmp_path, "cut-off", "cut-off.log",
+            "--drain-timeout", "1", "--grace", "0.5", "--claim-wait", "1",
+        )  # fmt: skip
+        try:
+            submit(live_server, command=f"sleep 300 & echo $! > {pids}; wait")
+            poll(lambda: pids_in(pids), 15, "the job to start")
+            proxy.rule = lambda method, path: outage
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(15) == 0
+        finally:
+            stop(worker)
+    assert not alive(pids_in(pids)[0])
+    assert '"action":"results_abandoned"' in log_of(tmp_path, "cut-off.log")
+
+
+def test_item3_second_sigterm_ends_at_once_while_dispatcher_unreachable(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    token = live_server.token("worker")
+    with fault_proxy(live_server.url) as proxy:
+        worker = start_worker(
+            proxy.url, token, tmp_path, "stubborn", "stubborn.log",
+            "--drain-timeout", "120", "--claim-wait", "1",
+        )  # fmt: skip
+        try:
+            submit(live_server, command=f"trap '' TERM; sleep 300 & echo $! > {pids}; wait")
+            poll(lambda: pids_in(pids), 15, "the job to start")
+            proxy.rule = lambda method, path: HOLD
+            worker.send_signal(signal.SIGTERM)
+            poll(lambda: "drain_started" in log_of(tmp_path, "stubborn.log"), 5, "the drain")
+            assert worker.poll() is None  # draining: the job may run 120 s more
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(5) == 0
+        finally:
+            stop(worker)
+    poll(lambda: not alive(pids_in(pids)[0]), 5, "the job's processes to die")
+
+
+def test_item15_idle_worker_exits_at_once_and_strands_no_job(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    """SIGTERM during a 20 s long poll: the poll is aborted, the worker exits in a second
+    or two, and a job submitted just after is not leased to the departed worker."""
+    token = live_server.token("worker")
+    worker = start_worker(
+        live_server.url, token, tmp_path, "idle", "idle.log", "--claim-wait", "20"
+    )
+    try:
+        poll(lambda: "worker_registered" in log_of(tmp_path, "idle.log"), 15, "registration")
+        time.sleep(0.5)  # the first claim is parked on the dispatcher now
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(5) == 0
+    finally:
+        stop(worker)
+    job_id = submit(live_server, command="true")
+    time.sleep(0.3)  # a parked claim still leasing would take it now
+    assert (job(live_server, job_id)["status"], job(live_server, job_id)["attempt"]) == (
+        "pending",
+        0,
+    )
+    assert '"action":"worker_deregistered"' in log_of(tmp_path, "idle.log")

@@ -42,11 +42,13 @@ from corral.agent.output import SPOOL_QUOTA, OutputForwarder
 from corral.agent.renewal import Fatal, Held, Renewal, log_extra, sleep_or
 from corral.agent.reports import ResultReporter, report_for
 from corral.agent.spool import DiskQuota
+from corral.agent.stopping import Stopping, abandon
 from corral.domain.jobs import DEFAULT_LEASE_SECONDS, MAX_CLAIM
 
 log = logging.getLogger("corral.agent")
 
 CLAIM_MARGIN = 0.5  # seconds a claim answer may have spent on the wire
+FLUSH_GRACE = 5.0  # seconds after the last job stopped to deliver outcomes and deregister
 # Claim answers that trying again cannot change: the request itself is wrong or not ours.
 RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
@@ -107,11 +109,12 @@ class Agent:
         self._run_slots = asyncio.Semaphore(config.concurrency)
         self.draining = False
         self.fatal: BaseException | None = None
-        self._stop = asyncio.Event()
-        self._kill_now = asyncio.Event()
+        self.stopping = Stopping()
+        self._stop = self.stopping.requested
         self._slot_freed = asyncio.Event()
         self._side: list[asyncio.Task[None]] = []
         self._claimer: asyncio.Task[None] | None = None
+        self._claim_call: asyncio.Future[list[dict[str, Any]]] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -121,7 +124,7 @@ class Agent:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_shutdown)
         try:
-            if await self._register():
+            if await self._register_or_stop():
                 self._side = [
                     self._supervise(self.leases.run(), "heartbeat"),
                     self._supervise(self.reporter.run(), "reporter"),
@@ -144,7 +147,7 @@ class Agent:
         """First signal: drain. Second: kill every job's group at once."""
         if self._stop.is_set():
             log.warning("second signal: killing jobs", extra={"action": "shutdown_now"})
-            self._kill_now.set()
+            self.stopping.kill()
             for held in self.held.values():
                 held.execution.stop(StopReason.SHUTDOWN, now=True)
             return
@@ -152,17 +155,22 @@ class Agent:
         self._stop.set()
 
     async def _shutdown(self) -> None:
-        """Two-stage shutdown, in this order (convention 8)."""
-        deadline = asyncio.get_running_loop().time() + self.config.drain_timeout
-        # 1. Stop claiming. A long poll already in flight is let finish: the dispatcher
-        #    may hand it jobs even after we hang up, and those would sit leased to nobody
-        #    until their lease ran out. Whatever it brings back is released at once.
+        """Two-stage shutdown, in this order (convention 8), bounded whatever the network
+        does: running jobs get ``drain_timeout``, then the kill grace, then ``FLUSH_GRACE``
+        for outcomes and deregistration; past that the worker exits and the dispatcher's
+        reaper takes over. A second signal cuts every wait short."""
+        loop = asyncio.get_running_loop()
+        drain_end = loop.time() + self.config.drain_timeout
+        hard_end = drain_end + self.config.grace + FLUSH_GRACE
+        # 1. Stop claiming: abort the long poll in flight. The dispatcher leases nothing
+        #    to a parked claim whose caller hung up and hands back what it leased as the
+        #    caller left; a claim that answered anyway is released by the claim loop.
         self.draining = True
         self._slot_freed.set()
+        if self._claim_call is not None:
+            self._claim_call.cancel()
         if self._claimer is not None:
-            await self._wait_until([self._claimer], deadline)
-            self._claimer.cancel()
-            await asyncio.gather(self._claimer, return_exceptions=True)
+            await self.stopping.wait_until([self._claimer], hard_end)
         # 2. Tell the dispatcher (the next heartbeat says draining) and hand back what
         #    was claimed but never started; those runners release their job themselves.
         self.leases.beat_now()
@@ -170,40 +178,33 @@ class Agent:
             if not held.execution.started:
                 held.execution.stop(StopReason.SHUTDOWN)
         # 3. Let running jobs finish up to the drain timeout, heartbeats still renewing.
-        await self._wait_until([h.task for h in self.held.values() if h.task], deadline)
+        await self.stopping.wait_until(self._held_tasks(), drain_end)
         if self.held:
             extra = log_extra("drain_timeout", running=len(self.held))
             log.warning("drain timeout: stopping jobs", extra=extra)
         # 4. Whatever still runs is stopped (TERM -> grace -> KILL) and reported for retry.
         for held in list(self.held.values()):
-            held.execution.stop(StopReason.SHUTDOWN, now=self._kill_now.is_set())
-        remaining = [h.task for h in self.held.values() if h.task is not None]
-        await asyncio.gather(*remaining, return_exceptions=True)
+            held.execution.stop(StopReason.SHUTDOWN, now=self.stopping.kill_now.is_set())
+        await self.stopping.wait_until(self._held_tasks(), hard_end)
         # 5. Flush outcomes, stop the side tasks, then deregister.
         if self.fatal is None:
-            try:
-                await asyncio.wait_for(self.reporter.drained(), 30.0)
-            except TimeoutError:
+            flushed = asyncio.ensure_future(self.reporter.drained())
+            await self.stopping.wait_until([flushed], hard_end)
+            if not flushed.done():
                 log.error("outcomes undelivered", extra={"action": "results_abandoned"})
-        for task in self._side:
-            task.cancel()
-        await asyncio.gather(*self._side, return_exceptions=True)
+            flushed.cancel()
+        await abandon(self._held_tasks() + self._side)
+        await self._deregister(min(10.0, max(0.5, self.stopping.seconds_left(hard_end))))
+
+    def _held_tasks(self) -> list[asyncio.Task[None]]:
+        return [h.task for h in self.held.values() if h.task is not None]
+
+    async def _deregister(self, limit_s: float) -> None:
         try:
-            await self.dispatcher.deregister()
+            await self.dispatcher.deregister(limit_s)
             log.info("deregistered", extra={"action": "worker_deregistered"})
         except (Unreachable, DispatcherError) as exc:
             log.warning("could not deregister", extra=log_extra("deregister_failed", exc))
-
-    async def _wait_until(self, tasks: list[asyncio.Task[None]], deadline: float) -> None:
-        """Wait for ``tasks`` until ``deadline`` (loop time) or a second signal."""
-        if not tasks:
-            return
-        everything = asyncio.ensure_future(asyncio.wait(tasks))
-        kill = asyncio.ensure_future(self._kill_now.wait())
-        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
-        await asyncio.wait([everything, kill], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        everything.cancel()
-        kill.cancel()
 
     def _supervise(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -221,9 +222,21 @@ class Agent:
             log.error("side task crashed", exc_info=exc, extra=extra)
         self.fatal = self.fatal or exc
         self._stop.set()
-        self._kill_now.set()  # running half-blind is worse than retrying elsewhere
+        self.stopping.kill()  # running half-blind is worse than retrying elsewhere
 
     # ---- registration and claiming ---------------------------------------------------
+
+    async def _register_or_stop(self) -> bool:
+        """The first registration, given up at once on a signal (a dispatcher that holds
+        the request unanswered must not hold the worker)."""
+        registering = asyncio.ensure_future(self._register())
+        stopped = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({registering, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not registering.done():
+            await abandon([registering])
+            return False
+        return registering.result()
 
     async def _register(self) -> bool:
         """Register, retrying with backoff until it works or a signal asks us to stop."""
@@ -265,7 +278,7 @@ class Agent:
 
     async def _claim_loop(self) -> None:
         backoff = Backoff()
-        while not self.draining:
+        while not (self.draining or self._stop.is_set()):
             # Never ask for more than the server takes, whatever concurrency + prefetch say.
             free = min(self.capacity - self.slots_taken, self.claim_limit)
             # Claim at once while a run slot idles; otherwise gather half the prefetch
@@ -277,14 +290,18 @@ class Agent:
                 await self._slot_freed.wait()
                 continue
             try:
-                jobs = await self.dispatcher.claim(free, self.config.claim_wait, self.config.labels)
+                jobs = await self._claim(free)
+            except asyncio.CancelledError:
+                if self.draining:  # the drain aborted the long poll: nothing was handed out
+                    return
+                raise
             except (Unreachable, DispatcherError) as exc:
                 if isinstance(exc, DispatcherError) and _refused_for_good(exc.status):
                     log.error("claim refused", extra=log_extra("claim_refused", exc, n=free))
                     raise Fatal(f"claim refused: {exc}") from exc
                 delay = backoff.next()
                 log.warning("claim failed", extra=log_extra("claim_failed", exc, delay=delay))
-                await asyncio.sleep(delay)
+                await sleep_or(self._stop, delay)
                 continue
             backoff.reset()
             if self.draining:
@@ -295,6 +312,17 @@ class Agent:
             received = time.monotonic() - CLAIM_MARGIN
             for job in jobs:
                 self._start(job, received)
+
+    async def _claim(self, n: int) -> list[dict[str, Any]]:
+        """One long-poll claim, kept where the drain can abort it (``_claim_call``)."""
+        call = asyncio.ensure_future(
+            self.dispatcher.claim(n, self.config.claim_wait, self.config.labels)
+        )
+        self._claim_call = call
+        try:
+            return await call
+        finally:
+            self._claim_call = None
 
     def _start(self, job: dict[str, Any], received: float) -> None:
         """Take a slot and launch the runner of a freshly claimed job."""
