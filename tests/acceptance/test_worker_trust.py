@@ -16,7 +16,7 @@ import pytest
 
 from corral.agent.process import alive
 from tests.live import LiveServer
-from tests.processes import poll, start_worker
+from tests.processes import CORRAL, clean_env, poll, start_worker
 from tests.worker_proxy import DROP, HOLD, PASS, fault_proxy
 
 
@@ -137,3 +137,26 @@ def test_item15_idle_worker_exits_at_once_and_strands_no_job(
         0,
     )
     assert '"action":"worker_deregistered"' in log_of(tmp_path, "idle.log")
+
+
+def test_item24_submit_timeout_gives_a_trapping_program_its_grace(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    """`corral submit --timeout 2` of a program that traps SIGTERM, prints, sleeps 1 s and
+    prints again: both lines come (the default grace is 5 s)."""
+    program = "trap 'echo caught; sleep 1; echo second; exit 0' TERM; while :; do sleep 0.1; done"
+    token = live_server.token("worker")
+    worker = start_worker(live_server.url, token, tmp_path, "g", "g.log", "--claim-wait", "1")
+    try:
+        done = subprocess.run(
+            [*CORRAL, "submit", "--follow", "--timeout", "2", "--", "sh", "-c", program],
+            env=clean_env(CORRAL_URL=live_server.url, CORRAL_TOKEN=live_server.admin_token),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(15)
+    assert done.stdout == "caught\nsecond\n", done.stderr
+    assert "timed out after 2 s" in done.stderr
