@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from corral.agent.process import alive
-from tests.live import LiveServer
+from tests.live import LiveServer, run_server
 from tests.processes import CORRAL, clean_env, poll, start_worker
 from tests.worker_proxy import DROP, HOLD, PASS, fault_proxy
 
@@ -160,3 +160,36 @@ def test_item24_submit_timeout_gives_a_trapping_program_its_grace(
         worker.wait(15)
     assert done.stdout == "caught\nsecond\n", done.stderr
     assert "timed out after 2 s" in done.stderr
+
+
+def test_item7_frozen_worker_never_starts_a_job_whose_lease_ran_out(tmp_path: Path) -> None:
+    """A worker frozen (SIGSTOP) while a claim answer is in flight wakes after the lease
+    ran out and the job was reaped: it must hand the job back, never run that attempt."""
+    marks = tmp_path / "attempts"
+    with run_server(tmp_path / "data", lease_grace=0, reaper_interval=0.2) as server:
+        token = server.token("worker")
+        worker = start_worker(
+            server.url, token, tmp_path, "frozen", "frozen.log", "--claim-wait", "5"
+        )
+        try:
+            poll(lambda: "worker_registered" in log_of(tmp_path, "frozen.log"), 15, "registration")
+            time.sleep(0.5)  # the first claim is parked on the dispatcher now
+            worker.send_signal(signal.SIGSTOP)
+            command = f"echo $CORRAL_ATTEMPT >> {marks}"
+            job_id = submit(server, command=command, lease_seconds=1, max_retries=3)
+            # The parked claim leases attempt 1 and its answer waits in the frozen socket.
+            poll(lambda: job(server, job_id)["attempt"] == 1, 5, "the lease")
+            poll(lambda: job(server, job_id)["status"] == "pending", 10, "the reaper")
+            worker.send_signal(signal.SIGCONT)
+            done = poll(
+                lambda: (j := job(server, job_id))["status"] in ("completed", "failed") and j,
+                20,
+                "the job to end",
+            )
+        finally:
+            worker.send_signal(signal.SIGCONT)
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(15)
+    assert done["status"] == "completed"
+    assert "1" not in marks.read_text().split()  # attempt 1 never ran
+    assert marks.read_text().split() == [str(done["attempt"])]

@@ -6,6 +6,7 @@ the agent logs it loudly and stops, rather than running on half-blind.
 - heartbeat: one ``POST /executors/{id}/heartbeat`` every lease/3 renews every held
   lease and brings back the jobs to cancel or that were lost;
 - reporter: delivers outcomes in batches (``reports.py``).
+Claimed jobs run in ``runner.py``; the two-stage stop's waits live in ``stopping.py``.
 Each held job also has a lease timer: if its lease could not be renewed before it
 runs out (dispatcher unreachable), the job's group is killed, because another
 worker may be running it already.
@@ -31,25 +32,22 @@ from corral.agent.binaries import BinaryCache
 from corral.agent.dispatcher import (
     Dispatcher,
     DispatcherError,
-    JobOutputSink,
     Unreachable,
     parse_job,
 )
-from corral.agent.executor import Execution, Executor, JobRun, RunResult, StopReason
+from corral.agent.executor import Executor, StopReason
 from corral.agent.machine import machine_info
 from corral.agent.netguard import guarded_client
-from corral.agent.output import SPOOL_QUOTA, OutputForwarder
-from corral.agent.renewal import Fatal, Held, Renewal, log_extra, sleep_or
-from corral.agent.reports import ResultReporter, report_for
-from corral.agent.spool import DiskQuota
+from corral.agent.renewal import Fatal, Renewal, log_extra, sleep_or
+from corral.agent.reports import ResultReporter
+from corral.agent.runner import JobRunner, claim_began
 from corral.agent.stopping import Stopping, abandon
-from corral.domain.jobs import DEFAULT_LEASE_SECONDS, MAX_CLAIM
+from corral.domain.jobs import MAX_CLAIM
 
 log = logging.getLogger("corral.agent")
 
-CLAIM_MARGIN = 0.5  # seconds a claim answer may have spent on the wire
 FLUSH_GRACE = 5.0  # seconds after the last job stopped to deliver outcomes and deregister
-# Claim answers that trying again cannot change: the request itself is wrong or not ours.
+# The 4xx answers to a claim that a later try may not get; any other 4xx is for good.
 RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 
@@ -98,20 +96,19 @@ class Agent:
             grace=config.grace,
             files=self.dispatcher,
         )
-        self.spool_quota = DiskQuota(SPOOL_QUOTA)  # unsent output of all jobs, on disk
         self.leases = Renewal(self.dispatcher, lambda: self.draining, self._register)
         self.held = self.leases.held
-        self.slots_taken = 0
+        self.runner = JobRunner(
+            self.executor, self.dispatcher, self.leases, self.reporter, config.concurrency
+        )
         self.claim_limit = MAX_CLAIM  # the server's own figure replaces it at registration
         self.capacity = config.concurrency + (
             4 * config.concurrency if config.prefetch is None else config.prefetch
         )
-        self._run_slots = asyncio.Semaphore(config.concurrency)
         self.draining = False
         self.fatal: BaseException | None = None
         self.stopping = Stopping()
         self._stop = self.stopping.requested
-        self._slot_freed = asyncio.Event()
         self._side: list[asyncio.Task[None]] = []
         self._claimer: asyncio.Task[None] | None = None
         self._claim_call: asyncio.Future[list[dict[str, Any]]] | None = None
@@ -166,7 +163,7 @@ class Agent:
         #    to a parked claim whose caller hung up and hands back what it leased as the
         #    caller left; a claim that answered anyway is released by the claim loop.
         self.draining = True
-        self._slot_freed.set()
+        self.runner.freed.set()
         if self._claim_call is not None:
             self._claim_call.cancel()
         if self._claimer is not None:
@@ -280,15 +277,16 @@ class Agent:
         backoff = Backoff()
         while not (self.draining or self._stop.is_set()):
             # Never ask for more than the server takes, whatever concurrency + prefetch say.
-            free = min(self.capacity - self.slots_taken, self.claim_limit)
+            free = min(self.capacity - self.runner.taken, self.claim_limit)
             # Claim at once while a run slot idles; otherwise gather half the prefetch
             # room first, so one round trip brings many jobs rather than one.
-            idle_slot = self.slots_taken < self.config.concurrency
+            idle_slot = self.runner.taken < self.config.concurrency
             batch = max(1, (self.capacity - self.config.concurrency) * 3 // 4)
             if free <= 0 or (not idle_slot and free < min(batch, self.claim_limit)):
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
+                self.runner.freed.clear()
+                await self.runner.freed.wait()
                 continue
+            sent = time.monotonic()
             try:
                 jobs = await self._claim(free)
             except asyncio.CancelledError:
@@ -305,13 +303,14 @@ class Agent:
                 continue
             backoff.reset()
             if self.draining:
-                await asyncio.shield(asyncio.gather(*(self._release(parse_job(j)) for j in jobs)))
+                releases = (self.runner.release(parse_job(j)) for j in jobs)
+                await asyncio.shield(asyncio.gather(*releases))
                 return
-            # A long poll hands jobs out when it answers, not when it was sent: the lease
-            # clock starts at the answer, less a margin for the trip back.
-            received = time.monotonic() - CLAIM_MARGIN
+            # Each lease is timed from when the claim was sent (plus the time the dispatcher
+            # says the long poll waited before leasing it), never from when the answer was
+            # read: a worker frozen meanwhile must find the lease gone, not fresh.
             for job in jobs:
-                self._start(job, received)
+                self.runner.start(job, claim_began(sent, job))
 
     async def _claim(self, n: int) -> list[dict[str, Any]]:
         """One long-poll claim, kept where the drain can abort it (``_claim_call``)."""
@@ -323,107 +322,6 @@ class Agent:
             return await call
         finally:
             self._claim_call = None
-
-    def _start(self, job: dict[str, Any], received: float) -> None:
-        """Take a slot and launch the runner of a freshly claimed job."""
-        run = parse_job(job)
-        lease = float(job.get("lease_seconds") or DEFAULT_LEASE_SECONDS)
-        forwarder = OutputForwarder(
-            JobOutputSink(self.dispatcher, run.job_id, run.attempt),
-            job_id=run.job_id,
-            spool_dir=self.executor.work_dir / "spool",
-            spool_quota=self.spool_quota,
-        )
-        held = Held(run, lease, Execution(self.executor, run, forwarder))
-        self.slots_taken += 1
-        self.leases.hold(held, received)
-        extra = log_extra("job_claimed", job_id=run.job_id, attempt=run.attempt)
-        log.debug("job claimed", extra=extra)
-        held.task = asyncio.get_running_loop().create_task(self._run_job(held))
-
-    async def _run_job(self, held: Held) -> None:
-        run = held.run
-        try:
-            if await self._take_run_slot(held.execution):
-                try:
-                    result = await held.execution.run()
-                finally:
-                    self._run_slots.release()
-            else:  # stopped while it waited for a slot: it never ran
-                result = RunResult(False, stop_reason=held.execution.stop_reason)
-        except Exception as exc:  # a bug or a worker-side failure: not the job's fault
-            log.exception("job crashed in the agent", extra=log_extra("job_crashed", exc))
-            result = RunResult(
-                held.execution.started, error=f"worker error: {exc!r}", retryable=True
-            )
-        finally:
-            self.slots_taken -= 1
-            self._slot_freed.set()
-        log.info(
-            "job finished",
-            extra={
-                "action": "job_finished",
-                "job_id": run.job_id,
-                "attempt": run.attempt,
-                "exit_code": result.exit_code,
-                "stop_reason": result.stop_reason,
-                "error": result.error,
-                "duration": round(result.duration, 3),
-                "dropped_output": result.dropped,
-            },
-        )
-        try:
-            if not result.started and result.stop_reason is StopReason.SHUTDOWN:
-                await asyncio.shield(self._release(run))
-                return
-            report = report_for(run, result)
-            if report is not None:
-                await held.execution.forwarder.settle()  # its output, then its outcome
-                answer = await asyncio.shield(self.reporter.submit(report))
-                if not answer.get("ok"):
-                    log.warning(
-                        "outcome refused",
-                        extra={
-                            "action": "job_report_refused",
-                            "job_id": run.job_id,
-                            "attempt": run.attempt,
-                            "error": answer.get("error"),
-                            "code": answer.get("code"),
-                        },
-                    )
-        finally:
-            held.execution.forwarder.discard()
-            self._forget(held)
-
-    async def _take_run_slot(self, execution: Execution) -> bool:
-        """Wait for a free run slot; False if the job is stopped first (drain, cancel, loss)."""
-        if execution.stop_reason is not None:
-            return False
-        if not self._run_slots.locked():
-            await self._run_slots.acquire()
-            return True
-        acquire = asyncio.ensure_future(self._run_slots.acquire())
-        stopped = asyncio.ensure_future(execution.wait_stopped())
-        await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if not acquire.done():
-            acquire.cancel()
-            await asyncio.gather(acquire, return_exceptions=True)
-        if acquire.done() and not acquire.cancelled():
-            if execution.stop_reason is None:
-                return True
-            self._run_slots.release()
-        return False
-
-    async def _release(self, run: JobRun) -> None:
-        try:
-            await self.dispatcher.release(run.job_id, run.attempt)
-            log.info("job released", extra={"action": "job_released", "job_id": run.job_id})
-        except (Unreachable, DispatcherError) as exc:
-            log.warning("release failed", extra=log_extra("release_failed", exc, job_id=run.job_id))
-
-    def _forget(self, held: Held) -> None:
-        self.leases.forget(held)
 
 
 def _refused_for_good(status: int) -> bool:

@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -179,6 +180,9 @@ class Execution:
         self._stopped = asyncio.Event()
         self._kill_now = False
         self._finished = False
+        # Asked right before spawning: False when the attempt may no longer start (its
+        # lease ran out by the worker's clock); it then ends as LEASE_EXPIRED, unstarted.
+        self.may_start: Callable[[], bool] = lambda: True
 
     @property
     def started(self) -> bool:
@@ -210,6 +214,8 @@ class Execution:
         begun = time.monotonic()
         try:
             argv, cwd = await self._prepare(job_dir)
+            if self.stop_reason is None and not self.may_start():
+                self.stop(StopReason.LEASE_EXPIRED)
             if self.stop_reason is not None:
                 return RunResult(started=False, stop_reason=self.stop_reason)
             returncode = await self._execute(argv, cwd)
