@@ -193,3 +193,39 @@ def test_item7_frozen_worker_never_starts_a_job_whose_lease_ran_out(tmp_path: Pa
     assert done["status"] == "completed"
     assert "1" not in marks.read_text().split()  # attempt 1 never ran
     assert marks.read_text().split() == [str(done["attempt"])]
+
+
+def test_item5_prefetched_job_outlasting_an_outage_is_handed_back_not_failed(
+    tmp_path: Path,
+) -> None:
+    """A max_retries 0 job waits (prefetched) behind a running one when the dispatcher
+    goes away for longer than its lease: the reaper fails it, but the worker never started
+    it, so once the dispatcher answers again it is handed back and runs, once."""
+    started, marks = tmp_path / "started", tmp_path / "attempts"
+    with run_server(tmp_path / "data", lease_grace=0, reaper_interval=0.2) as server:
+        token = server.token("worker")
+        with fault_proxy(server.url) as proxy:
+            worker = start_worker(
+                proxy.url, token, tmp_path, "cut", "cut.log",
+                "--concurrency", "1", "--prefetch", "1", "--claim-wait", "1",
+            )  # fmt: skip
+            try:
+                first = submit(server, command=f"touch {started}; sleep 4", lease_seconds=60)
+                poll(started.exists, 15, "the first job to start")
+                command = f"echo $CORRAL_ATTEMPT >> {marks}"
+                waiting = submit(server, command=command, max_retries=0, lease_seconds=2)
+                poll(lambda: job(server, waiting)["attempt"] == 1, 10, "the prefetch claim")
+                proxy.rule = lambda method, path: DROP
+                poll(lambda: job(server, waiting)["status"] == "failed", 10, "the reaper")
+                proxy.rule = lambda method, path: PASS
+                done = poll(
+                    lambda: (j := job(server, waiting))["status"] in ("completed",) and j,
+                    20,
+                    "the handed-back job to run",
+                )
+                assert job(server, first)["status"] == "completed"
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(15)
+    assert marks.read_text().split() == ["2"]  # ran once, as the attempt after the hand-back
+    assert (done["attempt"], done["exit_code"]) == (2, 0)
