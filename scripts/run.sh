@@ -2,6 +2,14 @@
 # Start a working Corral on this machine: the dispatcher on SQLite and one local
 # worker, both in the foreground of this terminal; Ctrl-C stops both.
 set -euo pipefail
+# Under a terminal, the rest runs as a job of its own (set -m makes it the terminal's
+# foreground process group): Ctrl-C then reaches this script alone, not the `make`
+# above it, so `make run` ends quietly with this script's status, 0 after a Ctrl-C.
+if [ -t 0 ] && [ -z "${RUN_SH_FOREGROUND:-}" ]; then
+  set -m
+  RUN_SH_FOREGROUND=1 bash "$0" "$@" || exit $?
+  exit 0
+fi
 cd "$(dirname "$0")/.."
 
 export CORRAL_DATA_DIR="${CORRAL_DATA_DIR:-$PWD/corral-data}"
