@@ -12,7 +12,6 @@ which decides what to report.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import errno
 import fcntl
@@ -305,8 +304,13 @@ class Execution:
 
     async def _watchdog(self, group: ProcessGroup) -> None:
         """Turn a timeout or a stop request into TERM -> grace -> KILL of the whole group."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopped.wait(), self.job.spec.timeout)
+        # asyncio.wait, not wait_for: on Python 3.11 wait_for may swallow the cancel that
+        # ends this watchdog when the job exits, and it would then stop a finished job.
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({stopped}, timeout=self.job.spec.timeout)
+        finally:
+            stopped.cancel()
         self.stop(StopReason.TIMEOUT)  # no-op when a stop reason is already set
         await group.terminate(0.0 if self._kill_now else self.executor.grace)
 
