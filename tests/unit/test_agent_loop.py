@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from corral.agent.agent import Agent, AgentConfig
+from corral.agent.runner import claim_began
 from tests.live import LiveServer
 
 
@@ -101,3 +102,14 @@ async def test_item1_claims_never_ask_more_than_the_server_takes(
     assert agent.claim_limit == 100  # learnt from the registration answer
     agent.request_shutdown()
     assert await asyncio.wait_for(running, 30) == 0
+
+
+def test_item7_lease_is_timed_from_the_claim_request() -> None:
+    """The lease began when the claim was sent plus what the dispatcher says it waited,
+    never later than now: a worker frozen after the answer must see it as old."""
+    sent = time.monotonic() - 10.0  # the claim went out 10 s ago (a frozen worker)
+    assert claim_began(sent, {"claim_waited": 2.5}) == sent + 2.5
+    assert claim_began(sent, {}) == sent
+    for bogus in (-1, "3", True, None):
+        assert claim_began(sent, {"claim_waited": bogus}) == sent
+    assert claim_began(sent, {"claim_waited": 1e9}) <= time.monotonic()  # capped by elapsed
