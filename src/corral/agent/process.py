@@ -20,6 +20,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -76,6 +77,7 @@ class ProcessGroup:
     async def _term_then_kill(self, grace: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
+        signalled = time.monotonic()
         self.signal_group(signal.SIGTERM)
         if not self._exited:
             try:
@@ -85,7 +87,7 @@ class ProcessGroup:
                 pass
         # The leader has gone (or the grace is over): its group may live on. /proc has
         # no event to wait on, so poll; this runs only while a job is being stopped.
-        while group_alive(self.pid) and loop.time() < deadline:  # noqa: ASYNC110
+        while group_alive(self.pid, signalled) and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(GROUP_POLL)
         self.signal_group(signal.SIGKILL)
 
@@ -168,9 +170,25 @@ def sweep_orphans(marker: bytes) -> list[int]:
     return killed
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any process of group ``pgid`` is still running (zombies do not count:
-    the unreaped leader stays a member until it is reaped)."""
+def group_alive(pgid: int, since: float) -> bool:
+    """Whether any process of group ``pgid`` was running at a look taken after ``since``
+    (monotonic). Zombies do not count: the unreaped leader stays a member until reaped."""
+    return pgid in _live_groups(since)
+
+
+_scanned: tuple[float, frozenset[int]] = (float("-inf"), frozenset())
+
+
+def _live_groups(since: float) -> frozenset[int]:
+    """The process groups with a running member, from one /proc scan shared by every
+    group being stopped at the same moment (a drain may stop hundreds at once); a scan
+    older than ``since`` or than ``GROUP_POLL`` is taken again."""
+    global _scanned
+    at, groups = _scanned
+    now = time.monotonic()
+    if at >= since and now - at < GROUP_POLL:
+        return groups
+    live = set()
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -179,9 +197,10 @@ def group_alive(pgid: int) -> bool:
                 fields = stat.read().rsplit(b")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
+        if len(fields) > 2 and fields[0] not in (b"Z", b"X"):
+            live.add(int(fields[2]))
+    _scanned = (now, frozenset(live))
+    return _scanned[1]
 
 
 def alive(pid: int) -> bool:

@@ -37,14 +37,16 @@ class Stopping:
         return max(0.0, min(deadline, self.cutoff) - asyncio.get_running_loop().time())
 
     async def wait_until(self, tasks: Sequence[asyncio.Future[Any]], deadline: float) -> None:
-        """Wait for ``tasks`` until ``deadline``; a kill ends the wait for what was only
-        waiting to end by itself, and leaves the rest until the cutoff."""
+        """Wait for ``tasks`` until ``deadline`` (loop time). After a kill the wait lasts
+        at most until the cutoff: the killed jobs get that long to report, no more."""
         if not tasks:
             return
         everything = asyncio.ensure_future(asyncio.wait(tasks))
         kill = asyncio.ensure_future(self.kill_now.wait())
         await asyncio.wait(
-            [everything, kill], timeout=self.seconds_left(deadline), return_when="FIRST_COMPLETED"
+            [everything, kill],
+            timeout=self.seconds_left(deadline),
+            return_when=asyncio.FIRST_COMPLETED,
         )
         kill.cancel()
         if not everything.done() and self.kill_now.is_set():
