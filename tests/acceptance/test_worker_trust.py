@@ -68,7 +68,7 @@ def pids_in(path: Path) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-@pytest.mark.parametrize("outage", [DROP, HOLD])
+@pytest.mark.parametrize("outage", [DROP, HOLD], ids=["refused", "silent"])
 def test_item3_drain_with_unreachable_dispatcher_is_bounded(
     live_server: LiveServer, tmp_path: Path, outage: str | float
 ) -> None:
