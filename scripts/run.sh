@@ -2,6 +2,14 @@
 # Start a working Corral on this machine: the dispatcher on SQLite and one local
 # worker, both in the foreground of this terminal; Ctrl-C stops both.
 set -euo pipefail
+# Under a terminal, the rest runs as a job of its own (set -m makes it the terminal's
+# foreground process group): Ctrl-C then reaches this script alone, not the `make`
+# above it, so `make run` ends quietly with this script's status, 0 after a Ctrl-C.
+if [ -t 0 ] && [ -z "${RUN_SH_FOREGROUND:-}" ]; then
+  set -m
+  RUN_SH_FOREGROUND=1 bash "$0" "$@" || exit $?
+  exit 0
+fi
 cd "$(dirname "$0")/.."
 
 export CORRAL_DATA_DIR="${CORRAL_DATA_DIR:-$PWD/corral-data}"
@@ -19,9 +27,34 @@ fi
 export CORRAL_ADMIN_EMAIL="${CORRAL_ADMIN_EMAIL:-admin@localhost}"
 export CORRAL_ADMIN_PASSWORD="${CORRAL_ADMIN_PASSWORD:-$(cat "$password_file")}"
 
-"$corral" server --port "$port" --data-dir "$CORRAL_DATA_DIR" &
+# Ctrl-C reaches every process of the terminal's foreground group at once; the server
+# and the worker run in sessions of their own (setsid) so that only this script gets
+# it and stops them in order: the worker first (it drains: running jobs finish and
+# report while the server is still there), then the server. A second Ctrl-C during
+# the drain is passed on to the worker, which then kills its jobs at once.
+stop_in_order() {
+  trap 'kill -TERM ${worker_pid:-} 2>/dev/null || true' INT TERM
+  if [ -n "${worker_pid:-}" ]; then
+    echo "Stopping the worker (draining; Ctrl-C again to kill its jobs), then the server..." >&2
+    kill -TERM "$worker_pid" 2>/dev/null || true
+    until_gone "$worker_pid"
+  fi
+  kill -TERM ${server_pid:-} 2>/dev/null || true
+  until_gone "${server_pid:-}"
+  trap - EXIT
+  exit 0
+}
+# `wait` returns early when a trapped signal arrives: wait again until the process is gone.
+until_gone() {
+  while kill -0 "$1" 2>/dev/null; do
+    wait "$1" 2>/dev/null || true
+  done
+}
+trap stop_in_order INT TERM
+trap 'kill -TERM ${worker_pid:-} ${server_pid:-} 2>/dev/null || true' EXIT
+
+setsid "$corral" server --port "$port" --data-dir "$CORRAL_DATA_DIR" &
 server_pid=$!
-trap 'kill -TERM "$server_pid" ${worker_pid:-} 2>/dev/null; wait' EXIT INT TERM
 
 for _ in $(seq 1 100); do
   if curl -fsS "$url/api/v1/health" >/dev/null 2>&1 && [ -s "$CORRAL_DATA_DIR/admin-token" ]; then
@@ -31,7 +64,7 @@ for _ in $(seq 1 100); do
 done
 
 worker_token=$("$corral" token create --role worker --name local-worker --data-dir "$CORRAL_DATA_DIR")
-"$corral" worker --server "$url" --token "$worker_token" --work-dir "$CORRAL_DATA_DIR/work" &
+setsid "$corral" worker --server "$url" --token "$worker_token" --work-dir "$CORRAL_DATA_DIR/work" &
 worker_pid=$!
 
 cat <<MSG
@@ -44,4 +77,6 @@ Admin token: $(cat "$CORRAL_DATA_DIR/admin-token")
   .venv/bin/corral submit --follow -- echo hello
 
 MSG
-wait
+# Until Ctrl-C (stop_in_order exits 0), or until both processes have ended on their own.
+until_gone "$server_pid"
+until_gone "$worker_pid"

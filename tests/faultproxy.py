@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 PASS = "pass"
-UNAVAILABLE = "503"  # answer 503 without forwarding
+UNAVAILABLE = "503"  # answer 503 without forwarding (any other status the same way: "400")
 DROP = "drop"  # close the connection without forwarding: the call never happened
 DROP_AFTER = "drop_after"  # forward, then close without answering: the answer is lost
 
@@ -122,9 +122,11 @@ class FaultProxy:
         if action == DROP:
             self._log(call, action, None)
             return False
-        if action == UNAVAILABLE:
-            self._log(call, action, 503)
-            _write(writer, 503, [("content-type", "application/json")], b'{"error":"injected"}')
+        if isinstance(action, str) and action.isdigit():  # "503", "400": answer it ourselves
+            self._log(call, action, int(action))
+            _write(
+                writer, int(action), [("content-type", "application/json")], b'{"error":"injected"}'
+            )
             await writer.drain()
             return True
         if isinstance(action, float):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shlex
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -258,3 +259,42 @@ def test_work_dir_is_exclusive_and_sweeps_orphans(tmp_path: Path) -> None:
         for proc in (orphan, bystander):
             proc.kill()
             proc.wait()
+
+
+TRAPPING = (
+    "trap 'echo caught; sleep 1; echo finished; exit 0' TERM; "
+    "echo ready; while :; do sleep 0.1; done"
+)
+
+
+@pytest.mark.parametrize("reason", [StopReason.CANCEL, StopReason.LOST, StopReason.SHUTDOWN])
+async def test_item24_stop_gives_the_job_its_grace(tmp_path: Path, reason: StopReason) -> None:
+    """The /bin/sh -c leader dies at once on SIGTERM; the program under it traps it and
+    needs 1 s: with a 3 s grace it must get that second, whatever the leader does."""
+    async with httpx.AsyncClient() as http:
+        executor = Executor(tmp_path / "work", BinaryCache(tmp_path / "bin", http), grace=3.0)
+        sink = RecordingSink()
+        command = f"sh -c {shlex.quote(TRAPPING)}"  # a program under the shell wrapper
+        execution = Execution(
+            executor, JobRun("g", 1, JobSpec(command=command)), OutputForwarder(sink)
+        )
+        task = asyncio.create_task(execution.run())
+        deadline = time.monotonic() + 5
+        while "ready" not in sink.text():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        execution.stop(reason)
+        result = await task
+        executor.close()
+    assert sink.text() == "ready\ncaught\nfinished\n"
+    assert result.stop_reason is reason
+
+
+async def test_item24_timeout_gives_the_job_its_grace(tmp_path: Path) -> None:
+    async with httpx.AsyncClient() as http:
+        executor = Executor(tmp_path / "work", BinaryCache(tmp_path / "bin", http), grace=3.0)
+        spec = JobSpec(command=f"sh -c {shlex.quote(TRAPPING)}", timeout=1)
+        result, sink = await run(executor, spec)
+        executor.close()
+    assert sink.text() == "ready\ncaught\nfinished\n"
+    assert result.stop_reason is StopReason.TIMEOUT

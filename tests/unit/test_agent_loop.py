@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from corral.agent.agent import Agent, AgentConfig
+from corral.agent.runner import claim_began
 from tests.live import LiveServer
 
 
@@ -82,3 +83,33 @@ async def test_lease_clock_starts_when_the_long_poll_answers(
 async def test_bad_token_stops_the_agent(live_server: LiveServer, tmp_path: Path) -> None:
     config = AgentConfig(server=live_server.url, token="crl_not-a-token", work_dir=tmp_path)
     assert await asyncio.wait_for(Agent(config).run(), 10) == 1
+
+
+@pytest.mark.parametrize(("concurrency", "prefetch"), [(21, None), (4, 97)])
+async def test_item1_claims_never_ask_more_than_the_server_takes(
+    live_server: LiveServer,
+    api: httpx.AsyncClient,
+    tmp_path: Path,
+    concurrency: int,
+    prefetch: int | None,
+) -> None:
+    """concurrency + prefetch above the claim limit (100) must still claim, clamped."""
+    agent = make_agent(live_server, tmp_path, concurrency=concurrency, prefetch=prefetch)
+    running = asyncio.create_task(agent.run())
+    job = await api.post("/jobs", json={"command": "echo ran"})
+    [done] = await wait_all(api, [job.json()["id"]], 15)
+    assert (done["status"], done["stdout"]) == ("completed", "ran\n")
+    assert agent.claim_limit == 100  # learnt from the registration answer
+    agent.request_shutdown()
+    assert await asyncio.wait_for(running, 30) == 0
+
+
+def test_item7_lease_is_timed_from_the_claim_request() -> None:
+    """The lease began when the claim was sent plus what the dispatcher says it waited,
+    never later than now: a worker frozen after the answer must see it as old."""
+    sent = time.monotonic() - 10.0  # the claim went out 10 s ago (a frozen worker)
+    assert claim_began(sent, {"claim_waited": 2.5}) == sent + 2.5
+    assert claim_began(sent, {}) == sent
+    for bogus in (-1, "3", True, None):
+        assert claim_began(sent, {"claim_waited": bogus}) == sent
+    assert claim_began(sent, {"claim_waited": 1e9}) <= time.monotonic()  # capped by elapsed

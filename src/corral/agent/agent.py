@@ -6,6 +6,7 @@ the agent logs it loudly and stops, rather than running on half-blind.
 - heartbeat: one ``POST /executors/{id}/heartbeat`` every lease/3 renews every held
   lease and brings back the jobs to cancel or that were lost;
 - reporter: delivers outcomes in batches (``reports.py``).
+Claimed jobs run in ``runner.py``; the two-stage stop's waits live in ``stopping.py``.
 Each held job also has a lease timer: if its lease could not be renewed before it
 runs out (dispatcher unreachable), the job's group is killed, because another
 worker may be running it already.
@@ -31,22 +32,23 @@ from corral.agent.binaries import BinaryCache
 from corral.agent.dispatcher import (
     Dispatcher,
     DispatcherError,
-    JobOutputSink,
     Unreachable,
     parse_job,
 )
-from corral.agent.executor import Execution, Executor, JobRun, RunResult, StopReason
+from corral.agent.executor import Executor, StopReason
 from corral.agent.machine import machine_info
 from corral.agent.netguard import guarded_client
-from corral.agent.output import SPOOL_QUOTA, OutputForwarder
-from corral.agent.renewal import Fatal, Held, Renewal, log_extra, sleep_or
-from corral.agent.reports import ResultReporter, report_for
-from corral.agent.spool import DiskQuota
-from corral.domain.jobs import DEFAULT_LEASE_SECONDS
+from corral.agent.renewal import Fatal, Renewal, log_extra, sleep_or
+from corral.agent.reports import ResultReporter
+from corral.agent.runner import JobRunner, claim_began
+from corral.agent.stopping import Stopping, abandon
+from corral.domain.jobs import MAX_CLAIM
 
 log = logging.getLogger("corral.agent")
 
-CLAIM_MARGIN = 0.5  # seconds a claim answer may have spent on the wire
+FLUSH_GRACE = 5.0  # seconds after the last job stopped to deliver outcomes and deregister
+# The 4xx answers to a claim that a later try may not get; any other 4xx is for good.
+RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 
 @dataclass(frozen=True)
@@ -94,21 +96,22 @@ class Agent:
             grace=config.grace,
             files=self.dispatcher,
         )
-        self.spool_quota = DiskQuota(SPOOL_QUOTA)  # unsent output of all jobs, on disk
         self.leases = Renewal(self.dispatcher, lambda: self.draining, self._register)
         self.held = self.leases.held
-        self.slots_taken = 0
+        self.runner = JobRunner(
+            self.executor, self.dispatcher, self.leases, self.reporter, config.concurrency
+        )
+        self.claim_limit = MAX_CLAIM  # the server's own figure replaces it at registration
         self.capacity = config.concurrency + (
             4 * config.concurrency if config.prefetch is None else config.prefetch
         )
-        self._run_slots = asyncio.Semaphore(config.concurrency)
         self.draining = False
         self.fatal: BaseException | None = None
-        self._stop = asyncio.Event()
-        self._kill_now = asyncio.Event()
-        self._slot_freed = asyncio.Event()
+        self.stopping = Stopping()
+        self._stop = self.stopping.requested
         self._side: list[asyncio.Task[None]] = []
         self._claimer: asyncio.Task[None] | None = None
+        self._claim_call: asyncio.Future[list[dict[str, Any]]] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -118,7 +121,7 @@ class Agent:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_shutdown)
         try:
-            if await self._register():
+            if await self._register_or_stop():
                 self._side = [
                     self._supervise(self.leases.run(), "heartbeat"),
                     self._supervise(self.reporter.run(), "reporter"),
@@ -141,7 +144,7 @@ class Agent:
         """First signal: drain. Second: kill every job's group at once."""
         if self._stop.is_set():
             log.warning("second signal: killing jobs", extra={"action": "shutdown_now"})
-            self._kill_now.set()
+            self.stopping.kill()
             for held in self.held.values():
                 held.execution.stop(StopReason.SHUTDOWN, now=True)
             return
@@ -149,17 +152,22 @@ class Agent:
         self._stop.set()
 
     async def _shutdown(self) -> None:
-        """Two-stage shutdown, in this order (convention 8)."""
-        deadline = asyncio.get_running_loop().time() + self.config.drain_timeout
-        # 1. Stop claiming. A long poll already in flight is let finish: the dispatcher
-        #    may hand it jobs even after we hang up, and those would sit leased to nobody
-        #    until their lease ran out. Whatever it brings back is released at once.
+        """Two-stage shutdown, in this order (convention 8), bounded whatever the network
+        does: running jobs get ``drain_timeout``, then the kill grace, then ``FLUSH_GRACE``
+        for outcomes and deregistration; past that the worker exits and the dispatcher's
+        reaper takes over. A second signal cuts every wait short."""
+        loop = asyncio.get_running_loop()
+        drain_end = loop.time() + self.config.drain_timeout
+        hard_end = drain_end + self.config.grace + FLUSH_GRACE
+        # 1. Stop claiming: abort the long poll in flight. The dispatcher leases nothing
+        #    to a parked claim whose caller hung up and hands back what it leased as the
+        #    caller left; a claim that answered anyway is released by the claim loop.
         self.draining = True
-        self._slot_freed.set()
+        self.runner.freed.set()
+        if self._claim_call is not None:
+            self._claim_call.cancel()
         if self._claimer is not None:
-            await self._wait_until([self._claimer], deadline)
-            self._claimer.cancel()
-            await asyncio.gather(self._claimer, return_exceptions=True)
+            await self.stopping.wait_until([self._claimer], hard_end)
         # 2. Tell the dispatcher (the next heartbeat says draining) and hand back what
         #    was claimed but never started; those runners release their job themselves.
         self.leases.beat_now()
@@ -167,40 +175,33 @@ class Agent:
             if not held.execution.started:
                 held.execution.stop(StopReason.SHUTDOWN)
         # 3. Let running jobs finish up to the drain timeout, heartbeats still renewing.
-        await self._wait_until([h.task for h in self.held.values() if h.task], deadline)
+        await self.stopping.wait_until(self._held_tasks(), drain_end)
         if self.held:
             extra = log_extra("drain_timeout", running=len(self.held))
             log.warning("drain timeout: stopping jobs", extra=extra)
         # 4. Whatever still runs is stopped (TERM -> grace -> KILL) and reported for retry.
         for held in list(self.held.values()):
-            held.execution.stop(StopReason.SHUTDOWN, now=self._kill_now.is_set())
-        remaining = [h.task for h in self.held.values() if h.task is not None]
-        await asyncio.gather(*remaining, return_exceptions=True)
+            held.execution.stop(StopReason.SHUTDOWN, now=self.stopping.kill_now.is_set())
+        await self.stopping.wait_until(self._held_tasks(), hard_end)
         # 5. Flush outcomes, stop the side tasks, then deregister.
         if self.fatal is None:
-            try:
-                await asyncio.wait_for(self.reporter.drained(), 30.0)
-            except TimeoutError:
+            flushed = asyncio.ensure_future(self.reporter.drained())
+            await self.stopping.wait_until([flushed], hard_end)
+            if not flushed.done():
                 log.error("outcomes undelivered", extra={"action": "results_abandoned"})
-        for task in self._side:
-            task.cancel()
-        await asyncio.gather(*self._side, return_exceptions=True)
+            flushed.cancel()
+        await abandon(self._held_tasks() + self._side)
+        await self._deregister(min(10.0, max(0.5, self.stopping.seconds_left(hard_end))))
+
+    def _held_tasks(self) -> list[asyncio.Task[None]]:
+        return [h.task for h in self.held.values() if h.task is not None]
+
+    async def _deregister(self, limit_s: float) -> None:
         try:
-            await self.dispatcher.deregister()
+            await self.dispatcher.deregister(limit_s)
             log.info("deregistered", extra={"action": "worker_deregistered"})
         except (Unreachable, DispatcherError) as exc:
             log.warning("could not deregister", extra=log_extra("deregister_failed", exc))
-
-    async def _wait_until(self, tasks: list[asyncio.Task[None]], deadline: float) -> None:
-        """Wait for ``tasks`` until ``deadline`` (loop time) or a second signal."""
-        if not tasks:
-            return
-        everything = asyncio.ensure_future(asyncio.wait(tasks))
-        kill = asyncio.ensure_future(self._kill_now.wait())
-        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
-        await asyncio.wait([everything, kill], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        everything.cancel()
-        kill.cancel()
 
     def _supervise(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -212,21 +213,37 @@ class Agent:
             return
         exc = task.exception()
         extra = log_extra("side_task_crashed", task=task.get_name())
-        log.error("side task crashed", exc_info=exc, extra=extra)
+        if isinstance(exc, Fatal):  # already explained where it was raised: no traceback
+            log.error("side task stopped: %s", exc, extra=extra)
+        else:
+            log.error("side task crashed", exc_info=exc, extra=extra)
         self.fatal = self.fatal or exc
         self._stop.set()
-        self._kill_now.set()  # running half-blind is worse than retrying elsewhere
+        self.stopping.kill()  # running half-blind is worse than retrying elsewhere
 
     # ---- registration and claiming ---------------------------------------------------
+
+    async def _register_or_stop(self) -> bool:
+        """The first registration, given up at once on a signal (a dispatcher that holds
+        the request unanswered must not hold the worker)."""
+        registering = asyncio.ensure_future(self._register())
+        stopped = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({registering, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not registering.done():
+            await abandon([registering])
+            return False
+        return registering.result()
 
     async def _register(self) -> bool:
         """Register, retrying with backoff until it works or a signal asks us to stop."""
         backoff = Backoff()
         while not self._stop.is_set():
             try:
-                await self.dispatcher.register(
+                answer = await self.dispatcher.register(
                     machine_info(self.config.labels, self.config.concurrency)
                 )
+                self._learn_claim_limit(answer)
                 extra = log_extra("worker_registered", executor_id=self.executor_id)
                 log.info("registered", extra=extra)
                 return True
@@ -249,134 +266,65 @@ class Agent:
             await sleep_or(self._stop, delay)
         return False
 
+    def _learn_claim_limit(self, answer: Any) -> None:
+        """Take the server's claim limit from its registration answer (an older server
+        sends none: the limit this code was built with stands)."""
+        limit = answer.get("claim_limit") if isinstance(answer, dict) else None
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1:
+            self.claim_limit = limit
+
     async def _claim_loop(self) -> None:
         backoff = Backoff()
-        while not self.draining:
-            free = self.capacity - self.slots_taken
+        while not (self.draining or self._stop.is_set()):
+            # Never ask for more than the server takes, whatever concurrency + prefetch say.
+            free = min(self.capacity - self.runner.taken, self.claim_limit)
             # Claim at once while a run slot idles; otherwise gather half the prefetch
             # room first, so one round trip brings many jobs rather than one.
-            idle_slot = self.slots_taken < self.config.concurrency
+            idle_slot = self.runner.taken < self.config.concurrency
             batch = max(1, (self.capacity - self.config.concurrency) * 3 // 4)
-            if free <= 0 or (not idle_slot and free < batch):
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
+            if free <= 0 or (not idle_slot and free < min(batch, self.claim_limit)):
+                self.runner.freed.clear()
+                await self.runner.freed.wait()
                 continue
+            sent = time.monotonic()
             try:
-                jobs = await self.dispatcher.claim(free, self.config.claim_wait, self.config.labels)
+                jobs = await self._claim(free)
+            except asyncio.CancelledError:
+                if self.draining:  # the drain aborted the long poll: nothing was handed out
+                    return
+                raise
             except (Unreachable, DispatcherError) as exc:
-                if isinstance(exc, DispatcherError) and exc.status in (401, 403):
+                if isinstance(exc, DispatcherError) and _refused_for_good(exc.status):
+                    log.error("claim refused", extra=log_extra("claim_refused", exc, n=free))
                     raise Fatal(f"claim refused: {exc}") from exc
                 delay = backoff.next()
                 log.warning("claim failed", extra=log_extra("claim_failed", exc, delay=delay))
-                await asyncio.sleep(delay)
+                await sleep_or(self._stop, delay)
                 continue
             backoff.reset()
             if self.draining:
-                await asyncio.shield(asyncio.gather(*(self._release(parse_job(j)) for j in jobs)))
+                releases = (self.runner.release(parse_job(j)) for j in jobs)
+                await asyncio.shield(asyncio.gather(*releases))
                 return
-            # A long poll hands jobs out when it answers, not when it was sent: the lease
-            # clock starts at the answer, less a margin for the trip back.
-            received = time.monotonic() - CLAIM_MARGIN
+            # Each lease is timed from when the claim was sent (plus the time the dispatcher
+            # says the long poll waited before leasing it), never from when the answer was
+            # read: a worker frozen meanwhile must find the lease gone, not fresh.
             for job in jobs:
-                self._start(job, received)
+                self.runner.start(job, claim_began(sent, job))
 
-    def _start(self, job: dict[str, Any], received: float) -> None:
-        """Take a slot and launch the runner of a freshly claimed job."""
-        run = parse_job(job)
-        lease = float(job.get("lease_seconds") or DEFAULT_LEASE_SECONDS)
-        forwarder = OutputForwarder(
-            JobOutputSink(self.dispatcher, run.job_id, run.attempt),
-            job_id=run.job_id,
-            spool_dir=self.executor.work_dir / "spool",
-            spool_quota=self.spool_quota,
+    async def _claim(self, n: int) -> list[dict[str, Any]]:
+        """One long-poll claim, kept where the drain can abort it (``_claim_call``)."""
+        call = asyncio.ensure_future(
+            self.dispatcher.claim(n, self.config.claim_wait, self.config.labels)
         )
-        held = Held(run, lease, Execution(self.executor, run, forwarder))
-        self.slots_taken += 1
-        self.leases.hold(held, received)
-        extra = log_extra("job_claimed", job_id=run.job_id, attempt=run.attempt)
-        log.debug("job claimed", extra=extra)
-        held.task = asyncio.get_running_loop().create_task(self._run_job(held))
-
-    async def _run_job(self, held: Held) -> None:
-        run = held.run
+        self._claim_call = call
         try:
-            if await self._take_run_slot(held.execution):
-                try:
-                    result = await held.execution.run()
-                finally:
-                    self._run_slots.release()
-            else:  # stopped while it waited for a slot: it never ran
-                result = RunResult(False, stop_reason=held.execution.stop_reason)
-        except Exception as exc:  # a bug or a worker-side failure: not the job's fault
-            log.exception("job crashed in the agent", extra=log_extra("job_crashed", exc))
-            result = RunResult(
-                held.execution.started, error=f"worker error: {exc!r}", retryable=True
-            )
+            return await call
         finally:
-            self.slots_taken -= 1
-            self._slot_freed.set()
-        log.info(
-            "job finished",
-            extra={
-                "action": "job_finished",
-                "job_id": run.job_id,
-                "attempt": run.attempt,
-                "exit_code": result.exit_code,
-                "stop_reason": result.stop_reason,
-                "error": result.error,
-                "duration": round(result.duration, 3),
-                "dropped_output": result.dropped,
-            },
-        )
-        try:
-            if not result.started and result.stop_reason is StopReason.SHUTDOWN:
-                await asyncio.shield(self._release(run))
-                return
-            report = report_for(run, result)
-            if report is not None:
-                await held.execution.forwarder.settle()  # its output, then its outcome
-                answer = await asyncio.shield(self.reporter.submit(report))
-                if not answer.get("ok"):
-                    log.warning(
-                        "outcome refused",
-                        extra={
-                            "action": "job_report_refused",
-                            "job_id": run.job_id,
-                            "attempt": run.attempt,
-                            "error": answer.get("error"),
-                            "code": answer.get("code"),
-                        },
-                    )
-        finally:
-            held.execution.forwarder.discard()
-            self._forget(held)
+            self._claim_call = None
 
-    async def _take_run_slot(self, execution: Execution) -> bool:
-        """Wait for a free run slot; False if the job is stopped first (drain, cancel, loss)."""
-        if execution.stop_reason is not None:
-            return False
-        if not self._run_slots.locked():
-            await self._run_slots.acquire()
-            return True
-        acquire = asyncio.ensure_future(self._run_slots.acquire())
-        stopped = asyncio.ensure_future(execution.wait_stopped())
-        await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if not acquire.done():
-            acquire.cancel()
-            await asyncio.gather(acquire, return_exceptions=True)
-        if acquire.done() and not acquire.cancelled():
-            if execution.stop_reason is None:
-                return True
-            self._run_slots.release()
-        return False
 
-    async def _release(self, run: JobRun) -> None:
-        try:
-            await self.dispatcher.release(run.job_id, run.attempt)
-            log.info("job released", extra={"action": "job_released", "job_id": run.job_id})
-        except (Unreachable, DispatcherError) as exc:
-            log.warning("release failed", extra=log_extra("release_failed", exc, job_id=run.job_id))
-
-    def _forget(self, held: Held) -> None:
-        self.leases.forget(held)
+def _refused_for_good(status: int) -> bool:
+    """A 4xx that no retry can turn into a claim (bad request, bad credentials, no such
+    route): the worker stops loudly instead of idling registered for ever."""
+    return 400 <= status < 500 and status not in RETRYABLE_4XX

@@ -101,8 +101,8 @@ class Dispatcher:
     async def register(self, info: dict[str, Any]) -> Any:
         return await self.call("POST", "/executors", {"executor_id": self.executor_id, **info})
 
-    async def deregister(self) -> None:
-        await self.call("DELETE", f"/executors/{self.executor_id}", limit_s=10.0)
+    async def deregister(self, limit_s: float = 10.0) -> None:
+        await self.call("DELETE", f"/executors/{self.executor_id}", limit_s=limit_s)
 
     async def claim(self, n: int, wait: float, labels: Sequence[str]) -> list[dict[str, Any]]:
         body = {

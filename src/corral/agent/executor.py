@@ -12,7 +12,6 @@ which decides what to report.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import errno
 import fcntl
@@ -21,6 +20,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -179,6 +179,9 @@ class Execution:
         self._stopped = asyncio.Event()
         self._kill_now = False
         self._finished = False
+        # Asked right before spawning: False when the attempt may no longer start (its
+        # lease ran out by the worker's clock); it then ends as LEASE_EXPIRED, unstarted.
+        self.may_start: Callable[[], bool] = lambda: True
 
     @property
     def started(self) -> bool:
@@ -210,6 +213,8 @@ class Execution:
         begun = time.monotonic()
         try:
             argv, cwd = await self._prepare(job_dir)
+            if self.stop_reason is None and not self.may_start():
+                self.stop(StopReason.LEASE_EXPIRED)
             if self.stop_reason is not None:
                 return RunResult(started=False, stop_reason=self.stop_reason)
             returncode = await self._execute(argv, cwd)
@@ -299,8 +304,13 @@ class Execution:
 
     async def _watchdog(self, group: ProcessGroup) -> None:
         """Turn a timeout or a stop request into TERM -> grace -> KILL of the whole group."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopped.wait(), self.job.spec.timeout)
+        # asyncio.wait, not wait_for: on Python 3.11 wait_for may swallow the cancel that
+        # ends this watchdog when the job exits, and it would then stop a finished job.
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({stopped}, timeout=self.job.spec.timeout)
+        finally:
+            stopped.cancel()
         self.stop(StopReason.TIMEOUT)  # no-op when a stop reason is already set
         await group.terminate(0.0 if self._kill_now else self.executor.grace)
 

@@ -20,10 +20,12 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 READ_SIZE = 64 * 1024
+GROUP_POLL = 0.05  # seconds between looks at a stopping group's members
 
 
 class ProcessGroup:
@@ -35,6 +37,7 @@ class ProcessGroup:
         self.stdout_fd = stdout_fd
         self.stderr_fd = stderr_fd
         self._exited = False
+        self._terminating: asyncio.Future[None] | None = None
 
     @property
     def exited(self) -> bool:
@@ -49,16 +52,32 @@ class ProcessGroup:
             os.killpg(self.pid, signum)
 
     async def wait_exit(self) -> int:
-        """Wait for the leader, sweep the rest of its group, reap, return the raw returncode."""
+        """Wait for the leader, sweep the rest of its group, reap, return the raw returncode.
+
+        While a ``terminate`` runs, the sweep waits for it: the leader (often the
+        ``/bin/sh -c`` wrapper, which dies at once on SIGTERM) going first must not cut
+        short the grace of the processes that handle the signal.
+        """
         if not self._exited:
             await _leader_exit(self.pid)
             self._exited = True
+        if self._terminating is not None:
+            await asyncio.shield(self._terminating)
         # Leftovers (backgrounded children) die with the job: no descendant outlives it.
         self.signal_group(signal.SIGKILL)
         return self.popen.wait()
 
     async def terminate(self, grace: float) -> None:
-        """SIGTERM to the group, up to ``grace`` seconds to exit, then SIGKILL to the group."""
+        """SIGTERM to the group; up to ``grace`` seconds for *every* process of the group
+        to exit, whatever the leader does; then SIGKILL to the group."""
+        if self._terminating is None:
+            self._terminating = asyncio.ensure_future(self._term_then_kill(grace))
+        await asyncio.shield(self._terminating)
+
+    async def _term_then_kill(self, grace: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        signalled = time.monotonic()
         self.signal_group(signal.SIGTERM)
         if not self._exited:
             try:
@@ -66,6 +85,10 @@ class ProcessGroup:
                 self._exited = True
             except TimeoutError:
                 pass
+        # The leader has gone (or the grace is over): its group may live on. /proc has
+        # no event to wait on, so poll; this runs only while a job is being stopped.
+        while group_alive(self.pid, signalled) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(GROUP_POLL)
         self.signal_group(signal.SIGKILL)
 
 
@@ -145,6 +168,39 @@ def sweep_orphans(marker: bytes) -> list[int]:
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
     return killed
+
+
+def group_alive(pgid: int, since: float) -> bool:
+    """Whether any process of group ``pgid`` was running at a look taken after ``since``
+    (monotonic). Zombies do not count: the unreaped leader stays a member until reaped."""
+    return pgid in _live_groups(since)
+
+
+_scanned: tuple[float, frozenset[int]] = (float("-inf"), frozenset())
+
+
+def _live_groups(since: float) -> frozenset[int]:
+    """The process groups with a running member, from one /proc scan shared by every
+    group being stopped at the same moment (a drain may stop hundreds at once); a scan
+    older than ``since`` or than ``GROUP_POLL`` is taken again."""
+    global _scanned
+    at, groups = _scanned
+    now = time.monotonic()
+    if at >= since and now - at < GROUP_POLL:
+        return groups
+    live = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if len(fields) > 2 and fields[0] not in (b"Z", b"X"):
+            live.add(int(fields[2]))
+    _scanned = (now, frozenset(live))
+    return _scanned[1]
 
 
 def alive(pid: int) -> bool:

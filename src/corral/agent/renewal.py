@@ -11,7 +11,6 @@ killed, because the dispatcher may already have handed it to another worker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -167,9 +166,19 @@ class Renewal:
 
 
 async def sleep_or(event: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds`` unless ``event`` is set first."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), max(seconds, 0.0))
+    """Sleep ``seconds`` unless ``event`` is set first.
+
+    ``asyncio.wait`` rather than ``wait_for``: on Python 3.11 ``wait_for`` swallows a
+    cancel that lands as the event is set, and a side task that ignores its cancel
+    keeps the worker from ever exiting.
+    """
+    if event.is_set():
+        return
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=max(seconds, 0.0))
+    finally:
+        waiter.cancel()
 
 
 def log_extra(action: str, error: BaseException | None = None, **fields: Any) -> dict[str, Any]:

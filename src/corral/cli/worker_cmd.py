@@ -32,10 +32,17 @@ def worker(
         Path("./corral-work"), envvar="CORRAL_WORK_DIR", help="Per-job directories and cache."
     ),
     drain_timeout: float = typer.Option(
-        60.0, min=0, envvar="CORRAL_DRAIN_TIMEOUT", help="Seconds running jobs get on SIGTERM."
+        60.0,
+        min=0,
+        envvar="CORRAL_DRAIN_TIMEOUT",
+        help="Seconds running jobs get on SIGTERM; the worker exits within this, the kill "
+        "grace and 5 s more, even with the dispatcher unreachable.",
     ),
     grace: float = typer.Option(
-        5.0, min=0, envvar="CORRAL_KILL_GRACE", help="Seconds between SIGTERM and SIGKILL."
+        5.0,
+        min=0,
+        envvar="CORRAL_KILL_GRACE",
+        help="Seconds a stopped job's processes get between SIGTERM and SIGKILL.",
     ),
     claim_wait: float = typer.Option(
         20.0, min=0, max=60, envvar="CORRAL_CLAIM_WAIT", help="Long-poll seconds per claim."
@@ -45,7 +52,8 @@ def worker(
         min=0,
         max=10000,
         envvar="CORRAL_PREFETCH",
-        help="Jobs claimed ahead of a free slot (default: 4 x the concurrency).",
+        help="Jobs claimed ahead of a free slot (default: 4 x the concurrency); one claim "
+        "asks for at most the server's claim limit (100).",
     ),
     allow_private_urls: bool = typer.Option(
         False,

@@ -22,6 +22,9 @@ MAX_TIMEOUT = 86400
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_MAX_RETRIES = 3
 MAX_RETRIES_LIMIT = 100
+# Jobs one claim may lease. The native claim route refuses more and tells workers this
+# figure when they register; a worker clamps its claims to it.
+MAX_CLAIM = 100
 
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _TYPE = re.compile(r"^\S{1,200}$")

@@ -4,11 +4,12 @@ after a restart or a clock jump (``ClockWatch``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from corral.domain.jobs import AttemptRef, Job
 from corral.domain.retry import RetryPolicy, retries_left
-from corral.domain.states import JobStatus
+from corral.domain.states import AttemptStatus, JobStatus
 from corral.errors import Forbidden, InvalidTransition, StaleAttempt
 
 
@@ -143,3 +144,45 @@ def check_fence(job: Job, ref: AttemptRef) -> None:
         )
     if ref.principal_id is not None and ref.principal_id != job.lease_principal_id:
         raise Forbidden("this job is leased by another worker", job_id=job.id)
+
+
+LATE_RELEASE = "released unstarted after its lease ran out"
+
+
+def check_late_release(job: Job, ref: AttemptRef, attempt_status: AttemptStatus | None) -> None:
+    """May ``ref`` still hand back an attempt the reaper took while its worker was away?
+
+    A worker cut off from the dispatcher past a lease cannot release in time, and
+    the reaper charges the attempt (or fails a job out of retries). When the worker
+    comes back and says it never started the attempt, the charge is returned, but
+    only while that attempt is still the job's last (nobody claimed it since), was
+    reaped (``lost``), and left the job pending or failed (a cancel stands).
+    """
+    own = ref.executor_id == job.executor_id and ref.attempt == job.attempt
+    owner = ref.principal_id is None or ref.principal_id == job.lease_principal_id
+    if not (
+        own
+        and owner
+        and attempt_status == AttemptStatus.LOST
+        and job.status in (JobStatus.PENDING, JobStatus.FAILED)
+    ):
+        raise StaleAttempt(
+            "this attempt no longer holds the job's lease",
+            job_id=job.id,
+            attempt=job.attempt,
+            status=str(job.status),
+        )
+
+
+def returned_unstarted(job: Job) -> Job:
+    """The job once a reaped, never-started attempt is handed back: queued at once, and
+    the attempt counted as a release (no retry spent)."""
+    return dataclasses.replace(
+        job,
+        status=JobStatus.PENDING,
+        releases=job.releases + 1,
+        run_after=0.0,
+        lease_expires_at=None,
+        finished_at=None,
+        error_message=None,
+    )

@@ -27,7 +27,7 @@ from corral.domain.jobs import AttemptRef, ClaimRequest, Job, Outcome
 from corral.domain.principals import Principal, Role
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus
-from corral.errors import CorralError, InvalidTransition, NotFound
+from corral.errors import CorralError, InvalidTransition, NotFound, StaleAttempt
 from corral.services.events import JOBS, Hub, job_topic
 from corral.services.metrics import Metrics
 from corral.store.base import OutputSlice, Report, Store
@@ -164,7 +164,13 @@ class LeaseService:
 
     async def release(self, job_id: str, ref: AttemptRef) -> Job:
         """Hand an unstarted job back: queued again, or cancelled if that was asked."""
-        job = await self._store.release(job_id, ref, None)
+        try:
+            job = await self._store.release(job_id, ref, None)
+        except (StaleAttempt, InvalidTransition) as refused:
+            try:  # reaped while its worker was away: it may still be handed back
+                job = await self._store.return_unstarted(job_id, ref, None)
+            except StaleAttempt:
+                raise refused from None
         now = time.time()
         if job.status != JobStatus.PENDING:
             self._after_finish([job], now)

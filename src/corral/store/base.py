@@ -278,6 +278,11 @@ class Store(Protocol):
     async def release(self, job_id: str, ref: AttemptRef, now: float | None) -> Job:
         """Hand an unstarted job back to the queue without spending a retry."""
 
+    async def return_unstarted(self, job_id: str, ref: AttemptRef, now: float | None) -> Job:
+        """A release that comes after the reaper took the attempt (its worker was cut off):
+        requeue the job and return the retry the reap spent, if ``check_late_release``
+        allows; otherwise ``StaleAttempt``."""
+
     async def cancel(self, job_id: str, now: float, pending_only: bool = False) -> Job:
         """Cancel a pending job at once; mark a running one for cancellation, unless
         ``pending_only``, which refuses anything but a pending job (``InvalidTransition``)

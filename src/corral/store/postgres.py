@@ -31,9 +31,14 @@ import orjson
 
 from corral.domain import outcomes
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
-from corral.domain.leases import check_fence
+from corral.domain.leases import (
+    LATE_RELEASE,
+    check_fence,
+    check_late_release,
+    returned_unstarted,
+)
 from corral.domain.retry import RetryPolicy
-from corral.domain.states import JobStatus, check_pending, check_transition
+from corral.domain.states import AttemptStatus, JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError, NotFound, Unavailable
 from corral.store import lost
 from corral.store import postgres_sql as q
@@ -453,6 +458,14 @@ class PostgresStore(
                 why,
             )
         return new
+
+    async def return_unstarted(self, job_id: str, ref: AttemptRef, now: float | None) -> Job:
+        async with self._tx() as conn:
+            job = await q.job_or_404(conn, job_id, lock=True)
+            status = await conn.fetchval(q.ATTEMPT_STATUS, job.id, job.attempt)
+            check_late_release(job, ref, None if status is None else AttemptStatus(status))
+            await conn.execute(q.RETURN_UNSTARTED, job.seq, LATE_RELEASE, job.id, job.attempt)
+        return returned_unstarted(job)
 
     async def cancel(self, job_id: str, now: float, pending_only: bool = False) -> Job:
         async with self._tx() as conn:

@@ -234,6 +234,14 @@ WITH j AS (
 UPDATE attempts SET status = $8, ended_at = $2, exit_code = NULL, error_message = $9
 WHERE job_id = $3 AND number = $4
 """
+ATTEMPT_STATUS = "SELECT status FROM attempts WHERE job_id = $1 AND number = $2"
+RETURN_UNSTARTED = """
+WITH j AS (
+  UPDATE jobs SET status = 'pending', releases = releases + 1, run_after = 0,
+    lease_expires_at = NULL, finished_at = NULL, error_message = NULL WHERE seq = $1
+)
+UPDATE attempts SET status = 'released', error_message = $2 WHERE job_id = $3 AND number = $4
+"""
 CANCEL_REQUEST = "UPDATE jobs SET cancel_requested = 1 WHERE seq = $1"
 CANCEL_NOW = "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE seq = $2"
 

@@ -368,6 +368,10 @@ class SqliteStore(
         result: Job = await self._write(op)
         return result
 
+    async def return_unstarted(self, job_id: str, ref: AttemptRef, now: float | None) -> Job:
+        result: Job = await self._write(lambda conn: ops.return_unstarted(conn, job_id, ref))
+        return result
+
     async def cancel(self, job_id: str, now: float, pending_only: bool = False) -> Job:
         def op(conn: sqlite3.Connection) -> Job:
             job = ops.job_or_404(conn, job_id)

@@ -12,7 +12,12 @@ import orjson
 
 from corral.domain import outcomes
 from corral.domain.jobs import AttemptRef, Job
-from corral.domain.leases import check_fence
+from corral.domain.leases import (
+    LATE_RELEASE,
+    check_fence,
+    check_late_release,
+    returned_unstarted,
+)
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus
 from corral.errors import AlreadyExists, CorralError, InvalidInput, NotFound
@@ -35,6 +40,27 @@ def fenced_job(conn: sqlite3.Connection, job_id: str, ref: AttemptRef) -> Job:
     job = job_or_404(conn, job_id)
     check_fence(job, ref)
     return job
+
+
+def return_unstarted(conn: sqlite3.Connection, job_id: str, ref: AttemptRef) -> Job:
+    """A late release (``check_late_release``): requeue the job and count the reaped
+    attempt as released."""
+    job = job_or_404(conn, job_id)
+    row = conn.execute(
+        "SELECT status FROM attempts WHERE job_id = ? AND number = ?", (job.id, job.attempt)
+    ).fetchone()
+    check_late_release(job, ref, None if row is None else AttemptStatus(row[0]))
+    conn.execute(
+        "UPDATE jobs SET status = 'pending', releases = releases + 1, run_after = 0, "
+        "lease_expires_at = NULL, finished_at = NULL, error_message = NULL WHERE seq = ?",
+        (job.seq,),
+    )
+    conn.execute(
+        "UPDATE attempts SET status = 'released', error_message = ? "
+        "WHERE job_id = ? AND number = ?",
+        (LATE_RELEASE, job.id, job.attempt),
+    )
+    return returned_unstarted(job)
 
 
 def check_stream(stream: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -36,6 +38,7 @@ router = APIRouter(prefix="/api/v1", route_class=NativeRoute, tags=["executors"]
 async def claim(
     body: Claim, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
+    began = time.time()
     claim_request = ClaimRequest(
         executor_id=body.executor_id,
         principal_id=principal.id,
@@ -56,9 +59,16 @@ async def claim(
             ref = services.leases.fence(principal, body.executor_id, job.attempt)
             await services.leases.release(job.id, ref)
         return Response(status_code=204)
-    if body.n is None:
-        return JSON(render.claimed(jobs[0]))
-    return JSON([render.claimed(j) for j in jobs])
+    # claim_waited: seconds this request waited before the lease began, so a worker can
+    # time the lease from when it sent the claim rather than from when it read the answer.
+    answers = [
+        {
+            **render.claimed(j),
+            "claim_waited": math.floor(max(0.0, (j.started_at or began) - began) * 1000) / 1000,
+        }
+        for j in jobs
+    ]
+    return JSON(answers[0] if body.n is None else answers)
 
 
 async def _connected(request: Request) -> bool:

@@ -14,6 +14,7 @@ from corral.api.native.schemas import ExecutorHeartbeat, NewToken, RegisterExecu
 from corral.api.responses import JSON
 from corral.api.timefmt import iso
 from corral.auth.policy import Action, require
+from corral.domain.jobs import MAX_CLAIM
 from corral.domain.priority import QUEUE_CLASSES
 from corral.domain.workers import ExecutorInfo
 from corral.errors import Unavailable
@@ -40,7 +41,8 @@ async def register_executor(
     )
     executor = await services.executors.register(principal, info)
     state = executor.state(executor.last_heartbeat, services.executors.offline_after)
-    return render.executor(ExecutorView(executor, state, []))
+    # The claim limit rides along so a worker never asks for more than this server takes.
+    return {**render.executor(ExecutorView(executor, state, [])), "claim_limit": MAX_CLAIM}
 
 
 @router.post("/executors/{executor_id}/heartbeat")

@@ -11,6 +11,7 @@ from corral.domain.jobs import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
+    MAX_CLAIM,
     JobDraft,
     JobSpec,
     Outcome,
@@ -115,7 +116,7 @@ class Claim(Body):
     executor_id: str = Field(min_length=1, max_length=200)
     executor_ip: str | None = None
     labels: list[str] = Field(default_factory=list)
-    n: int | None = Field(default=None, ge=1, le=100)
+    n: int | None = Field(default=None, ge=1, le=MAX_CLAIM)
     wait: float = Field(default=0.0, ge=0, le=60)
     runnable_only: bool = False
     project_id: str | None = None

@@ -1,0 +1,93 @@
+"""`make run` (scripts/run.sh) on Ctrl-C in a real terminal (a pty): the worker drains
+first, then the server stops, and `make` ends quietly with status 0 (issue 11, item 15)."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.processes import clean_env, free_port, poll
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Terminal:
+    """``make -o setup run`` on a pty of its own, its output collected as it comes."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.output = bytearray()
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: make with the pty as its controlling terminal
+            try:
+                os.chdir(ROOT)
+                os.execvpe("make", ["make", "-o", "setup", "run"], env)
+            finally:
+                os._exit(127)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if ready:
+                try:
+                    piece = os.read(self.fd, 65536)
+                except OSError:  # the pty closed: every process on it has gone
+                    return
+                if not piece:
+                    return
+                self.output += piece
+
+    def text(self) -> str:
+        return self.output.decode(errors="replace")
+
+    def ctrl_c(self) -> None:
+        os.write(self.fd, b"\x03")  # the terminal sends SIGINT to its foreground group
+
+    def wait(self, seconds: float) -> int:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self._reader.join(5)
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.05)
+        raise AssertionError(f"make run still running after {seconds} s:\n{self.text()}")
+
+
+@pytest.mark.slow
+def test_item15_ctrl_c_on_make_run_drains_the_worker_before_the_server(tmp_path: Path) -> None:
+    data, port = tmp_path / "data", free_port()
+    url = f"http://127.0.0.1:{port}"
+    term = Terminal(clean_env(CORRAL_DATA_DIR=str(data), CORRAL_PORT=str(port)))
+    try:
+        poll(lambda: "Corral is running" in term.text(), 60, "make run to start")
+        admin = (data / "admin-token").read_text().strip()
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}) as http:
+            body = {"command": "sleep 2; echo done", "lease_seconds": 30}
+            job_id = http.post("/api/v1/jobs", json=body).raise_for_status().json()["id"]
+            poll(
+                lambda: http.get(f"/api/v1/jobs/{job_id}").json()["status"] == "running",
+                15,
+                "the job to start",
+            )
+    finally:
+        term.ctrl_c()  # also what stops everything when the test failed half-way
+        status = term.wait(60)
+    log = term.text()
+    assert status == 0, log
+    assert "make: ***" not in log  # neither "Error 1" nor "Interrupt"
+    # The job ran to its end and its outcome reached the server before the server stopped.
+    with sqlite3.connect(data / "corral.sqlite3") as db:
+        row = db.execute("SELECT status, exit_code FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    assert row == ("completed", 0), log
+    # The worker deregistered (it needs the server) before the server began to shut down.
+    assert log.index('"action":"worker_deregistered"') < log.index('"msg":"Shutting down"'), log
