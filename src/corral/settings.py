@@ -35,7 +35,11 @@ class ServerSettings(BaseSettings):
         "for its own period, at most this many seconds; default 60",
     )
     executor_offline_after: float = Field(default=30.0, gt=0)
-    sqlite_synchronous: str = Field(default="NORMAL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")
+    sqlite_synchronous: str = Field(
+        default="FULL",
+        pattern="^(FULL|EXTRA)$",
+        description="SQLite fsyncs every commit before Corral answers: a 201 survives a crash",
+    )
     log_level: str = "info"
     access_log: bool = False
     jwt_secret: SecretStr | None = Field(

@@ -40,7 +40,7 @@ from corral.store.rows import (
     splice,
 )
 from corral.store.shared import SharedOperations
-from corral.store.sqlite_engine import Readers, Writer
+from corral.store.sqlite_engine import DURABLE, Readers, Writer
 from corral.store.sqlite_files import SqliteFiles
 from corral.store.sqlite_fleet import SqliteFleet
 from corral.store.sqlite_pages import SqlitePages
@@ -101,14 +101,14 @@ class SqliteStore(
         path: Path,
         *,
         output_cap: int = 1 << 20,
-        synchronous: str = "NORMAL",
+        synchronous: str = DURABLE,
         clock: Callable[[], float] = time.time,
     ):
         self.path = path
         self.output_cap = output_cap
         self._clock = clock  # one process owns the file, so its clock is the store's
         self._writer = Writer(path, synchronous)
-        self._readers = Readers(path)
+        self._readers = Readers(path, synchronous=synchronous)
         self._seen: dict[str, float] = {}
 
     # --- lifecycle ------------------------------------------------------------
