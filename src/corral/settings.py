@@ -29,6 +29,9 @@ class ServerSettings(BaseSettings):
         default=7 * 86400.0, gt=0, description="seconds an uploaded file or artifact is kept"
     )
     reaper_interval: float = Field(default=1.0, gt=0)
+    idempotency_ttl: float = Field(
+        default=86400.0, ge=1, description="seconds an Idempotency-Key's first answer is kept"
+    )
     lease_grace: float | None = Field(
         default=None,
         description="after a start or a forward clock jump, an expired lease is spared "

@@ -40,6 +40,11 @@ def server(
     reaper_interval: float = typer.Option(
         1.0, envvar="CORRAL_REAPER_INTERVAL", help="Seconds between reaper passes."
     ),
+    idempotency_ttl: float = typer.Option(
+        86400.0,
+        envvar="CORRAL_IDEMPOTENCY_TTL",
+        help="Seconds an Idempotency-Key's first answer is kept for replays.",
+    ),
     log_level: str = typer.Option("info", envvar="CORRAL_LOG_LEVEL"),
     access_log: bool = typer.Option(False, envvar="CORRAL_ACCESS_LOG"),
 ) -> None:
@@ -60,6 +65,7 @@ def server(
             access_log=access_log,
             lease_grace=lease_grace,
             reaper_interval=reaper_interval,
+            idempotency_ttl=idempotency_ttl,
             max_upload_bytes=max_upload_bytes,
             file_ttl=file_ttl,
         )

@@ -14,7 +14,7 @@ from corral.services.agents import AgentService
 from corral.services.events import Hub
 from corral.services.executors import ExecutorService
 from corral.services.files import FileService
-from corral.services.jobs import JobService
+from corral.services.jobs import IDEMPOTENCY_BATCH, JobService
 from corral.services.leasing import LeaseService
 from corral.services.metrics import Metrics
 from corral.services.output import OutputService
@@ -32,6 +32,7 @@ from corral.store.base import Store
 log = logging.getLogger("corral.services")
 DEFAULT_GRACE = 60.0
 FILE_SWEEP_INTERVAL = 60.0
+IDEMPOTENCY_SWEEPS_PER_TTL = 4  # a record outlives its TTL by at most a quarter of it
 
 
 def open_store(settings: ServerSettings) -> Store:
@@ -59,6 +60,7 @@ class Services:
     _reaper: asyncio.Task[None] | None = None
     _sweeper: asyncio.Task[None] | None = None
     _sampler: asyncio.Task[None] | None = None
+    _forgetter: asyncio.Task[None] | None = None
     _relay: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
@@ -102,6 +104,9 @@ class Services:
         self._reaper = asyncio.create_task(self._reap_forever(), name="corral-reaper")
         self._sweeper = asyncio.create_task(self._sweep_files_forever(), name="corral-sweeper")
         self._sampler = asyncio.create_task(self._sample_rates_forever(), name="corral-rates")
+        self._forgetter = asyncio.create_task(
+            self._sweep_idempotency_forever(), name="corral-idempotency-sweeper"
+        )
         if self.store.backend == "postgres":  # a SQLite file has one process: nobody to tell
             self._relay = asyncio.create_task(
                 relay_changes(self.hub, self.store), name="corral-relay"
@@ -109,7 +114,8 @@ class Services:
 
     async def stop(self) -> None:
         self.hub.close()
-        for task in (self._reaper, self._sweeper, self._sampler, self._relay):
+        tasks = (self._reaper, self._sweeper, self._sampler, self._forgetter, self._relay)
+        for task in tasks:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -138,6 +144,30 @@ class Services:
                     pass
             except Exception:
                 log.exception("file sweep failed", extra={"action": "file_sweep_failed"})
+
+    async def _sweep_idempotency_forever(self) -> None:
+        """Forget idempotency records past ``idempotency_ttl``, a small batch per write.
+
+        Every replica sweeps (PostgreSQL's batches skip each other's rows). Each batch
+        is its own short write, so requests keep their turn on SQLite's one writer.
+        """
+        keep = self.settings.idempotency_ttl
+        interval = min(FILE_SWEEP_INTERVAL, keep / IDEMPOTENCY_SWEEPS_PER_TTL)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._forget_old_keys(keep)
+            except Exception:
+                log.exception(
+                    "idempotency sweep failed", extra={"action": "idempotency_sweep_failed"}
+                )
+
+    async def _forget_old_keys(self, keep: float) -> None:
+        """Batch after batch until one comes back short: nothing that old is left."""
+        while True:
+            if await self.jobs.forget_idempotency(time.time(), keep) < IDEMPOTENCY_BATCH:
+                return
+            await asyncio.sleep(0)  # a SQLite write never yields: let requests in between
 
     async def _sample_rates_forever(self) -> None:
         """Read the throughput counters every interval, for the queues page's rates.

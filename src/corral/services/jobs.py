@@ -55,6 +55,9 @@ class JobsPage:
     counts: dict[JobStatus, int]  # the whole store, every status present
 
 
+IDEMPOTENCY_BATCH = 500  # records forgotten per write: a short one, even on SQLite
+
+
 class JobService:
     def __init__(self, store: Store, hub: Hub, metrics: Metrics, output_cap: int) -> None:
         self._store = store
@@ -113,6 +116,15 @@ class JobService:
                 raise InvalidInput(
                     f"unknown input_file_id: {file_id}", field="input_file_id", file_id=file_id
                 )
+
+    async def forget_idempotency(self, now: float, keep: float) -> int:
+        """Forget one batch of the idempotency records older than ``keep`` seconds.
+
+        A key only guards against a client retrying one request, which happens within
+        minutes; kept for ever, the records (each with its first response) would grow
+        the database by one row per keyed submission without bound.
+        """
+        return await self._store.delete_idempotency_before(now - keep, IDEMPOTENCY_BATCH)
 
     async def _replay(self, principal: Principal, idem: Idempotency) -> IdempotencyRecord | None:
         found = await self._store.find_idempotency(principal.id, idem.key)

@@ -208,6 +208,10 @@ class Store(Protocol):
 
     async def find_idempotency(self, principal_id: str, key: str) -> IdempotencyRecord | None: ...
 
+    async def delete_idempotency_before(self, cutoff: float, limit: int) -> int:
+        """Forget up to ``limit`` idempotency records made before ``cutoff``, oldest
+        first; return how many went (fewer than ``limit``: none older is left)."""
+
     async def get_job(self, job_id: str) -> Job | None: ...
 
     async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]: ...

@@ -51,6 +51,7 @@ from corral.store.base import (
 )
 from corral.store.postgres_files import PostgresFiles
 from corral.store.postgres_fleet import PostgresFleet
+from corral.store.postgres_idempotency import PostgresIdempotency
 from corral.store.postgres_pages import PostgresPages
 from corral.store.postgres_projects import PostgresProjects
 from corral.store.postgres_sessions import PostgresSessions
@@ -78,6 +79,7 @@ class PostgresStore(
     PostgresUsers,
     PostgresSessions,
     PostgresFleet,
+    PostgresIdempotency,
     PostgresProjects,
     PostgresPages,
     SharedOperations,

@@ -43,6 +43,7 @@ from corral.store.shared import SharedOperations
 from corral.store.sqlite_engine import DURABLE, Readers, Writer
 from corral.store.sqlite_files import SqliteFiles
 from corral.store.sqlite_fleet import SqliteFleet
+from corral.store.sqlite_idempotency import SqliteIdempotency
 from corral.store.sqlite_pages import SqlitePages
 from corral.store.sqlite_projects import SqliteProjects
 from corral.store.sqlite_sessions import SqliteSessions
@@ -87,6 +88,7 @@ class SqliteStore(
     SqliteUsers,
     SqliteSessions,
     SqliteFleet,
+    SqliteIdempotency,
     SqliteProjects,
     SqlitePages,
     SharedOperations,
