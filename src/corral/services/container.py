@@ -21,7 +21,7 @@ from corral.services.output import OutputService
 from corral.services.projects import ProjectService
 from corral.services.rates import RateService
 from corral.services.reaper import Reaper
-from corral.services.relay import relay_changes
+from corral.services.relay import relay_changes, relay_job_topics
 from corral.services.reports import ReportService
 from corral.services.sessions import SessionService
 from corral.services.stats import StatsService, WaitEstimator
@@ -62,6 +62,7 @@ class Services:
     _sampler: asyncio.Task[None] | None = None
     _forgetter: asyncio.Task[None] | None = None
     _relay: asyncio.Task[None] | None = None
+    _job_relay: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         cap = self.settings.output_cap
@@ -89,7 +90,7 @@ class Services:
 
     async def start(self) -> None:
         await self.store.open()
-        self.store.add_listener(self.hub.fire)
+        self.store.add_listener(self.hub.relayed)  # never hub.fire: that would echo back
         self.started_at = time.time()
         store_now = await self.store.clock()
         self.reaper.start(store_now, time.monotonic())
@@ -111,10 +112,20 @@ class Services:
             self._relay = asyncio.create_task(
                 relay_changes(self.hub, self.store), name="corral-relay"
             )
+            self._job_relay = asyncio.create_task(
+                relay_job_topics(self.hub.start_relaying(), self.store), name="corral-job-relay"
+            )
 
     async def stop(self) -> None:
         self.hub.close()
-        tasks = (self._reaper, self._sweeper, self._sampler, self._forgetter, self._relay)
+        tasks = (
+            self._reaper,
+            self._sweeper,
+            self._sampler,
+            self._forgetter,
+            self._relay,
+            self._job_relay,
+        )
         for task in tasks:
             if task is not None:
                 task.cancel()

@@ -3,7 +3,10 @@
 Each topic is a generation counter. A waiter notes the generation, checks the
 store, and if there was nothing, waits for the counter to move; a change that
 lands between the check and the wait is therefore never missed. PostgreSQL
-replicas relay each other's changes into the same hub through LISTEN/NOTIFY.
+replicas relay each other's changes into the same hub through LISTEN/NOTIFY:
+every per-job topic fired here (claim, output, finish, cancel, reap) goes into
+the ``Outbox``, which ``relay.relay_job_topics`` announces; what other replicas
+announce arrives through ``Hub.relayed`` and is never announced again.
 
 ``JobEvents`` (below) carries what happened to a job to live watchers; unlike
 the signals it is not relayed between replicas.
@@ -25,8 +28,47 @@ CHANGES = "changes"  # some job changed state (relayed between replicas for live
 FLEET = "fleet"  # some executor registered, heartbeated or left (likewise)
 
 
+JOB_PREFIX = "job:"
+TOPIC_SEPARATOR = " "  # one announcement may carry many job topics (job ids hold no space)
+OUTBOX_BOUND = 10_000  # job topics awaiting announcement; past it they are dropped
+
+
 def job_topic(job_id: str) -> str:
-    return f"job:{job_id}"
+    return f"{JOB_PREFIX}{job_id}"
+
+
+class Outbox:
+    """Job topics fired in this process, waiting to be announced to the other replicas.
+
+    A topic fired twice before the next announcement goes once. The bound only
+    matters if announcing stalls: a dropped topic costs a follower elsewhere one
+    keep-alive period of delay, never a missed end (it re-reads the job then).
+    """
+
+    def __init__(self) -> None:
+        self._topics: dict[str, None] = {}
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    def add(self, topic: str) -> None:
+        if len(self._topics) < OUTBOX_BOUND:
+            self._topics[topic] = None
+            self._ready.set()
+
+    async def ready(self) -> None:
+        """Return once there is a topic to announce (or the outbox closed)."""
+        await self._ready.wait()
+
+    def drain(self) -> list[str]:
+        """Every topic queued so far, oldest first; the outbox is empty after."""
+        self._ready.clear()
+        topics = list(self._topics)
+        self._topics.clear()
+        return topics
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
 
 
 class Signal:
@@ -74,11 +116,20 @@ class Hub:
         self.closing = False  # set at shutdown: long-polls return at once
         self._topics: dict[str, Signal] = {}
         self.events = JobEvents()
+        self.outbox: Outbox | None = None  # set once job topics are relayed to other replicas
+
+    def start_relaying(self) -> Outbox:
+        """From now on every job topic fired here is also queued for the other replicas."""
+        if self.outbox is None:
+            self.outbox = Outbox()
+        return self.outbox
 
     def close(self) -> None:
         """Release every waiter so shutdown does not wait out their long-polls."""
         self.closing = True
         self.events.close()
+        if self.outbox is not None:
+            self.outbox.close()
         self.jobs.fire()
         self.changes.fire()
         self.fleet.fire()
@@ -102,6 +153,20 @@ class Hub:
         return sig
 
     def fire(self, topic: str) -> None:
+        """Something happened here: wake this process's waiters, and queue a job's
+        topic for the other replicas when relaying."""
+        self._wake(topic)
+        if self.outbox is not None and topic.startswith(JOB_PREFIX):
+            self.outbox.add(topic)
+
+    def relayed(self, payload: str) -> None:
+        """Another replica announced these topics: wake the waiters here, and only here
+        (announcing them again would echo between replicas for ever)."""
+        for topic in payload.split(TOPIC_SEPARATOR):
+            if topic:
+                self._wake(topic)
+
+    def _wake(self, topic: str) -> None:
         if topic == JOBS:
             self.jobs.fire()
             return

@@ -198,9 +198,8 @@ class JobService:
         if cancelled.status == JobStatus.CANCELLED:
             self._metrics.jobs_finished.labels(status="cancelled").inc()
             self._hub.events.finished([cancelled], time.time())
-        self._hub.fire(job_topic(job_id))
+        self._hub.fire(job_topic(job_id))  # relayed to other replicas by the hub's outbox
         self._hub.job_changed()
-        await self._store.announce(job_topic(job_id))
         return cancelled
 
     async def resubmit(self, principal: Principal, job_id: str) -> Job:

@@ -198,8 +198,7 @@ class LeaseService:
             skip = 0 if at is None else max(0, written.offset - at)
             kept = data[skip : skip + written.size - written.offset]
             events.output(job_id, stream, kept, time.time())
-        self._hub.fire(job_topic(job_id))
-        await self._store.announce(job_topic(job_id))
+        self._hub.fire(job_topic(job_id))  # relayed to other replicas by the hub's outbox
         return written
 
     async def reap(

@@ -1,22 +1,62 @@
-"""Tell the other replicas that jobs or executors changed, so their live views refresh.
+"""Tell the other replicas what changed here, so their waiters and live views wake.
 
-Claims and results already reach other replicas' waiters through the store's
-announcements; live pages need only "something changed". Announcing that on
-every change would add a NOTIFY to the hot path, so this task coalesces: after
-a change it waits ``RELAY_EVERY`` and announces once, whatever happened in
-between. Only changes made here are announced (``Hub.local_*``), so replicas
-never echo each other's news back and forth. Idle, it is one parked coroutine.
+Two kinds of news travel. *Per-job topics* (a job was claimed, wrote output,
+finished, was cancelled or reaped) wake whoever follows that job on another
+replica: ``relay_job_topics`` announces them as they happen, many per
+announcement, lingering ``LINGER`` first so a burst shares one NOTIFY. *Live
+views* need only "some job / some executor changed": ``relay_changes`` waits
+``RELAY_EVERY`` after a change and announces once, whatever happened between.
+Only news made here is announced (``Hub.outbox``, ``Hub.local_*``); what other
+replicas announce reaches ``Hub.relayed``, which never announces it again, so
+replicas never echo each other. Idle, each task is one parked coroutine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Iterator
 
-from corral.services.events import CHANGES, FLEET, Hub
+from corral.services.events import CHANGES, FLEET, TOPIC_SEPARATOR, Hub, Outbox
 from corral.store.base import Store
 
+log = logging.getLogger("corral.services")
 RELAY_EVERY = 0.25
+LINGER = 0.01  # a follower never notices 10 ms; a burst of claims shares one NOTIFY
 PARK = 300.0
+PAYLOAD_LIMIT = 7000  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
+
+
+def pack(topics: list[str], limit: int = PAYLOAD_LIMIT) -> Iterator[str]:
+    """Join topics into as few payloads as fit under ``limit`` bytes each."""
+    batch: list[str] = []
+    size = 0
+    for topic in topics:
+        cost = len(topic.encode()) + 1
+        if batch and size + cost > limit:
+            yield TOPIC_SEPARATOR.join(batch)
+            batch, size = [], 0
+        batch.append(topic)
+        size += cost
+    if batch:
+        yield TOPIC_SEPARATOR.join(batch)
+
+
+async def relay_job_topics(outbox: Outbox, store: Store) -> None:
+    """Announce the job topics fired here until the hub closes.
+
+    A failed announcement (the database briefly away) is logged and dropped:
+    followers elsewhere then find the change at their next keep-alive re-read.
+    """
+    while not outbox.closed:
+        await outbox.ready()
+        await asyncio.sleep(LINGER)
+        for payload in pack(outbox.drain()):
+            try:
+                await store.announce(payload)
+            except Exception:
+                log.warning("could not relay job topics", extra={"action": "relay_failed"})
+                break
 
 
 async def relay_changes(hub: Hub, store: Store) -> None:
@@ -36,8 +76,11 @@ async def relay_changes(hub: Hub, store: Store) -> None:
             return
         await asyncio.sleep(RELAY_EVERY)
         now = (hub.local_changes, hub.local_fleet)
-        if now[0] != sent[0]:
-            await store.announce(CHANGES)
-        if now[1] != sent[1]:
-            await store.announce(FLEET)
+        try:
+            if now[0] != sent[0]:
+                await store.announce(CHANGES)
+            if now[1] != sent[1]:
+                await store.announce(FLEET)
+        except Exception:  # a dead relay task would leave every live view stale for good
+            log.warning("could not relay changes", extra={"action": "relay_failed"})
         sent = now
