@@ -143,6 +143,13 @@ def _install_fallback_errors(app: FastAPI) -> None:
         return from_validation(exc)
 
 
+def release_waiters(app: FastAPI) -> None:
+    """The first step of a stop: parked long-poll claims answer "no job" and live
+    streams end now, so the server never has to cancel them (see ``api/serving``)."""
+    services: Services = app.state.services
+    services.hub.close()
+
+
 async def _bootstrap_admin(services: Services, settings: ServerSettings) -> None:
     """On a database with no admin token, mint one and say where it is, once."""
     if await services.tokens.has_admin():

@@ -49,10 +49,10 @@ def server(
     access_log: bool = typer.Option(False, envvar="CORRAL_ACCESS_LOG"),
 ) -> None:
     """Run the dispatcher: HTTP API, OpenAPI docs at /api/docs, metrics."""
-    import uvicorn
     from pydantic import ValidationError
 
     from corral.api.app import create_app
+    from corral.api.serving import serve
 
     try:
         settings = ServerSettings(
@@ -80,14 +80,4 @@ def server(
         port,
         extra={"action": "server_start"},
     )
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=access_log,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        timeout_graceful_shutdown=5,
-    )
+    serve(create_app(settings), settings)  # returns once stopped (SIGINT, SIGTERM): status 0
