@@ -120,6 +120,7 @@ class SqliteStore(
         self._writer.start()
 
     async def close(self) -> None:
+        await self._writer.flush()  # every acknowledged write committed before closing
         self._writer.stop()
         self._readers.close()
 

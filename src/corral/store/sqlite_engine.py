@@ -6,10 +6,11 @@ transaction). Heavy reads (lists, counts) use separate connections on a few
 threads, which WAL lets run beside the writer.
 
 Durability: every connection runs with ``synchronous=FULL`` (``DURABLE``), so a
-commit returns only once its WAL frames are fsynced. Services answer after the
-commit returns, so a 201 or an accepted result survives a power loss or an OS
-crash. (``NORMAL`` would fsync only at checkpoints: faster, but the last
-acknowledged writes could vanish.)
+commit returns only once its WAL frames are fsynced, and a write's caller hears
+of it only after that commit (group commit: see ``Writer``). Services answer
+after awaiting the write, so a 201 or an accepted result survives a power loss
+or an OS crash. (``NORMAL`` would fsync only at checkpoints: faster, but the
+last acknowledged writes could vanish.)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,16 +48,31 @@ def connect(
     return conn
 
 
-class Writer:
-    """The write connection, used straight from the event loop thread.
+@dataclass(slots=True)
+class _Done:
+    """An op that ran in the open transaction; its caller hears at the commit."""
 
-    A SQLite write here takes tens of microseconds plus one fsync of the WAL
-    (synchronous=FULL: about 0.3 ms on the benchmark machine's disk), which is
-    still less than the GIL convoy a busy writer thread suffers while the loop
-    parses HTTP. Ops run to completion without awaiting, so they are serialised
-    by the loop itself and each one is its own transaction, durable when
-    ``submit`` returns. Checkpoints (copying the WAL into the database file and
-    fsyncing it) run on a background thread so they never stall the loop.
+    future: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = None
+
+
+class Writer:
+    """The write connection: ops run on the event loop, commits on a thread, in groups.
+
+    An op is a Python function of the connection. It runs straight from the event
+    loop thread, inside the open transaction and its own SAVEPOINT (an op that
+    fails undoes only itself): tens of microseconds, less than a hop to another
+    thread. Ops are serialised by the loop itself, so a claim is exclusive.
+
+    Durability (group commit): the caller's future resolves only after the COMMIT
+    that holds its op returned, and with ``synchronous=FULL`` that COMMIT has
+    fsynced the WAL, so whatever a service answers after awaiting a write is on
+    disk. The COMMIT runs on its own thread, so the loop keeps serving during the
+    fsync; ops submitted meanwhile queue and go into the next transaction, so
+    under load one fsync covers many requests. Until its commit an op's writes are
+    invisible to the readers. Checkpoints (copying the WAL into the database file)
+    run on another thread, off the loop too.
     """
 
     def __init__(
@@ -70,6 +87,15 @@ class Writer:
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="corral-sqlite-checkpoint", daemon=True
         )
+        self._committer = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="corral-sqlite-commit"
+        )
+        self._batch: list[_Done] = []  # ran in the open transaction, awaiting its commit
+        self._queued: list[tuple[Op, asyncio.Future[Any]]] = []  # arrived during a commit
+        self._commit_due = False  # a commit is scheduled or running
+        self._committing = False  # the connection is the commit thread's
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def start(self) -> None:
         try:
@@ -80,8 +106,14 @@ class Writer:
             raise Unavailable(f"cannot open SQLite database: {exc}") from exc
         self._checkpointer.start()
 
+    async def flush(self) -> None:
+        """Wait until every op submitted so far is committed (or refused)."""
+        await self._idle.wait()
+
     def stop(self) -> None:
+        """Close; call ``flush`` first, or ops still in the transaction are rolled back."""
         self._stopping.set()
+        self._committer.shutdown(wait=True)
         if self._checkpointer.is_alive():
             self._checkpointer.join()
         if self._checkpoint_conn is not None:  # start() failed before the thread ran
@@ -89,6 +121,8 @@ class Writer:
             self._checkpoint_conn = None
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
             self._conn = None
@@ -98,30 +132,99 @@ class Writer:
         return [c for c in (self._conn, self._checkpoint_conn) if c is not None]
 
     def submit(self, op: Op) -> asyncio.Future[Any]:
+        """Run ``op`` now (or after the commit in progress); resolve at its commit."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        try:
-            future.set_result(self.run(op))
-        except Exception as exc:
-            future.set_exception(exc)
+        if self._conn is None:
+            future.set_exception(Unavailable("SQLite store is closed"))
+        elif self._committing:
+            self._queued.append((op, future))
+        else:
+            self._run(op, future)
         return future
 
-    def run(self, op: Op) -> Any:
+    def _run(self, op: Op, future: asyncio.Future[Any]) -> None:
         conn = self._conn
-        if conn is None:
-            raise Unavailable("SQLite store is closed")
+        assert conn is not None
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = op(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
+            if not conn.in_transaction:
+                conn.execute("BEGIN IMMEDIATE")
+            conn.execute("SAVEPOINT op")
+        except sqlite3.Error as exc:  # nothing of this op ran: refuse it at once
+            future.set_exception(Unavailable(f"SQLite write failed: {exc}"))
+            if conn.in_transaction:  # the ops before it still get their commit
+                self._commit_soon()
+            return
+        self._commit_soon()
+        try:
+            result = op(conn)
+        except BaseException as exc:
+            self._undo(conn)
+            self._batch.append(_Done(future, error=_as_corral(exc)))
+            if not isinstance(exc, Exception):
                 raise
-            conn.execute("COMMIT")
+            return
+        conn.execute("RELEASE op")
+        self._batch.append(_Done(future, result))
+
+    def _undo(self, conn: sqlite3.Connection) -> None:
+        """Undo the failed op's writes only; if even that fails, the whole transaction."""
+        try:
+            conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
         except sqlite3.Error as exc:
-            if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            raise Unavailable(f"SQLite write failed: {exc}") from exc
-        return result
+            for done in self._batch:
+                done.error = Unavailable(f"SQLite write failed: {exc}")
+
+    def _commit_soon(self) -> None:
+        """Commit once this loop iteration's other ready callbacks have added their ops."""
+        if not self._commit_due:
+            self._commit_due = True
+            self._idle.clear()
+            asyncio.get_running_loop().call_soon(self._commit)
+
+    def _commit(self) -> None:
+        batch, self._batch = self._batch, []
+        self._committing = True
+        done = asyncio.get_running_loop().run_in_executor(self._committer, self._commit_now)
+        done.add_done_callback(lambda outcome: self._committed(batch, outcome))
+
+    def _commit_now(self) -> None:
+        """On the commit thread: the fsync happens here, off the event loop."""
+        conn = self._conn
+        assert conn is not None
+        if not conn.in_transaction:  # a failed op rolled the whole transaction back
+            return
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            raise
+
+    def _committed(self, batch: list[_Done], outcome: asyncio.Future[None]) -> None:
+        failed = outcome.exception()
+        for done in batch:
+            if done.future.done():  # the caller went away (cancelled); the write stands
+                continue
+            if failed is not None:
+                done.future.set_exception(Unavailable(f"SQLite commit failed: {failed}"))
+            elif done.error is not None:
+                done.future.set_exception(done.error)
+            else:
+                done.future.set_result(done.result)
+        self._committing = False
+        self._commit_due = False
+        queued, self._queued = self._queued, []
+        for op, future in queued:
+            if self._conn is None:
+                future.set_exception(Unavailable("SQLite store is closed"))
+            else:
+                self._run(op, future)
+        if not self._commit_due:
+            self._idle.set()
 
     def _checkpoint_loop(self) -> None:
         conn = self._checkpoint_conn
@@ -134,6 +237,13 @@ class Writer:
         finally:
             self._checkpoint_conn = None
             conn.close()
+
+
+def _as_corral(exc: BaseException) -> BaseException:
+    """A database error inside an op is the store being unavailable, as before."""
+    if isinstance(exc, sqlite3.Error):
+        return Unavailable(f"SQLite write failed: {exc}")
+    return exc
 
 
 class Readers:
