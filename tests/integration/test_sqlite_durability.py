@@ -91,9 +91,11 @@ async def test_item11_group_commit_answers_only_what_is_committed(tmp_path: Path
             found = outsider.execute("SELECT 1 FROM t WHERE k = ?", (key,)).fetchone()
             return found is not None
 
+        # one at a time (each commits alone, inline), then many at once (grouped)
+        assert all([await write_then_look(f"alone{n}") for n in range(20)])
         seen = await asyncio.gather(*(write_then_look(f"k{n}") for n in range(200)))
         assert all(seen)
-        assert outsider.execute("SELECT count(*) FROM t").fetchone()[0] == 200
+        assert outsider.execute("SELECT count(*) FROM t").fetchone()[0] == 220
     finally:
         outsider.close()
         await writer.flush()
