@@ -41,7 +41,7 @@ from corral.domain.archives import (
     inspect_zip,
     looks_like_zip,
 )
-from corral.domain.files import NewFile, StoredFile, clean_filename, relative_path
+from corral.domain.files import NewFile, StoredFile, clean_filename, stored_path
 from corral.domain.jobs import Job
 from corral.domain.leases import check_fence
 from corral.domain.principals import Principal, Role
@@ -275,7 +275,7 @@ class FileService:
     ) -> StoredFile:
         """Only the attempt holding the job's lease stores artifacts (409 otherwise)."""
         ref = self._leases.fence(principal, worker.executor_id, worker.attempt)
-        rel = relative_path(path)
+        rel = stored_path(path)
         job = await self._job(job_id)
         check_fence(job, ref)
         now = time.time()
