@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -20,6 +20,7 @@ from corral.domain.states import JobStatus
 from corral.errors import InvalidInput
 
 INT64_MAX = (1 << 63) - 1
+MAX_BULK_CANCEL = 1000  # ids per bulk cancel: each is a transaction, all in one request
 
 
 def _storable(value: Any, where: str) -> None:
@@ -109,7 +110,7 @@ class SubmitJob(Body):
 
 
 class BulkCancel(Body):
-    job_ids: list[str]
+    job_ids: list[Annotated[str, Field(max_length=200)]] = Field(max_length=MAX_BULK_CANCEL)
 
 
 class Claim(Body):

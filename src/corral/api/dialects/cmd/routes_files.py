@@ -70,6 +70,8 @@ def _too_large(limit: int) -> JSON:
 
 
 def _invalid_file(exc: InvalidInput, limit: int) -> JSON:
+    if isinstance(exc, TooLarge) and "quota" in exc.context:
+        return error_response(400, "Invalid file", exc.message, exc.context, "QUOTA_EXCEEDED")
     if isinstance(exc, TooLarge):
         return _too_large(limit)
     return error_response(400, "Invalid file", exc.message, exc.context, "INVALID_FILE")
