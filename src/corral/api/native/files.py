@@ -21,6 +21,7 @@ from corral.api.multipart import (
     raw_body,
 )
 from corral.api.native.errors import NativeRoute
+from corral.api.ranges import ATTEMPT
 from corral.api.responses import JSON
 from corral.api.timefmt import iso
 from corral.domain.files import StoredFile
@@ -28,7 +29,7 @@ from corral.errors import InvalidInput
 from corral.services.files import Download, WorkerCall
 
 router = APIRouter(prefix="/api/v1", route_class=NativeRoute, tags=["files"])
-Attempt = Annotated[int | None, Query(ge=1)]
+Attempt = Annotated[int | None, Query(ge=1, le=ATTEMPT)]
 
 
 def file_body(f: StoredFile) -> dict[str, Any]:
