@@ -139,6 +139,26 @@ def test_item22_a_final_reports_result_is_held_to_the_output_cap(server: LiveSer
         assert fits.status_code == 200, fits.text
 
 
+def test_item22_output_in_a_final_report_reaches_watchers_only_up_to_the_cap(
+    server: LiveServer,
+) -> None:
+    """The store kept at most the cap of a final report's stdout, but every watcher was
+    sent all of it: the report's output went around the cap."""
+    with server.client() as http:
+        job_id = _running(http)
+        url = server.url.replace("http://", "ws://") + "/api/jobs/stream"
+        query = f"?jobId={job_id}&token={server.admin_token}"
+        with connect(url + query, open_timeout=10) as ws:
+            report = {"executor_id": "w1", "attempt": 1, "stdout": "x" * (5 * CAP)}
+            assert http.put(f"{API}/jobs/{job_id}/complete", json=report).status_code == 200
+            sent = 0
+            while (event := json.loads(ws.recv(timeout=10)))["type"] != "job.completed":
+                sent += len(event.get("data", ""))
+        assert sent == CAP
+        stored = http.get(f"{API}/jobs/{job_id}/output", params={"stream": "stdout"}).json()
+        assert (stored["size"], stored["truncated"]) == (CAP, True)
+
+
 def test_item22_cmd_submit_result_is_held_to_the_output_cap(server: LiveServer) -> None:
     with server.client() as http:
         job_id = _running(http)

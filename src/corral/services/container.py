@@ -67,7 +67,7 @@ class Services:
         self.jobs = JobService(self.store, self.hub, self.metrics, cap)
         self.projects = ProjectService(self.store, self.jobs)
         self.leases = LeaseService(
-            self.store, self.hub, self.metrics, RetryPolicy(), max_result=cap
+            self.store, self.hub, self.metrics, RetryPolicy(), output_cap=cap
         )
         self.output = OutputService(self.store, self.hub)
         self.tokens = TokenService(self.store)

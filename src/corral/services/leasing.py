@@ -53,13 +53,14 @@ class LeaseService:
         hub: Hub,
         metrics: Metrics,
         policy: RetryPolicy,
-        max_result: int = 1 << 20,
+        output_cap: int = 1 << 20,
     ) -> None:
         self._store = store
         self._hub = hub
         self._metrics = metrics
         self.policy = policy
-        self.max_result = max_result  # bytes of a report's ``result`` (domain/bounds.py)
+        # Bytes kept per output stream, and of a report's ``result`` (domain/bounds.py).
+        self.output_cap = output_cap
 
     def fence(self, principal: Principal, executor_id: str, attempt: int | None) -> AttemptRef:
         """Workers are bound to their own leases; admins may act for any executor."""
@@ -140,7 +141,7 @@ class LeaseService:
         return HeldLeases(renewed, lost, cancel)
 
     async def finish(self, job_id: str, ref: AttemptRef, outcome: Outcome) -> Job:
-        outcome = bounded_outcome(outcome, self.max_result)
+        outcome = bounded_outcome(outcome, self.output_cap)
         job = await self._store.finish(job_id, ref, outcome, None, self.policy)
         now = time.time()
         self._publish_report_output(job_id, outcome, now)
@@ -153,7 +154,7 @@ class LeaseService:
         bounded: list[Report] = []
         for report in reports:
             try:
-                outcome = bounded_outcome(report.outcome, self.max_result)
+                outcome = bounded_outcome(report.outcome, self.output_cap)
             except TooLarge as exc:
                 answers.append(exc)
                 continue
@@ -170,11 +171,15 @@ class LeaseService:
         return results
 
     def _publish_report_output(self, job_id: str, outcome: Outcome, now: float) -> None:
-        """Output that came with the final report is news to watchers, before the end."""
+        """Output that came with the final report is news to watchers, before the end.
+
+        No more than the cap: the store kept at most that much of it, and every
+        watcher's queue would otherwise get a copy of whatever the report carried.
+        """
         events = self._hub.events
         if events.active:
-            events.output(job_id, "stdout", outcome.stdout.encode(), now)
-            events.output(job_id, "stderr", outcome.stderr.encode(), now)
+            events.output(job_id, "stdout", outcome.stdout.encode()[: self.output_cap], now)
+            events.output(job_id, "stderr", outcome.stderr.encode()[: self.output_cap], now)
 
     def _after_finish(self, jobs: list[Job], now: float) -> None:
         self._hub.events.finished(jobs, now)
