@@ -16,6 +16,11 @@ temporary file; once the last piece is in, but before the store is told the
 stream ended, the copy is inspected in a thread. A refusal is raised from
 inside the stream, so the store discards what it had written, exactly as for
 an oversize upload, and the caller gets a 400 with nothing stored.
+
+Each user may own at most ``quota`` bytes of unexpired files (their uploads and
+their jobs' artifacts); an upload may hold at most what is left of it, and one
+that crosses it is refused (``TooLarge`` with ``quota`` in its context) the
+same way as one past the file limit.
 """
 
 from __future__ import annotations
@@ -172,8 +177,8 @@ class FileService:
 
     def _over_quota(self, used: int) -> TooLarge:
         return TooLarge(
-            f"upload quota exceeded: {used} of {self.quota} bytes are in use; "
-            "delete files or wait for them to expire",
+            f"upload quota exceeded: {used} of {self.quota} bytes are in use "
+            "until files expire",
             quota=self.quota,
             used=used,
         )
