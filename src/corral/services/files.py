@@ -177,8 +177,7 @@ class FileService:
 
     def _over_quota(self, used: int) -> TooLarge:
         return TooLarge(
-            f"upload quota exceeded: {used} of {self.quota} bytes are in use "
-            "until files expire",
+            f"upload quota exceeded: {used} of {self.quota} bytes are in use until files expire",
             quota=self.quota,
             used=used,
         )

@@ -29,7 +29,7 @@ from corral.domain.jobs import AttemptRef, ClaimRequest, Job, Outcome
 from corral.domain.principals import Principal, Role
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus
-from corral.errors import CorralError, InvalidTransition, NotFound, StaleAttempt, TooLarge
+from corral.errors import CorralError, InvalidInput, InvalidTransition, NotFound, StaleAttempt
 from corral.services.events import JOBS, Hub, job_topic
 from corral.services.metrics import Metrics
 from corral.store.base import OutputSlice, Report, Store
@@ -149,13 +149,14 @@ class LeaseService:
         return job
 
     async def finish_many(self, reports: Sequence[Report]) -> list[Job | CorralError]:
-        """A report past the bounds is refused alone (``TooLarge``); the rest are stored."""
+        """A report past the bounds, or with a result the store cannot hold, is refused
+        alone (``TooLarge``, ``InvalidInput``); the rest are stored."""
         answers: list[Job | CorralError | None] = []
         bounded: list[Report] = []
         for report in reports:
             try:
                 outcome = bounded_outcome(report.outcome, self.output_cap)
-            except TooLarge as exc:
+            except InvalidInput as exc:
                 answers.append(exc)
                 continue
             answers.append(None)  # filled with the store's answer below

@@ -264,6 +264,7 @@ WITH o AS (
   SELECT $1, $2, '{stream}', $3, $4::bytea WHERE $4::bytea IS NOT NULL
 ), d AS (
   DELETE FROM job_output WHERE job_id = $1 AND attempt < $2 AND $3::int8 = 0
+    AND $4::bytea IS NOT NULL
 )
 UPDATE jobs SET {stream}_size = $5, {stream}_truncated = $6 WHERE seq = $7
 """
