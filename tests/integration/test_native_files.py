@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sqlite3
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -204,3 +206,24 @@ def test_item21_a_name_stored_before_the_fix_still_downloads(live_server: LiveSe
         assert got.headers["content-disposition"] == (
             "attachment; filename=\"a__b_.txt\"; filename*=UTF-8''a%0D%0Ab%C3%A9.txt"
         )
+
+
+def test_item21_paths_with_control_characters_are_refused_at_submit_and_upload(
+    live_server: LiveServer,
+) -> None:
+    """A path names a file to read or write: it is refused (400), never silently changed."""
+    with live_server.client() as http:
+        cmd = http.post("/api/jobs/submit", json={"command": "true", "workingDirectory": "a\rb"})
+        assert cmd.status_code == 400 and cmd.json()["details"]["field"] == "workingDirectory"
+        octaskly = http.post(f"{API}/tasks", json={"command": "true", "inputs": ["in\x1b.txt"]})
+        assert octaskly.status_code == 400, octaskly.text
+        native = http.post(f"{API}/jobs", json={"command": "true", "working_directory": "a\nb"})
+        assert_error(native, 400)
+
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("run\n.sh", b"echo hi")
+        refused = http.post(
+            f"{API}/files", params={"filename": "in.zip"}, content=archive.getvalue()
+        )
+        assert "not a safe relative path" in assert_error(refused, 400)["error"]

@@ -57,13 +57,17 @@ class StoredFile:
 def relative_path(path: str, field: str = "path") -> PurePosixPath:
     """A path that stays inside the directory it is relative to, or ``InvalidInput``.
 
-    Shared by the dispatcher (artifact paths) and the worker (outputs and archive
-    entries): absolute paths, ``..`` components, NULs and backslashes are refused.
+    Shared by the dispatcher (job paths, artifact paths) and the worker (outputs and
+    archive entries): absolute paths, ``..`` components, NULs and backslashes are
+    refused, and so are other control characters (a path that addresses a file is
+    refused rather than silently changed, unlike a stored name: ``stored_path``).
     """
     if not path or len(path) > MAX_PATH or "\x00" in path or "\\" in path:
         raise InvalidInput(
             f"{field} must be a relative path of 1-{MAX_PATH} characters", field=field
         )
+    if any(unicodedata.category(c) == "Cc" for c in path):
+        raise InvalidInput(f"{field} may not contain control characters", field=field)
     parsed = PurePosixPath(path)
     if (
         parsed.is_absolute()
