@@ -13,9 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from corral.settings import ServerSettings
 from tests.integration.test_cmd_auth import ADMIN, assert_cmd_error, bearer, login
 from tests.integration.test_native_api import API, assert_error, claim_one
 from tests.live import LiveServer, run_server
@@ -219,9 +221,14 @@ def test_item22_jobs_join_only_existing_open_projects(server: LiveServer) -> Non
         assert after == total  # all or nothing
 
 
-def test_item22_bounds_are_settings(tmp_path: Path) -> None:
+def test_item22_bounds_are_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Documented defaults, read from CORRAL_* like every other setting."""
-    from corral.settings import ServerSettings
-
     defaults = ServerSettings(data_dir=tmp_path)
     assert (defaults.max_streams_per_principal, defaults.upload_quota_bytes) == (32, 10 << 30)
+    monkeypatch.setenv("CORRAL_MAX_STREAMS_PER_PRINCIPAL", "3")
+    monkeypatch.setenv("CORRAL_UPLOAD_QUOTA_BYTES", "4096")
+    configured = ServerSettings(data_dir=tmp_path)
+    assert (configured.max_streams_per_principal, configured.upload_quota_bytes) == (3, 4096)
+    monkeypatch.setenv("CORRAL_MAX_STREAMS_PER_PRINCIPAL", "0")
+    with pytest.raises(ValidationError):
+        ServerSettings(data_dir=tmp_path)
