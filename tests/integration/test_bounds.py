@@ -20,6 +20,13 @@ from websockets.sync.client import connect
 from corral.settings import ServerSettings
 from tests.integration.test_cmd_auth import ADMIN, assert_cmd_error, bearer, login
 from tests.integration.test_native_api import API, assert_error, claim_one
+from tests.integration.test_taskdriver_agents import (
+    add_tasks,
+    agent_client,
+    make_project,
+    next_task,
+    td_error,
+)
 from tests.live import LiveServer, run_server
 
 CAP = 1024  # output_cap, and so the largest final-report result
@@ -232,3 +239,19 @@ def test_item22_bounds_are_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("CORRAL_MAX_STREAMS_PER_PRINCIPAL", "0")
     with pytest.raises(ValidationError):
         ServerSettings(data_dir=tmp_path)
+
+
+def test_item22_taskdriver_complete_is_held_to_the_output_cap(server: LiveServer) -> None:
+    """An agent's whole answer goes into ``result``: beyond the cap it is a 413 in
+    TaskDriver's shape, the task stays leased, and a smaller answer completes it."""
+    project = make_project(server)
+    [task_id] = add_tasks(server, project)
+    with agent_client(server, "bot", project) as http:
+        next_task(http, "bot", project)
+        url = f"/api/tasks/{task_id}/complete"
+        too_big = http.post(url, json={"result": "r" * CAP, "outputs": {}})
+        td_error(too_big, 413)
+        unstorable = http.post(url, json={"result": "ok", "outputs": {"n": 2**70}})
+        td_error(unstorable, 422)
+        done = http.post(url, json={"result": "ok", "outputs": {"n": 1}})
+        assert done.status_code == 200, done.text
