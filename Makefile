@@ -29,4 +29,4 @@ bench: setup
 	.venv/bin/python bench/dashboard.py
 
 clean:
-	rm -rf .venv corral-data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv corral-data .mypy_cache .ruff_cache .pytest_cache .hypothesis

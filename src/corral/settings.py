@@ -79,6 +79,15 @@ class ServerSettings(BaseSettings):
         description="origins allowed to call with credentials (comma-separated); empty: no CORS",
     )
 
+    # --- Bounds on what one caller may hold (issue 11, item 22). A request past one
+    # answers 4xx in its dialect's shape; docs/native-api.md, "Bounds", lists them all.
+    max_streams_per_principal: int = Field(
+        default=32, ge=1, description="live SSE/WebSocket streams one caller may hold open"
+    )
+    upload_quota_bytes: int = Field(
+        default=10 << 30, ge=1, description="bytes of unexpired files one user may own"
+    )
+
     @field_validator("jwt_secret")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:

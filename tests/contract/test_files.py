@@ -152,3 +152,24 @@ async def test_an_abandoned_upload_is_swept(store: Store) -> None:
     # Already discarded on the error path; nothing remains to sweep.
     assert await store.delete_expired_files(NOW + 10 * 86400) == 0
     assert await read_all(store, "gone") == b""
+
+
+async def test_item22_owned_bytes_counts_complete_unexpired_files_of_one_owner(
+    store: Store,
+) -> None:
+    """What a user's upload quota counts (services/files.py)."""
+    assert await store.owned_bytes("owner-1", NOW) == 0
+    await store.create_file(new_file("a"), pieces(b"x" * 10), 100)
+    await store.create_file(new_file("b", expires_at=NOW + 10), pieces(b"y" * 5), 100)
+    await store.create_file(new_file("c", owner_id="owner-2"), pieces(b"z" * 7), 100)
+
+    async def half() -> AsyncIterator[bytes]:
+        yield b"w" * 50
+        assert await store.owned_bytes("owner-1", NOW) == 15  # in progress: not counted
+        raise ConnectionError("client went away")
+
+    with pytest.raises(ConnectionError):
+        await store.create_file(new_file("d"), half(), 100)
+    assert await store.owned_bytes("owner-1", NOW) == 15
+    assert await store.owned_bytes("owner-1", NOW + 100) == 10  # "b" has expired
+    assert await store.owned_bytes("owner-2", NOW) == 7

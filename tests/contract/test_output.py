@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
+
+import asyncpg
 import pytest
 
-from corral.domain.jobs import Outcome
+from corral.domain.jobs import Job, Outcome
 from corral.domain.states import JobStatus
 from corral.errors import InvalidInput, NotFound
-from corral.store.base import Store
+from corral.store.base import Report, Store
+from corral.store.postgres import PostgresStore
+from corral.store.sqlite import SqliteStore
 from tests.contract.contract_support import BACKOFF, NOW, POLICY, claim_request, new_job, ref
 
 
@@ -89,3 +95,41 @@ async def test_bad_stream_and_unknown_job(store: Store) -> None:
         await store.append_output("ghost", ref(), "stdout", b"x")
     job = await store.get_job("j1")
     assert job is not None and job.stdout.size == 0
+
+
+async def _output_attempts(store: Store) -> list[int]:
+    """Which attempts have output rows stored, read past the store's API (whose reads
+    only ever see the current attempt)."""
+    sql = "SELECT DISTINCT attempt FROM job_output WHERE job_id = 'j1' ORDER BY attempt"
+    if isinstance(store, SqliteStore):
+        with closing(sqlite3.connect(store.path)) as db:
+            return [row[0] for row in db.execute(sql)]
+    assert isinstance(store, PostgresStore)
+    conn = await asyncpg.connect(store.dsn)
+    try:
+        return [row[0] for row in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+
+async def test_item22_a_retry_replaces_the_output_of_earlier_attempts(store: Store) -> None:
+    """Every attempt used to keep its own capped output: a job retried 100 times held
+    101 times the cap. Only the current attempt's output is ever read; now it is all
+    that is kept once the new attempt prints, whether streamed or in its final report."""
+    await _claim(store)
+    await store.append_output("j1", ref(), "stdout", b"first try")
+    await store.append_output("j1", ref(), "stderr", b"first err")
+    await store.finish("j1", ref(), Outcome(JobStatus.FAILED, 1, retry=True), NOW, POLICY)
+    await store.claim(claim_request(), NOW + BACKOFF)
+    assert await _output_attempts(store) == [1]  # a silent retry erases nothing yet
+    await store.append_output("j1", ref(attempt=2), "stderr", b"second")
+    assert await _output_attempts(store) == [2]
+    assert (await store.read_output("j1", "stderr", 0, 100)).data == b"second"
+
+    await store.finish("j1", ref(attempt=2), Outcome(JobStatus.FAILED, 1, retry=True), NOW, POLICY)
+    await store.claim(claim_request(), NOW + 10 * BACKOFF)
+    report = Outcome(JobStatus.COMPLETED, 0, stdout="third")
+    [done] = await store.finish_many([Report("j1", ref(attempt=3), report)], NOW, POLICY)
+    assert isinstance(done, Job) and done.status == JobStatus.COMPLETED
+    assert await _output_attempts(store) == [3]
+    assert (await store.read_output("j1", "stdout", 0, 100)).data == b"third"

@@ -14,7 +14,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from corral.api.dialects.cmd.routes_files import content_disposition, size_label
+from corral.api.content_disposition import attachment
+from corral.api.dialects.cmd.routes_files import size_label
 from corral.services.tokens import TokenService
 from corral.store.sqlite import SqliteStore
 from tests.integration.test_cmd_auth import ADMIN, assert_cmd_error, bearer, login
@@ -112,7 +113,7 @@ def test_a_non_ascii_name_is_kept_and_offered_as_rfc6266_filename_star(server: L
 
 
 def test_content_disposition_quotes_safely() -> None:
-    assert content_disposition('a"b\\c;\r\n.zip') == (
+    assert attachment('a"b\\c;\r\n.zip') == (
         "attachment; filename=\"a_b_c;__.zip\"; filename*=UTF-8''a%22b%5Cc%3B%0D%0A.zip"
     )
     assert (size_label(500 << 20), size_label(1 << 10), size_label(1000)) == (

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import sqlite3
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,3 +157,73 @@ def test_another_workers_token_cannot_store_artifacts(live_server: LiveServer) -
             content=b"x",
         )
         assert_error(answer, 403)
+
+
+def test_item21_a_crlf_filename_is_stripped_and_its_download_answers(
+    live_server: LiveServer,
+) -> None:
+    """``?filename=a%0d%0a...`` used to be stored as given: the download then put the CR/LF
+    into ``Content-Disposition`` and the server sent no answer at all."""
+    hostile = "a\r\nX-Injected: 1\r\n\u202etxt.exe"
+    with live_server.client() as http:
+        answer = http.post(f"{API}/files", params={"filename": hostile}, content=b"payload")
+        assert answer.status_code == 201, answer.text
+        created = answer.json()
+        assert created["filename"] == "aX-Injected: 1txt.exe"
+        got = http.get(f"{API}/files/{created['id']}")
+        assert got.status_code == 200 and got.content == b"payload"
+        assert "x-injected" not in got.headers
+        assert got.headers["content-disposition"] == 'attachment; filename="aX-Injected: 1txt.exe"'
+
+
+def test_item21_an_artifact_path_is_stored_without_control_characters(
+    live_server: LiveServer,
+) -> None:
+    with live_server.client() as http:
+        job_id = submit(http)["id"]
+        claim_one(http, "w1")
+        url = f"{API}/jobs/{job_id}/artifacts"
+        lease = {"executor_id": "w1", "attempt": 1}
+        stored = http.post(url, params={"path": "out/\r\nre\x1bsult.txt", **lease}, content=b"1")
+        assert stored.status_code == 201, stored.text
+        artifact = stored.json()
+        assert (artifact["path"], artifact["filename"]) == ("out/result.txt", "result.txt")
+        only_controls = http.post(url, params={"path": "\r\n", **lease}, content=b"1")
+        assert_error(only_controls, 400)
+        got = http.get(f"{url}/{artifact['id']}")
+        assert got.status_code == 200
+        assert got.headers["content-disposition"] == 'attachment; filename="result.txt"'
+
+
+def test_item21_a_name_stored_before_the_fix_still_downloads(live_server: LiveServer) -> None:
+    """Rows written by an older server keep their name: the header builder is safe on its own."""
+    with live_server.client() as http:
+        file_id = upload(http, b"old", "old.txt")["id"]
+        with sqlite3.connect(live_server.settings.sqlite_path) as db:
+            db.execute("UPDATE files SET filename = ? WHERE id = ?", ("a\r\nb\u00e9.txt", file_id))
+        got = http.get(f"{API}/files/{file_id}")
+        assert got.status_code == 200 and got.content == b"old"
+        assert got.headers["content-disposition"] == (
+            "attachment; filename=\"a__b_.txt\"; filename*=UTF-8''a%0D%0Ab%C3%A9.txt"
+        )
+
+
+def test_item21_paths_with_control_characters_are_refused_at_submit_and_upload(
+    live_server: LiveServer,
+) -> None:
+    """A path names a file to read or write: it is refused (400), never silently changed."""
+    with live_server.client() as http:
+        cmd = http.post("/api/jobs/submit", json={"command": "true", "workingDirectory": "a\rb"})
+        assert cmd.status_code == 400 and cmd.json()["details"]["field"] == "workingDirectory"
+        octaskly = http.post(f"{API}/tasks", json={"command": "true", "inputs": ["in\x1b.txt"]})
+        assert octaskly.status_code == 400, octaskly.text
+        native = http.post(f"{API}/jobs", json={"command": "true", "working_directory": "a\nb"})
+        assert_error(native, 400)
+
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("run\n.sh", b"echo hi")
+        refused = http.post(
+            f"{API}/files", params={"filename": "in.zip"}, content=archive.getvalue()
+        )
+        assert "not a safe relative path" in assert_error(refused, 400)["error"]

@@ -25,6 +25,7 @@ from corral.services.relay import relay_changes, relay_job_topics
 from corral.services.reports import ReportService
 from corral.services.sessions import SessionService
 from corral.services.stats import StatsService, WaitEstimator
+from corral.services.streams import StreamSlots
 from corral.services.tokens import TokenService
 from corral.settings import ServerSettings
 from corral.store.base import Store
@@ -68,7 +69,9 @@ class Services:
         cap = self.settings.output_cap
         self.jobs = JobService(self.store, self.hub, self.metrics, cap)
         self.projects = ProjectService(self.store, self.jobs)
-        self.leases = LeaseService(self.store, self.hub, self.metrics, RetryPolicy())
+        self.leases = LeaseService(
+            self.store, self.hub, self.metrics, RetryPolicy(), output_cap=cap
+        )
         self.output = OutputService(self.store, self.hub)
         self.tokens = TokenService(self.store)
         grace = self.settings.lease_grace
@@ -85,8 +88,13 @@ class Services:
         self.agents = AgentService(self.store, self.leases)
         self.wait_estimate = WaitEstimator(self.store, self.settings.executor_offline_after)
         self.files = FileService(
-            self.store, self.leases, self.settings.max_upload_bytes, self.settings.file_ttl
+            self.store,
+            self.leases,
+            self.settings.max_upload_bytes,
+            self.settings.file_ttl,
+            quota=self.settings.upload_quota_bytes,
         )
+        self.streams = StreamSlots(self.settings.max_streams_per_principal)
 
     async def start(self) -> None:
         await self.store.open()

@@ -16,6 +16,11 @@ temporary file; once the last piece is in, but before the store is told the
 stream ended, the copy is inspected in a thread. A refusal is raised from
 inside the stream, so the store discards what it had written, exactly as for
 an oversize upload, and the caller gets a 400 with nothing stored.
+
+Each user may own at most ``quota`` bytes of unexpired files (their uploads and
+their jobs' artifacts); an upload may hold at most what is left of it, and one
+that crosses it is refused (``TooLarge`` with ``quota`` in its context) the
+same way as one past the file limit.
 """
 
 from __future__ import annotations
@@ -41,12 +46,12 @@ from corral.domain.archives import (
     inspect_zip,
     looks_like_zip,
 )
-from corral.domain.files import NewFile, StoredFile, clean_filename, relative_path
+from corral.domain.files import NewFile, StoredFile, clean_filename, stored_path
 from corral.domain.jobs import Job
 from corral.domain.leases import check_fence
 from corral.domain.principals import Principal, Role
 from corral.domain.states import JobStatus
-from corral.errors import InvalidInput, NotFound
+from corral.errors import InvalidInput, NotFound, TooLarge
 from corral.services.leasing import LeaseService
 from corral.store.base import JobFilter, Store
 
@@ -108,12 +113,14 @@ class FileService:
         max_upload: int,
         ttl: float,
         archive_limits: ArchiveLimits = DEFAULT_LIMITS,
+        quota: int | None = None,
     ) -> None:
         self._store = store
         self._leases = leases
         self.max_upload = max_upload
         self._ttl = ttl
         self.archive_limits = archive_limits
+        self.quota = quota  # bytes of unexpired files one owner may hold; None: no quota
 
     def _new(self, principal: Principal, filename: str, content_type: str | None) -> NewFile:
         now = time.time()
@@ -141,13 +148,39 @@ class FileService:
         """A zip is refused (``ArchiveRefused``, 400) if a worker would refuse it."""
         require(principal, Action.SUBMIT)
         new = self._new(principal, filename, content_type)
+        room, used = await self._room(principal)
         spool = _Spool()
         try:
             claimed = looks_like_zip(new.filename, content_type)
             async with aclosing(self._inspected(new, claimed, pieces, spool)) as checked:
-                return await self._store.create_file(new, checked, self.max_upload)
+                return await self._store.create_file(new, checked, room)
+        except TooLarge:
+            if room < self.max_upload:  # what stopped it was the quota, not the file limit
+                raise self._over_quota(used) from None
+            raise
         finally:
             spool.close()  # not in a thread: this must happen even when cancelled
+
+    async def _room(self, principal: Principal) -> tuple[int, int]:
+        """The most this upload may hold (the file limit, or what is left of the
+        owner's quota if less) and the bytes the owner holds already.
+
+        Checked when the upload starts: uploads running side by side each see the
+        same room, so together they may pass the quota by what they carry.
+        """
+        if self.quota is None:
+            return self.max_upload, 0
+        used = await self._store.owned_bytes(principal.id, time.time())
+        if used >= self.quota:
+            raise self._over_quota(used)
+        return min(self.max_upload, self.quota - used), used
+
+    def _over_quota(self, used: int) -> TooLarge:
+        return TooLarge(
+            f"upload quota exceeded: {used} of {self.quota} bytes are in use until files expire",
+            quota=self.quota,
+            used=used,
+        )
 
     async def _inspected(
         self, new: NewFile, claimed: bool, pieces: AsyncIterable[bytes], spool: _Spool
@@ -275,7 +308,7 @@ class FileService:
     ) -> StoredFile:
         """Only the attempt holding the job's lease stores artifacts (409 otherwise)."""
         ref = self._leases.fence(principal, worker.executor_id, worker.attempt)
-        rel = relative_path(path)
+        rel = stored_path(path)
         job = await self._job(job_id)
         check_fence(job, ref)
         now = time.time()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from corral.auth.policy import Action, require
 from corral.domain.jobs import Attempt, Job, JobDraft, NewJob
 from corral.domain.principals import Principal
+from corral.domain.projects import ProjectStatus
 from corral.domain.states import JobStatus
 from corral.errors import (
     AlreadyExists,
@@ -85,6 +86,7 @@ class JobService:
         for job in new_jobs:
             job.validate()
         await self._check_input_files(new_jobs)
+        await self._check_projects(new_jobs)
         record = self._record(principal, new_jobs, idempotency, render, status_code)
         try:
             jobs = await self._store.insert_jobs(new_jobs, record)
@@ -125,6 +127,22 @@ class JobService:
         the database by one row per keyed submission without bound.
         """
         return await self._store.delete_idempotency_before(now - keep, IDEMPOTENCY_BATCH)
+
+    async def _check_projects(self, new_jobs: Sequence[NewJob]) -> None:
+        """A job joins an existing, open project or none: a ``project_id`` decides which
+        agents and project claims see the job, so a typo must not park it unseen."""
+        for project_id in sorted({j.project_id for j in new_jobs if j.project_id is not None}):
+            project = await self._store.get_project(project_id)
+            if project is None:
+                raise InvalidInput(
+                    f"unknown project_id: {project_id}", field="project_id", project_id=project_id
+                )
+            if project.status is ProjectStatus.CLOSED:
+                raise InvalidInput(
+                    f"project {project_id} is closed; it takes no new jobs",
+                    field="project_id",
+                    project_id=project_id,
+                )
 
     async def _replay(self, principal: Principal, idem: Idempotency) -> IdempotencyRecord | None:
         found = await self._store.find_idempotency(principal.id, idem.key)

@@ -12,6 +12,7 @@ on when a lease runs out. This process's clock only stamps events and metrics.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,11 +24,12 @@ from corral.auth.policy import (
     require_executor_owner,
     require_project,
 )
+from corral.domain.bounds import bounded_outcome
 from corral.domain.jobs import AttemptRef, ClaimRequest, Job, Outcome
 from corral.domain.principals import Principal, Role
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus
-from corral.errors import CorralError, InvalidTransition, NotFound, StaleAttempt
+from corral.errors import CorralError, InvalidInput, InvalidTransition, NotFound, StaleAttempt
 from corral.services.events import JOBS, Hub, job_topic
 from corral.services.metrics import Metrics
 from corral.store.base import OutputSlice, Report, Store
@@ -45,11 +47,20 @@ class HeldLeases:
 
 
 class LeaseService:
-    def __init__(self, store: Store, hub: Hub, metrics: Metrics, policy: RetryPolicy) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        metrics: Metrics,
+        policy: RetryPolicy,
+        output_cap: int = 1 << 20,
+    ) -> None:
         self._store = store
         self._hub = hub
         self._metrics = metrics
         self.policy = policy
+        # Bytes kept per output stream, and of a report's ``result`` (domain/bounds.py).
+        self.output_cap = output_cap
 
     def fence(self, principal: Principal, executor_id: str, attempt: int | None) -> AttemptRef:
         """Workers are bound to their own leases; admins may act for any executor."""
@@ -130,6 +141,7 @@ class LeaseService:
         return HeldLeases(renewed, lost, cancel)
 
     async def finish(self, job_id: str, ref: AttemptRef, outcome: Outcome) -> Job:
+        outcome = bounded_outcome(outcome, self.output_cap)
         job = await self._store.finish(job_id, ref, outcome, None, self.policy)
         now = time.time()
         self._publish_report_output(job_id, outcome, now)
@@ -137,7 +149,20 @@ class LeaseService:
         return job
 
     async def finish_many(self, reports: Sequence[Report]) -> list[Job | CorralError]:
-        results = await self._store.finish_many(reports, None, self.policy)
+        """A report past the bounds, or with a result the store cannot hold, is refused
+        alone (``TooLarge``, ``InvalidInput``); the rest are stored."""
+        answers: list[Job | CorralError | None] = []
+        bounded: list[Report] = []
+        for report in reports:
+            try:
+                outcome = bounded_outcome(report.outcome, self.output_cap)
+            except InvalidInput as exc:
+                answers.append(exc)
+                continue
+            answers.append(None)  # filled with the store's answer below
+            bounded.append(dataclasses.replace(report, outcome=outcome))
+        stored = iter(await self._store.finish_many(bounded, None, self.policy) if bounded else [])
+        results = [next(stored) if a is None else a for a in answers]
         now = time.time()
         if self._hub.events.active:
             for report, result in zip(reports, results, strict=True):
@@ -147,11 +172,15 @@ class LeaseService:
         return results
 
     def _publish_report_output(self, job_id: str, outcome: Outcome, now: float) -> None:
-        """Output that came with the final report is news to watchers, before the end."""
+        """Output that came with the final report is news to watchers, before the end.
+
+        No more than the cap: the store kept at most that much of it, and every
+        watcher's queue would otherwise get a copy of whatever the report carried.
+        """
         events = self._hub.events
         if events.active:
-            events.output(job_id, "stdout", outcome.stdout.encode(), now)
-            events.output(job_id, "stderr", outcome.stderr.encode(), now)
+            events.output(job_id, "stdout", outcome.stdout.encode()[: self.output_cap], now)
+            events.output(job_id, "stderr", outcome.stderr.encode()[: self.output_cap], now)
 
     def _after_finish(self, jobs: list[Job], now: float) -> None:
         self._hub.events.finished(jobs, now)

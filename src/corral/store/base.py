@@ -428,6 +428,10 @@ class Store(Protocol):
     async def delete_expired_files(self, now: float) -> int:
         """Delete up to a few hundred files (and unfinished uploads) expired before ``now``."""
 
+    async def owned_bytes(self, owner_id: str, now: float) -> int:
+        """Bytes of the complete files (uploads and artifacts of their jobs) that
+        ``owner_id`` owns and that have not expired at ``now``: what a quota counts."""
+
     # --- TaskDriver: projects and task types ------------------------------------------
     async def create_project(self, project: Project) -> None:
         """Raises ``AlreadyExists`` when the name is taken."""

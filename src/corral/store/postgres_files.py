@@ -28,6 +28,10 @@ _BEGIN = (
 _REPLACED = "SELECT id FROM files WHERE job_id = $1 AND attempt = $2 AND path = $3 AND id != $4"
 _DELETE_CHUNKS = "DELETE FROM file_chunks WHERE file_id = ANY($1::text[])"
 _DELETE_FILES = "DELETE FROM files WHERE id = ANY($1::text[])"
+_OWNED = (
+    "SELECT coalesce(sum(size), 0) FROM files WHERE owner_id = $1 AND expires_at >= $2 "
+    "AND sha256 != ''"
+)
 _EXPIRED = "SELECT id FROM files WHERE expires_at < $1 LIMIT 500"
 
 
@@ -115,3 +119,8 @@ class PostgresFiles(FileStoreMixin):
                 await conn.execute(_DELETE_CHUNKS, ids)
                 await conn.execute(_DELETE_FILES, ids)
         return len(ids)
+
+    async def owned_bytes(self, owner_id: str, now: float) -> int:
+        async with self._conn() as conn:
+            total = await conn.fetchval(_OWNED, owner_id, now)
+        return int(total)

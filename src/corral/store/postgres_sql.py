@@ -194,6 +194,11 @@ WITH j AS (
 ), o AS (
   INSERT INTO job_output (job_id, attempt, stream, "offset", data)
   SELECT * FROM unnest($18::text[], $19::int4[], $20::text[], $21::int8[], $22::bytea[])
+), d AS (
+  -- An attempt's first output replaces what earlier attempts printed (see append_sql).
+  DELETE FROM job_output USING unnest($18::text[], $19::int4[], $21::int8[])
+    AS n(job_id, attempt, start)
+  WHERE n.start = 0 AND job_output.job_id = n.job_id AND job_output.attempt < n.attempt
 ), e AS (
   UPDATE executors SET jobs_completed = jobs_completed + w.n, last_heartbeat = $1
   FROM unnest($23::text[], $24::int8[]) AS w(executor_id, n)
@@ -247,11 +252,19 @@ CANCEL_NOW = "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE seq =
 
 
 def append_sql(stream: str) -> str:
-    """Store one chunk (when anything fit) and the stream's new size; ``stream`` is checked."""
+    """Store one chunk (when anything fit) and the stream's new size; ``stream`` is checked.
+
+    The first chunk of an attempt's stream deletes the output of earlier attempts:
+    only the current attempt's output is ever read, and keeping every retry's
+    would multiply the output cap by the number of attempts.
+    """
     return f"""
 WITH o AS (
   INSERT INTO job_output (job_id, attempt, stream, "offset", data)
   SELECT $1, $2, '{stream}', $3, $4::bytea WHERE $4::bytea IS NOT NULL
+), d AS (
+  DELETE FROM job_output WHERE job_id = $1 AND attempt < $2 AND $3::int8 = 0
+    AND $4::bytea IS NOT NULL
 )
 UPDATE jobs SET {stream}_size = $5, {stream}_truncated = $6 WHERE seq = $7
 """

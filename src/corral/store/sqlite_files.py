@@ -21,6 +21,10 @@ _BEGIN = (
     "INSERT INTO files (id, owner_id, filename, content_type, created_at, expires_at, "
     "job_id, attempt, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_OWNED = (
+    "SELECT coalesce(sum(size), 0) FROM files WHERE owner_id = ? AND expires_at >= ? "
+    "AND sha256 != ''"
+)
 # Chunks of artifacts the new one replaces (same attempt, same path), then their rows.
 _REPLACED = "SELECT id FROM files WHERE job_id = ? AND attempt = ? AND path = ? AND id != ?"
 
@@ -119,3 +123,10 @@ class SqliteFiles(FileStoreMixin):
 
         count: int = await self._writer.submit(op)
         return count
+
+    async def owned_bytes(self, owner_id: str, now: float) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(_OWNED, (owner_id, now)).fetchone()
+            return int(row[0])
+
+        return await self._readers.run(op)

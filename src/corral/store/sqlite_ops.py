@@ -77,10 +77,19 @@ def append(
     *,
     truncated: bool = False,
 ) -> OutputSlice:
-    """Store what fits of ``data``; ``truncated``: the sender lost output, say so."""
+    """Store what fits of ``data``; ``truncated``: the sender lost output, say so.
+
+    An attempt's first output deletes what earlier attempts printed: only the
+    current attempt's is read, and keeping every retry's would multiply the cap
+    by the number of attempts.
+    """
     check_stream(stream)
     state = job.stdout if stream == "stdout" else job.stderr
     kept, cut = outcomes.fit(state.size, data, cap)
+    if kept and state.size == 0 and job.attempt > 1:
+        conn.execute(
+            "DELETE FROM job_output WHERE job_id = ? AND attempt < ?", (job.id, job.attempt)
+        )
     if kept:
         conn.execute(
             'INSERT INTO job_output (job_id, attempt, stream, "offset", data) '

@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 from corral.api.dashboard.routing import PageRoute
 from corral.api.dashboard.session import ViewerDep
 from corral.api.deps import ServicesDep
+from corral.api.streaming import HeldStream
 from corral.auth.policy import Action, require
 from corral.services.events import Hub, Signal
 
@@ -42,7 +43,8 @@ async def events(
     if "workers" in names:
         watched["workers"] = hub.fleet
     headers = {"X-Accel-Buffering": "no"}
-    return StreamingResponse(_stream(hub, watched), media_type="text/event-stream", headers=headers)
+    slot = services.streams.acquire(viewer.principal)
+    return HeldStream(_stream(hub, watched), slot, media_type="text/event-stream", headers=headers)
 
 
 async def _stream(hub: Hub, watched: dict[str, Signal]) -> AsyncIterator[str]:

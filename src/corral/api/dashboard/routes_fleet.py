@@ -22,6 +22,7 @@ from corral.api.dashboard.routing import PageRoute
 from corral.api.dashboard.session import ViewerDep
 from corral.api.dashboard.templating import TEMPLATES, duration
 from corral.api.deps import ServicesDep
+from corral.api.ranges import COUNT
 from corral.domain.priority import LEVELS, QUEUE_CLASSES
 from corral.domain.states import JobStatus
 from corral.domain.workers import ExecutorState
@@ -241,7 +242,7 @@ async def projects(
     request: Request,
     viewer: ViewerDep,
     services: ServicesDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=COUNT)] = 0,
     fragment: Literal["rows"] | None = None,
 ) -> Response:
     views, total = await services.projects.list_projects(

@@ -23,6 +23,7 @@ from corral.api.native.schemas import (
     ResultReport,
 )
 from corral.api.responses import JSON
+from corral.api.streaming import HeldStream
 from corral.api.timefmt import iso
 from corral.domain.jobs import ClaimRequest, Job
 from corral.domain.principals import Principal
@@ -186,9 +187,11 @@ async def read_output(
 async def follow_output(
     job_id: str, services: ServicesDep, principal: PrincipalDep
 ) -> StreamingResponse:
+    """Server-Sent Events; each caller holds at most ``max_streams_per_principal`` (429)."""
     events = await services.output.follow(principal, job_id)
-    return StreamingResponse(
+    return HeldStream(
         _sse(events),
+        services.streams.acquire(principal),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -7,11 +7,11 @@ downloads are streamed chunk by chunk, so no file is ever whole in memory.
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from corral.api.content_disposition import attachment
 from corral.api.deps import PrincipalDep, ServicesDep
 from corral.api.multipart import (
     MULTIPART_SLACK,
@@ -21,6 +21,7 @@ from corral.api.multipart import (
     raw_body,
 )
 from corral.api.native.errors import NativeRoute
+from corral.api.ranges import ATTEMPT
 from corral.api.responses import JSON
 from corral.api.timefmt import iso
 from corral.domain.files import StoredFile
@@ -28,7 +29,7 @@ from corral.errors import InvalidInput
 from corral.services.files import Download, WorkerCall
 
 router = APIRouter(prefix="/api/v1", route_class=NativeRoute, tags=["files"])
-Attempt = Annotated[int | None, Query(ge=1)]
+Attempt = Annotated[int | None, Query(ge=1, le=ATTEMPT)]
 
 
 def file_body(f: StoredFile) -> dict[str, Any]:
@@ -47,11 +48,9 @@ def file_body(f: StoredFile) -> dict[str, Any]:
 
 def _stream(download: Download) -> StreamingResponse:
     f = download.file
-    ascii_name = f.filename.encode("ascii", "replace").decode().replace('"', "_")
-    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(f.filename)}"
     headers = {
         "Content-Length": str(f.size),
-        "Content-Disposition": disposition,
+        "Content-Disposition": attachment(f.filename),
         "X-Content-SHA256": f.sha256,
     }
     return StreamingResponse(download.chunks, media_type=f.content_type, headers=headers)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 
+from corral.api.ranges import ATTEMPT, CPUS, EXIT_CODE, MEMORY_MB
+from corral.api.storable import storable
 from corral.domain import priority as prio
 from corral.domain.jobs import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     MAX_CLAIM,
+    MAX_RETRIES_LIMIT,
+    MAX_TIMEOUT,
     JobDraft,
     JobSpec,
     Outcome,
@@ -19,27 +23,7 @@ from corral.domain.jobs import (
 from corral.domain.states import JobStatus
 from corral.errors import InvalidInput
 
-INT64_MAX = (1 << 63) - 1
-
-
-def _storable(value: Any, where: str) -> None:
-    """Refuse what the store cannot hold: lone surrogates in text, integers beyond 64 bits."""
-    if isinstance(value, str):
-        if not value.isascii():
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                raise ValueError(f"{where} is not valid Unicode text") from None
-    elif isinstance(value, int) and not isinstance(value, bool):
-        if not -INT64_MAX - 1 <= value <= INT64_MAX:
-            raise ValueError(f"{where} does not fit in a 64-bit integer")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _storable(key, where)
-            _storable(item, f"{where}.{key}")
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            _storable(item, f"{where}[{index}]")
+MAX_BULK_CANCEL = 1000  # ids per bulk cancel: each is a transaction, all in one request
 
 
 class Body(BaseModel):
@@ -47,10 +31,7 @@ class Body(BaseModel):
 
     @model_validator(mode="after")
     def _fits_the_store(self) -> Self:
-        for name, value in self:
-            if not isinstance(value, BaseModel):  # nested bodies checked themselves
-                _storable(value, name)
-        return self
+        return storable(self)
 
 
 class SubmitJob(Body):
@@ -63,9 +44,9 @@ class SubmitJob(Body):
     secret_env: dict[str, str] = Field(default_factory=dict)
     priority: str | None = None
     labels: list[str] = Field(default_factory=list)
-    timeout: int = DEFAULT_TIMEOUT
-    max_retries: int = DEFAULT_MAX_RETRIES
-    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    timeout: int = Field(default=DEFAULT_TIMEOUT, ge=1, le=MAX_TIMEOUT)
+    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0, le=MAX_RETRIES_LIMIT)
+    lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, ge=1, le=MAX_TIMEOUT)
     working_directory: str | None = None
     input_file_id: str | None = None
     inputs: list[str] = Field(default_factory=list)
@@ -109,7 +90,7 @@ class SubmitJob(Body):
 
 
 class BulkCancel(Body):
-    job_ids: list[str]
+    job_ids: list[Annotated[str, Field(max_length=200)]] = Field(max_length=MAX_BULK_CANCEL)
 
 
 class Claim(Body):
@@ -124,13 +105,13 @@ class Claim(Body):
 
 class ExecutorCall(Body):
     executor_id: str = Field(min_length=1, max_length=200)
-    attempt: int | None = Field(default=None, ge=1)
+    attempt: int | None = Field(default=None, ge=1, le=ATTEMPT)
 
 
 class Complete(ExecutorCall):
     stdout: str = ""
     stderr: str = ""
-    exit_code: int | None = None
+    exit_code: int | None = Field(default=None, ge=-EXIT_CODE - 1, le=EXIT_CODE)
     result: Any = None
 
     def outcome(self) -> Outcome:
@@ -162,9 +143,9 @@ class Fail(Complete):
 class ResultReport(Body):
     job_id: str
     executor_id: str = Field(min_length=1, max_length=200)
-    attempt: int | None = Field(default=None, ge=1)
+    attempt: int | None = Field(default=None, ge=1, le=ATTEMPT)
     status: Literal["completed", "failed", "cancelled"]
-    exit_code: int | None = None
+    exit_code: int | None = Field(default=None, ge=-EXIT_CODE - 1, le=EXIT_CODE)
     error_message: str | None = None
     result: Any = None
     retry: bool = False
@@ -191,8 +172,8 @@ class OutputChunk(ExecutorCall):
 class RegisterExecutor(Body):
     executor_id: str = Field(min_length=1, max_length=200)
     hostname: str | None = None
-    cpu_count: int | None = Field(default=None, ge=0)
-    memory_mb: int | None = Field(default=None, ge=0)
+    cpu_count: int | None = Field(default=None, ge=0, le=CPUS)
+    memory_mb: int | None = Field(default=None, ge=0, le=MEMORY_MB)
     os: str | None = None
     labels: list[str] = Field(default_factory=list)
     concurrency: int = Field(default=1, ge=1, le=10000)
@@ -201,7 +182,7 @@ class RegisterExecutor(Body):
 
 class HeldJob(Body):
     job_id: str
-    attempt: int = Field(ge=1)
+    attempt: int = Field(ge=1, le=ATTEMPT)
 
 
 class ExecutorHeartbeat(Body):

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.exceptions import HTTPException
 
+from corral.api.content_disposition import attachment
 from corral.api.deps import PrincipalDep, ServicesDep
 from corral.api.dialects.cmd.errors import CmdRoute, error_response
 from corral.api.multipart import (
@@ -69,6 +70,8 @@ def _too_large(limit: int) -> JSON:
 
 
 def _invalid_file(exc: InvalidInput, limit: int) -> JSON:
+    if isinstance(exc, TooLarge) and "quota" in exc.context:
+        return error_response(400, "Invalid file", exc.message, exc.context, "QUOTA_EXCEEDED")
     if isinstance(exc, TooLarge):
         return _too_large(limit)
     return error_response(400, "Invalid file", exc.message, exc.context, "INVALID_FILE")
@@ -112,21 +115,11 @@ def content_type(f: StoredFile) -> str:
     return guessed or DEFAULT_CONTENT_TYPE
 
 
-def content_disposition(filename: str) -> str:
-    """``filename="..."`` with anything unsafe in a quoted string replaced, plus the
-    exact name as RFC 6266's ``filename*`` whenever that fallback lost something."""
-    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
-    header = f'attachment; filename="{fallback}"'
-    if fallback != filename:
-        header += f"; filename*=UTF-8''{quote(filename, safe='')}"
-    return header
-
-
 def _stream(download: Download) -> StreamingResponse:
     f = download.file
     headers = {
         "Content-Length": str(f.size),
-        "Content-Disposition": content_disposition(f.filename),
+        "Content-Disposition": attachment(f.filename),
         "X-Content-SHA256": f.sha256,
     }
     return StreamingResponse(download.chunks, media_type=content_type(f), headers=headers)

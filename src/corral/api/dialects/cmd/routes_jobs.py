@@ -16,6 +16,7 @@ from corral.api.deps import PrincipalDep, ServicesDep
 from corral.api.dialects.cmd import render
 from corral.api.dialects.cmd.errors import CmdRoute
 from corral.api.dialects.cmd.schemas import OutputBody, ResultBody, SubmitBody
+from corral.api.ranges import COUNT
 from corral.api.responses import JSON
 from corral.api.status_names import parse_status
 from corral.api.timefmt import iso
@@ -146,8 +147,8 @@ async def list_jobs(
     status: str | None = None,
     worker_id: Annotated[str | None, Query(alias="workerId")] = None,
     sort: str = "-createdAt",
-    limit: Annotated[int, Query(ge=1)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=COUNT)] = 100,
+    offset: Annotated[int, Query(ge=0, le=COUNT)] = 0,
 ) -> JSON:
     if sort not in SORTS:
         raise InvalidInput("sort must be createdAt or -createdAt", field="sort")

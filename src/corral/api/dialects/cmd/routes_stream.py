@@ -37,6 +37,7 @@ from corral.services.events import (
     JobStarted,
     Subscription,
 )
+from corral.services.streams import StreamSlot
 
 router = APIRouter(tags=["cmd-executor"])
 
@@ -86,16 +87,24 @@ async def _principal(websocket: WebSocket, services: Services, token: str | None
 
 async def _subscribe(
     websocket: WebSocket, services: Services, job_id: str | None, token: str | None
-) -> Subscription:
+) -> tuple[Subscription, StreamSlot]:
+    """A watcher holds one of its principal's stream slots until the socket ends (429 past
+    ``max_streams_per_principal``)."""
     principal = await _principal(websocket, services, token)
     subscription = services.hub.events.watch(principal, job_id)
+    try:
+        slot = services.streams.acquire(principal)
+    except CorralError:
+        subscription.close()
+        raise
     if job_id is not None:
         try:  # subscribed first, so the job cannot finish unseen in between
             await services.jobs.get(principal, job_id)
         except CorralError:
             subscription.close()
+            slot.release()
             raise
-    return subscription
+    return subscription, slot
 
 
 async def _deny(websocket: WebSocket, exc: CorralError) -> None:
@@ -132,11 +141,11 @@ async def job_stream(
 ) -> None:
     services: Services = websocket.app.state.services
     try:
-        subscription = await _subscribe(websocket, services, job_id, token)
+        subscription, slot = await _subscribe(websocket, services, job_id, token)
     except CorralError as exc:
         await _deny(websocket, exc)
         return
-    with subscription:
+    with slot, subscription:
         await websocket.accept()
         watcher = asyncio.create_task(_until_disconnect(websocket, subscription))
         try:

@@ -16,6 +16,7 @@ from corral.api.deps import PrincipalDep, ServicesDep
 from corral.api.dialects.cmd import render
 from corral.api.dialects.cmd.errors import CmdRoute
 from corral.api.dialects.cmd.schemas import HeartbeatBody, RegisterBody
+from corral.api.ranges import COUNT
 from corral.api.responses import JSON
 from corral.api.timefmt import iso
 from corral.domain.workers import ExecutorInfo
@@ -75,8 +76,8 @@ async def list_workers(
     services: ServicesDep,
     status: str | None = None,
     tags: str | None = None,
-    limit: Annotated[int, Query(ge=1)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=COUNT)] = 100,
+    offset: Annotated[int, Query(ge=0, le=COUNT)] = 0,
 ) -> JSON:
     if status is not None and status not in WORKER_STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(WORKER_STATUSES)}", field="status")

@@ -6,16 +6,23 @@ extra metadata freely, and refusing it would break them for no gain.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+
+from corral.api.ranges import COUNT, EXIT_CODE, MEMORY_MB
+from corral.api.storable import storable
 
 WORKER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 
 
 class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _fits_the_store(self) -> Self:
+        return storable(self)
 
 
 class WorkerMetadata(CamelModel):
@@ -31,7 +38,7 @@ class RegisterBody(CamelModel):
     worker_id: str = Field(pattern=WORKER_ID_PATTERN)
     hostname: str | None = Field(default=None, max_length=255)
     cpu_count: int | None = Field(default=None, ge=1, le=65536)
-    total_memory_mb: int | None = Field(default=None, ge=0)
+    total_memory_mb: int | None = Field(default=None, ge=0, le=MEMORY_MB)
     metadata: WorkerMetadata = Field(default_factory=WorkerMetadata)
 
 
@@ -39,7 +46,7 @@ class HeartbeatBody(CamelModel):
     worker_id: str = Field(pattern=WORKER_ID_PATTERN)
     status: Literal["idle", "busy", "error"] | None = None
     current_job_id: str | None = None
-    jobs_completed: int | None = Field(default=None, ge=0)
+    jobs_completed: int | None = Field(default=None, ge=0, le=COUNT)
 
 
 class SubmitBody(CamelModel):
@@ -59,7 +66,7 @@ class ResultBody(CamelModel):
     worker_id: str | None = None
     stdout: str = ""
     stderr: str = ""
-    exit_code: int | None = None
+    exit_code: int | None = Field(default=None, ge=-EXIT_CODE - 1, le=EXIT_CODE)
     error: str | None = Field(default=None, max_length=10000)
     result: Any = None
 

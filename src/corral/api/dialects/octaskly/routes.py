@@ -15,6 +15,7 @@ from corral.api.deps import PrincipalDep, ServicesDep
 from corral.api.dialects.octaskly import render
 from corral.api.dialects.octaskly.errors import OctasklyRoute
 from corral.api.dialects.octaskly.schemas import CreateTask
+from corral.api.ranges import COUNT
 from corral.api.responses import JSON
 from corral.api.status_names import parse_status
 from corral.domain.states import JobStatus
@@ -39,8 +40,8 @@ async def list_tasks(
     services: ServicesDep,
     status: str | None = None,
     worker_id: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=COUNT)] = 100,
+    offset: Annotated[int, Query(ge=0, le=COUNT)] = 0,
 ) -> dict[str, Any]:
     """Newest first; a ``limit`` above 1000 is lowered to it, and the answer says so."""
     limit = min(limit, MAX_PAGE)

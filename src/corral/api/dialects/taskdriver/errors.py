@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 
 from corral import errors
 from corral.api.request_context import current_request_id
-from corral.api.responses import JSON
+from corral.api.responses import JSON, plain
 from corral.api.routing import DialectRoute
 from corral.api.timefmt import iso
 
@@ -83,12 +83,11 @@ def from_validation(exc: RequestValidationError) -> JSON:
 
 
 def _json_safe(value: Any) -> Any:
-    """The offending value as given, when JSON can carry it; raw bodies come as text."""
+    """The offending value as given, when JSON can carry it (an integer past 64 bits
+    comes back as text: ``responses.plain``); raw bodies come as text."""
     if isinstance(value, bytes | bytearray):
         return bytes(value[:1000]).decode("utf-8", "replace")
-    if value is None or isinstance(value, str | int | float | bool | list | dict):
-        return value
-    return str(value)
+    return plain(value)
 
 
 class TaskDriverRoute(DialectRoute):

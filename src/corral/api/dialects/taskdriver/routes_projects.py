@@ -14,6 +14,7 @@ from corral.api.deps import PrincipalDep, ServicesDep
 from corral.api.dialects.taskdriver import render
 from corral.api.dialects.taskdriver.errors import TaskDriverRoute
 from corral.api.dialects.taskdriver.schemas import ProjectBody
+from corral.api.ranges import COUNT
 from corral.api.responses import JSON
 from corral.domain.projects import ProjectStatus
 from corral.errors import InvalidInput
@@ -33,7 +34,7 @@ async def list_projects(
     services: ServicesDep,
     status: str = "all",
     limit: Annotated[int, Query(ge=1, le=100)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=COUNT)] = 0,
 ) -> JSON:
     if status not in STATUS_FILTERS:
         raise InvalidInput("status must be active, closed or all", field="status", value=status)

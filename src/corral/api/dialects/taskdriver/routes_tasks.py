@@ -15,6 +15,7 @@ from corral.api.deps import PrincipalDep, ServicesDep
 from corral.api.dialects.taskdriver import render
 from corral.api.dialects.taskdriver.errors import TaskDriverRoute
 from corral.api.dialects.taskdriver.schemas import BulkBody, TaskBody, TaskUpdateBody
+from corral.api.ranges import COUNT
 from corral.api.responses import JSON
 from corral.api.status_names import parse_status
 from corral.domain.priority import parse_priority
@@ -73,7 +74,7 @@ async def list_tasks(
     batch_id: Annotated[str | None, Query(alias="batchId")] = None,
     type_id: Annotated[str | None, Query(alias="typeId")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=COUNT)] = 0,
 ) -> JSON:
     flt = TaskFilter(parse_status(status), assigned_to, batch_id, type_id)
     jobs, total = await services.projects.list_tasks(principal, project_id, flt, limit, offset)

@@ -8,11 +8,13 @@ TaskDriver's clients may send more than this document lists.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from corral.api.ranges import LEASE_MINUTES, RETRIES
+from corral.api.storable import storable
 from corral.domain.projects import DuplicateHandling, ProjectStatus
 
 LONG_TEXT = 100_000
@@ -21,6 +23,10 @@ ID_TEXT = 200
 
 class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _fits_the_store(self) -> Self:
+        return storable(self)
 
     def given(self, *names: str) -> dict[str, Any]:
         """The named fields the body actually carried, null ones left out."""
@@ -32,9 +38,9 @@ class CamelModel(BaseModel):
 
 
 class ConfigBody(CamelModel):
-    default_max_retries: int | None = None
-    default_lease_duration_minutes: float | None = None
-    reaper_interval_minutes: float | None = None
+    default_max_retries: int | None = Field(default=None, ge=0, le=RETRIES)
+    default_lease_duration_minutes: float | None = Field(default=None, gt=0, le=LEASE_MINUTES)
+    reaper_interval_minutes: float | None = Field(default=None, gt=0, le=LEASE_MINUTES)
 
     def changes(self) -> dict[str, Any]:
         """In ``ProjectConfig``'s own names."""
@@ -74,8 +80,8 @@ class TaskTypeBody(CamelModel):
     template: str | None = Field(default=None, max_length=LONG_TEXT)
     variables: list[str] | None = Field(default=None, max_length=100)
     duplicate_handling: Literal["ignore", "allow", "fail"] | None = None
-    max_retries: int | None = None
-    lease_duration_minutes: float | None = None
+    max_retries: int | None = Field(default=None, ge=0, le=RETRIES)
+    lease_duration_minutes: float | None = Field(default=None, gt=0, le=LEASE_MINUTES)
 
     def changes(self) -> dict[str, Any]:
         """In ``TaskType``'s own names. ``maxRetries``/``leaseDurationMinutes`` sent as null
