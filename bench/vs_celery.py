@@ -15,10 +15,17 @@ by the job's own clock (`date +%s.%N` against the time just before the submit); 
 spawn rate of the job from Python; and the ratios Corral/Celery.
 
 It installs what it lacks: redis-server through apt-get (as root), Celery in its own
-virtualenv bench/.celery-venv (ignored by git). `--profile DIR` also records py-spy
-profiles of Corral's server and worker during each Corral throughput run.
+virtualenv bench/.celery-venv (ignored by git), with py-spy beside it for profiling.
 
     .venv/bin/python bench/vs_celery.py [--jobs 5000] [--latency-jobs 200] [--rounds 2]
+
+To see where the time goes, run one round under py-spy (which follows the children:
+attaching to a running process by pid fails in these containers) and summarise it per
+process with bench/profile_summary.py:
+
+    bench/.celery-venv/bin/py-spy record --subprocesses --format raw -o prof.txt -- \
+        .venv/bin/python bench/vs_celery.py --rounds 1 --latency-jobs 20
+    .venv/bin/python bench/profile_summary.py prof.txt
 """
 
 from __future__ import annotations
@@ -28,7 +35,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -86,15 +92,15 @@ def ensure_redis() -> str:
     return shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
-def ensure_venv(profile: bool) -> Path:
-    """bench/.celery-venv with Celery's Redis transport (and py-spy when profiling)."""
+def ensure_venv() -> Path:
+    """bench/.celery-venv with Celery's Redis transport, and py-spy for profiling."""
     python = VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     wanted = []
     if subprocess.run([python, "-c", "import celery, redis"], capture_output=True).returncode:
         wanted.append(CELERY)
-    if profile and not (VENV / "bin" / "py-spy").exists():
+    if not (VENV / "bin" / "py-spy").exists():
         wanted.append("py-spy")
     if wanted:
         subprocess.run([python, "-m", "pip", "install", "-q", *wanted], check=True)
@@ -164,42 +170,7 @@ def celery_round(redis: str, python: Path, jobs: int, samples: int) -> Round:
 # ---- the Corral side -----------------------------------------------------------------
 
 
-def children(pattern: str) -> list[int]:
-    """Our own child processes whose command line contains ``pattern``."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            if ppid == os.getpid() and pattern in cmdline:
-                found.append(int(stat.parent.name))
-    return found
-
-
-@contextlib.contextmanager
-def profiled(out: Path | None, tag: str) -> Iterator[None]:
-    """py-spy records Corral's server and worker (collapsed stacks) while the block runs."""
-    if out is None:
-        yield
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    spies = []
-    for name in ("server", "worker"):
-        for pid in children(f"corral.cli.main {name}"):
-            cmd = [str(VENV / "bin" / "py-spy"), "record", "--pid", str(pid), "--format", "raw"]
-            cmd += ["--rate", "250", "-o", str(out / f"{name}-{tag}.txt")]
-            spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
-    time.sleep(0.5)  # py-spy attaches before the jobs go in
-    try:
-        yield
-    finally:
-        for spy in spies:
-            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-        for spy in spies:
-            spy.wait(timeout=60)
-
-
-def corral_round(jobs: int, samples: int, profile: Path | None, tag: str) -> Round:
+def corral_round(jobs: int, samples: int) -> Round:
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp), None) as (url, admin):
         token = mint(url, admin, "worker")
         auth = {"Authorization": f"Bearer {admin}"}
@@ -208,8 +179,7 @@ def corral_round(jobs: int, samples: int, profile: Path | None, tag: str) -> Rou
             httpx.Client(base_url=url, headers=auth, timeout=60) as http,
         ):
             wait_for_worker(http)
-            with profiled(profile, tag):
-                rate = throughput(http, jobs)
+            rate = throughput(http, jobs)
             latency(http, 3)  # warm-up, as on the Celery side
             return Round(rate, *latency(http, samples))
 
@@ -245,9 +215,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000, help="a multiple of 1,000")
     parser.add_argument("--latency-jobs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2, help="rounds per side, alternating")
-    parser.add_argument("--profile", type=Path, help="write py-spy profiles of Corral here")
     args = parser.parse_args()
-    redis, python = ensure_redis(), ensure_venv(args.profile is not None)
+    redis, python = ensure_redis(), ensure_venv()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     version = sys.version.split()[0]
     print(f"Corral vs Celery+Redis, {when}, {os.cpu_count()} cores, python {version}")
@@ -259,7 +228,7 @@ def main() -> None:
             if name == "Celery":
                 figures = celery_round(redis, python, args.jobs, args.latency_jobs)
             else:
-                figures = corral_round(args.jobs, args.latency_jobs, args.profile, f"round{n}")
+                figures = corral_round(args.jobs, args.latency_jobs)
             sides[name].append(figures)
             print(
                 f"  round {n} {name:6}: {figures.throughput:,.0f} jobs/s, "
