@@ -216,6 +216,8 @@ def main() -> None:
     parser.add_argument("--latency-jobs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2, help="rounds per side, alternating")
     args = parser.parse_args()
+    if args.jobs < 1000 or args.jobs % 1000:
+        parser.error("--jobs: a multiple of 1,000 (Corral's side submits 1,000 per request)")
     redis, python = ensure_redis(), ensure_venv()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     version = sys.version.split()[0]
