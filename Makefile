@@ -1,5 +1,5 @@
 # One entry point for newcomers and CI. `make run` starts Corral, `make test` checks it.
-.PHONY: setup setup-tests run test lint pytest bench clean
+.PHONY: setup setup-tests run test lint pytest bench bench-compare clean
 
 setup:
 	@bash scripts/setup.sh
@@ -27,6 +27,10 @@ bench: setup
 	.venv/bin/python bench/worker.py
 	.venv/bin/python bench/logins.py
 	.venv/bin/python bench/dashboard.py
+
+# Corral against Celery + Redis on this machine (installs redis-server and a Celery venv).
+bench-compare: setup
+	.venv/bin/python bench/vs_celery.py
 
 clean:
 	rm -rf .venv corral-data .mypy_cache .ruff_cache .pytest_cache .hypothesis
