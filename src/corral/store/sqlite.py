@@ -23,6 +23,7 @@ from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError
 from corral.store import sqlite_ops as ops
+from corral.store import sqlite_placement as placement
 from corral.store.base import (
     IdempotencyRecord,
     JobFilter,
@@ -258,7 +259,10 @@ class SqliteStore(
 
         def op(conn: sqlite3.Connection) -> list[Job]:
             self._note_executor(conn, request, now)
-            rows = conn.execute(_CLAIM, params).fetchall()
+            if placement.placed_waiting(conn):
+                rows = placement.claim_placed(conn, params)
+            else:
+                rows = conn.execute(_CLAIM, params).fetchall()
             # RETURNING comes back in no promised order; hand out the best first.
             claimed = sorted((job_from_row(r) for r in rows), key=lambda j: (-j.priority, j.seq))
             conn.executemany(
