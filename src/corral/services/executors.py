@@ -33,6 +33,15 @@ class ExecutorView:
     state: ExecutorState
     running: list[Job]
 
+    @property
+    def reserved_cpus(self) -> float:
+        """CPUs its running jobs reserve (placement); jobs without resources count nothing."""
+        return sum(j.spec.resources.cpus or 0.0 for j in self.running if j.spec.resources)
+
+    @property
+    def reserved_memory_mb(self) -> int:
+        return sum(j.spec.resources.memory_mb or 0 for j in self.running if j.spec.resources)
+
 
 @dataclass(frozen=True, slots=True)
 class Capacity:

@@ -136,4 +136,9 @@ def executor(view: ExecutorView) -> dict[str, Any]:
         "labels": list(info.labels),
         "concurrency": info.concurrency,
         "registered_at": iso(ex.registered_at),
+        # Placement (issue 12): how it isolates jobs, what it offers and what is taken.
+        "isolation": info.isolation,
+        "network_control": info.network_control,
+        "capacity": {"cpus": info.cpu_capacity, "memory_mb": info.memory_capacity},
+        "reserved": {"cpus": view.reserved_cpus, "memory_mb": view.reserved_memory_mb},
     }

@@ -19,7 +19,7 @@ from corral.api.dialects.cmd.schemas import OutputBody, ResultBody, SubmitBody
 from corral.api.responses import JSON
 from corral.api.status_names import parse_status
 from corral.api.timefmt import iso
-from corral.domain.jobs import Job, JobDraft, JobSpec, Outcome
+from corral.domain.jobs import Job, JobDraft, JobSpec, Outcome, Resources
 from corral.domain.principals import Principal
 from corral.domain.priority import parse_priority
 from corral.domain.states import JobStatus
@@ -45,6 +45,12 @@ _FILE_URL = re.compile(
 _FILE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
+def _resources(body: SubmitBody) -> Resources | None:
+    if body.required_cpu is None and body.required_ram_mb is None:
+        return None
+    return Resources(cpus=body.required_cpu, memory_mb=body.required_ram_mb)
+
+
 @router.post("/submit", status_code=201)
 async def submit(body: SubmitBody, principal: PrincipalDep, services: ServicesDep) -> JSON:
     spec = JobSpec(
@@ -55,6 +61,7 @@ async def submit(body: SubmitBody, principal: PrincipalDep, services: ServicesDe
         input_file_id=_file_id(body.file_url) if body.file_url else None,
         timeout=body.timeout,
         labels=tuple(body.labels),
+        resources=_resources(body),
     )
     priority = parse_priority(body.priority)
     draft = JobDraft(spec=spec, priority=priority, max_retries=body.max_retries)
