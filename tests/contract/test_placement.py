@@ -122,3 +122,15 @@ async def test_item_placement_executor_capacity_round_trips(store: Store) -> Non
         "sandbox",
         True,
     )
+
+
+async def test_item_cgroup_leftover_processes_stored_on_the_attempt(store: Store) -> None:
+    await store.insert_jobs([new_job("j"), new_job("k")])
+    await store.claim(claim_request(limit=2), NOW)
+    done = Outcome(JobStatus.COMPLETED, exit_code=0, leftover_processes=2)
+    await store.finish("j", ref(), done, NOW, POLICY)
+    await store.finish("k", ref(), Outcome(JobStatus.FAILED, exit_code=1), NOW, POLICY)
+    [attempt] = await store.get_attempts("j")
+    assert attempt.leftover_processes == 2
+    [attempt] = await store.get_attempts("k")
+    assert attempt.leftover_processes is None

@@ -149,3 +149,23 @@ def test_item_placement_cmd_required_cpu_and_ram(live_server: LiveServer) -> Non
     assert listed.status_code == 200, listed.text
     [shown] = [w for w in listed.json()["workers"] if w["workerId"] == "cmd-1"]
     assert shown["reservedMemoryMb"] == 512 and shown["cpus"] == 2.0
+
+
+def test_item_cgroup_leftover_processes_shown_on_the_attempt(live_server: LiveServer) -> None:
+    with live_server.client() as http:
+        job = submit(http, **ask())
+        claimed = claim_one(http, "w1")
+        report = {
+            "job_id": job["id"],
+            "executor_id": "w1",
+            "attempt": claimed["attempt"],
+            "status": "completed",
+            "exit_code": 0,
+            "leftover_processes": 3,
+        }
+        answer = http.post(f"{API}/jobs/results", json=[report])
+        assert answer.status_code == 200, answer.text
+        [attempt] = details(http, job["id"])["attempts"]
+        assert attempt["leftover_processes"] == 3
+        report["leftover_processes"] = -1
+        assert_error(http.post(f"{API}/jobs/results", json=[report]), 400)

@@ -290,6 +290,7 @@ class Outcome:
     stdout: str = ""
     stderr: str = ""
     retry: bool = False  # ask for another attempt when retries remain
+    leftover_processes: int | None = None  # killed in its cgroup after the main one ended
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,7 @@ from corral.store.rows import (
     new_job_params,
     splice,
 )
-from corral.store.shared import SharedOperations
+from corral.store.shared import SET_LEFTOVERS, SharedOperations, leftover_rows
 
 log = logging.getLogger(__name__)
 
@@ -422,6 +422,8 @@ class PostgresStore(
                 if len(batch.completed) > 1:
                     await conn.execute(q.LOCK_EXECUTORS, sorted(batch.completed))
                 await conn.execute(q.WRITE_BATCH, now, *batch.params())
+            if leftovers := leftover_rows(reports, out):
+                await conn.executemany(SET_LEFTOVERS.format("$1", "$2", "$3"), leftovers)
         return out
 
     def _finish_one(

@@ -40,7 +40,7 @@ from corral.store.rows import (
     new_job_params,
     splice,
 )
-from corral.store.shared import SharedOperations
+from corral.store.shared import SET_LEFTOVERS, SharedOperations, leftover_rows
 from corral.store.sqlite_engine import Readers, Writer
 from corral.store.sqlite_files import SqliteFiles
 from corral.store.sqlite_fleet import SqliteFleet
@@ -349,7 +349,10 @@ class SqliteStore(
         now = self._at(now)
 
         def op(conn: sqlite3.Connection) -> list[Job | CorralError]:
-            return ops.finish_batch(conn, reports, now, policy, cap)
+            results = ops.finish_batch(conn, reports, now, policy, cap)
+            if leftovers := leftover_rows(reports, results):
+                conn.executemany(SET_LEFTOVERS.format("?", "?", "?"), leftovers)
+            return results
 
         result: list[Job | CorralError] = await self._write(op)
         return result

@@ -157,6 +157,7 @@ class Complete(ExecutorCall):
     stderr: str = ""
     exit_code: int | None = None
     result: Any = None
+    leftover_processes: int | None = Field(default=None, ge=0, le=1 << 31)
 
     def outcome(self) -> Outcome:
         return Outcome(
@@ -165,6 +166,7 @@ class Complete(ExecutorCall):
             result=self.result,
             stdout=self.stdout,
             stderr=self.stderr,
+            leftover_processes=self.leftover_processes,
         )
 
 
@@ -181,6 +183,7 @@ class Fail(Complete):
             stdout=self.stdout,
             stderr=self.stderr,
             retry=self.retry,
+            leftover_processes=self.leftover_processes,
         )
 
 
@@ -193,6 +196,8 @@ class ResultReport(Body):
     error_message: str | None = None
     result: Any = None
     retry: bool = False
+    # Issue 12: processes of the job's cgroup killed after its main process ended.
+    leftover_processes: int | None = Field(default=None, ge=0, le=1 << 31)
 
     def outcome(self) -> Outcome:
         return Outcome(
@@ -201,6 +206,7 @@ class ResultReport(Body):
             error_message=self.error_message,
             result=self.result,
             retry=self.retry,
+            leftover_processes=self.leftover_processes,
         )
 
 
