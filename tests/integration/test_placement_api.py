@@ -144,6 +144,7 @@ def test_item_placement_cmd_required_cpu_and_ram(live_server: LiveServer) -> Non
     with cmd_worker(live_server, "cmd-1", cpuCount=2, totalMemoryMb=1024) as worker:
         got = worker.get("/api/jobs/get-job").json()
         assert got["job"]["jobId"] == small.json()["jobId"]
+        assert (got["job"]["requiredCpu"], got["job"]["requiredRamMb"]) == (1.0, 512)
     with live_server.client() as http:
         listed = http.get("/api/workers/list")
     assert listed.status_code == 200, listed.text

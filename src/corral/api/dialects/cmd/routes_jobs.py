@@ -131,6 +131,9 @@ def _assignment(job: Job, request: Request) -> dict[str, object]:
         "env": {**spec.env, **spec.secret_env},  # the worker holding the lease needs them
         "priority": render.LEVELS.get(job.priority),
         "attempt": job.attempt,
+        # What the job may use (extension): the limits the worker should apply.
+        "requiredCpu": spec.resources.cpus if spec.resources else None,
+        "requiredRamMb": spec.resources.memory_mb if spec.resources else None,
     }
 
 
