@@ -3,11 +3,14 @@ capacity and reservations; a job page says why a pending job waits."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.integration.test_dashboard_fleet import (
+    ADMIN,
     API,
     add_viewer,
     page,
@@ -53,3 +56,28 @@ def test_item_placement_job_page_says_why_it_waits(server: LiveServer) -> None:
         assert "data-pending-reason" in html
         assert "needs 512 CPUs; the largest online worker has" in html
         assert "512 CPUs" in html and "10 processes" in html and "no network" in html
+
+
+def post_form(browser: httpx.Client, **fields: str) -> httpx.Response:
+    token = re.search(r'name="csrf" value="([^"]+)"', page(browser, "/submit"))
+    assert token is not None
+    data = {"csrf": token[1], "command": "true", "timeout": "60", "priority": "normal", **fields}
+    return browser.post("/submit", data=data, files={"archive": ("", b"", "application/zip")})
+
+
+def test_item_placement_submit_form_takes_resources_and_no_network(server: LiveServer) -> None:
+    with sign_in(server, ADMIN) as browser:
+        form = page(browser, "/submit")
+        for name in ("cpus", "memory_mb", "no_network"):
+            assert f'name="{name}"' in form
+        answer = post_form(browser, cpus="1.5", memory_mb="256", no_network="on")
+        assert answer.status_code == 303, answer.text
+        refused = post_form(browser, cpus="lots")
+        assert refused.status_code == 400 and "cpus must be a number" in refused.text
+        refused = post_form(browser, memory_mb="0")
+        assert refused.status_code == 400 and "memory_mb must be between" in refused.text
+    job_id = answer.headers["location"].removeprefix("/jobs/")
+    with server.client() as admin:
+        job = admin.get(f"{API}/jobs/{job_id}").json()
+    assert job["resources"] == {"cpus": 1.5, "memory_mb": 256, "pids": None}
+    assert job["network"] is False
