@@ -4,13 +4,15 @@ refusals in each dialect's own error shape."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.test_native_api import API, assert_error, claim_one, details, submit
+from tests.integration.test_native_api import API, assert_error, claim, claim_one, details, submit
 from tests.integration.test_native_fleet import beat, register
 from tests.live import LiveServer, run_server
 
@@ -170,3 +172,26 @@ def test_item_cgroup_leftover_processes_shown_on_the_attempt(live_server: LiveSe
         assert attempt["leftover_processes"] == 3
         report["leftover_processes"] = -1
         assert_error(http.post(f"{API}/jobs/results", json=[report]), 400)
+
+
+def test_item_placement_freed_capacity_wakes_a_waiting_claim(live_server: LiveServer) -> None:
+    with live_server.client() as http:
+        assert register(http, "w1", cpus=1, memory_mb=100).status_code == 201
+        first = submit(http, **ask(resources={"memory_mb": 100}))
+        second = submit(http, **ask(resources={"memory_mb": 100}))
+        held = claim_one(http, "w1")
+        assert held["id"] == first["id"]
+        got: list[httpx.Response] = []
+        waiting = threading.Thread(
+            target=lambda: got.append(claim(http, "w1", wait=30, n=1)), daemon=True
+        )
+        started = time.monotonic()
+        waiting.start()
+        time.sleep(0.5)  # the claim is waiting: nothing fits while the first job runs
+        assert not got
+        done = {"executor_id": "w1", "attempt": held["attempt"], "exit_code": 0}
+        assert http.put(f"{API}/jobs/{first['id']}/complete", json=done).status_code == 200
+        waiting.join(25)
+        assert got and got[0].status_code == 200, got
+        assert [j["id"] for j in got[0].json()] == [second["id"]]
+        assert time.monotonic() - started < 20  # woken by the finish, not by its 30 s wait
