@@ -4,6 +4,7 @@ asking more CPUs than any worker has waits with a reason while a later one runs.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -40,7 +41,10 @@ def test_item_placement_full_memory_jobs_run_one_after_the_other(cluster: Cluste
     assert later.returncode == 0, later.stderr
     shown = cluster.cli("status", huge.stdout.strip())
     assert re.search(r"status\s+pending", shown.stdout), shown.stdout
-    assert "needs 64 CPUs; the largest online worker has" in shown.stdout
+    assert "needs 64 CPUs; the largest online worker has 2" in shown.stdout
+    listed = cluster.cli("workers", "--json")
+    [small] = [w for w in json.loads(listed.stdout) if w["executor_id"] == "small"]
+    assert small["capacity"] == {"cpus": 2.0, "memory_mb": 100}
     assert cluster.job(huge.stdout.strip())["status"] == "pending"
     cluster.cli("cancel", huge.stdout.strip())
 
