@@ -36,7 +36,7 @@ from corral.agent.dispatcher import (
     parse_job,
 )
 from corral.agent.executor import Executor, StopReason
-from corral.agent.machine import machine_info
+from corral.agent.machine import capacity_offer, machine_info
 from corral.agent.netguard import guarded_client
 from corral.agent.renewal import Fatal, Renewal, log_extra, sleep_or
 from corral.agent.reports import ResultReporter
@@ -68,6 +68,9 @@ class AgentConfig:
     prefetch: int | None = None
     # Let binary_url reach loopback, link-local and private addresses (netguard.py).
     allow_private_urls: bool = False
+    # Capacity offered for placement (None: the machine's), sent at registration.
+    cpus: float | None = None
+    memory_mb: int | None = None
 
 
 def _download_client(config: AgentConfig) -> httpx.AsyncClient:
@@ -235,14 +238,18 @@ class Agent:
             return False
         return registering.result()
 
+    def _registration(self) -> dict[str, Any]:
+        """The registration body: the machine, then what it offers jobs (capacity;
+        isolation and network_control are merged in here too)."""
+        info = machine_info(self.config.labels, self.config.concurrency)
+        return {**info, **capacity_offer(self.config.cpus, self.config.memory_mb)}
+
     async def _register(self) -> bool:
         """Register, retrying with backoff until it works or a signal asks us to stop."""
         backoff = Backoff()
         while not self._stop.is_set():
             try:
-                answer = await self.dispatcher.register(
-                    machine_info(self.config.labels, self.config.concurrency)
-                )
+                answer = await self.dispatcher.register(self._registration())
                 self._learn_claim_limit(answer)
                 extra = log_extra("worker_registered", executor_id=self.executor_id)
                 log.info("registered", extra=extra)

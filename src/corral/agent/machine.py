@@ -22,6 +22,15 @@ def machine_info(labels: Sequence[str], concurrency: int) -> dict[str, Any]:
     }
 
 
+def capacity_offer(cpus: float | None, memory_mb: int | None) -> dict[str, Any]:
+    """The CPUs and memory this worker offers jobs for placement: what the operator
+    said (``--cpus``, ``--memory-mb``), else the whole machine's."""
+    return {
+        "cpus": cpus if cpus is not None else float(os.cpu_count() or 1),
+        "memory_mb": memory_mb if memory_mb is not None else _memory_mb(),
+    }
+
+
 def _memory_mb() -> int | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)

@@ -59,6 +59,16 @@ def submit(
         dir_okay=False,
         help="A .zip uploaded and extracted into the job's directory before it runs.",
     ),
+    cpus: float | None = typer.Option(
+        None, "--cpus", help="CPUs the job gets (a quota), reserved on the worker that runs it."
+    ),
+    memory: str | None = typer.Option(
+        None, "--memory", help="Hard memory limit, reserved on the worker: 512M, 2G, or MiB."
+    ),
+    pids: int | None = typer.Option(None, "--pids", help="Most processes the job may have."),
+    no_network: bool = typer.Option(
+        False, "--no-network", help="Run with no network (only on workers that can cut it)."
+    ),
     wait: bool = typer.Option(False, "--wait", help="Wait for the job; exit with its code."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Stream output; exit with its code."),
     as_json: bool = JsonOpt,
@@ -66,6 +76,7 @@ def submit(
     token: str | None = TokenOpt,
 ) -> None:
     """Submit `CMD ARGS...` as a shell job and print its id."""
+    resources = {"cpus": cpus, "memory_mb": _parse_memory(memory), "pids": pids}
     fields: dict[str, Any] = {
         "command": shlex.join(command),
         "labels": label or None,
@@ -74,6 +85,8 @@ def submit(
         "env_variables": _parse_env(env) or None,
         "secret_env": _parse_secret_env(secret_env) or None,
         "outputs": output or None,
+        "resources": resources if any(v is not None for v in resources.values()) else None,
+        "network": False if no_network else None,
     }
     with client_session(server, token) as client:
         if input_archive is not None:
@@ -84,6 +97,7 @@ def submit(
             return
         if not as_json:
             typer.echo(job["id"], err=True)
+            _say_why_pending(client.get(job["id"]))
         final = _follow(client, job["id"]) if follow else _wait(client, job["id"])
         if as_json:
             typer.echo(json.dumps(client.get(job["id"])))
@@ -115,6 +129,8 @@ def status(
         "started_at",
         "finished_at",
         "labels",
+        "resources",
+        "pending_reason",
     )
     for key in keys:
         if job.get(key) not in (None, [], ""):
@@ -169,6 +185,9 @@ def workers(
         "state",
         "hostname",
         "labels",
+        "isolation",
+        "capacity",
+        "reserved",
         "concurrency",
         "running_job_ids",
         "jobs_completed",
@@ -218,12 +237,42 @@ def _parse_secret_env(pairs: Sequence[str]) -> dict[str, str]:
 def _wait(client: CorralClient, job_id: str) -> dict[str, Any]:
     """Poll with a growing pause until the job is finished."""
     pause = 0.1
+    said: str | None = None
     while True:
         job = client.get(job_id)
         if job["status"] in TERMINAL:
             return job
+        if job.get("pending_reason") != said:
+            said = _say_why_pending(job)
         time.sleep(pause)
         pause = min(pause * 1.5, 2.0)
+
+
+def _say_why_pending(job: dict[str, Any]) -> str | None:
+    """Tell the user on stderr why a job waits, when no online worker could take it."""
+    reason = job.get("pending_reason") if job.get("status") == "pending" else None
+    if reason:
+        typer.echo(f"waiting: {reason}", err=True)
+    return reason
+
+
+_UNITS = {"": 1, "M": 1, "MB": 1, "MIB": 1, "G": 1024, "GB": 1024, "GIB": 1024, "T": 1 << 20}
+
+
+def _parse_memory(text: str | None) -> int | None:
+    """``512M``, ``2G``, ``1.5G`` or a bare number of MiB, as whole MiB."""
+    if text is None:
+        return None
+    value = text.strip().upper()
+    number = value.rstrip("BGIMT")
+    unit = value[len(number) :]
+    try:
+        mib = float(number) * _UNITS[unit]
+    except (KeyError, ValueError):
+        fail(f"--memory: {text!r} is not a size such as 512M or 2G")
+    if not 1 <= mib <= 1 << 24:  # also refuses nan and inf
+        fail(f"--memory: {text!r} must be between 1 MiB and 16 TiB")
+    return int(mib)
 
 
 def _follow(client: CorralClient, job_id: str) -> dict[str, Any]:

@@ -61,6 +61,19 @@ def worker(
         envvar="CORRAL_WORKER_ALLOW_PRIVATE_URLS",
         help="Let binary_url jobs download from loopback, link-local and private addresses.",
     ),
+    cpus: float | None = typer.Option(
+        None,
+        min=0.01,
+        envvar="CORRAL_WORKER_CPUS",
+        help="CPUs offered to jobs that ask for resources (default: the machine's).",
+    ),
+    memory_mb: int | None = typer.Option(
+        None,
+        "--memory-mb",
+        min=1,
+        envvar="CORRAL_WORKER_MEMORY_MB",
+        help="MiB of memory offered to jobs that ask for resources (default: the machine's).",
+    ),
     log_level: str = typer.Option("info", envvar="CORRAL_LOG_LEVEL"),
 ) -> None:
     """Claim jobs from the dispatcher and run them; SIGTERM drains, a second SIGTERM kills."""
@@ -79,6 +92,8 @@ def worker(
         claim_wait=claim_wait,
         prefetch=prefetch,
         allow_private_urls=allow_private_urls,
+        cpus=cpus,
+        memory_mb=memory_mb,
     )
     raise typer.Exit(asyncio.run(_run(config)))
 

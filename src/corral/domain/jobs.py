@@ -30,12 +30,55 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _TYPE = re.compile(r"^\S{1,200}$")
 _LABEL = re.compile(r"^[A-Za-z0-9_.:/-]{1,100}$")
 
+# What one job may ask of a worker: generous ceilings, only there to refuse nonsense
+# before it reaches the store (a job asking more than any worker has waits, with a reason).
+MAX_CPUS = 4096.0
+MIN_CPUS = 0.01
+MAX_MEMORY_MB = 1 << 24  # 16 TiB
+MAX_PIDS = 4194304  # the kernel's own pid_max ceiling
+
 
 # How much a job asks of whoever runs it, stored so a claim can filter on it:
 # nothing to execute (external agents only), a binary, or a shell command.
 RUNNABLE_NONE = 0
 RUNNABLE_ANY = 1
 RUNNABLE_COMMAND = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """What a job asks to be given: a CPU quota, a hard memory limit, a process cap.
+
+    ``cpus`` and ``memory_mb`` are reserved on the worker that claims the job
+    (placement); ``pids`` is only a limit. ``None`` asks nothing of that kind.
+    """
+
+    cpus: float | None = None
+    memory_mb: int | None = None
+    pids: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.cpus is None and self.memory_mb is None and self.pids is None
+
+    def validate(self) -> None:
+        if self.cpus is not None and not MIN_CPUS <= self.cpus <= MAX_CPUS:
+            raise InvalidInput(
+                f"resources.cpus must be between {MIN_CPUS} and {MAX_CPUS:g}",
+                field="resources.cpus",
+            )
+        if self.memory_mb is not None and not 1 <= self.memory_mb <= MAX_MEMORY_MB:
+            raise InvalidInput(
+                f"resources.memory_mb must be between 1 and {MAX_MEMORY_MB}",
+                field="resources.memory_mb",
+            )
+        if self.pids is not None and not 1 <= self.pids <= MAX_PIDS:
+            raise InvalidInput(
+                f"resources.pids must be between 1 and {MAX_PIDS}", field="resources.pids"
+            )
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {"cpus": self.cpus, "memory_mb": self.memory_mb, "pids": self.pids}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +102,15 @@ class JobSpec:
     labels: tuple[str, ...] = ()
     instructions: str | None = None
     variables: dict[str, Any] = field(default_factory=dict)
+    resources: Resources | None = None
+    network: bool = True  # False: run with no network, only on a worker that can cut it
+
+    @property
+    def placed(self) -> bool:
+        """Whether a claim must check this job against the claimer's capacity."""
+        res = self.resources
+        reserves = res is not None and (res.cpus is not None or res.memory_mb is not None)
+        return reserves or not self.network
 
     @property
     def runnable_level(self) -> int:
@@ -81,6 +133,8 @@ class JobSpec:
                 raise InvalidInput(f"invalid label: {label!r}", field="labels")
         if any("\x00" in a for a in self.arguments):
             raise InvalidInput("arguments may not contain NUL bytes", field="arguments")
+        if self.resources is not None:
+            self.resources.validate()
 
     def _validate_target(self) -> None:
         if self.command is not None and self.binary_url is not None:
@@ -209,6 +263,7 @@ class Attempt:
     ended_at: float | None = None
     exit_code: int | None = None
     error_message: str | None = None
+    leftover_processes: int | None = None  # killed after the main process ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +290,7 @@ class Outcome:
     stdout: str = ""
     stderr: str = ""
     retry: bool = False  # ask for another attempt when retries remain
+    leftover_processes: int | None = None  # killed in its cgroup after the main one ended
 
 
 @dataclass(frozen=True, slots=True)

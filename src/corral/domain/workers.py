@@ -26,6 +26,22 @@ class ExecutorInfo:
     labels: tuple[str, ...] = ()
     concurrency: int = 1
     metadata: dict[str, object] = field(default_factory=dict)
+    # Placement (issue 12): the CPUs it offers to jobs (None: its cpu_count), how it
+    # isolates jobs, and whether it can run a job with no network.
+    cpus: float | None = None
+    isolation: str | None = None
+    network_control: bool = False
+
+    @property
+    def cpu_capacity(self) -> float:
+        """CPUs a claim may reserve here; an executor that said nothing offers none."""
+        if self.cpus is not None:
+            return self.cpus
+        return float(self.cpu_count or 0)
+
+    @property
+    def memory_capacity(self) -> int:
+        return self.memory_mb or 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from corral.services.jobs import IDEMPOTENCY_BATCH, JobService
 from corral.services.leasing import LeaseService
 from corral.services.metrics import Metrics
 from corral.services.output import OutputService
+from corral.services.placement import PlacementService
 from corral.services.projects import ProjectService
 from corral.services.rates import RateService
 from corral.services.reaper import Reaper
@@ -87,6 +88,7 @@ class Services:
         self.sessions = SessionService(self.store)
         self.agents = AgentService(self.store, self.leases)
         self.wait_estimate = WaitEstimator(self.store, self.settings.executor_offline_after)
+        self.placement = PlacementService(self.store, self.settings.executor_offline_after)
         self.files = FileService(
             self.store,
             self.leases,

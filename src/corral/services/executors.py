@@ -33,6 +33,40 @@ class ExecutorView:
     state: ExecutorState
     running: list[Job]
 
+    @property
+    def reserved_cpus(self) -> float:
+        """CPUs its running jobs reserve (placement); jobs without resources count nothing."""
+        return sum(j.spec.resources.cpus or 0.0 for j in self.running if j.spec.resources)
+
+    @property
+    def reserved_memory_mb(self) -> int:
+        return sum(j.spec.resources.memory_mb or 0 for j in self.running if j.spec.resources)
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """What a heartbeat may restate about a worker; ``None`` keeps the registered value."""
+
+    cpus: float | None = None
+    memory_mb: int | None = None
+    isolation: str | None = None
+    network_control: bool | None = None
+
+    @property
+    def empty(self) -> bool:
+        return all(getattr(self, name) is None for name in self.__slots__)
+
+    def applied(self, info: ExecutorInfo) -> ExecutorInfo:
+        return replace(
+            info,
+            cpus=info.cpus if self.cpus is None else self.cpus,
+            memory_mb=info.memory_mb if self.memory_mb is None else self.memory_mb,
+            isolation=info.isolation if self.isolation is None else self.isolation,
+            network_control=(
+                info.network_control if self.network_control is None else self.network_control
+            ),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Registration:
@@ -156,6 +190,19 @@ class ExecutorService:
             limit=limit,
             commands_only=True,
         )
+
+    async def restate(self, principal: Principal, executor_id: str, capacity: Capacity) -> None:
+        """A worker's capacity as its heartbeat restates it; unchanged values cost no write."""
+        require(principal, Action.EXECUTE)
+        require_executor(principal, executor_id)
+        found = await self._store.get_executor(executor_id)
+        if found is None:
+            raise NotFound("Worker not found", worker_id=executor_id)
+        require_executor_owner(principal, found.info.principal_id)
+        info = capacity.applied(found.info)
+        if info != found.info:
+            await self._store.upsert_executor(info, time.time(), draining=found.draining)
+            self._hub.fleet_changed()
 
     async def set_draining(self, principal: Principal, executor_id: str) -> None:
         require(principal, Action.EXECUTE)

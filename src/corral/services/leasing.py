@@ -185,6 +185,7 @@ class LeaseService:
     def _after_finish(self, jobs: list[Job], now: float) -> None:
         self._hub.events.finished(jobs, now)
         self._hub.job_changed()
+        self._freed(jobs)
         for job in jobs:
             self._metrics.jobs_finished.labels(status=job.status.value).inc()
             self._hub.fire(job_topic(job.id))
@@ -255,6 +256,7 @@ class LeaseService:
 
     def _after_reap(self, reaped: list[Job], now: float, store_now: float | None = None) -> None:
         self._hub.events.finished(reaped, now)
+        self._freed(reaped)
         if reaped:
             self._hub.job_changed()
         for job in reaped:
@@ -262,6 +264,12 @@ class LeaseService:
             self._hub.fire(job_topic(job.id))
             if job.status == JobStatus.PENDING:
                 self.wake_at(job.run_after, store_now)
+
+    def _freed(self, ended: list[Job]) -> None:
+        """A job that reserved resources ended: its worker has room again, so claimers
+        waiting for room look again now rather than at the end of their long poll."""
+        if any(job.spec.placed for job in ended):
+            self._wake()
 
     def wake_at(self, when: float, now: float | None = None) -> None:
         """Wake claimers when a backed-off job becomes due, here and on other replicas.

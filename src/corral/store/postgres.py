@@ -41,6 +41,7 @@ from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError, NotFound, Unavailable
 from corral.store import lost
+from corral.store import postgres_placement as placement
 from corral.store import postgres_sql as q
 from corral.store.base import (
     IdempotencyRecord,
@@ -64,7 +65,7 @@ from corral.store.rows import (
     new_job_params,
     splice,
 )
-from corral.store.shared import SharedOperations
+from corral.store.shared import SET_LEFTOVERS, SharedOperations, leftover_rows
 
 log = logging.getLogger(__name__)
 
@@ -349,18 +350,23 @@ class PostgresStore(
 
     async def claim(self, request: ClaimRequest, now: float | None) -> list[Job]:
         labels = orjson.dumps(sorted(request.labels)).decode()
+        args = (
+            now,
+            labels,
+            request.least_runnable,
+            request.project_id,
+            request.limit,
+            request.executor_id,
+            request.executor_ip,
+            request.principal_id,
+        )
         async with self._conn() as conn:
-            rows = await conn.fetch(
-                q.CLAIM,
-                now,
-                labels,
-                request.least_runnable,
-                request.project_id,
-                request.limit,
-                request.executor_id,
-                request.executor_ip,
-                request.principal_id,
-            )
+            rows = await conn.fetch(q.CLAIM, *args)
+            # Empty: either nothing fits, or jobs that need placement wait (the fast
+            # claim stands aside for them); only the latter costs a transaction.
+            if not rows and await conn.fetchval(placement.ANY_PLACED):
+                async with conn.transaction():
+                    rows = await placement.claim_placed(conn, args)
         return [job_from_row(r) for r in rows]
 
     async def renew_lease(
@@ -418,6 +424,8 @@ class PostgresStore(
                 if len(batch.completed) > 1:
                     await conn.execute(q.LOCK_EXECUTORS, sorted(batch.completed))
                 await conn.execute(q.WRITE_BATCH, now, *batch.params())
+            if leftovers := leftover_rows(reports, out):
+                await conn.executemany(SET_LEFTOVERS.format("$1", "$2", "$3"), leftovers)
         return out
 
     def _finish_one(

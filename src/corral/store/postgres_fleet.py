@@ -12,7 +12,12 @@ from corral.errors import AlreadyExists, NotFound
 from corral.store import postgres_sql as q
 from corral.store.base import TokenRecord
 from corral.store.postgres_users import END_AGENT_SESSIONS
-from corral.store.rows import executor_from_row, executor_params, token_from_row
+from corral.store.rows import (
+    executor_from_row,
+    executor_params,
+    executor_placement_params,
+    token_from_row,
+)
 
 
 class PostgresFleet:
@@ -38,13 +43,20 @@ class PostgresFleet:
                 *executor_params(info),
                 now,
                 int(draining),
+                *executor_placement_params(info),
             )
         return executor_from_row(row)
 
     async def register_executor(
         self, info: ExecutorInfo, now: float, live_after: float
     ) -> Executor:
-        row = await self._fetchrow(q.REGISTER_EXECUTOR, *executor_params(info), now, live_after)
+        row = await self._fetchrow(
+            q.REGISTER_EXECUTOR,
+            *executor_params(info),
+            now,
+            live_after,
+            *executor_placement_params(info),
+        )
         if row is None:
             raise AlreadyExists("Worker already registered", worker_id=info.executor_id)
         return executor_from_row(row)

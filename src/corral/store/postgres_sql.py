@@ -60,6 +60,10 @@ _INSERT_TYPES = (
     "float8",
     "float8",
     "text",
+    "float8",
+    "int4",
+    "int4",
+    "int4",
 )
 _INSERT_ARGS = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_INSERT_TYPES))
 _INSERT_NAMES = ", ".join(f"c_{c}" for c in JOB_INSERT_COLUMNS)
@@ -102,7 +106,8 @@ DB_NOW = "SELECT extract(epoch from now())::float8"
 # $1 now (None: the database's), $2 claimer labels (jsonb array), $3 least runnable
 # level, $4 project, $5 limit, $6 executor, $7 ip, $8 principal. One statement, so one
 # round trip per claim: the executor is recorded as seen, the rows are picked past
-# other claimers' locks, leased, and their attempts opened.
+# other claimers' locks, leased, and their attempts opened. While a job that asks for
+# resources or no network waits, it claims nothing (see ``postgres_placement``).
 CLAIM = f"""
 WITH clock AS (SELECT {CLOCK} AS t), seen AS (
   INSERT INTO executors (executor_id, principal_id, ip, registered_at, last_heartbeat)
@@ -116,7 +121,8 @@ WITH clock AS (SELECT {CLOCK} AS t), seen AS (
     AND runnable >= $3::integer
     AND ($4::text IS NULL OR project_id = $4)
   ORDER BY priority DESC, seq
-  LIMIT $5
+  LIMIT CASE WHEN EXISTS (SELECT 1 FROM jobs AS w WHERE w.status = 'pending' AND w.placed = 1)
+    THEN 0 ELSE $5 END
   FOR UPDATE SKIP LOCKED
 ), claimed AS (
   UPDATE jobs SET status = 'running', attempt = attempt + 1, executor_id = $6,
@@ -278,9 +284,12 @@ ORDER BY "offset"
 
 UPSERT_EXECUTOR = """
 INSERT INTO executors (executor_id, principal_id, hostname, ip, cpu_count, memory_mb, os,
-  labels, concurrency, metadata, registered_at, last_heartbeat, draining)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
+  labels, concurrency, metadata, registered_at, last_heartbeat, draining, cpus, isolation,
+  network_control)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15)
 ON CONFLICT (executor_id) DO UPDATE SET principal_id = excluded.principal_id,
+  cpus = excluded.cpus, isolation = excluded.isolation,
+  network_control = excluded.network_control,
   hostname = excluded.hostname, ip = coalesce(excluded.ip, executors.ip),
   cpu_count = excluded.cpu_count, memory_mb = excluded.memory_mb, os = excluded.os,
   labels = excluded.labels, concurrency = excluded.concurrency,
@@ -291,9 +300,12 @@ RETURNING *
 
 REGISTER_EXECUTOR = """
 INSERT INTO executors (executor_id, principal_id, hostname, ip, cpu_count, memory_mb, os,
-  labels, concurrency, metadata, registered_at, last_heartbeat, draining)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 0)
+  labels, concurrency, metadata, registered_at, last_heartbeat, draining, cpus, isolation,
+  network_control)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 0, $13, $14, $15)
 ON CONFLICT (executor_id) DO UPDATE SET principal_id = excluded.principal_id,
+  cpus = excluded.cpus, isolation = excluded.isolation,
+  network_control = excluded.network_control,
   hostname = excluded.hostname, ip = excluded.ip, cpu_count = excluded.cpu_count,
   memory_mb = excluded.memory_mb, os = excluded.os, labels = excluded.labels,
   concurrency = excluded.concurrency, metadata = excluded.metadata,

@@ -12,7 +12,15 @@ from typing import Any
 
 import orjson
 
-from corral.domain.jobs import DEFAULT_TIMEOUT, Attempt, Job, JobSpec, NewJob, StreamState
+from corral.domain.jobs import (
+    DEFAULT_TIMEOUT,
+    Attempt,
+    Job,
+    JobSpec,
+    NewJob,
+    Resources,
+    StreamState,
+)
 from corral.domain.projects import (
     DuplicateHandling,
     Project,
@@ -48,6 +56,10 @@ JOB_INSERT_COLUMNS = (
     "lease_seconds",
     "created_at",
     "dedupe_key",
+    "req_cpus",
+    "req_memory_mb",
+    "no_network",
+    "placed",
 )
 
 
@@ -76,6 +88,10 @@ def spec_to_json(spec: JobSpec) -> str:
         doc["variables"] = spec.variables
     if spec.timeout != DEFAULT_TIMEOUT:
         doc["timeout"] = spec.timeout
+    if spec.resources is not None:
+        doc["resources"] = spec.resources.as_dict()
+    if not spec.network:
+        doc["network"] = False
     return orjson.dumps(doc).decode()
 
 
@@ -84,6 +100,8 @@ def spec_from_json(text: str) -> JobSpec:
     for name in ("arguments", "inputs", "outputs", "labels"):
         if name in doc:
             doc[name] = tuple(doc[name])
+    if "resources" in doc:
+        doc["resources"] = Resources(**doc["resources"])
     return JobSpec(**doc)
 
 
@@ -109,7 +127,14 @@ def new_job_params(job: NewJob) -> tuple[Any, ...]:
         job.lease_seconds,
         job.created_at,
         job.dedupe_key,
+        *placement_params(job.spec),
     )
+
+
+def placement_params(spec: JobSpec) -> tuple[float | None, int | None, int, int]:
+    """The claim's copy of what a job asks: cpus, memory, no network, and whether any is set."""
+    res = spec.resources or Resources()
+    return (res.cpus, res.memory_mb, int(not spec.network), int(spec.placed))
 
 
 def job_from_row(row: Mapping[str, Any]) -> Job:
@@ -156,6 +181,7 @@ def attempt_from_row(row: Mapping[str, Any]) -> Attempt:
         ended_at=row["ended_at"],
         exit_code=row["exit_code"],
         error_message=row["error_message"],
+        leftover_processes=row["leftover_processes"],
     )
 
 
@@ -171,6 +197,9 @@ def executor_from_row(row: Mapping[str, Any]) -> Executor:
         labels=tuple(orjson.loads(row["labels"])),
         concurrency=row["concurrency"],
         metadata=orjson.loads(row["metadata"]),
+        cpus=row["cpus"],
+        isolation=row["isolation"],
+        network_control=bool(row["network_control"]),
     )
     return Executor(
         info=info,
@@ -196,6 +225,11 @@ def executor_params(info: ExecutorInfo) -> tuple[Any, ...]:
         info.concurrency,
         orjson.dumps(info.metadata).decode(),
     )
+
+
+def executor_placement_params(info: ExecutorInfo) -> tuple[float | None, str | None, int]:
+    """What an executor offers for placement, appended after ``executor_params`` and times."""
+    return (info.cpus, info.isolation, int(info.network_control))
 
 
 def token_from_row(row: Mapping[str, Any]) -> TokenRecord:

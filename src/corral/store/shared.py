@@ -9,6 +9,20 @@ from corral.domain.retry import RetryPolicy
 from corral.errors import CorralError
 from corral.store.base import Report
 
+# Issue 12: what a worker killed in an attempt's cgroup after its main process ended.
+SET_LEFTOVERS = "UPDATE attempts SET leftover_processes = {} WHERE job_id = {} AND number = {}"
+
+
+def leftover_rows(
+    reports: Sequence[Report], results: Sequence[Job | CorralError]
+) -> list[tuple[int, str, int]]:
+    """(count, job id, attempt) for each accepted report that says how many it killed."""
+    return [
+        (report.outcome.leftover_processes, job.id, job.attempt)
+        for report, job in zip(reports, results, strict=True)
+        if isinstance(job, Job) and report.outcome.leftover_processes is not None
+    ]
+
 
 class SharedOperations:
     async def finish_many(

@@ -23,6 +23,7 @@ from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError
 from corral.store import sqlite_ops as ops
+from corral.store import sqlite_placement as placement
 from corral.store.base import (
     IdempotencyRecord,
     JobFilter,
@@ -39,7 +40,7 @@ from corral.store.rows import (
     new_job_params,
     splice,
 )
-from corral.store.shared import SharedOperations
+from corral.store.shared import SET_LEFTOVERS, SharedOperations, leftover_rows
 from corral.store.sqlite_engine import DURABLE, Readers, Writer
 from corral.store.sqlite_files import SqliteFiles
 from corral.store.sqlite_fleet import SqliteFleet
@@ -261,7 +262,10 @@ class SqliteStore(
 
         def op(conn: sqlite3.Connection) -> list[Job]:
             self._note_executor(conn, request, now)
-            rows = conn.execute(_CLAIM, params).fetchall()
+            if placement.placed_waiting(conn):
+                rows = placement.claim_placed(conn, params)
+            else:
+                rows = conn.execute(_CLAIM, params).fetchall()
             # RETURNING comes back in no promised order; hand out the best first.
             claimed = sorted((job_from_row(r) for r in rows), key=lambda j: (-j.priority, j.seq))
             conn.executemany(
@@ -348,7 +352,10 @@ class SqliteStore(
         now = self._at(now)
 
         def op(conn: sqlite3.Connection) -> list[Job | CorralError]:
-            return ops.finish_batch(conn, reports, now, policy, cap)
+            results = ops.finish_batch(conn, reports, now, policy, cap)
+            if leftovers := leftover_rows(reports, results):
+                conn.executemany(SET_LEFTOVERS.format("?", "?", "?"), leftovers)
+            return results
 
         result: list[Job | CorralError] = await self._write(op)
         return result

@@ -7,7 +7,12 @@ import sqlite3
 from corral.domain.workers import Executor, ExecutorInfo
 from corral.errors import AlreadyExists, NotFound
 from corral.store.base import TokenRecord
-from corral.store.rows import executor_from_row, executor_params, token_from_row
+from corral.store.rows import (
+    executor_from_row,
+    executor_params,
+    executor_placement_params,
+    token_from_row,
+)
 from corral.store.sqlite_engine import Readers, Writer
 from corral.store.sqlite_users import END_AGENT_SESSIONS
 
@@ -24,8 +29,11 @@ class SqliteFleet:
             row = conn.execute(
                 "INSERT INTO executors (executor_id, principal_id, hostname, ip, cpu_count, "
                 "memory_mb, os, labels, concurrency, metadata, registered_at, last_heartbeat, "
-                "draining) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "draining, cpus, isolation, network_control) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (executor_id) DO UPDATE SET principal_id = excluded.principal_id, "
+                "cpus = excluded.cpus, isolation = excluded.isolation, "
+                "network_control = excluded.network_control, "
                 "hostname = excluded.hostname, ip = coalesce(excluded.ip, executors.ip), "
                 "cpu_count = excluded.cpu_count, memory_mb = excluded.memory_mb, "
                 "os = excluded.os, labels = excluded.labels, concurrency = excluded.concurrency, "
@@ -36,6 +44,7 @@ class SqliteFleet:
                     now,
                     now,
                     int(draining),
+                    *executor_placement_params(info),
                 ),
             ).fetchone()
             return executor_from_row(row)
@@ -50,15 +59,24 @@ class SqliteFleet:
             row = conn.execute(
                 "INSERT INTO executors (executor_id, principal_id, hostname, ip, cpu_count, "
                 "memory_mb, os, labels, concurrency, metadata, registered_at, last_heartbeat, "
-                "draining) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
+                "draining, cpus, isolation, network_control) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) "
                 "ON CONFLICT (executor_id) DO UPDATE SET principal_id = excluded.principal_id, "
+                "cpus = excluded.cpus, isolation = excluded.isolation, "
+                "network_control = excluded.network_control, "
                 "hostname = excluded.hostname, ip = excluded.ip, cpu_count = excluded.cpu_count, "
                 "memory_mb = excluded.memory_mb, os = excluded.os, labels = excluded.labels, "
                 "concurrency = excluded.concurrency, metadata = excluded.metadata, "
                 "registered_at = excluded.registered_at, "
                 "last_heartbeat = excluded.last_heartbeat, draining = 0, jobs_completed = 0, "
                 "reported_status = NULL WHERE executors.last_heartbeat < ? RETURNING *",
-                (*executor_params(info), now, now, live_after),
+                (
+                    *executor_params(info),
+                    now,
+                    now,
+                    *executor_placement_params(info),
+                    live_after,
+                ),
             ).fetchone()
             if row is None:
                 raise AlreadyExists("Worker already registered", worker_id=info.executor_id)

@@ -51,6 +51,8 @@ async def job_page(
     details = await services.jobs.details(viewer.principal, job_id, with_output=fragment is None)
     artifacts = await services.files.artifacts(viewer.principal, job_id)
     context = _context(viewer, details, artifacts, services.settings.output_cap)
+    reasons = await services.placement.reasons([details.job])
+    context["pending_reason"] = reasons.get(job_id)
     template = FRAGMENTS[fragment] if fragment else "job.html"
     return TEMPLATES.TemplateResponse(request, template, context)
 

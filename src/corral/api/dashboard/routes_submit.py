@@ -30,14 +30,24 @@ from corral.api.dashboard.session import Viewer, ViewerDep
 from corral.api.dashboard.templating import TEMPLATES
 from corral.api.deps import ServicesDep
 from corral.auth.policy import Action, require
-from corral.domain.jobs import DEFAULT_TIMEOUT, MAX_TIMEOUT, JobDraft, JobSpec
+from corral.domain.jobs import DEFAULT_TIMEOUT, MAX_TIMEOUT, JobDraft, JobSpec, Resources
 from corral.domain.priority import parse_priority
 from corral.errors import InvalidInput, TooLarge
 from corral.services.container import Services
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 PRIORITIES = ("high", "normal", "low")
-FIELDS = ("command", "labels", "timeout", "priority", "env", "secret_env")
+FIELDS = (
+    "command",
+    "labels",
+    "timeout",
+    "priority",
+    "env",
+    "secret_env",
+    "cpus",
+    "memory_mb",
+    "no_network",
+)
 MAX_FIELDS = 20  # the form sends 7; room to grow, but never a flood of parts
 CHUNK = 1 << 20  # bytes read from the spooled archive per piece handed to the store
 
@@ -52,6 +62,9 @@ class SubmitForm:
     priority: str = "normal"
     env: str = ""
     secret_env: str = ""
+    cpus: str = ""  # resources (issue 12): blank asks for nothing
+    memory_mb: str = ""
+    no_network: str = ""  # a checkbox: "on" when ticked
 
     @classmethod
     def of(cls, form: FormData) -> SubmitForm:
@@ -69,9 +82,16 @@ class SubmitForm:
             timeout=_timeout(self.timeout),
             env=_env_lines(self.env, "env"),
             secret_env=_env_lines(self.secret_env, "secret_env"),
+            resources=self._resources(),
+            network=not self.no_network,
         )
         spec.validate()
         return JobDraft(spec, parse_priority(self.priority))
+
+    def _resources(self) -> Resources | None:
+        cpus = _number(self.cpus, "cpus")
+        memory = _whole(self.memory_mb, "memory_mb")
+        return None if cpus is None and memory is None else Resources(cpus, memory)
 
     def shown(self) -> SubmitForm:
         """The values a re-rendered form may carry: never a secret value."""
@@ -85,6 +105,21 @@ def _timeout(text: str) -> int:
         raise InvalidInput(
             f"timeout must be a whole number of seconds (1 to {MAX_TIMEOUT})", field="timeout"
         ) from None
+
+
+def _number(text: str, field: str) -> float | None:
+    """A blank field asks for nothing; anything else must be a number."""
+    try:
+        return float(text) if text.strip() else None
+    except ValueError:
+        raise InvalidInput(f"{field} must be a number", field=f"resources.{field}") from None
+
+
+def _whole(text: str, field: str) -> int | None:
+    value = _number(text, field)
+    if value is not None and not value.is_integer():
+        raise InvalidInput(f"{field} must be a whole number", field=f"resources.{field}")
+    return None if value is None else int(value)
 
 
 def _env_lines(text: str, field: str) -> dict[str, str]:

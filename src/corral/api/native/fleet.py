@@ -18,7 +18,7 @@ from corral.domain.jobs import MAX_CLAIM
 from corral.domain.priority import QUEUE_CLASSES
 from corral.domain.workers import ExecutorInfo
 from corral.errors import Unavailable
-from corral.services.executors import ExecutorView
+from corral.services.executors import Capacity, ExecutorView
 
 router = APIRouter(prefix="/api/v1", route_class=NativeRoute, tags=["fleet"])
 
@@ -38,6 +38,9 @@ async def register_executor(
         labels=tuple(body.labels),
         concurrency=body.concurrency,
         metadata=body.metadata,
+        cpus=body.cpus,
+        isolation=body.isolation,
+        network_control=body.network_control,
     )
     executor = await services.executors.register(principal, info)
     state = executor.state(executor.last_heartbeat, services.executors.offline_after)
@@ -51,6 +54,9 @@ async def executor_heartbeat(
 ) -> dict[str, Any]:
     if body.draining:
         await services.executors.set_draining(principal, executor_id)
+    capacity = Capacity(body.cpus, body.memory_mb, body.isolation, body.network_control)
+    if not capacity.empty:
+        await services.executors.restate(principal, executor_id, capacity)
     held = [(j.job_id, j.attempt) for j in body.jobs]
     leases = await services.leases.renew_all(principal, executor_id, held)
     return {

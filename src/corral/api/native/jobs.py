@@ -104,7 +104,8 @@ async def list_jobs(
     )
     jobs, total = await services.jobs.list_jobs(principal, flt, limit, offset)
     response.headers["X-Total-Count"] = str(total)
-    return [render.summary(j) for j in jobs]
+    reasons = await services.placement.reasons(jobs)
+    return [{**render.summary(j), "pending_reason": reasons.get(j.id)} for j in jobs]
 
 
 def _status(value: str | None) -> JobStatus | None:
@@ -119,7 +120,9 @@ def _status(value: str | None) -> JobStatus | None:
 
 @router.get("/jobs/{job_id}")
 async def get_job(job_id: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
-    return render.details(await services.jobs.details(principal, job_id))
+    details = await services.jobs.details(principal, job_id)
+    reasons = await services.placement.reasons([details.job])
+    return {**render.details(details), "pending_reason": reasons.get(job_id)}
 
 
 @router.delete("/jobs/{job_id}")

@@ -72,6 +72,8 @@ def job_body(job: Job) -> dict[str, Any]:
         "timeout": spec.timeout,
         "instructions": spec.instructions,
         "variables": spec.variables,
+        "resources": spec.resources.as_dict() if spec.resources else None,
+        "network": spec.network,
         "max_retries": job.max_retries,
         "lease_seconds": job.lease_seconds,
         "attempt": job.attempt,
@@ -95,6 +97,7 @@ def attempt(a: Attempt) -> dict[str, Any]:
         "status": a.status.value,
         "exit_code": a.exit_code,
         "error_message": a.error_message,
+        "leftover_processes": a.leftover_processes,
     }
 
 
@@ -133,4 +136,9 @@ def executor(view: ExecutorView) -> dict[str, Any]:
         "labels": list(info.labels),
         "concurrency": info.concurrency,
         "registered_at": iso(ex.registered_at),
+        # Placement (issue 12): how it isolates jobs, what it offers and what is taken.
+        "isolation": info.isolation,
+        "network_control": info.network_control,
+        "capacity": {"cpus": info.cpu_capacity, "memory_mb": info.memory_capacity},
+        "reserved": {"cpus": view.reserved_cpus, "memory_mb": view.reserved_memory_mb},
     }

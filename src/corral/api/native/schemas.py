@@ -14,11 +14,16 @@ from corral.domain.jobs import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     MAX_CLAIM,
+    MAX_CPUS,
+    MAX_MEMORY_MB,
+    MAX_PIDS,
     MAX_RETRIES_LIMIT,
     MAX_TIMEOUT,
+    MIN_CPUS,
     JobDraft,
     JobSpec,
     Outcome,
+    Resources,
 )
 from corral.domain.states import JobStatus
 from corral.errors import InvalidInput
@@ -32,6 +37,22 @@ class Body(BaseModel):
     @model_validator(mode="after")
     def _fits_the_store(self) -> Self:
         return storable(self)
+
+
+class ResourceRequest(Body):
+    """What a job asks of its worker; every field optional, ranges shown in OpenAPI."""
+
+    cpus: float | None = Field(
+        default=None, ge=MIN_CPUS, le=MAX_CPUS, description="CPU quota, reserved on the worker"
+    )
+    memory_mb: int | None = Field(
+        default=None, ge=1, le=MAX_MEMORY_MB, description="hard memory limit, reserved"
+    )
+    pids: int | None = Field(default=None, ge=1, le=MAX_PIDS, description="process cap")
+
+    def to_domain(self) -> Resources | None:
+        res = Resources(cpus=self.cpus, memory_mb=self.memory_mb, pids=self.pids)
+        return None if res.empty else res
 
 
 class SubmitJob(Body):
@@ -55,6 +76,8 @@ class SubmitJob(Body):
     batch_id: str | None = None
     instructions: str | None = None
     variables: dict[str, Any] = Field(default_factory=dict)
+    resources: ResourceRequest | None = None
+    network: bool = Field(default=True, description="false: run with no network at all")
 
     def to_draft(self) -> JobDraft:
         """As documented, binary jobs must name their type and priority; command jobs may not."""
@@ -78,6 +101,8 @@ class SubmitJob(Body):
             labels=tuple(self.labels),
             instructions=self.instructions,
             variables=self.variables,
+            resources=self.resources.to_domain() if self.resources else None,
+            network=self.network,
         )
         return JobDraft(
             spec=spec,
@@ -113,6 +138,7 @@ class Complete(ExecutorCall):
     stderr: str = ""
     exit_code: int | None = Field(default=None, ge=-EXIT_CODE - 1, le=EXIT_CODE)
     result: Any = None
+    leftover_processes: int | None = Field(default=None, ge=0, le=1 << 31)
 
     def outcome(self) -> Outcome:
         return Outcome(
@@ -121,6 +147,7 @@ class Complete(ExecutorCall):
             result=self.result,
             stdout=self.stdout,
             stderr=self.stderr,
+            leftover_processes=self.leftover_processes,
         )
 
 
@@ -137,6 +164,7 @@ class Fail(Complete):
             stdout=self.stdout,
             stderr=self.stderr,
             retry=self.retry,
+            leftover_processes=self.leftover_processes,
         )
 
 
@@ -149,6 +177,8 @@ class ResultReport(Body):
     error_message: str | None = None
     result: Any = None
     retry: bool = False
+    # Issue 12: processes of the job's cgroup killed after its main process ended.
+    leftover_processes: int | None = Field(default=None, ge=0, le=1 << 31)
 
     def outcome(self) -> Outcome:
         return Outcome(
@@ -157,6 +187,7 @@ class ResultReport(Body):
             error_message=self.error_message,
             result=self.result,
             retry=self.retry,
+            leftover_processes=self.leftover_processes,
         )
 
 
@@ -178,6 +209,10 @@ class RegisterExecutor(Body):
     labels: list[str] = Field(default_factory=list)
     concurrency: int = Field(default=1, ge=1, le=10000)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # Placement (issue 12): what this worker offers jobs and how it isolates them.
+    cpus: float | None = Field(default=None, ge=0, le=1 << 20)
+    isolation: Literal["sandbox", "user", "none"] | None = None
+    network_control: bool = False
 
 
 class HeldJob(Body):
@@ -188,6 +223,11 @@ class HeldJob(Body):
 class ExecutorHeartbeat(Body):
     jobs: list[HeldJob] = Field(default_factory=list)
     draining: bool = False
+    # A worker may restate its capacity on any beat; absent keeps what it registered.
+    cpus: float | None = Field(default=None, ge=0, le=1 << 20)
+    memory_mb: int | None = Field(default=None, ge=0)
+    isolation: Literal["sandbox", "user", "none"] | None = None
+    network_control: bool | None = None
 
 
 class NewToken(Body):

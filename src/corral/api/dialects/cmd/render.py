@@ -39,6 +39,12 @@ def worker_summary(view: ExecutorView) -> dict[str, Any]:
         "registeredAt": iso(executor.registered_at),
         "currentJobId": view.running[0].id if view.running else None,
         "jobsCompleted": executor.jobs_completed,
+        # Placement (issue 12): how it isolates jobs, what it offers and what is taken.
+        "isolation": info.isolation,
+        "networkControl": info.network_control,
+        "cpus": info.cpu_capacity,
+        "reservedCpus": view.reserved_cpus,
+        "reservedMemoryMb": view.reserved_memory_mb,
     }
 
 

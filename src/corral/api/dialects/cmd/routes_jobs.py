@@ -20,7 +20,7 @@ from corral.api.ranges import COUNT
 from corral.api.responses import JSON
 from corral.api.status_names import parse_status
 from corral.api.timefmt import iso
-from corral.domain.jobs import Job, JobDraft, JobSpec, Outcome
+from corral.domain.jobs import Job, JobDraft, JobSpec, Outcome, Resources
 from corral.domain.principals import Principal
 from corral.domain.priority import parse_priority
 from corral.domain.states import JobStatus
@@ -46,6 +46,12 @@ _FILE_URL = re.compile(
 _FILE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
+def _resources(body: SubmitBody) -> Resources | None:
+    if body.required_cpu is None and body.required_ram_mb is None:
+        return None
+    return Resources(cpus=body.required_cpu, memory_mb=body.required_ram_mb)
+
+
 @router.post("/submit", status_code=201)
 async def submit(body: SubmitBody, principal: PrincipalDep, services: ServicesDep) -> JSON:
     spec = JobSpec(
@@ -56,6 +62,7 @@ async def submit(body: SubmitBody, principal: PrincipalDep, services: ServicesDe
         input_file_id=_file_id(body.file_url) if body.file_url else None,
         timeout=body.timeout,
         labels=tuple(body.labels),
+        resources=_resources(body),
     )
     priority = parse_priority(body.priority)
     draft = JobDraft(spec=spec, priority=priority, max_retries=body.max_retries)
@@ -125,6 +132,9 @@ def _assignment(job: Job, request: Request) -> dict[str, object]:
         "env": {**spec.env, **spec.secret_env},  # the worker holding the lease needs them
         "priority": render.LEVELS.get(job.priority),
         "attempt": job.attempt,
+        # What the job may use (extension): the limits the worker should apply.
+        "requiredCpu": spec.resources.cpus if spec.resources else None,
+        "requiredRamMb": spec.resources.memory_mb if spec.resources else None,
     }
 
 

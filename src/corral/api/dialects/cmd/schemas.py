@@ -13,6 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from corral.api.ranges import COUNT, EXIT_CODE, MEMORY_MB
 from corral.api.storable import storable
+from corral.domain.jobs import MAX_CPUS, MAX_MEMORY_MB, MIN_CPUS
 
 WORKER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 
@@ -59,6 +60,10 @@ class SubmitBody(CamelModel):
     secret_env: dict[str, str] = Field(default_factory=dict)
     labels: list[str] = Field(default_factory=list, max_length=100)
     max_retries: int = Field(default=3, ge=0, le=100)
+    # Placement (issue 12): reserved on the worker that takes the job, as CMD Executor's
+    # requiredCpu / requiredRamMb; the same as the native resources.cpus / memory_mb.
+    required_cpu: float | None = Field(default=None, ge=MIN_CPUS, le=MAX_CPUS)
+    required_ram_mb: int | None = Field(default=None, ge=1, le=MAX_MEMORY_MB)
 
 
 class ResultBody(CamelModel):
