@@ -50,7 +50,9 @@ def _describe(track: Hierarchy | None, limits: dict[str, Hierarchy], notes: list
     reason = f"jobs tracked and killed in {track.parent}; limits: {where}"
     missing = [c for c in LIMITED if c not in limits]
     if missing:
-        reason += f"; no {', '.join(missing)} limit: " + ("; ".join(notes) or "not mounted")
+        reason += f"; no {', '.join(missing)} limit"
+    if notes:  # why a hierarchy or controller is not used
+        reason += f" ({'; '.join(notes)})"
     return Cgroups(mode, reason, track, limits)
 
 
