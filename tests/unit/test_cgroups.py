@@ -211,3 +211,22 @@ def test_item12_setrlimit_fallback_limits_memory(tmp_path: Path) -> None:
     assert done.returncode != 0 and b"MemoryError" in done.stderr
     assert group.leftovers(1) is None
     assert alive(os.getpid())
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["in-job-shell", "exec-prefix"])
+def test_item12_a_failed_join_runs_nothing(tmp_path: Path, inline: bool) -> None:
+    cgroups = require_cgroups(detect(worker_key(tmp_path)))
+    try:
+        group = cgroups.job("j.1", Resources(pids=10))
+        script = "cat /proc/self/cgroup; echo ran"
+        argv = group.wrap(["/bin/sh", "-c", script], script if inline else None)
+        assert (argv.count("/bin/sh"), argv[2].endswith(script)) == (
+            (1, True) if inline else (2, False)  # inline: no second shell is exec'd
+        )
+        joined = subprocess.run(argv, capture_output=True, text=True, check=False)
+        assert joined.returncode == 0 and "/j.1\n" in joined.stdout, joined
+        group.remove()  # now the join must fail, and the script must not run
+        refused = subprocess.run(argv, capture_output=True, text=True, check=False)
+        assert (refused.returncode, refused.stdout) == (125, "")
+    finally:
+        cgroups.close()

@@ -262,7 +262,7 @@ class Execution:
             raise PrepareError(exc.message) from exc
         except OSError as exc:
             raise PrepareError(f"could not create the job's cgroup: {exc}", retryable=True) from exc
-        return [*self.cgroup.argv_prefix(), *argv]
+        return self.cgroup.wrap(argv, self.job.spec.command)
 
     async def _sweep_cgroup(self, leader: int) -> None:
         """The leader is gone: count what is left in the job's cgroup, then kill it all."""
