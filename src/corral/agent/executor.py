@@ -230,7 +230,7 @@ class Execution:
                 self.stop(StopReason.LEASE_EXPIRED)
             if self.stop_reason is not None:
                 return RunResult(started=False, stop_reason=self.stop_reason)
-            returncode = await self._execute(self._confine(argv), cwd)
+            returncode = await self._execute(argv, cwd)
             limit_error = self.cgroup.oom_message() if self.cgroup is not None else None
             notes = await self._save_outputs(cwd)
         except (PrepareError, JobFilesError) as exc:
@@ -315,6 +315,7 @@ class Execution:
         return await save_outputs(self.executor.files, run.job_id, run.attempt, run.spec, cwd)
 
     async def _execute(self, argv: list[str], cwd: Path) -> int:
+        argv = self._confine(argv)  # last: the cgroup join runs before any uid switch
         try:
             group = spawn(argv, cwd=cwd, env=job_env(self.job, os.environ, self.executor.work_dir))
         except OSError as exc:  # the job's fault (no such file, not executable) or ours
