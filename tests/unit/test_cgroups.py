@@ -19,7 +19,7 @@ from corral.agent.binaries import BinaryCache
 from corral.agent.cgroup_detect import detect
 from corral.agent.cgroups import Cgroups, LimitPolicy, Resources, worker_key
 from corral.agent.dispatcher import parse_job
-from corral.agent.executor import Execution, Executor, JobRun, RunResult
+from corral.agent.executor import Execution, Executor, JobRun, RunResult, StopReason
 from corral.agent.output import OutputForwarder
 from corral.agent.process import alive
 from corral.agent.reports import report_for
@@ -230,3 +230,44 @@ def test_item12_a_failed_join_runs_nothing(tmp_path: Path, inline: bool) -> None
         assert (refused.returncode, refused.stdout) == (125, "")
     finally:
         cgroups.close()
+
+
+async def start_with_daemon(
+    executor: Executor, pidfile: Path
+) -> tuple[Execution, asyncio.Task[RunResult], int]:
+    """A running job whose daemon has left its session; returns (execution, task, daemon pid)."""
+    daemon = f"setsid sh -c 'sleep 300 & echo $! > {pidfile}' </dev/null >/dev/null 2>&1"
+    job = JobRun("job", 1, JobSpec(command=f"{daemon}; sleep 300", timeout=60))
+    execution = Execution(executor, job, OutputForwarder(RecordingSink()))
+    task = asyncio.ensure_future(execution.run())
+    deadline = time.monotonic() + 10
+    while not await asyncio.to_thread(lambda: pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline, "the daemon never started"
+        await asyncio.sleep(0.02)
+    return execution, task, int(await asyncio.to_thread(pidfile.read_text))
+
+
+@pytest.mark.parametrize("reason", [StopReason.CANCEL, StopReason.LOST, StopReason.SHUTDOWN])
+async def test_item12_every_stop_kills_the_daemon(
+    executor: Executor, tmp_path: Path, reason: StopReason
+) -> None:
+    execution, task, daemon = await start_with_daemon(executor, tmp_path / "daemon")
+    execution.stop(reason)
+    result = await asyncio.wait_for(task, 10)
+    assert result.stop_reason is reason
+    assert await until_dead([daemon]) == []
+    assert result.leftover_processes == 1
+    assert job_groups(executor) == []
+
+
+async def test_item12_a_run_cancelled_midway_still_kills_its_cgroup(
+    executor: Executor, tmp_path: Path
+) -> None:
+    """A drain that runs out of time cancels the runner task itself: the cgroup still goes."""
+    execution, task, daemon = await start_with_daemon(executor, tmp_path / "daemon")
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert await until_dead([daemon]) == []
+    assert execution.group is not None
+    assert await asyncio.to_thread(execution.group.popen.wait, 5) == -9  # the leader too
+    assert job_groups(executor) == []

@@ -143,10 +143,7 @@ class Cgroups:
             for stale in [p for p in hierarchy.parent.iterdir() if p.is_dir()]:
                 group = JobCgroup(self, Resources(), {hierarchy: stale})
                 killed += group.leftovers(0) or 0
-                for _ in range(KILL_ROUNDS):
-                    if group.kill():
-                        break
-                    time.sleep(KILL_PAUSE)
+                group.kill_blocking()
                 group.remove()
         return killed
 
@@ -244,6 +241,14 @@ class JobCgroup:
                 return
             await asyncio.sleep(KILL_PAUSE)
         log.warning("job cgroup did not empty", extra={"action": "cgroup_stuck"})
+
+    def kill_blocking(self) -> None:
+        """``kill_all`` for where nothing else may run meanwhile: the sweep at start, and a
+        run cancelled before its sweep (rare; the kill takes milliseconds)."""
+        for _ in range(KILL_ROUNDS):
+            if self.kill():
+                return
+            time.sleep(KILL_PAUSE)
 
     def _freeze_and_kill(self, pids: list[int]) -> None:
         freezer = self._freezer()

@@ -273,7 +273,7 @@ class Execution:
     def _release_cgroup(self) -> None:
         """Kill (again: a run cancelled mid-way never swept) and remove the job's cgroup."""
         if self.cgroup is not None:
-            self.cgroup.kill()
+            self.cgroup.kill_blocking()  # at once when empty, the usual case
             self.cgroup.remove()
 
     async def _prepare(self, job_dir: Path) -> tuple[list[str], Path]:
