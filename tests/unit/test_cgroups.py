@@ -271,3 +271,25 @@ async def test_item12_a_run_cancelled_midway_still_kills_its_cgroup(
     assert execution.group is not None
     assert await asyncio.to_thread(execution.group.popen.wait, 5) == -9  # the leader too
     assert job_groups(executor) == []
+
+
+async def test_item12_v1_only_layout_freezes_and_kills_the_daemon(tmp_path: Path) -> None:
+    """Without cgroup v2 (no cgroup.kill), the v1 freezer tracks the job and the kill
+    freezes it, SIGKILLs every pid and thaws, until it is empty."""
+    cgroups = require_cgroups(detect(worker_key(tmp_path), v2=False))
+    try:
+        assert cgroups.mode == "cgroup v1" and cgroups.track is not None
+        assert cgroups.track.parent.parts[:4] == ("/", "sys", "fs", "cgroup")
+        assert "freezer" in str(cgroups.track.parent)
+        group = cgroups.job("j.1", Resources(pids=20))
+        pidfile = tmp_path / "daemon"
+        script = f"setsid sh -c 'sleep 300 & echo $! > {pidfile}' </dev/null >/dev/null 2>&1"
+        leader = await asyncio.create_subprocess_exec(*group.wrap(["/bin/sh", "-c", script]))
+        assert await leader.wait() == 0
+        daemon = int(await asyncio.to_thread(pidfile.read_text))
+        assert group.leftovers(leader.pid) == 1
+        await group.kill_all()
+        assert await until_dead([daemon]) == []
+        group.remove()
+    finally:
+        cgroups.close()

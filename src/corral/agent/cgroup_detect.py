@@ -22,19 +22,20 @@ NEST = "corral"  # <own cgroup>/corral/<worker key>/<job>
 AGENT_LEAF = "corral-agent"  # pure v2: where the worker moves itself to free its own group
 
 
-def detect(key: str) -> Cgroups:
-    """What this machine offers to a worker whose groups are named ``key``."""
-    mounts = _mounts()
+def detect(key: str, *, v2: bool = True) -> Cgroups:
+    """What this machine offers to a worker whose groups are named ``key``; ``v2=False``
+    ignores cgroup v2 (to try the v1-only layout on a machine that has both)."""
+    mounts = [m for m in _mounts() if v2 or m[0] != "cgroup2"]
     own = _own_paths()
     notes: list[str] = []
-    v2, v2_controllers = _v2(mounts, own, key, notes)
-    limits = dict.fromkeys(v2_controllers, v2) if v2 is not None else {}
+    unified, v2_controllers = _v2(mounts, own, key, notes)
+    limits = dict.fromkeys(v2_controllers, unified) if unified is not None else {}
     for controller in LIMITED:
         if controller not in limits:
             v1 = _v1(mounts, own, controller, key, notes)
             if v1 is not None:
                 limits[controller] = v1
-    track = v2 or _v1(mounts, own, "freezer", key, notes) or next(iter(limits.values()), None)
+    track = unified or _v1(mounts, own, "freezer", key, notes) or next(iter(limits.values()), None)
     return _describe(track, limits, notes)
 
 
@@ -123,23 +124,33 @@ def _v2(
 
 
 def _enable(base: Path, parent: Path, wanted: list[str], notes: list[str]) -> list[str]:
-    """Turn ``wanted`` on for the children of every group from ``base`` down to ``parent``.
+    """Turn each of ``wanted`` on for the children of every group from ``base`` down to
+    ``parent``; returns those that could be.
 
     cgroup v2 lets a group hand controllers to its children only while it has no
     processes of its own (the root excepted): when the worker's own group refuses
     (EBUSY), the worker and whatever shares its group move to a leaf beside ``corral``.
     """
-    chain = [base, base / NEST, parent]
-    line = " ".join(f"+{c}" for c in wanted)
-    for group in chain:
+    enabled = []
+    for controller in wanted:
         try:
-            (group / "cgroup.subtree_control").write_text(line)
+            for group in (base, base / NEST, parent):
+                _subtree(group, controller, base)
         except OSError as exc:
-            if group != base or exc.errno != errno.EBUSY or not _leave(base):
-                notes.append(f"cannot enable {line} in {group}: {exc.strerror}")
-                return []
-            (group / "cgroup.subtree_control").write_text(line)
-    return wanted
+            notes.append(f"cannot enable {controller} below {base}: {exc.strerror}")
+            continue
+        enabled.append(controller)
+    return enabled
+
+
+def _subtree(group: Path, controller: str, base: Path) -> None:
+    control = group / "cgroup.subtree_control"
+    try:
+        control.write_text(f"+{controller}")
+    except OSError as exc:
+        if group != base or exc.errno != errno.EBUSY or not _leave(base):
+            raise
+        control.write_text(f"+{controller}")
 
 
 def _leave(base: Path) -> bool:

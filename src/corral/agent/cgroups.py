@@ -70,11 +70,10 @@ class Resources:
         """The claimed job's ``resources`` object, or None when absent or empty."""
         if not isinstance(value, dict):
             return None
-        cpus, memory, pids = value.get("cpus"), value.get("memory_mb"), value.get("pids")
         found = cls(
-            cpus=float(cpus) if isinstance(cpus, int | float) and cpus > 0 else None,
-            memory_mb=int(memory) if isinstance(memory, int | float) and memory > 0 else None,
-            pids=int(pids) if isinstance(pids, int | float) and pids > 0 else None,
+            cpus=_positive(value.get("cpus")),
+            memory_mb=_whole(_positive(value.get("memory_mb"))),
+            pids=_whole(_positive(value.get("pids"))),
         )
         return None if found == cls() else found
 
@@ -295,6 +294,17 @@ class JobCgroup:
                     "cannot remove job cgroup",
                     extra={"action": "cgroup_busy", "path": str(path), "error": exc.strerror},
                 )
+
+
+def _positive(value: object) -> float | None:
+    """A positive number from the wire; anything else (null, a bool, text) is "not asked"."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return float(value)
+
+
+def _whole(value: float | None) -> int | None:
+    return None if value is None else max(1, int(value))
 
 
 def _asked(limits: Resources, controller: str) -> bool:
