@@ -141,7 +141,8 @@ class Cgroups:
         for hierarchy in self._hierarchies():
             for stale in [p for p in hierarchy.parent.iterdir() if p.is_dir()]:
                 group = JobCgroup(self, Resources(), {hierarchy: stale})
-                killed += group.leftovers(0) or 0
+                if hierarchy == self.track:  # a process is in every hierarchy: count once
+                    killed += group.leftovers(0) or 0
                 group.kill_blocking()
                 group.remove()
         return killed
@@ -190,7 +191,7 @@ class JobCgroup:
 
         When ``argv`` is the job's own ``/bin/sh -c script`` (nothing between the worker
         and that shell: no uid switch, no sandbox), the join is written at the head of
-        the script instead of exec'ing a shell more: a second exec halves the spawn rate.
+        the script instead of exec'ing one shell more (an exec is most of a spawn's cost).
         The join runs before anything of the script, and a failed join ends it (125)."""
         if not self.dirs or script is None or argv[:3] != ["/bin/sh", "-c", script]:
             return [*self.argv_prefix(), *argv]
