@@ -64,7 +64,8 @@ async def run(
 def job_groups(executor: Executor) -> list[Path]:
     cgroups = require_cgroups(executor.cgroups)
     parents = {cgroups.track, *cgroups.limits.values()} - {None}
-    return [p for h in parents if h is not None for p in h.parent.iterdir() if p.is_dir()]
+    found = [p for h in parents if h is not None for p in h.parent.iterdir() if p.is_dir()]
+    return [p for p in found if p not in cgroups.idle]  # empty, kept for the next job
 
 
 def test_item12_detect_says_what_it_got_and_why(tmp_path: Path) -> None:
@@ -99,6 +100,12 @@ async def test_item12_setsid_double_fork_dies_with_its_job(
     assert result.leftover_processes == 1
     report = report_for(JobRun("job", 1, JobSpec(command="x")), result)
     assert report is not None and report["leftover_processes"] == 1
+    # The group, empty again, is kept for the next job without limits, which finds
+    # nothing of the last one in it.
+    assert len(require_cgroups(executor.cgroups).idle) == 1
+    again, _ = await run(executor, "true")
+    assert (again.exit_code, again.leftover_processes) == (0, 0)
+    assert len(require_cgroups(executor.cgroups).idle) == 1
 
 
 async def test_item12_timeout_kills_the_escapees_too(executor: Executor, tmp_path: Path) -> None:
