@@ -1,23 +1,29 @@
 """Each job in its own cgroup, with a real ``corral server`` and ``corral worker`` as root:
 no daemon outlives its job (at its end or at cancel), and the worker's default limits
-stop a job that allocates too much memory or forks too many processes."""
+stop a job that allocates too much memory or forks too many processes.
+
+The jobs share nothing with the test but their output, so these tests hold at every
+isolation level (a job with its own uid and private ``/tmp`` cannot write the test's
+files): a daemon is found on the host by a marker in its command line, and the jobs
+run the system's ``/usr/bin/python3``, which any uid may run.
+"""
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
-import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from corral.agent.process import alive
 from tests.acceptance.test_worker_e2e import Cluster, cluster, poll
 
 __all__ = ["cluster"]
 
-PY = sys.executable
+PY = "/usr/bin/python3"
 
 
 @pytest.fixture(scope="module")
@@ -37,67 +43,84 @@ def limited(cluster: Cluster) -> Iterator[subprocess.Popen[bytes]]:
     worker.wait(20)
 
 
-def escapee_command(pidfile: Path, then: str) -> str:
-    """A daemon that leaves the job's session and process group, then ``then``."""
-    daemon = f"setsid sh -c 'sleep 300 & echo $! > {pidfile}' </dev/null >/dev/null 2>&1"
-    return f"{daemon}; while [ ! -s {pidfile} ]; do sleep 0.01; done; {then}"
+def daemon_command(marker: str, then: str) -> str:
+    """Start a ``sleep`` that leaves the job's session and process group, say it lives,
+    then ``then``. The sleep's length is the marker the host looks for."""
+    start = f"setsid sh -c 'sleep {marker} >/dev/null 2>&1 & echo $!'"
+    return f"d=$({start}); kill -0 $d && echo daemon-alive; {then}"
+
+
+def daemons(marker: str) -> list[int]:
+    """Host pids of the processes whose command line carries ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def marker() -> str:
+    return f"300.{uuid.uuid4().int % 10**9:09d}"  # a valid, unique sleep length
 
 
 def test_item12_setsid_daemon_is_gone_when_its_job_ends(
-    cluster: Cluster, limited: subprocess.Popen[bytes], tmp_path: Path
+    cluster: Cluster, limited: subprocess.Popen[bytes]
 ) -> None:
-    pidfile = tmp_path / "daemon"
-    job_id = cluster.submit(command=escapee_command(pidfile, "echo done"))
+    mark = marker()
+    job_id = cluster.submit(command=daemon_command(mark, "echo done"))
     job = cluster.wait_status(job_id, ("completed", "failed"))
-    assert job["status"] == "completed", job
-    daemon = int(pidfile.read_text())
-    poll(lambda: not alive(daemon), 5, "the daemon to be killed with its job")
+    assert (job["status"], job["stdout"]) == ("completed", "daemon-alive\ndone\n"), job
+    poll(lambda: not daemons(mark), 5, "the daemon to be killed with its job")
 
 
 def test_item12_cancel_kills_the_daemon_too(
-    cluster: Cluster, limited: subprocess.Popen[bytes], tmp_path: Path
+    cluster: Cluster, limited: subprocess.Popen[bytes]
 ) -> None:
-    pidfile = tmp_path / "daemon"
-    job_id = cluster.submit(command=escapee_command(pidfile, "sleep 300"))
-    poll(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, "the daemon")
+    mark = marker()
+    job_id = cluster.submit(command=daemon_command(mark, "sleep 300"))
+    poll(lambda: "daemon-alive" in cluster.job(job_id)["stdout"], 10, "the daemon")
+    assert daemons(mark)
     assert cluster.cli("cancel", job_id).returncode == 0
     assert cluster.wait_status(job_id, ("cancelled",))["status"] == "cancelled"
-    daemon = int(pidfile.read_text())
-    poll(lambda: not alive(daemon), 10, "the daemon to be killed at cancel")
+    poll(lambda: not daemons(mark), 10, "the daemon to be killed at cancel")
+
+
+ALLOCATE = f"{PY} -c 'data = b\"x\" * (200 << 20)'"
 
 
 def test_item12_memory_limit_fails_the_job_with_the_reason(
     cluster: Cluster, limited: subprocess.Popen[bytes]
 ) -> None:
-    job_id = cluster.submit(command=f"{PY} -c 'data = b\"x\" * (200 << 20)'")
+    job_id = cluster.submit(command=ALLOCATE)
     job = cluster.wait_status(job_id, ("completed", "failed"))
     assert job["status"] == "failed", job
     assert job["error_message"] == "memory limit of 64 MiB exceeded"
     assert limited.poll() is None  # the worker itself is fine
 
 
-FORK_LOOP = (
-    "import os, time\n"
-    "n = 0\n"
-    "for _ in range(200):\n"
-    "    try:\n"
-    "        pid = os.fork()\n"
-    "    except OSError:\n"
-    "        break\n"
-    "    if pid == 0:\n"
-    "        time.sleep(30)\n"
-    "        os._exit(0)\n"
-    "    n += 1\n"
-    "print(n)\n"
-)
+FORK_LOOP = """
+import os, time
+n = 0
+for _ in range(200):
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    n += 1
+print(n)
+"""
 
 
 def test_item12_pids_limit_stops_a_fork_loop(
-    cluster: Cluster, limited: subprocess.Popen[bytes], tmp_path: Path
+    cluster: Cluster, limited: subprocess.Popen[bytes]
 ) -> None:
-    script = tmp_path / "forks.py"
-    script.write_text(FORK_LOOP)
-    job_id = cluster.submit(command=f"{PY} {script}")
+    job_id = cluster.submit(command=f"{PY} -c {shlex.quote(FORK_LOOP)}")
     job = cluster.wait_status(job_id, ("completed", "failed"))
     assert job["status"] == "completed", job
     assert 0 < int(job["stdout"]) < 32
