@@ -191,6 +191,8 @@ def test_item12_parse_job_reads_resources() -> None:
     assert parse_job(wire).resources == Resources(cpus=1.5, memory_mb=64)
     assert parse_job({"id": "j", "command": "true", "resources": None}).resources is None
     assert parse_job({"id": "j", "command": "true"}).resources is None
+    odd = {"cpus": True, "memory_mb": "64", "pids": -1}  # not numbers, or not positive
+    assert parse_job({"id": "j", "command": "true", "resources": odd}).resources is None
 
 
 async def test_item12_worker_start_kills_what_a_previous_run_left(tmp_path: Path) -> None:
