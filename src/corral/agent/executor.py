@@ -271,9 +271,12 @@ class Execution:
             await self.cgroup.kill_all()
 
     async def _release_cgroup(self) -> None:
-        """Kill (again: a run cancelled mid-way never swept) and remove the job's cgroup;
-        in a thread, as a cgroup's rmdir takes a millisecond or more under load."""
-        if self.cgroup is not None:
+        """Kill (again: a run cancelled mid-way never swept) and remove the job's cgroup:
+        inline when it goes back to the pool (one read), else in a thread, as a cgroup's
+        rmdir takes a millisecond or more under load."""
+        if self.cgroup is not None and self.cgroup.pooled:
+            self.cgroup.release()
+        elif self.cgroup is not None:
             await asyncio.to_thread(self.cgroup.release)
 
     async def _prepare(self, job_dir: Path) -> tuple[list[str], Path]:
