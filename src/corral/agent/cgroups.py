@@ -245,7 +245,7 @@ class JobCgroup:
         without a group to look in (the setrlimit fallback)."""
         if not self.dirs:
             return None
-        return sum(1 for pid in self._procs() if pid != leader)
+        return sum(1 for pid in self._procs() if pid != leader and not _sandbox_step(pid))
 
     def kill(self) -> bool:
         """One round of SIGKILL to everything in the job's group; True once it is empty.
@@ -334,6 +334,15 @@ class JobCgroup:
                     "cannot remove job cgroup",
                     extra={"action": "cgroup_busy", "path": str(path), "error": exc.strerror},
                 )
+
+
+def _sandbox_step(pid: int) -> bool:
+    """Whether ``pid`` is the sandbox's own init (``bwrap``, root's, not the job's): it
+    can outlive the leader by a moment, and is no process the job left behind."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_bytes() == b"bwrap\n"
+    except OSError:
+        return False
 
 
 def _positive(value: object) -> float | None:
