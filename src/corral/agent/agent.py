@@ -21,7 +21,7 @@ import socket
 import time
 import uuid
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import httpx
 
 from corral.agent.backoff import Backoff
 from corral.agent.binaries import BinaryCache
+from corral.agent.cgroups import LimitPolicy
 from corral.agent.dispatcher import (
     Dispatcher,
     DispatcherError,
@@ -71,6 +72,8 @@ class AgentConfig:
     # Capacity offered for placement (None: the machine's), sent at registration.
     cpus: float | None = None
     memory_mb: int | None = None
+    # Each job's cgroup limits when it asks for none, and the most it may ask for.
+    limits: LimitPolicy = field(default_factory=LimitPolicy)
 
 
 def _download_client(config: AgentConfig) -> httpx.AsyncClient:
@@ -98,6 +101,7 @@ class Agent:
             BinaryCache(config.work_dir / "binaries", _download_client(config)),
             grace=config.grace,
             files=self.dispatcher,
+            limits=config.limits,
         )
         self.leases = Renewal(self.dispatcher, lambda: self.draining, self._register)
         self.held = self.leases.held

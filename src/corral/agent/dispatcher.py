@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 import httpx
 import orjson
 
+from corral.agent.cgroups import Resources
 from corral.agent.executor import JobRun
 from corral.agent.jobfiles import TransferError
 from corral.agent.output import StopSending
@@ -234,7 +235,8 @@ def parse_job(job: dict[str, Any]) -> JobRun:
         outputs=tuple(str(p) for p in job.get("outputs") or ()),
         timeout=int(job.get("timeout") or DEFAULT_TIMEOUT),
     )
-    return JobRun(str(job["id"]), int(job.get("attempt") or 1), spec)
+    resources = Resources.parse(job.get("resources"))
+    return JobRun(str(job["id"]), int(job.get("attempt") or 1), spec, resources=resources)
 
 
 def _text_map(value: Any) -> dict[str, str]:

@@ -24,7 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from corral.agent import cgroup_detect
 from corral.agent.binaries import BinaryCache, BinaryError
+from corral.agent.cgroups import JobCgroup, LimitError, LimitPolicy, Resources, worker_key
 from corral.agent.jobfiles import FileTransfer, JobFilesError, prepare_inputs, save_outputs
 from corral.agent.output import OutputForwarder, PipeReader
 from corral.agent.process import ProcessGroup, spawn, sweep_orphans
@@ -65,6 +67,7 @@ class JobRun:
     job_id: str
     attempt: int
     spec: JobSpec
+    resources: Resources | None = None  # what the job asked for; None: nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,8 @@ class RunResult:
     duration: float = 0.0
     dropped: int = 0  # output bytes the agent could not forward
     notes: tuple[str, ...] = ()  # outputs that could not be saved as artifacts
+    leftover_processes: int | None = None  # killed in its cgroup after the leader exited
+    limit_error: str | None = None  # a limit the job died of (memory), said as its error
 
     @property
     def exit_code(self) -> int | None:
@@ -142,6 +147,7 @@ class Executor:
         flush_interval: float = 0.1,
         output_budget: int = 1 << 20,
         files: FileTransfer | None = None,
+        limits: LimitPolicy | None = None,
     ) -> None:
         self.work_dir = work_dir = work_dir.resolve()
         self.jobs_dir = work_dir / "jobs"
@@ -159,9 +165,14 @@ class Executor:
             )
         shutil.rmtree(self.jobs_dir, ignore_errors=True)
         self.jobs_dir.mkdir()
+        # Every job in its own cgroup (None: no cgroups at all, for tests of other parts).
+        self.limits = limits
+        self.cgroups = cgroup_detect.start(worker_key(work_dir)) if limits is not None else None
 
     def close(self) -> None:
         """Release the work dir."""
+        if self.cgroups is not None:
+            self.cgroups.close()
         if self._lock >= 0:
             os.close(self._lock)
             self._lock = -1
@@ -175,6 +186,8 @@ class Execution:
         self.job = run
         self.forwarder = forwarder
         self.group: ProcessGroup | None = None
+        self.cgroup: JobCgroup | None = None
+        self.leftovers: int | None = None
         self.stop_reason: StopReason | None = None
         self._stopped = asyncio.Event()
         self._kill_now = False
@@ -218,11 +231,13 @@ class Execution:
             if self.stop_reason is not None:
                 return RunResult(started=False, stop_reason=self.stop_reason)
             returncode = await self._execute(argv, cwd)
+            limit_error = self.cgroup.oom_message() if self.cgroup is not None else None
             notes = await self._save_outputs(cwd)
         except (PrepareError, JobFilesError) as exc:
             return RunResult(started=False, error=exc.message, retryable=exc.retryable)
         finally:
             self._finished = True
+            await self._release_cgroup()
             await _remove_tree(job_dir)
         return RunResult(
             started=True,
@@ -231,7 +246,38 @@ class Execution:
             duration=time.monotonic() - begun,
             dropped=sum(self.forwarder.dropped().values()),
             notes=notes,
+            leftover_processes=self.leftovers,
+            limit_error=limit_error,
         )
+
+    def _confine(self, argv: list[str]) -> list[str]:
+        """Make the job's cgroup with its limits; its prefix goes first in the argv."""
+        if self.executor.cgroups is None or self.executor.limits is None:
+            return argv
+        name = f"{self.job.job_id}.{self.job.attempt}"
+        try:
+            limits = self.executor.limits.apply(self.job.resources)
+            self.cgroup = self.executor.cgroups.job(name, limits)
+        except LimitError as exc:
+            raise PrepareError(exc.message) from exc
+        except OSError as exc:
+            raise PrepareError(f"could not create the job's cgroup: {exc}", retryable=True) from exc
+        return self.cgroup.wrap(argv, self.job.spec.command)
+
+    async def _sweep_cgroup(self, leader: int) -> None:
+        """The leader is gone: count what is left in the job's cgroup, then kill it all."""
+        if self.cgroup is not None:
+            self.leftovers = self.cgroup.leftovers(leader)
+            await self.cgroup.kill_all()
+
+    async def _release_cgroup(self) -> None:
+        """Kill (again: a run cancelled mid-way never swept) and remove the job's cgroup:
+        inline when it goes back to the pool (one read), else in a thread, as a cgroup's
+        rmdir takes a millisecond or more under load."""
+        if self.cgroup is not None and self.cgroup.pooled:
+            self.cgroup.release()
+        elif self.cgroup is not None:
+            await asyncio.to_thread(self.cgroup.release)
 
     async def _prepare(self, job_dir: Path) -> tuple[list[str], Path]:
         spec = self.job.spec
@@ -272,6 +318,7 @@ class Execution:
         return await save_outputs(self.executor.files, run.job_id, run.attempt, run.spec, cwd)
 
     async def _execute(self, argv: list[str], cwd: Path) -> int:
+        argv = self._confine(argv)  # last: the cgroup join runs before any uid switch
         try:
             group = spawn(argv, cwd=cwd, env=job_env(self.job, os.environ, self.executor.work_dir))
         except OSError as exc:  # the job's fault (no such file, not executable) or ours
@@ -295,7 +342,7 @@ class Execution:
         )
         watchdog = asyncio.get_running_loop().create_task(self._watchdog(group))
         try:
-            returncode = await group.wait_exit()
+            returncode = await group.wait_exit(self._sweep_cgroup)
         finally:
             watchdog.cancel()
         await _await_eof(readers)

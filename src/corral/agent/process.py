@@ -21,7 +21,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 READ_SIZE = 64 * 1024
@@ -51,8 +51,11 @@ class ProcessGroup:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signum)
 
-    async def wait_exit(self) -> int:
+    async def wait_exit(self, before_sweep: Callable[[int], Awaitable[None]] | None = None) -> int:
         """Wait for the leader, sweep the rest of its group, reap, return the raw returncode.
+
+        ``before_sweep(pid)`` runs once the leader (and any ``terminate``) is done and
+        before the group's SIGKILL: the job's cgroup counts and kills what is left there.
 
         While a ``terminate`` runs, the sweep waits for it: the leader (often the
         ``/bin/sh -c`` wrapper, which dies at once on SIGTERM) going first must not cut
@@ -63,6 +66,8 @@ class ProcessGroup:
             self._exited = True
         if self._terminating is not None:
             await asyncio.shield(self._terminating)
+        if before_sweep is not None:
+            await before_sweep(self.pid)
         # Leftovers (backgrounded children) die with the job: no descendant outlives it.
         self.signal_group(signal.SIGKILL)
         return self.popen.wait()

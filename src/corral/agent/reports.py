@@ -34,6 +34,8 @@ def report_for(run: JobRun, result: RunResult) -> dict[str, Any] | None:
     base: dict[str, Any] = {"job_id": run.job_id, "attempt": run.attempt}
     if result.notes:  # outputs that could not be saved: said in the result, not fatal
         base["result"] = {"output_notes": list(result.notes)}
+    if result.leftover_processes is not None:  # killed with its cgroup after the leader
+        base["leftover_processes"] = result.leftover_processes
     reason = result.stop_reason
     if reason in (StopReason.LOST, StopReason.LEASE_EXPIRED):
         return None  # someone else holds (or will hold) the job now
@@ -59,7 +61,8 @@ def report_for(run: JobRun, result: RunResult) -> dict[str, Any] | None:
         return {**base, **code, "status": "failed", "error_message": message, "retry": True}
     if result.returncode == 0:
         return {**base, **code, "status": "completed"}
-    return {**base, **code, "status": "failed", "error_message": _exit_message(result)}
+    message = result.limit_error or _exit_message(result)
+    return {**base, **code, "status": "failed", "error_message": message}
 
 
 def _exit_message(result: RunResult) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from corral.agent.agent import Agent, AgentConfig
+from corral.agent.cgroups import LimitPolicy
 from corral.agent.executor import WorkDirBusy
 from corral.cli.config import fail, resolve_credentials
 from corral.cli.logs import setup_logging
@@ -74,6 +75,27 @@ def worker(
         envvar="CORRAL_WORKER_MEMORY_MB",
         help="MiB of memory offered to jobs that ask for resources (default: the machine's).",
     ),
+    default_memory_mb: int | None = typer.Option(
+        None,
+        min=1,
+        envvar="CORRAL_DEFAULT_MEMORY_MB",
+        help="Memory limit (MiB) of a job that asks for none; default: no limit.",
+    ),
+    max_memory_mb: int | None = typer.Option(
+        None,
+        min=1,
+        envvar="CORRAL_MAX_MEMORY_MB",
+        help="Most memory (MiB) a job may ask for; a job asking more fails here.",
+    ),
+    default_pids: int | None = typer.Option(
+        None,
+        min=1,
+        envvar="CORRAL_DEFAULT_PIDS",
+        help="Process limit of a job that asks for none; default: no limit.",
+    ),
+    max_pids: int | None = typer.Option(
+        None, min=1, envvar="CORRAL_MAX_PIDS", help="Most processes a job may ask for."
+    ),
     log_level: str = typer.Option("info", envvar="CORRAL_LOG_LEVEL"),
 ) -> None:
     """Claim jobs from the dispatcher and run them; SIGTERM drains, a second SIGTERM kills."""
@@ -94,6 +116,7 @@ def worker(
         allow_private_urls=allow_private_urls,
         cpus=cpus,
         memory_mb=memory_mb,
+        limits=LimitPolicy(default_memory_mb, max_memory_mb, default_pids, max_pids),
     )
     raise typer.Exit(asyncio.run(_run(config)))
 
