@@ -36,6 +36,7 @@ from corral.agent.dispatcher import (
     parse_job,
 )
 from corral.agent.executor import Executor, StopReason
+from corral.agent.isolation import Isolation, Level
 from corral.agent.machine import machine_info
 from corral.agent.netguard import guarded_client
 from corral.agent.renewal import Fatal, Renewal, log_extra, sleep_or
@@ -68,6 +69,9 @@ class AgentConfig:
     prefetch: int | None = None
     # Let binary_url reach loopback, link-local and private addresses (netguard.py).
     allow_private_urls: bool = False
+    # How jobs are kept apart (isolation.py); the CLI resolves ``auto`` before this.
+    isolation: Level = Level.NONE
+    uid_range: range | None = None
 
 
 def _download_client(config: AgentConfig) -> httpx.AsyncClient:
@@ -95,6 +99,7 @@ class Agent:
             BinaryCache(config.work_dir / "binaries", _download_client(config)),
             grace=config.grace,
             files=self.dispatcher,
+            isolation=Isolation(config.isolation, config.uid_range),
         )
         self.leases = Renewal(self.dispatcher, lambda: self.draining, self._register)
         self.held = self.leases.held
@@ -240,8 +245,13 @@ class Agent:
         backoff = Backoff()
         while not self._stop.is_set():
             try:
+                isolation = self.executor.isolation
                 answer = await self.dispatcher.register(
-                    machine_info(self.config.labels, self.config.concurrency)
+                    {
+                        **machine_info(self.config.labels, self.config.concurrency),
+                        "isolation": str(isolation.level),
+                        "network_control": isolation.network_control,
+                    }
                 )
                 self._learn_claim_limit(answer)
                 extra = log_extra("worker_registered", executor_id=self.executor_id)

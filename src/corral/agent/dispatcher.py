@@ -234,7 +234,8 @@ def parse_job(job: dict[str, Any]) -> JobRun:
         outputs=tuple(str(p) for p in job.get("outputs") or ()),
         timeout=int(job.get("timeout") or DEFAULT_TIMEOUT),
     )
-    return JobRun(str(job["id"]), int(job.get("attempt") or 1), spec)
+    network = job.get("network") is not False  # absent or null: the job may use the network
+    return JobRun(str(job["id"]), int(job.get("attempt") or 1), spec, network=network)
 
 
 def _text_map(value: Any) -> dict[str, str]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from corral.agent.binaries import BinaryCache, BinaryError
+from corral.agent.isolation import Isolation, JobIdentity, Level
 from corral.agent.jobfiles import FileTransfer, JobFilesError, prepare_inputs, save_outputs
 from corral.agent.output import OutputForwarder, PipeReader
 from corral.agent.process import ProcessGroup, spawn, sweep_orphans
@@ -65,6 +66,7 @@ class JobRun:
     job_id: str
     attempt: int
     spec: JobSpec
+    network: bool = True  # False: run only where no network can be given (sandbox)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +144,7 @@ class Executor:
         flush_interval: float = 0.1,
         output_budget: int = 1 << 20,
         files: FileTransfer | None = None,
+        isolation: Isolation | None = None,
     ) -> None:
         self.work_dir = work_dir = work_dir.resolve()
         self.jobs_dir = work_dir / "jobs"
@@ -150,6 +153,7 @@ class Executor:
         self.flush_interval = flush_interval
         self.output_budget = output_budget
         self.files = files  # input archives and artifacts; None: jobs using them fail
+        self.isolation = isolation or Isolation(Level.NONE)
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(work_dir / ".lock")
         orphans = sweep_orphans(f"{WORKER_MARK}={work_dir}".encode())
@@ -159,6 +163,7 @@ class Executor:
             )
         shutil.rmtree(self.jobs_dir, ignore_errors=True)
         self.jobs_dir.mkdir()
+        self.isolation.secure_work_dir(work_dir)
 
     def close(self) -> None:
         """Release the work dir."""
@@ -211,19 +216,22 @@ class Execution:
     async def run(self) -> RunResult:
         job_dir = self.executor.jobs_dir / f"{self.job.job_id}.{self.job.attempt}"
         begun = time.monotonic()
+        identity: JobIdentity | None = None
         try:
             argv, cwd = await self._prepare(job_dir)
             if self.stop_reason is None and not self.may_start():
                 self.stop(StopReason.LEASE_EXPIRED)
             if self.stop_reason is not None:
                 return RunResult(started=False, stop_reason=self.stop_reason)
-            returncode = await self._execute(argv, cwd)
+            identity = self._isolate(job_dir)
+            returncode = await self._execute(argv, cwd, identity)
             notes = await self._save_outputs(cwd)
         except (PrepareError, JobFilesError) as exc:
             return RunResult(started=False, error=exc.message, retryable=exc.retryable)
         finally:
             self._finished = True
             await _remove_tree(job_dir)
+            self.executor.isolation.release(identity)
         return RunResult(
             started=True,
             returncode=returncode,
@@ -235,6 +243,12 @@ class Execution:
 
     async def _prepare(self, job_dir: Path) -> tuple[list[str], Path]:
         spec = self.job.spec
+        if not self.job.network and not self.executor.isolation.network_control:
+            raise PrepareError(
+                f"this worker cannot run a job without network "
+                f"(isolation {self.executor.isolation.level}); nothing was run",
+                retryable=True,
+            )
         try:  # the dispatcher checked at submission; a job stored before that rule was not
             validate_env(spec.env, spec.secret_env)
         except InvalidInput as exc:
@@ -271,9 +285,22 @@ class Execution:
         run = self.job
         return await save_outputs(self.executor.files, run.job_id, run.attempt, run.spec, cwd)
 
-    async def _execute(self, argv: list[str], cwd: Path) -> int:
+    def _isolate(self, job_dir: Path) -> JobIdentity | None:
+        """The job's own uid and its directory handed over to it (``isolation.py``)."""
         try:
-            group = spawn(argv, cwd=cwd, env=job_env(self.job, os.environ, self.executor.work_dir))
+            return self.executor.isolation.acquire(job_dir)
+        except OSError as exc:
+            raise PrepareError(f"could not isolate the job: {exc}", retryable=True) from exc
+
+    async def _execute(self, argv: list[str], cwd: Path, identity: JobIdentity | None) -> int:
+        iso, work_dir = self.executor.isolation, self.executor.work_dir
+        env = iso.env(job_env(self.job, os.environ, work_dir), identity)
+        binary = Path(argv[0]) if self.job.spec.command is None else None
+        argv = iso.wrap(
+            argv, identity, cwd=cwd, work_dir=work_dir, network=self.job.network, binary=binary
+        )
+        try:
+            group = spawn(argv, cwd=cwd, env=env)
         except OSError as exc:  # the job's fault (no such file, not executable) or ours
             retryable = exc.errno not in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR)
             message = f"could not start {argv[0]}: {exc.strerror or exc}"

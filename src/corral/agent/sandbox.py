@@ -1,0 +1,77 @@
+"""The ``sandbox`` level's namespaces: one bubblewrap (``bwrap``) command line per job.
+
+What a sandboxed job sees:
+- the host filesystem read-only (``--ro-bind / /``), with a fresh /dev and a private
+  /tmp (tmpfs, mode 1777);
+- the worker's work dir replaced by an empty tmpfs, with only its own job directory
+  bound back read-write and, for a ``binary_url`` job, its verified binary read-only:
+  other jobs' directories, the binary cache and the spool are not there at all;
+- its own PID namespace with its own /proc: it sees only its own processes, not the
+  worker's argv or environment, nor any other job's; when its first process ends,
+  the kernel kills everything left in the namespace;
+- its own IPC namespace; with ``network: false`` its own network namespace, which
+  holds nothing but a loopback interface that is down: no network at all.
+
+bwrap runs as root here (no user namespace needed) and the uid switch comes right
+after it, inside the namespaces (``setpriv``, see ``isolation.py``). No
+``--new-session``: the job must stay in the process group the worker kills.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+BWRAP = "bwrap"
+PROBE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What one sandboxed job is given of the machine."""
+
+    job_dir: Path
+    cwd: Path
+    work_dir: Path
+    network: bool
+    binary: Path | None = None
+
+
+def argv(view: View) -> list[str]:
+    """The bwrap prefix for ``view``; the job's command follows it."""
+    bwrap = shutil.which(BWRAP) or "/usr/bin/bwrap"
+    line = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    line += ["--perms", "1777", "--tmpfs", "/tmp"]
+    # bwrap makes missing parents of a mount point 0700: make them traversable first.
+    line += ["--tmpfs", str(view.work_dir), "--perms", "0711", "--dir", str(view.job_dir.parent)]
+    line += ["--bind", str(view.job_dir), str(view.job_dir)]
+    if view.binary is not None:
+        line += ["--perms", "0755", "--dir", str(view.binary.parent)]
+        line += ["--ro-bind", str(view.binary), str(view.binary)]
+    line += ["--unshare-pid", "--unshare-ipc", "--die-with-parent"]
+    if not view.network:
+        line.append("--unshare-net")
+    line += ["--chdir", str(view.cwd), "--"]
+    return line
+
+
+def works() -> tuple[bool, str]:
+    """Try the real thing once: a bwrap with every namespace a job may get, running ``true``."""
+    if shutil.which(BWRAP) is None:
+        return False, "bwrap is not installed (Debian package bubblewrap)"
+    probe = View(Path("/tmp"), Path("/"), Path("/tmp"), network=False)
+    try:
+        done = subprocess.run(
+            [*argv(probe), "true"],
+            capture_output=True,
+            timeout=PROBE_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"bwrap could not run: {exc}"
+    if done.returncode != 0:
+        error = done.stderr.decode(errors="replace").strip().splitlines()
+        return False, f"bwrap failed: {error[-1] if error else done.returncode}"
+    return True, "ok"
