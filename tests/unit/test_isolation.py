@@ -13,10 +13,11 @@ import pytest
 
 from corral.agent.binaries import BinaryCache
 from corral.agent.dispatcher import parse_job
-from corral.agent.executor import Execution, Executor, JobRun, RunResult
+from corral.agent.executor import Execution, Executor, JobRun, RunResult, job_env
 from corral.agent.isolation import (
     Isolation,
     IsolationUnavailable,
+    JobIdentity,
     Level,
     UidPool,
     choose,
@@ -135,3 +136,13 @@ def test_auto_is_sandbox_here_and_none_is_always_possible() -> None:
     assert choose("none").level is Level.NONE
     with pytest.raises(IsolationUnavailable):
         choose("chroot")
+
+
+def test_the_worker_token_is_never_in_a_jobs_environment() -> None:
+    base = {"PATH": "/usr/bin", "CORRAL_TOKEN": "tok", "CORRAL_TOKEN_FILE": "/etc/t", "HOME": "/r"}
+    env = job_env(JobRun("j", 1, JobSpec(command="true")), base, Path("/w"))
+    assert not any("tok" in value or name.startswith("CORRAL_TOKEN") for name, value in env.items())
+    identity = JobIdentity(200000, Path("/w/jobs/j.1"))
+    isolated = Isolation(Level.USER).env({**env, "USER": "root"}, identity)
+    assert isolated["HOME"] == "/w/jobs/j.1"
+    assert "USER" not in isolated
