@@ -189,14 +189,18 @@ def test_a_job_cannot_write_to_the_binary_cache(
     label = f"cache-{level}"
     worker = start(cluster, open_root, label, level, "--allow-private-urls")
     cache = open_root / f"work-{label}" / "binaries"
-    plant = (
-        f'mkdir -p {cache}; printf "#!/bin/sh\\necho PWNED\\n" > {cache}/{sha}; '
-        f"chmod 755 {cache}/{sha}; ls -l {cache}/{sha}"
+    script = '"#!/bin/sh\\necho PWNED\\n"'
+    plant = (  # overwrite the entry, or replace it through the directory (not there at sandbox)
+        f"cd {cache} || exit 0; printf {script} > {sha} && echo planted; "
+        f"printf {script} > .new && chmod 755 .new && mv -f .new {sha} && echo planted; true"
     )
+    first = run_tool(cluster, label, url, sha)  # the cache and its entry now exist
     planted = run_job(cluster, label, plant)
     ran = run_tool(cluster, label, url, sha)
     stop(worker)
-    assert planted["status"] == "failed", planted  # the write itself was refused
+    assert first["stdout"] == "real-binary\n"
+    assert planted["status"] == "completed", planted
+    assert "planted" not in str(planted["stdout"])  # both writes were refused
     assert ran["status"] == "completed", (ran["error_message"], ran["stderr"])
     assert ran["stdout"] == "real-binary\n"
 

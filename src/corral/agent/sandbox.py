@@ -14,7 +14,8 @@ What a sandboxed job sees:
 
 bwrap runs as root here (no user namespace needed) and the uid switch comes right
 after it, inside the namespaces (``setpriv``, see ``isolation.py``). No
-``--new-session``: the job must stay in the process group the worker kills.
+``--new-session``: the job must stay in the process group the worker signals, which
+reaches the job's processes inside the namespace too.
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ def argv(view: View) -> list[str]:
     if view.binary is not None:
         line += ["--perms", "0755", "--dir", str(view.binary.parent)]
         line += ["--ro-bind", str(view.binary), str(view.binary)]
-    line += ["--unshare-pid", "--unshare-ipc", "--die-with-parent"]
+    # No --die-with-parent: a SIGTERM to the job's group ends this outer bwrap at once,
+    # and the job must keep its grace to trap the signal and finish (the worker waits
+    # for the whole group, then SIGKILLs it).
+    line += ["--unshare-pid", "--unshare-ipc"]
     if not view.network:
         line.append("--unshare-net")
     line += ["--chdir", str(view.cwd), "--"]
