@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import os
 import shutil
 import signal
@@ -23,7 +24,9 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.test_worker_e2e import Cluster, cluster
-from tests.processes import CORRAL, clean_env, poll
+from tests.faultproxy import PASS, FaultProxy
+from tests.live import LiveServer
+from tests.processes import CORRAL, clean_env, poll, start_worker
 
 __all__ = ["cluster"]  # the module's dispatcher, shared with the other acceptance modules
 
@@ -286,3 +289,20 @@ def test_a_worker_refuses_a_token_file_others_can_read(cluster: Cluster, tmp_pat
     assert done.returncode == 1
     assert "is readable by other users: chmod 600 it" in done.stderr
     assert os.stat(token_file).st_mode & 0o777 == 0o644  # the worker changed nothing
+
+
+@pytest.mark.parametrize(("level", "network_control"), [("sandbox", True), ("none", False)])
+def test_the_worker_registers_its_isolation_and_network_control(
+    live_server: LiveServer, tmp_path: Path, level: str, network_control: bool
+) -> None:
+    with FaultProxy(live_server.url, lambda call: PASS) as proxy:
+        token = live_server.token("worker")
+        worker = start_worker(
+            proxy.url, token, tmp_path, "reg", "reg.log", "--isolation", level, "--claim-wait", "1"
+        )
+        try:
+            poll(lambda: proxy.seen("/executors"), 15, "the registration")
+        finally:
+            stop(worker)
+    body = json.loads(proxy.seen("/executors")[0].body)
+    assert (body["isolation"], body["network_control"]) == (level, network_control)

@@ -3,7 +3,8 @@
 An ``Execution`` is created per attempt. It prepares a per-job directory under
 the work dir (removed afterwards), resolves what to run (``/bin/sh -c`` for a
 command, a sha256-verified cached download for a binary), spawns it with a
-minimal environment, forwards its output, enforces its timeout, and can be told
+minimal environment behind the worker's isolation (its own uid, bubblewrap:
+``isolation.py``), forwards its output, enforces its timeout, and can be told
 to stop for a reason (cancel, lost lease, shutdown). It never talks to the
 dispatcher itself: the reason and the exit status are handed back to the agent,
 which decides what to report.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from pathlib import Path
 
 import typer
@@ -154,6 +155,11 @@ def _isolation(
             fail(f"--uid-range {uid_range} has fewer uids than --concurrency {concurrency}")
         if token_file is not None and readable_by_others(token_file):
             fail(f"token file {token_file} is readable by other users: chmod 600 it")
+    if choice.level is Level.USER and any(a.split("=")[0] == "--token" for a in sys.argv):
+        log.warning(  # a sandboxed job has its own /proc; at user level it sees our argv
+            "the worker's argv is readable by every job: pass the token with --token-file",
+            extra={"action": "token_in_argv"},
+        )
     extra = {"action": "isolation_level", "level": str(choice.level), "reason": choice.reason}
     if choice.level is Level.NONE:
         log.warning(
