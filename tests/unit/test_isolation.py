@@ -4,7 +4,9 @@ uid ranges, ``network: false``, the wrapped argv and the job directory it is giv
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -43,6 +45,7 @@ def listener() -> Iterator[int]:
 
 
 async def executor_at(tmp_path: Path, level: Level) -> AsyncIterator[Executor]:
+    os.makedirs(tmp_path, exist_ok=True)
     os.chmod(tmp_path, 0o711)  # pytest's dirs are 0700: let a job's uid reach its own dir
     async with httpx.AsyncClient() as http:
         executor = Executor(
@@ -146,3 +149,17 @@ def test_the_worker_token_is_never_in_a_jobs_environment() -> None:
     isolated = Isolation(Level.USER).env({**env, "USER": "root"}, identity)
     assert isolated["HOME"] == "/w/jobs/j.1"
     assert "USER" not in isolated
+
+
+async def test_a_sandboxed_job_reaches_its_home_under_a_closed_parent() -> None:
+    """A work dir under a 0700 directory outside /tmp (``/root/corral-work``, say): the
+    sandbox hides that directory behind a tmpfs and the job still reaches its HOME, by
+    its full path, as a binary_url job must reach its binary."""
+    closed = Path(tempfile.mkdtemp(prefix="corral-closed-", dir="/var/tmp"))
+    os.chmod(closed, 0o700)
+    try:
+        async for executor in executor_at(closed / "inner", Level.SANDBOX):
+            result, out = await run(executor, 'cd "$HOME" && echo reached')
+            assert (result.exit_code, out) == (0, "reached\n")
+    finally:
+        shutil.rmtree(closed)

@@ -168,6 +168,13 @@ class Isolation:
         for private in ("spool",):  # unsent output of every job
             (work_dir / private).mkdir(exist_ok=True)
             (work_dir / private).chmod(0o700)
+        closed = [str(d) for d in work_dir.parents if not d.stat().st_mode & stat.S_IXOTH]
+        if closed and self.level is Level.USER:  # a sandbox mounts the job dir's path anew
+            log.warning(
+                "jobs cannot reach their directory by its full path (HOME, a binary_url "
+                "binary): a parent of the work dir is closed to other users",
+                extra={"action": "work_dir_unreachable", "closed": closed},
+            )
 
     def acquire(self, job_dir: Path) -> JobIdentity | None:
         """Give the job its uid and its directory (everything in it, inputs included);

@@ -3,8 +3,9 @@
 What a sandboxed job sees:
 - the host filesystem read-only (``--ro-bind / /``), with a fresh /dev and a private
   /tmp (tmpfs, mode 1777);
-- the worker's work dir replaced by an empty tmpfs, with only its own job directory
-  bound back read-write and, for a ``binary_url`` job, its verified binary read-only:
+- the worker's work dir replaced by an empty tmpfs (or its outermost parent that other
+  users cannot traverse, such as ``/root``), with only its own job directory bound
+  back read-write and, for a ``binary_url`` job, its verified binary read-only:
   other jobs' directories, the binary cache and the spool are not there at all;
 - its own PID namespace with its own /proc: it sees only its own processes, not the
   worker's argv or environment, nor any other job's; when its first process ends,
@@ -20,7 +21,9 @@ reaches the job's processes inside the namespace too.
 
 from __future__ import annotations
 
+import functools
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +48,9 @@ def argv(view: View) -> list[str]:
     bwrap = shutil.which(BWRAP) or "/usr/bin/bwrap"
     line = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     line += ["--perms", "1777", "--tmpfs", "/tmp"]
+    line += list(_work_dir_view(view.work_dir))
     # bwrap makes missing parents of a mount point 0700: make them traversable first.
-    line += ["--tmpfs", str(view.work_dir), "--perms", "0711", "--dir", str(view.job_dir.parent)]
+    line += ["--perms", "0711", "--dir", str(view.job_dir.parent)]
     line += ["--bind", str(view.job_dir), str(view.job_dir)]
     if view.binary is not None:
         line += ["--perms", "0755", "--dir", str(view.binary.parent)]
@@ -58,6 +62,21 @@ def argv(view: View) -> list[str]:
     if not view.network:
         line.append("--unshare-net")
     line += ["--chdir", str(view.cwd), "--"]
+    return line
+
+
+@functools.cache
+def _work_dir_view(work_dir: Path) -> list[str]:
+    """An empty tmpfs over the work dir, so a job reaches its own directory by its full
+    path (its HOME): when a parent is closed to other users (``/root``, a 0700 dir),
+    the tmpfs goes over the outermost such parent instead, hiding it too, and every
+    directory from there down to the work dir is made traversable (0711)."""
+    closed = [d for d in reversed(work_dir.parents) if not d.stat().st_mode & stat.S_IXOTH]
+    top = closed[0] if closed else work_dir
+    line = ["--perms", "0711", "--tmpfs", str(top)]
+    below = [work_dir, *work_dir.parents][: len(work_dir.relative_to(top).parts)]
+    for directory in reversed(below):
+        line += ["--perms", "0711", "--dir", str(directory)]
     return line
 
 
