@@ -85,7 +85,7 @@ async def test_network_false_job_cannot_connect_to_the_dispatcher_port(
     refused, out = await run(sandbox, CONNECT.format(port=listener), network=False)
     assert refused.started
     assert "connected" not in out
-    assert "Network is unreachable" in out or "Connection refused" in out, out
+    assert "Connection refused" in out, out  # its own loopback, where nothing listens
 
 
 async def test_network_false_is_refused_where_it_cannot_be_enforced(

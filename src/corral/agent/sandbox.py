@@ -11,7 +11,7 @@ What a sandboxed job sees:
   worker's argv or environment, nor any other job's; when its first process ends,
   the kernel kills everything left in the namespace;
 - its own IPC namespace; with ``network: false`` its own network namespace, which
-  holds nothing but a loopback interface that is down: no network at all.
+  holds nothing but its own empty loopback: no network at all.
 
 bwrap runs as root here (no user namespace needed) and the uid switch comes right
 after it, inside the namespaces (``setpriv``, see ``isolation.py``). No
