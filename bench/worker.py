@@ -7,8 +7,11 @@
 3. submit-to-start latency for single jobs on an idle worker: from just
    before the submit request to the moment the job's own process reads the
    clock (`date +%s.%N`).
+2 and 3 run once per isolation level asked for (`--isolation none,user,sandbox`,
+the default, as root; docs/isolation.md), each beside the others.
 
   .venv/bin/python bench/worker.py [--jobs 5000] [--backend sqlite|postgres|all]
+      [--isolation none,user,sandbox]
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ def raw_spawn_rates(count: int = 2000) -> tuple[float, float]:
 
 
 @contextlib.contextmanager
-def worker(url: str, token: str, work_dir: Path, concurrency: int) -> Iterator[None]:
+def worker(
+    url: str, token: str, work_dir: Path, concurrency: int, isolation: str
+) -> Iterator[None]:
     cmd = [
         sys.executable,
         "-m",
@@ -66,6 +71,8 @@ def worker(url: str, token: str, work_dir: Path, concurrency: int) -> Iterator[N
         str(concurrency),
         "--work-dir",
         str(work_dir),
+        "--isolation",
+        isolation,
     ]
     env = {**os.environ, "CORRAL_LOG_LEVEL": "warning"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -138,11 +145,14 @@ def latency(http: httpx.Client, samples: int) -> tuple[float, float]:
     return statistics.median(waits), waits[max(0, int(len(waits) * 0.99) - 1)]
 
 
-def run_backend(name: str, database_url: str | None, jobs: int, spawn: float) -> None:
+def run_backend(
+    name: str, database_url: str | None, jobs: int, spawn: float, isolation: str
+) -> None:
+    name = f"{name}, isolation {isolation}"
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp), database_url) as (url, admin):
         token = mint(url, admin, "worker")
         with (
-            worker(url, token, Path(tmp) / "work", 8),
+            worker(url, token, Path(tmp) / "work", 8, isolation),
             httpx.Client(
                 base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=60
             ) as http,
@@ -161,7 +171,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--isolation", default="none,user,sandbox")
     args = parser.parse_args()
+    levels = args.isolation.split(",")
     print(f"corral worker benchmark, {os.cpu_count()} cores, python {sys.version.split()[0]}")
     sequential, parallel = raw_spawn_rates()
     print(
@@ -169,7 +181,8 @@ def main() -> None:
         f"{parallel:,.0f}/s on all cores"
     )
     if args.backend in ("sqlite", "all"):
-        run_backend("sqlite", None, args.jobs, sequential)
+        for level in levels:
+            run_backend("sqlite", None, args.jobs, sequential, level)
     if args.backend in ("postgres", "all"):
         from tests.pg_server import PgServer
 
@@ -177,7 +190,8 @@ def main() -> None:
         pg.start()
         try:
             dsn = asyncio.run(pg.new_database(migrated=False))
-            run_backend("postgres", dsn, args.jobs, sequential)
+            for level in levels:
+                run_backend("postgres", dsn, args.jobs, sequential, level)
         finally:
             pg.stop()
 

@@ -21,6 +21,11 @@ fi
 if [ "$tests" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   need_apt+=(chromium)
 fi
+# bubblewrap: `corral worker --isolation sandbox` (the default, auto, where it works)
+# runs each job in its namespaces; setpriv (util-linux, always there) switches uids.
+if ! command -v bwrap >/dev/null 2>&1; then
+  need_apt+=(bubblewrap)
+fi
 if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
   need_apt+=(python3-venv)
 fi

@@ -13,6 +13,11 @@ from pathlib import Path
 from typing import Any
 
 CORRAL = [sys.executable, "-m", "corral.cli.main"]
+# For a worker whose jobs the test watches from the host: pids it compares with the
+# host's /proc, files written under pytest's tmp dir. At the default isolation
+# (sandbox) a job has its own PID namespace, a private /tmp and a read-only host, and
+# at user level it cannot reach pytest's 0700 dirs (docs/isolation.md).
+HOST_VISIBLE = ("--isolation", "none")
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.acceptance.test_worker_e2e import Cluster
 from tests.acceptance.test_worker_e2e import cluster as cluster  # the module's fixture
+from tests.processes import HOST_VISIBLE
 
 SPAN = "date +%s.%N > {0}.start; sleep 0.6; date +%s.%N > {0}.end"
 
@@ -19,7 +20,9 @@ def span(root: Path, name: str) -> tuple[float, float]:
 
 
 def test_item_placement_full_memory_jobs_run_one_after_the_other(cluster: Cluster) -> None:
-    cluster.worker("small", "--concurrency", "4", "--cpus", "2", "--memory-mb", "100")
+    cluster.worker(
+        "small", "--concurrency", "4", "--cpus", "2", "--memory-mb", "100", *HOST_VISIBLE
+    )
     root = cluster.root
     ids = []
     for name in ("first", "second"):

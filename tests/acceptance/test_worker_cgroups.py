@@ -24,6 +24,7 @@ from tests.acceptance.test_worker_e2e import Cluster, cluster, poll
 __all__ = ["cluster"]
 
 PY = "/usr/bin/python3"
+SANDBOXED = False  # set by the worker fixture from its start line
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,8 @@ def limited(cluster: Cluster) -> Iterator[subprocess.Popen[bytes]]:
     poll(lambda: "job isolation by" in log.read_text(), 20, "the worker's cgroup line")
     if "setrlimit" in log.read_text():
         pytest.fail(f"the worker found no writable cgroup: {log.read_text()}")
+    global SANDBOXED
+    SANDBOXED = '"msg":"isolation sandbox' in log.read_text()
     yield worker
     worker.terminate()
     worker.wait(20)
@@ -128,3 +131,36 @@ def test_item12_pids_limit_stops_a_fork_loop(
     after = cluster.submit(command="echo still here")
     assert cluster.wait_status(after, ("completed", "failed"))["stdout"] == "still here\n"
     assert limited.poll() is None
+
+
+def test_item12_attempt_counts_the_leftover_daemon(
+    cluster: Cluster, limited: subprocess.Popen[bytes]
+) -> None:
+    mark = marker()
+    job_id = cluster.submit(command=daemon_command(mark, "echo done"))
+    assert cluster.wait_status(job_id, ("completed", "failed"))["status"] == "completed"
+    poll(lambda: not daemons(mark), 5, "the daemon to be killed with its job")
+    (attempt,) = cluster.job(job_id)["attempts"]
+    # At sandbox level the job's PID namespace takes the daemon down with its main
+    # process, before the cgroup looks: there the count is 0 (docs/isolation.md).
+    assert attempt["leftover_processes"] in ((0, 1) if SANDBOXED else (1,))
+
+
+def test_item12_submitted_memory_mb_is_the_limit(
+    cluster: Cluster, limited: subprocess.Popen[bytes]
+) -> None:
+    """The job's own ``resources`` win over the worker's default (64 MiB here)."""
+    small = cluster.submit(command=ALLOCATE, resources={"memory_mb": 100})
+    job = cluster.wait_status(small, ("completed", "failed"))
+    assert (job["status"], job["error_message"]) == ("failed", "memory limit of 100 MiB exceeded")
+    roomy = cluster.submit(command=ALLOCATE, resources={"memory_mb": 400})
+    assert cluster.wait_status(roomy, ("completed", "failed"))["status"] == "completed"
+
+
+def test_item12_submitted_pids_is_the_limit(
+    cluster: Cluster, limited: subprocess.Popen[bytes]
+) -> None:
+    job_id = cluster.submit(command=f"{PY} -c {shlex.quote(FORK_LOOP)}", resources={"pids": 12})
+    job = cluster.wait_status(job_id, ("completed", "failed"))
+    assert job["status"] == "completed", job
+    assert 0 < int(job["stdout"]) < 12

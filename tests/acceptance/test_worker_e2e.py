@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from corral.agent.process import alive
-from tests.processes import CORRAL, clean_env, free_port, poll, start_worker
+from tests.processes import CORRAL, HOST_VISIBLE, clean_env, free_port, poll, start_worker
 
 
 @dataclass
@@ -118,7 +118,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def shared_worker(cluster: Cluster) -> subprocess.Popen[bytes]:
-    return cluster.worker("shared", "--concurrency", "4", "--grace", "1")
+    return cluster.worker("shared", "--concurrency", "4", "--grace", "1", *HOST_VISIBLE)
 
 
 def pids_from(path: Path) -> list[int]:
@@ -207,7 +207,7 @@ def test_killed_worker_job_reruns_elsewhere_and_late_result_is_refused(
 ) -> None:
     marks = tmp_path / "attempts"
     pids = tmp_path / "pids"
-    doomed = cluster.worker("doomed", "--labels", "fault", "--concurrency", "1")
+    doomed = cluster.worker("doomed", "--labels", "fault", "--concurrency", "1", *HOST_VISIBLE)
     # The first attempt outlives its worker; the retry finishes quickly.
     command = (
         f"echo $CORRAL_ATTEMPT >> {marks}; echo $$ >> {pids}; "
@@ -217,7 +217,7 @@ def test_killed_worker_job_reruns_elsewhere_and_late_result_is_refused(
     poll(lambda: marks.exists() and marks.read_text().strip() == "1", 15, "the first attempt")
     doomed.kill()  # kill -9: no report, no release, no deregistration
     doomed.wait(5)
-    cluster.worker("rescuer", "--labels", "fault", "--concurrency", "1")
+    cluster.worker("rescuer", "--labels", "fault", "--concurrency", "1", *HOST_VISIBLE)
     job = cluster.wait_status(job_id, ("completed", "failed"), 20)
     try:
         assert job["status"] == "completed", (job["error_message"], job["attempts"])
@@ -232,7 +232,7 @@ def test_killed_worker_job_reruns_elsewhere_and_late_result_is_refused(
         # The dead worker's job is an orphan now; the worker's next start sweeps it.
         orphan = pids_from(pids)[0]
         assert alive(orphan)
-        cluster.worker("doomed", "--labels", "fault")
+        cluster.worker("doomed", "--labels", "fault", *HOST_VISIBLE)
         poll(lambda: not alive(orphan), 10, "the orphan to be swept")
     finally:
         for pid in pids_from(pids):  # the dead worker's orphan, if still around
@@ -243,7 +243,7 @@ def test_killed_worker_job_reruns_elsewhere_and_late_result_is_refused(
 @pytest.mark.slow
 def test_sigterm_drains_then_deregisters(cluster: Cluster, tmp_path: Path) -> None:
     started = tmp_path / "started"
-    drainer = cluster.worker("drainer", "--labels", "drain", "--concurrency", "2")
+    drainer = cluster.worker("drainer", "--labels", "drain", "--concurrency", "2", *HOST_VISIBLE)
     job_id = cluster.submit(command=f"touch {started}; sleep 1.5; echo finished", labels=["drain"])
     poll(started.exists, 15, "the job to start")
     drainer.send_signal(signal.SIGTERM)
@@ -266,7 +266,9 @@ def test_sigterm_drains_then_deregisters(cluster: Cluster, tmp_path: Path) -> No
 @pytest.mark.slow
 def test_second_sigterm_kills_at_once(cluster: Cluster, tmp_path: Path) -> None:
     pids = tmp_path / "pids"
-    stubborn = cluster.worker("stubborn", "--labels", "stubborn", "--drain-timeout", "60")
+    stubborn = cluster.worker(
+        "stubborn", "--labels", "stubborn", "--drain-timeout", "60", *HOST_VISIBLE
+    )
     job_id = cluster.submit(
         command=f"sleep 300 & echo $! > {pids}; wait", labels=["stubborn"], max_retries=0
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests.acceptance.test_worker_e2e import CORRAL, Cluster, clean_env, cluster, poll
 from tests.acceptance.test_worker_limits import binary_server
+from tests.processes import HOST_VISIBLE
 
 __all__ = ["binary_server", "cluster"]  # fixtures shared with the other acceptance modules
 
@@ -63,7 +64,7 @@ def test_a_loopback_binary_url_is_refused_unless_allowed(
     cluster: Cluster, binary_server: tuple[str, Path, str]
 ) -> None:
     url, marker, sha = binary_server
-    cluster.worker("guarded", "--labels", "guarded")
+    cluster.worker("guarded", "--labels", "guarded", *HOST_VISIBLE)
     refused = cluster.submit(
         type="tool", binary_url=url, binary_sha256=sha, priority="high", labels=["guarded"]
     )
@@ -74,7 +75,7 @@ def test_a_loopback_binary_url_is_refused_unless_allowed(
     assert job["attempt"] == 1  # the same answer on every worker: not retried
     assert not marker.exists()
     # The operator's flag lets the very same binary run.
-    cluster.worker("trusting", "--labels", "trusting", "--allow-private-urls")
+    cluster.worker("trusting", "--labels", "trusting", "--allow-private-urls", *HOST_VISIBLE)
     allowed = cluster.submit(
         type="tool", binary_url=url, binary_sha256=sha, priority="high", labels=["trusting"]
     )

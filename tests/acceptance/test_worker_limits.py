@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.test_worker_e2e import Cluster, cluster, poll
+from tests.processes import HOST_VISIBLE
 
 __all__ = ["cluster"]  # the module-scoped dispatcher fixture, shared with the e2e tests
 
@@ -70,7 +71,8 @@ def test_a_binary_with_the_wrong_sha256_never_runs(
 ) -> None:
     url, marker, sha = binary_server
     # The binaries are served from 127.0.0.1, which a worker refuses unless allowed.
-    cluster.worker("binaries", "--concurrency", "2", "--allow-private-urls")
+    # The binary writes its marker under pytest's tmp dir: watched from the host.
+    cluster.worker("binaries", "--concurrency", "2", "--allow-private-urls", *HOST_VISIBLE)
     wrong = cluster.submit(type="tool", binary_url=url, binary_sha256="0" * 64, priority="high")
     job = cluster.wait_status(wrong, ("completed", "failed"))
     assert job["status"] == "failed"

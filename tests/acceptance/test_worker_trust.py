@@ -17,7 +17,7 @@ import pytest
 from corral.agent.process import alive
 from tests.faultproxy import DROP, PASS, FaultProxy
 from tests.live import LiveServer, run_server
-from tests.processes import CORRAL, clean_env, poll, start_worker
+from tests.processes import CORRAL, HOST_VISIBLE, clean_env, poll, start_worker
 
 HOLD = 3600.0  # a FaultProxy delay: the request is held, never answered in the test's time
 
@@ -79,7 +79,7 @@ def test_item3_drain_with_unreachable_dispatcher_is_bounded(
     with FaultProxy(live_server.url, lambda call: PASS) as proxy:
         worker = start_worker(
             proxy.url, token, tmp_path, "cut-off", "cut-off.log",
-            "--drain-timeout", "1", "--grace", "0.5", "--claim-wait", "1",
+            "--drain-timeout", "1", "--grace", "0.5", "--claim-wait", "1", *HOST_VISIBLE,
         )  # fmt: skip
         try:
             submit(live_server, command=f"sleep 300 & echo $! > {pids}; wait")
@@ -101,7 +101,7 @@ def test_item3_second_sigterm_ends_at_once_while_dispatcher_unreachable(
     with FaultProxy(live_server.url, lambda call: PASS) as proxy:
         worker = start_worker(
             proxy.url, token, tmp_path, "stubborn", "stubborn.log",
-            "--drain-timeout", "120", "--claim-wait", "1",
+            "--drain-timeout", "120", "--claim-wait", "1", *HOST_VISIBLE,
         )  # fmt: skip
         try:
             submit(live_server, command=f"trap '' TERM; sleep 300 & echo $! > {pids}; wait")
@@ -172,7 +172,7 @@ def test_item7_frozen_worker_never_starts_a_job_whose_lease_ran_out(tmp_path: Pa
     with run_server(tmp_path / "data", lease_grace=0, reaper_interval=0.2) as server:
         token = server.token("worker")
         worker = start_worker(
-            server.url, token, tmp_path, "frozen", "frozen.log", "--claim-wait", "5"
+            server.url, token, tmp_path, "frozen", "frozen.log", "--claim-wait", "5", *HOST_VISIBLE
         )
         try:
             poll(lambda: "worker_registered" in log_of(tmp_path, "frozen.log"), 15, "registration")
@@ -210,7 +210,7 @@ def test_item5_prefetched_job_outlasting_an_outage_is_handed_back_not_failed(
         with FaultProxy(server.url, lambda call: PASS) as proxy:
             worker = start_worker(
                 proxy.url, token, tmp_path, "cut", "cut.log",
-                "--concurrency", "1", "--prefetch", "1", "--claim-wait", "1",
+                "--concurrency", "1", "--prefetch", "1", "--claim-wait", "1", *HOST_VISIBLE,
             )  # fmt: skip
             try:
                 first = submit(server, command=f"touch {started}; sleep 4", lease_seconds=60)

@@ -30,7 +30,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tests.processes import CORRAL, clean_env, free_port, poll, start_worker
+from tests.processes import CORRAL, HOST_VISIBLE, clean_env, free_port, poll, start_worker
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -245,7 +245,8 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
 @pytest.fixture(scope="package")
 def shared_worker(dash: Dash) -> str:
     """One worker for the tests that do not mind sharing it; returns its name."""
-    proc = dash.worker("shared", "--concurrency", "4")
+    # A test reads a running job's pid from a file under pytest's tmp dir.
+    proc = dash.worker("shared", "--concurrency", "4", *HOST_VISIBLE)
     poll(
         lambda: proc.poll() is None and dash.worker_state("shared") == "online",
         20,

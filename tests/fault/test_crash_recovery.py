@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from tests.pg_server import PgServer
-from tests.processes import CORRAL, clean_env, free_port, poll, start_worker
+from tests.processes import CORRAL, HOST_VISIBLE, clean_env, free_port, poll, start_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
@@ -87,6 +87,7 @@ class Fleet:
             self.root,
             name,
             f"{name}.log",
+            *HOST_VISIBLE,  # every job appends to a ledger under pytest's tmp dir
             "--claim-wait",
             "2",
             "--concurrency",

@@ -37,6 +37,7 @@ from corral.agent.dispatcher import (
     parse_job,
 )
 from corral.agent.executor import Executor, StopReason
+from corral.agent.isolation import Isolation, Level
 from corral.agent.machine import capacity_offer, machine_info
 from corral.agent.netguard import guarded_client
 from corral.agent.renewal import Fatal, Renewal, log_extra, sleep_or
@@ -74,6 +75,9 @@ class AgentConfig:
     memory_mb: int | None = None
     # Each job's cgroup limits when it asks for none, and the most it may ask for.
     limits: LimitPolicy = field(default_factory=LimitPolicy)
+    # How jobs are kept apart (isolation.py); the CLI resolves ``auto`` before this.
+    isolation: Level = Level.NONE
+    uid_range: range | None = None
 
 
 def _download_client(config: AgentConfig) -> httpx.AsyncClient:
@@ -102,6 +106,7 @@ class Agent:
             grace=config.grace,
             files=self.dispatcher,
             limits=config.limits,
+            isolation=Isolation(config.isolation, config.uid_range),
         )
         self.leases = Renewal(self.dispatcher, lambda: self.draining, self._register)
         self.held = self.leases.held
@@ -246,7 +251,13 @@ class Agent:
         """The registration body: the machine, then what it offers jobs (capacity;
         isolation and network_control are merged in here too)."""
         info = machine_info(self.config.labels, self.config.concurrency)
-        return {**info, **capacity_offer(self.config.cpus, self.config.memory_mb)}
+        isolation = self.executor.isolation
+        return {
+            **info,
+            **capacity_offer(self.config.cpus, self.config.memory_mb),
+            "isolation": str(isolation.level),
+            "network_control": isolation.network_control,
+        }
 
     async def _register(self) -> bool:
         """Register, retrying with backoff until it works or a signal asks us to stop."""

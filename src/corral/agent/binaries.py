@@ -2,9 +2,13 @@
 
 A binary is only ever executed from ``<cache>/<sha256>``, and a file only gets
 that name after its content hashed to it, so a tampered or truncated download
-can never run. Concurrent jobs wanting the same hash share one download. Only
-http(s) is fetched, and the worker gives this cache a client that refuses
-private addresses unless the operator allowed them (``netguard.py``).
+can never run. The cache belongs to the worker (directory 0755, entries 0555,
+neither writable by a job's uid), and a cached entry is hashed again before
+every run: one that no longer matches its name (planted or altered by someone
+who could write there) is thrown away and downloaded again, never run.
+Concurrent jobs wanting the same hash share one download. Only http(s) is
+fetched, and the worker gives this cache a client that refuses private addresses
+unless the operator allowed them (``netguard.py``).
 """
 
 from __future__ import annotations
@@ -49,17 +53,16 @@ class BinaryCache:
             raise BinaryError("binary_url must be an http(s) URL; nothing was run", retryable=False)
         digest = sha256.lower()
         target = self.directory / digest
-        if target.exists():
-            return target
         lock = self._locks.setdefault(digest, asyncio.Lock())
         async with lock:
-            if not target.exists():
+            if not await asyncio.to_thread(_still_valid, target, digest):
                 await self._download(url, digest, target)
         self._locks.pop(digest, None)
         return target
 
     async def _download(self, url: str, digest: str, target: Path) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o755)
         partial = target.with_name(f".{digest}.{os.getpid()}.part")
         try:
             actual = await self._stream_to(url, partial)
@@ -69,7 +72,7 @@ class BinaryCache:
                     "nothing was run",
                     retryable=False,
                 )
-            partial.chmod(0o755)
+            partial.chmod(0o555)
             partial.replace(target)
             log.info("binary cached", extra={"action": "binary_cached", "sha256": digest})
         finally:
@@ -100,3 +103,24 @@ class BinaryCache:
         except httpx.HTTPError as exc:
             raise BinaryError(f"binary download failed: {exc!r}", retryable=True) from exc
         return hasher.hexdigest()
+
+
+def _still_valid(target: Path, digest: str) -> bool:
+    """Whether the cached ``target`` exists and still hashes to its name; a mismatch
+    (a planted or altered entry) is removed and logged, so it is fetched again."""
+    hasher = hashlib.sha256()
+    try:
+        with target.open("rb") as cached:
+            while chunk := cached.read(CHUNK):
+                hasher.update(chunk)
+    except FileNotFoundError:
+        return False
+    if hasher.hexdigest() == digest:
+        return True
+    log.warning(
+        "cached binary does not match its sha256; discarded",
+        extra={"action": "binary_cache_poisoned", "sha256": digest, "actual": hasher.hexdigest()},
+    )
+    with contextlib.suppress(FileNotFoundError):
+        target.unlink()
+    return False

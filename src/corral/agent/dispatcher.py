@@ -236,7 +236,10 @@ def parse_job(job: dict[str, Any]) -> JobRun:
         timeout=int(job.get("timeout") or DEFAULT_TIMEOUT),
     )
     resources = Resources.parse(job.get("resources"))
-    return JobRun(str(job["id"]), int(job.get("attempt") or 1), spec, resources=resources)
+    network = job.get("network") is not False  # absent or null: the job may use the network
+    return JobRun(
+        str(job["id"]), int(job.get("attempt") or 1), spec, resources=resources, network=network
+    )
 
 
 def _text_map(value: Any) -> dict[str, str]:

@@ -3,7 +3,8 @@
 An ``Execution`` is created per attempt. It prepares a per-job directory under
 the work dir (removed afterwards), resolves what to run (``/bin/sh -c`` for a
 command, a sha256-verified cached download for a binary), spawns it with a
-minimal environment, forwards its output, enforces its timeout, and can be told
+minimal environment behind the worker's isolation (its own uid, bubblewrap:
+``isolation.py``), forwards its output, enforces its timeout, and can be told
 to stop for a reason (cancel, lost lease, shutdown). It never talks to the
 dispatcher itself: the reason and the exit status are handed back to the agent,
 which decides what to report.
@@ -27,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from corral.agent import cgroup_detect
 from corral.agent.binaries import BinaryCache, BinaryError
 from corral.agent.cgroups import JobCgroup, LimitError, LimitPolicy, Resources, worker_key
+from corral.agent.isolation import Isolation, JobIdentity, Level
 from corral.agent.jobfiles import FileTransfer, JobFilesError, prepare_inputs, save_outputs
 from corral.agent.output import OutputForwarder, PipeReader
 from corral.agent.process import ProcessGroup, spawn, sweep_orphans
@@ -68,6 +70,7 @@ class JobRun:
     attempt: int
     spec: JobSpec
     resources: Resources | None = None  # what the job asked for; None: nothing
+    network: bool = True  # False: run only where no network can be given (sandbox)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,7 @@ class Executor:
         output_budget: int = 1 << 20,
         files: FileTransfer | None = None,
         limits: LimitPolicy | None = None,
+        isolation: Isolation | None = None,
     ) -> None:
         self.work_dir = work_dir = work_dir.resolve()
         self.jobs_dir = work_dir / "jobs"
@@ -156,6 +160,7 @@ class Executor:
         self.flush_interval = flush_interval
         self.output_budget = output_budget
         self.files = files  # input archives and artifacts; None: jobs using them fail
+        self.isolation = isolation or Isolation(Level.NONE)
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(work_dir / ".lock")
         orphans = sweep_orphans(f"{WORKER_MARK}={work_dir}".encode())
@@ -165,6 +170,7 @@ class Executor:
             )
         shutil.rmtree(self.jobs_dir, ignore_errors=True)
         self.jobs_dir.mkdir()
+        self.isolation.secure_work_dir(work_dir)
         # Every job in its own cgroup (None: no cgroups at all, for tests of other parts).
         self.limits = limits
         self.cgroups = cgroup_detect.start(worker_key(work_dir)) if limits is not None else None
@@ -224,13 +230,15 @@ class Execution:
     async def run(self) -> RunResult:
         job_dir = self.executor.jobs_dir / f"{self.job.job_id}.{self.job.attempt}"
         begun = time.monotonic()
+        identity: JobIdentity | None = None
         try:
             argv, cwd = await self._prepare(job_dir)
             if self.stop_reason is None and not self.may_start():
                 self.stop(StopReason.LEASE_EXPIRED)
             if self.stop_reason is not None:
                 return RunResult(started=False, stop_reason=self.stop_reason)
-            returncode = await self._execute(argv, cwd)
+            identity = await self._isolate(job_dir)
+            returncode = await self._execute(argv, cwd, identity)
             limit_error = self.cgroup.oom_message() if self.cgroup is not None else None
             notes = await self._save_outputs(cwd)
         except (PrepareError, JobFilesError) as exc:
@@ -239,6 +247,7 @@ class Execution:
             self._finished = True
             await self._release_cgroup()
             await _remove_tree(job_dir)
+            self.executor.isolation.release(identity)
         return RunResult(
             started=True,
             returncode=returncode,
@@ -281,6 +290,12 @@ class Execution:
 
     async def _prepare(self, job_dir: Path) -> tuple[list[str], Path]:
         spec = self.job.spec
+        if not self.job.network and not self.executor.isolation.network_control:
+            raise PrepareError(
+                f"this worker cannot run a job without network "
+                f"(isolation {self.executor.isolation.level}); nothing was run",
+                retryable=True,
+            )
         try:  # the dispatcher checked at submission; a job stored before that rule was not
             validate_env(spec.env, spec.secret_env)
         except InvalidInput as exc:
@@ -317,10 +332,27 @@ class Execution:
         run = self.job
         return await save_outputs(self.executor.files, run.job_id, run.attempt, run.spec, cwd)
 
-    async def _execute(self, argv: list[str], cwd: Path) -> int:
+    async def _isolate(self, job_dir: Path) -> JobIdentity | None:
+        """The job's own uid and its directory handed over to it (``isolation.py``); in a
+        thread when an input archive filled it, inline (a few syscalls) when it is empty."""
+        acquire = self.executor.isolation.acquire
+        try:
+            if self.job.spec.input_file_id:
+                return await asyncio.to_thread(acquire, job_dir)
+            return acquire(job_dir)
+        except OSError as exc:
+            raise PrepareError(f"could not isolate the job: {exc}", retryable=True) from exc
+
+    async def _execute(self, argv: list[str], cwd: Path, identity: JobIdentity | None) -> int:
+        iso, work_dir = self.executor.isolation, self.executor.work_dir
+        env = iso.env(job_env(self.job, os.environ, work_dir), identity)
+        binary = Path(argv[0]) if self.job.spec.command is None else None
+        argv = iso.wrap(
+            argv, identity, cwd=cwd, work_dir=work_dir, network=self.job.network, binary=binary
+        )
         argv = self._confine(argv)  # last: the cgroup join runs before any uid switch
         try:
-            group = spawn(argv, cwd=cwd, env=job_env(self.job, os.environ, self.executor.work_dir))
+            group = spawn(argv, cwd=cwd, env=env)
         except OSError as exc:  # the job's fault (no such file, not executable) or ours
             retryable = exc.errno not in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR)
             message = f"could not start {argv[0]}: {exc.strerror or exc}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from pathlib import Path
 
 import typer
@@ -11,8 +13,20 @@ import typer
 from corral.agent.agent import Agent, AgentConfig
 from corral.agent.cgroups import LimitPolicy
 from corral.agent.executor import WorkDirBusy
+from corral.agent.isolation import (
+    CHOICES,
+    DEFAULT_UID_RANGE,
+    Choice,
+    IsolationUnavailable,
+    Level,
+    choose,
+    parse_uid_range,
+    readable_by_others,
+)
 from corral.cli.config import fail, resolve_credentials
 from corral.cli.logs import setup_logging
+
+log = logging.getLogger("corral.worker")
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +37,17 @@ def worker(
     server: str | None = typer.Option(
         None, envvar=["CORRAL_SERVER", "CORRAL_URL"], help="Dispatcher URL."
     ),
-    token: str | None = typer.Option(None, envvar="CORRAL_TOKEN", help="A worker token."),
+    token: str | None = typer.Option(
+        None,
+        envvar="CORRAL_TOKEN",
+        help="A worker token (visible in this process's argv: prefer --token-file).",
+    ),
+    token_file: Path | None = typer.Option(
+        None,
+        "--token-file",
+        envvar="CORRAL_TOKEN_FILE",
+        help="Read the worker token from this file (mode 0600: jobs must not read it).",
+    ),
     concurrency: int = typer.Option(4, min=1, max=1000, envvar="CORRAL_CONCURRENCY"),
     labels: str = typer.Option("", envvar="CORRAL_LABELS", help="Comma-separated labels."),
     name: str | None = typer.Option(
@@ -96,11 +120,25 @@ def worker(
     max_pids: int | None = typer.Option(
         None, min=1, envvar="CORRAL_MAX_PIDS", help="Most processes a job may ask for."
     ),
+    isolation: str = typer.Option(
+        "auto",
+        envvar="CORRAL_ISOLATION",
+        help=f"How jobs are kept apart: {'|'.join(CHOICES)}; auto is the strongest the "
+        "machine allows (docs/isolation.md).",
+    ),
+    uid_range: str = typer.Option(
+        DEFAULT_UID_RANGE,
+        envvar="CORRAL_UID_RANGE",
+        help="Uids (and gids) given to running jobs at user/sandbox isolation; no passwd "
+        "entries needed, never the worker's own.",
+    ),
     log_level: str = typer.Option("info", envvar="CORRAL_LOG_LEVEL"),
 ) -> None:
     """Claim jobs from the dispatcher and run them; SIGTERM drains, a second SIGTERM kills."""
-    url, secret = resolve_credentials(server, token)
+    url, secret = resolve_credentials(server, token or _read_token(token_file))
+    os.environ.pop("CORRAL_TOKEN", None)  # never handed down, whatever a job's env says
     setup_logging(log_level)
+    choice, uids = _isolation(isolation, uid_range, concurrency, token_file)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     config = AgentConfig(
         server=url,
@@ -117,6 +155,8 @@ def worker(
         cpus=cpus,
         memory_mb=memory_mb,
         limits=LimitPolicy(default_memory_mb, max_memory_mb, default_pids, max_pids),
+        isolation=choice.level,
+        uid_range=uids,
     )
     raise typer.Exit(asyncio.run(_run(config)))
 
@@ -128,3 +168,43 @@ async def _run(config: AgentConfig) -> int:
     except WorkDirBusy as exc:
         fail(str(exc))
     return await agent.run()
+
+
+def _read_token(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text().strip() or fail(f"token file {path} is empty")
+    except OSError as exc:
+        fail(f"cannot read token file {path}: {exc.strerror or exc}")
+
+
+def _isolation(
+    requested: str, uid_range: str, concurrency: int, token_file: Path | None
+) -> tuple[Choice, range]:
+    """The level this worker runs at, logged with why; refuses what cannot be kept."""
+    try:
+        choice = choose(requested)
+        uids = parse_uid_range(uid_range)
+    except IsolationUnavailable as exc:
+        fail(str(exc))
+    if choice.level is not Level.NONE:
+        if len(uids) < concurrency:
+            fail(f"--uid-range {uid_range} has fewer uids than --concurrency {concurrency}")
+        if token_file is not None and readable_by_others(token_file):
+            fail(f"token file {token_file} is readable by other users: chmod 600 it")
+    if choice.level is Level.USER and any(a.split("=")[0] == "--token" for a in sys.argv):
+        log.warning(  # a sandboxed job has its own /proc; at user level it sees our argv
+            "the worker's argv is readable by every job: pass the token with --token-file",
+            extra={"action": "token_in_argv"},
+        )
+    extra = {"action": "isolation_level", "level": str(choice.level), "reason": choice.reason}
+    if choice.level is Level.NONE:
+        log.warning(
+            "isolation none: jobs run as the worker's user and can read its token, "
+            "its cache and each other",
+            extra=extra,
+        )
+    else:
+        log.info("isolation %s: %s", choice.level, choice.reason, extra=extra)
+    return choice, uids
