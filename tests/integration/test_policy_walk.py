@@ -126,7 +126,6 @@ POLICY: dict[RouteKey, Rule] = {
     # public: no credentials needed
     ("GET", "/api/openapi.json"): PUBLIC,
     ("GET", "/api/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/api/v1/health"): PUBLIC,
     ("POST", "/api/auth/login"): PUBLIC,  # an agent logs in with its name and project
     ("GET", "/health"): PUBLIC,  # Octaskly's and TaskDriver's, one body
@@ -284,8 +283,8 @@ def _keys_of(route: BaseRoute | Any) -> set[RouteKey]:
 def _is_dashboard(route: BaseRoute | Any) -> bool:
     """Dashboard pages answer browsers (redirects, HTML, cookies): test_dashboard_policy.py
     walks them, and checks that together the two walks cover every route."""
-    if isinstance(route, Mount):
-        return route.path == "/static"
+    if isinstance(route, Mount):  # static files, public by design (Swagger UI's too)
+        return route.path in ("/static", "/api/docs/assets")
     if hasattr(route, "effective_route_contexts"):
         return all(
             isinstance(c.original_route, PageRoute) for c in route.effective_route_contexts()
@@ -673,7 +672,7 @@ def results_item_status(answer: httpx.Response) -> int:
     return answer.status_code if first["ok"] else int(first["code"])
 
 
-for _path in ("/api/openapi.json", "/api/docs", "/docs/oauth2-redirect", "/api/v1/health"):
+for _path in ("/api/openapi.json", "/api/docs", "/api/v1/health"):
     static("GET", _path)
 static("GET", "/api/v1/jobs", params={"limit": 1})
 static("GET", "/api/v1/executors")

@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from corral import __version__
 from corral.api import monitoring
+from corral.api.apidocs import install_api_docs
 from corral.api.bodylimit import BodyLimit
 from corral.api.dashboard.install import install_dashboard
 from corral.api.dialects.cmd import routes_auth as cmd_auth
@@ -41,6 +42,14 @@ from corral.services.container import Services, open_store
 from corral.settings import ServerSettings
 
 log = logging.getLogger("corral.api")
+DESCRIPTION = (
+    "Corral runs commands on a fleet of workers. One port serves four APIs over the same "
+    "jobs: the native executor-queue API (`/api/v1/...`), CMD Executor (`/api/auth`, "
+    "`/api/workers`, `/api/jobs`, `/api/files`), Octaskly (`/api/v1/tasks`, `/api/v1/stats`) "
+    "and TaskDriver (`/api/projects`, `/api/task-types`, `/api/tasks`, `/api/agents`). "
+    "Click **Authorize** and paste an API token (`corral token create`) or a login JWT "
+    "(`POST /api/auth/login`). Errors come in the body shape of the API that owns the path."
+)
 
 
 def create_app(settings: ServerSettings, services: Services | None = None) -> FastAPI:
@@ -58,8 +67,8 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
     app = FastAPI(
         title="Corral",
         version=__version__,
-        description="Distributed command execution. Native API: see docs/native-api.md.",
-        docs_url="/api/docs",
+        description=DESCRIPTION,
+        docs_url=None,  # served from the package by install_api_docs, not from a CDN
         openapi_url="/api/openapi.json",
         redoc_url=None,
         lifespan=lifespan,
@@ -88,6 +97,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
     for router in routers:
         app.include_router(router)
     install_dashboard(app)
+    install_api_docs(app, path_owner)
     _install_fallback_errors(app)
     app.state.rate_limits = RateLimits(settings)  # per process: see ratelimit.py
     app.state.cors_origins = frozenset(settings.cors_origins)  # deps.check_cookie_origin
