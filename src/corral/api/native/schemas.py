@@ -225,7 +225,7 @@ class ExecutorHeartbeat(Body):
     draining: bool = False
     # A worker may restate its capacity on any beat; absent keeps what it registered.
     cpus: float | None = Field(default=None, ge=0, le=1 << 20)
-    memory_mb: int | None = Field(default=None, ge=0)
+    memory_mb: int | None = Field(default=None, ge=0, le=MEMORY_MB)
     isolation: Literal["sandbox", "user", "none"] | None = None
     network_control: bool | None = None
 
