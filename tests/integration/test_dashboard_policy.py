@@ -28,7 +28,8 @@ from tests.live import LiveServer, run_server
 ADMIN = ("root@example.com", "admin-password")
 PASSWORD = "pw-123456"
 
-# (method, path) -> what each caller gets: "page" (200 HTML), "redirect" (303), or a status.
+# (method, path) -> what each caller gets: "page" (200 HTML), "text" (200, a text/plain
+# download), "redirect" (303), or a status.
 # Columns: anonymous, viewer, submitter, admin, worker (token in the cookie).
 DASHBOARD: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {
     ("GET", "/login"): ("page", "page", "page", "page", "page"),
@@ -39,6 +40,7 @@ DASHBOARD: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {
     # --- jobs list ---
     # --- job detail and submit ---
     ("GET", "/jobs/{job_id}"): ("redirect", "page", "page", "page", 403),
+    ("GET", "/jobs/{job_id}/output/{stream}"): ("redirect", "text", "text", "text", 403),
     ("POST", "/jobs/{job_id}/cancel"): ("redirect", 403, 403, 403, 403),  # without the CSRF token
     ("POST", "/jobs/{job_id}/resubmit"): ("redirect", 403, 403, 403, 403),  # without the CSRF token
     ("GET", "/submit"): ("redirect", 403, "page", "page", 403),
@@ -97,6 +99,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             job = http.post("/api/v1/jobs", json={"command": "true", "labels": ["policy-walk"]})
             assert job.status_code == 201, job.text
             PATH_PARAMS["job_id"] = job.json()["id"]
+            PATH_PARAMS["stream"] = "stdout"
             project = http.post("/api/projects", json={"name": "policy-walk"})
             assert project.status_code == 201, project.text
             PATH_PARAMS["project_id"] = project.json()["data"]["id"]
@@ -145,6 +148,9 @@ def test_dashboard_route_answers_each_caller_by_the_policy(
         assert answer.status_code == 200, answer.text
         assert answer.headers["content-type"].startswith("text/html")
         assert "unsafe-inline" not in answer.headers["content-security-policy"]
+    elif expected == "text":
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"].startswith("text/plain")
     elif expected == "redirect":
         assert answer.status_code == 303
         assert answer.headers["location"].startswith("/login")

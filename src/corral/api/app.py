@@ -17,6 +17,7 @@ from corral.api import monitoring
 from corral.api.apidocs import install_api_docs
 from corral.api.bodylimit import BodyLimit
 from corral.api.dashboard.install import install_dashboard
+from corral.api.dashboard.routing import not_found_page, wants_html
 from corral.api.dialects.cmd import routes_auth as cmd_auth
 from corral.api.dialects.cmd import routes_files as cmd_files
 from corral.api.dialects.cmd import routes_jobs as cmd_jobs
@@ -146,6 +147,8 @@ def _install_fallback_errors(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and wants_html(request):
+            return not_found_page(request)  # a browser on an unknown URL: a page, not JSON
         return render_http_error(exc, path_owner(request.url.path).render_domain)
 
     @app.exception_handler(RequestValidationError)

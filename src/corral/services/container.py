@@ -18,6 +18,7 @@ from corral.services.jobs import IDEMPOTENCY_BATCH, JobService
 from corral.services.leasing import LeaseService
 from corral.services.metrics import Metrics
 from corral.services.output import OutputService
+from corral.services.owners import OwnerService
 from corral.services.placement import PlacementService
 from corral.services.projects import ProjectService
 from corral.services.rates import RateService
@@ -74,6 +75,7 @@ class Services:
             self.store, self.hub, self.metrics, RetryPolicy(), output_cap=cap
         )
         self.output = OutputService(self.store, self.hub)
+        self.owners = OwnerService(self.store)
         self.tokens = TokenService(self.store)
         grace = self.settings.lease_grace
         self.reaper = Reaper(self.store, self.leases, DEFAULT_GRACE if grace is None else grace)

@@ -33,6 +33,7 @@ from corral.store.base import JobQuery
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 PAGE_SIZE = 50
+MAX_PROJECTS = 500  # offered in the project filter; TaskDriver users have a handful
 SORTS = {"newest": True, "oldest": False}
 MAX_SEQ = (1 << 63) - 1
 Field = Annotated[str, Query(max_length=200)]
@@ -71,9 +72,23 @@ async def home(
     query = parse_query(filters, before, after)
     page, query = await load(services, viewer, query)
     context = render_context(viewer, filters, query, page)
+    if not fragment:  # the filter form is not part of the live rows
+        context["projects"] = await project_choices(services, viewer, filters.get("project"))
     return TEMPLATES.TemplateResponse(
         request, "jobs_rows.html" if fragment else "home.html", context
     )
+
+
+async def project_choices(
+    services: Services, viewer: Viewer, chosen: str | None
+) -> list[tuple[str, str]]:
+    """(id, name) of the projects the filter offers, by name; a chosen id beyond the
+    first ``MAX_PROJECTS`` (or of a deleted project) stays offered, so it stays chosen."""
+    views, _ = await services.projects.list_projects(viewer.principal, None, MAX_PROJECTS, 0)
+    choices = sorted(((v.project.id, v.project.name) for v in views), key=lambda c: c[1].lower())
+    if chosen and chosen.strip() not in {pid for pid, _ in choices}:
+        choices.append((chosen.strip(), chosen.strip()))
+    return choices
 
 
 def parse_query(filters: dict[str, str], before: str, after: str) -> JobQuery:

@@ -5,6 +5,11 @@ The facts, controls, attempts and artifacts are one live fragment
 (``?fragment=status``) re-fetched when a job changes state; the output is followed
 by ``app.js`` on the API's own stream, so this page never polls. Secret env values
 are masked before a template sees the job.
+
+Output can be long (up to the server's cap per stream), and a browser renders a
+megabyte of coloured spans slowly: the page shows the last ``TAIL`` bytes of each
+stream, with a link to ``/jobs/{id}/output/{stream}``, which downloads it whole.
+ANSI colours become classes (``ansi.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
+from corral.api.content_disposition import attachment
+from corral.api.dashboard import ansi
+
 from corral.api.dashboard.routing import PageRoute
 from corral.api.dashboard.session import CsrfViewerDep, Viewer, ViewerDep
 from corral.api.dashboard.templating import TEMPLATES
@@ -25,12 +33,16 @@ from corral.domain.files import StoredFile
 from corral.domain.jobs import Job
 from corral.domain.priority import level
 from corral.domain.states import JobStatus
-from corral.errors import InvalidInput
+from corral.errors import InvalidInput, NotFound
+from corral.services.container import Services
 from corral.services.jobs import JobDetails
+from corral.store.base import OutputSlice
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 FRAGMENTS = {"status": "_job_status.html"}
 CANCELLABLE = (JobStatus.PENDING, JobStatus.RUNNING)
+STREAMS = ("stdout", "stderr")
+TAIL = 64 * 1024  # bytes of each stream shown on the page; the rest is a download
 
 
 def job_url(job_id: str) -> str:
@@ -47,10 +59,13 @@ async def job_page(
 ) -> Response:
     if fragment is not None and fragment not in FRAGMENTS:
         raise InvalidInput(f"unknown fragment: {fragment}", field="fragment")
-    # The live fragment shows where the job stands, not its output: skip reading that.
-    details = await services.jobs.details(viewer.principal, job_id, with_output=fragment is None)
+    details = await services.jobs.details(viewer.principal, job_id, with_output=False)
     artifacts = await services.files.artifacts(viewer.principal, job_id)
     context = _context(viewer, details, artifacts, services.settings.output_cap)
+    owners = await services.owners.names(viewer.principal, [details.job.owner_id])
+    context["owner"] = owners.get(details.job.owner_id, details.job.owner_id)
+    # The live fragment shows where the job stands, not its output: skip reading that.
+    context["streams"] = [] if fragment else await _tails(services, viewer, details.job)
     reasons = await services.placement.reasons([details.job])
     context["pending_reason"] = reasons.get(job_id)
     template = FRAGMENTS[fragment] if fragment else "job.html"
@@ -76,15 +91,52 @@ def _context(
         "attempts": details.attempts,
         "renewed_at": _renewed_at(job) if running else None,
         "artifacts": artifacts,
-        "streams": [
-            ("stdout", details.stdout.decode(errors="replace"), len(details.stdout), job.stdout),
-            ("stderr", details.stderr.decode(errors="replace"), len(details.stderr), job.stderr),
-        ],
         "cap": cap,
+        "tail_kib": TAIL // 1024,
         "following": not job.terminal,
         "can_cancel": job.status in CANCELLABLE and viewer.can_cancel(job.owner_id),
         "can_resubmit": viewer.can_submit and viewer.can_cancel(job.owner_id),
     }
+
+
+async def _tails(services: Services, viewer: Viewer, job: Job) -> list[dict[str, Any]]:
+    """The end of each stream, read from where the last ``TAIL`` bytes start."""
+    tails = []
+    for name, state in (("stdout", job.stdout), ("stderr", job.stderr)):
+        start = max(0, state.size - TAIL)
+        piece, _ = await services.output.read(viewer.principal, job.id, name, start, TAIL)
+        tails.append(_tail(name, piece, state.truncated))
+    return tails
+
+
+def _tail(name: str, piece: OutputSlice, truncated: bool) -> dict[str, Any]:
+    text = piece.data.decode(errors="replace")
+    return {
+        "name": name,
+        "segments": ansi.segments(text),
+        "offset": piece.offset + len(piece.data),  # where following picks up, in bytes
+        "hidden": piece.offset,  # bytes before the tail, only in the download
+        "truncated": truncated,
+    }
+
+
+@router.get("/jobs/{job_id}/output/{stream}")
+async def download_output(
+    job_id: str, stream: str, viewer: ViewerDep, services: ServicesDep
+) -> Response:
+    """The whole stored stream as a text file, escapes and all, as the job wrote it."""
+    if stream not in STREAMS:
+        raise NotFound(f"no output stream {stream!r}: stdout or stderr")
+    chunks: list[bytes] = []
+    while True:  # the stored stream is bounded by the output cap (and its loss notes)
+        at = sum(map(len, chunks))
+        piece, _ = await services.output.read(viewer.principal, job_id, stream, at, 1 << 20)
+        if not piece.data:
+            break
+        chunks.append(piece.data)
+    name = f"job-{job_id[:8]}-{stream}.txt"
+    headers = {"Content-Disposition": attachment(name)}
+    return Response(b"".join(chunks), media_type="text/plain; charset=utf-8", headers=headers)
 
 
 def _masked(job: Job) -> Job:

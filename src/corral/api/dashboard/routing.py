@@ -35,6 +35,21 @@ def error_page(request: Request, status: int, title: str, message: str) -> Respo
     return TEMPLATES.TemplateResponse(request, "error.html", context, status_code=status)
 
 
+def wants_html(request: Request) -> bool:
+    """A browser navigating (``Accept: text/html...``), not an API client: those send
+    ``application/json`` or ``*/*`` and keep their dialect's JSON errors."""
+    accept = request.headers.get("accept", "").lower()
+    return request.method in ("GET", "HEAD") and "text/html" in accept
+
+
+def not_found_page(request: Request) -> Response:
+    """The dashboard's own 404, for a URL no route serves, opened in a browser."""
+    message = f"There is no page at {request.url.path}."
+    response = error_page(request, 404, "Page not found", message)
+    response.headers.update(PAGE_HEADERS)
+    return response
+
+
 class PageRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -129,8 +129,78 @@
 // already shows (pre[data-offset], in bytes) are skipped; offset 0 arriving after later
 // offsets means a new attempt (or a reconnect): the block starts afresh. On "end" the
 // stream is closed (an EventSource would reconnect and replay) and the status refetched.
+// ANSI colour escapes become spans with the classes api/dashboard/ansi.py gives them;
+// an escape cut between two chunks waits for the rest. A block scrolled to its end stays
+// there as output arrives; past KEEP characters its oldest lines leave the page (the
+// "Download whole" link has everything), so a chatty job never slows the page down.
 (function () {
   var STREAMS = ["stdout", "stderr"];
+  var KEEP = 64 * 1024;
+  var ESCAPE = /\x1b(?:\[([0-?]*)[ -\/]*([@-~])|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])/g;
+  var PARTIAL = /\x1b(?:\[[0-?]*[ -\/]*|\][^\x07\x1b]*\x1b?)?$/;
+  var FLAGS = { 1: "ansi-bold", 2: "ansi-dim", 3: "ansi-italic", 4: "ansi-underline" };
+  var RESETS = { 22: ["ansi-bold", "ansi-dim"], 23: ["ansi-italic"], 24: ["ansi-underline"] };
+
+  function colour(code) {
+    if (code >= 30 && code <= 37) return code - 30;
+    if (code >= 90 && code <= 97) return code - 82;
+    return null;
+  }
+
+  function sgr(style, params) {
+    var codes = params ? params.split(";").map(function (p) { return parseInt(p, 10) || 0; }) : [0];
+    for (var i = 0; i < codes.length; i++) {
+      var c = codes[i];
+      if (c === 0) { style.fg = null; style.bg = null; style.flags = {}; }
+      else if (FLAGS[c]) style.flags[FLAGS[c]] = 1;
+      else if (RESETS[c]) RESETS[c].forEach(function (f) { delete style.flags[f]; });
+      else if (colour(c) !== null) style.fg = colour(c);
+      else if (colour(c - 10) !== null) style.bg = colour(c - 10);
+      else if (c === 39) style.fg = null;
+      else if (c === 49) style.bg = null;
+      else if (c === 38 || c === 48) i += codes[i + 1] === 5 ? 2 : 4;
+    }
+  }
+
+  function classes(style) {
+    var names = Object.keys(style.flags).sort();
+    if (style.fg !== null) names.push("ansi-fg-" + style.fg);
+    if (style.bg !== null) names.push("ansi-bg-" + style.bg);
+    return names.join(" ");
+  }
+
+  function piece(s, text) {
+    if (!text) return;
+    var cls = classes(s.style), node = document.createTextNode(text);
+    if (cls) { var span = document.createElement("span"); span.className = cls; span.appendChild(node); node = span; }
+    s.pre.appendChild(node);
+    s.chars += text.length;
+  }
+
+  function write(s, text) {
+    text = s.carry + text;
+    var cut = text.match(PARTIAL);
+    s.carry = cut ? cut[0] : "";
+    if (s.carry) text = text.slice(0, text.length - s.carry.length);
+    var at = 0, m;
+    ESCAPE.lastIndex = 0;
+    while ((m = ESCAPE.exec(text)) !== null) {
+      piece(s, text.slice(at, m.index));
+      if (m[2] === "m") sgr(s.style, m[1] || "");
+      at = ESCAPE.lastIndex;
+    }
+    piece(s, text.slice(at));
+  }
+
+  function trim(s, name) {
+    if (s.chars <= 2 * KEEP) return;
+    while (s.chars > KEEP && s.pre.firstChild) {
+      s.chars -= s.pre.firstChild.textContent.length;
+      s.pre.removeChild(s.pre.firstChild);
+    }
+    var note = document.getElementById(name + "-hidden");
+    if (note) note.hidden = false;
+  }
 
   function follow(section) {
     var id = section.getAttribute("data-job-output");
@@ -138,19 +208,26 @@
     var state = {};
     STREAMS.forEach(function (name) {
       var pre = document.getElementById(name);
-      if (pre) state[name] = { pre: pre, shown: parseInt(pre.getAttribute("data-offset"), 10) || 0, last: 0 };
+      if (!pre) return;
+      state[name] = { pre: pre, shown: parseInt(pre.getAttribute("data-offset"), 10) || 0, last: 0,
+        style: { fg: null, bg: null, flags: {} }, carry: "", chars: pre.textContent.length };
+      pre.scrollTop = pre.scrollHeight;  // start at the end, so the block follows it
     });
     var source = new EventSource("/api/v1/jobs/" + encodeURIComponent(id) + "/output/follow");
     source.addEventListener("output", function (e) {
       var m = JSON.parse(e.data), s = state[m.stream];
       if (!s) return;
-      if (m.offset === 0 && s.last > 0) { s.pre.textContent = ""; s.shown = 0; }
+      if (m.offset === 0 && s.last > 0) {
+        s.pre.textContent = ""; s.shown = 0; s.chars = 0; s.carry = "";
+        s.style = { fg: null, bg: null, flags: {} };
+      }
       var bytes = enc.encode(m.data), end = m.offset + bytes.length;
       s.last = end;
       if (end <= s.shown) return;
       var skip = Math.max(0, s.shown - m.offset);
       var pinned = s.pre.scrollTop + s.pre.clientHeight >= s.pre.scrollHeight - 4;
-      s.pre.appendChild(document.createTextNode(skip ? dec.decode(bytes.subarray(skip)) : m.data));
+      write(s, skip ? dec.decode(bytes.subarray(skip)) : m.data);
+      trim(s, m.stream);
       s.shown = end;
       s.pre.setAttribute("data-offset", String(end));
       if (pinned) s.pre.scrollTop = s.pre.scrollHeight;
