@@ -23,7 +23,6 @@ from fastapi.responses import RedirectResponse
 
 from corral.api.content_disposition import attachment
 from corral.api.dashboard import ansi
-
 from corral.api.dashboard.routing import PageRoute
 from corral.api.dashboard.session import CsrfViewerDep, Viewer, ViewerDep
 from corral.api.dashboard.templating import TEMPLATES
