@@ -3,7 +3,8 @@
 - A fenced block tagged ``bash``, ``sh``, ``shell`` or ``console`` is a *runnable* block:
   ``tests/acceptance/test_docs_commands.py`` runs it against a real server and worker.
 - A block that cannot run (it needs a second machine, root on the host, a placeholder
-  such as ``ID``, or runs for ever) says so on the line just above its fence::
+  such as ``ID``, or runs for ever) says so on the line above its fence (blank lines
+  between are allowed)::
 
       <!-- doc-test: skip needs a second machine -->
 
@@ -66,7 +67,10 @@ def blocks(path: Path) -> Iterator[Block]:
         while i < len(lines) and not lines[i].strip().startswith(fence):
             body.append(lines[i])
             i += 1
-        marker = SKIP.search(lines[start - 1]) if start > 0 else None
+        above = start - 1
+        while above >= 0 and not lines[above].strip():  # blank lines between are fine
+            above -= 1
+        marker = SKIP.search(lines[above]) if above >= 0 else None
         skip = marker.group(1) if marker else None
         yield Block(path, start + 1, lang, "\n".join(body) + "\n", skip)
         i += 1
@@ -108,7 +112,7 @@ def _invocations(words: list[str]) -> Iterator[list[str]]:
                 if nxt in OPERATORS or nxt == "--":
                     break
                 rest.append(nxt.strip("[]"))
-            yield [w for w in rest if w]
+            yield [w for w in rest if w and w not in ("...", "…")]
 
 
 def inline_commands(path: Path) -> Iterator[list[str]]:
