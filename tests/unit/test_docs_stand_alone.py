@@ -4,6 +4,7 @@ four APIs are, and no page sends them to a document, note or issue they do not h
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -22,8 +23,8 @@ APIS = ("CMD Executor", "Octaskly", "TaskDriver", "executor queue")
 
 
 @pytest.mark.parametrize("path", doc_files(), ids=lambda p: p.name)
-def test_item1_no_page_refers_to_what_the_reader_lacks(path: object) -> None:
-    text = path.read_text()  # type: ignore[attr-defined]
+def test_item1_no_page_refers_to_what_the_reader_lacks(path: Path) -> None:
+    text = path.read_text()
     found = [
         f"line {text[: m.start()].count(chr(10)) + 1}: {m.group(0)!r} ({what})"
         for pattern, what in ELSEWHERE
