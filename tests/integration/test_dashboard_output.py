@@ -178,3 +178,18 @@ def test_item3_api_clients_keep_json_404s(server: LiveServer, path: str, key: st
         assert answer.status_code == 404
         assert answer.headers["content-type"].startswith("application/json")
         assert key in answer.json()
+
+
+def test_item3_job_page_names_its_project(server: LiveServer) -> None:
+    with server.client() as http:
+        project = http.post("/api/projects", json={"name": "named-on-page"}).json()["data"]["id"]
+        kind = http.post(
+            f"/api/projects/{project}/task-types", json={"name": "t", "template": "do it"}
+        ).json()["data"]["id"]
+        task = http.post(f"/api/projects/{project}/tasks", json={"typeId": kind, "command": "true"})
+        assert task.status_code == 201, task.text
+        job_id = task.json()["data"]["id"]
+    with closing(sign_in(server, *ADMIN)) as admin:
+        text = page(admin, f"/jobs/{job_id}")
+    link = re.search(r'<a href="/projects/([^"]+)" data-project="[^"]+">([^<]+)</a>', text)
+    assert link is not None and link[1] == project and link[2] == "named-on-page"

@@ -63,6 +63,7 @@ async def job_page(
     context = _context(viewer, details, artifacts, services.settings.output_cap)
     owners = await services.owners.names(viewer.principal, [details.job.owner_id])
     context["owner"] = owners.get(details.job.owner_id, details.job.owner_id)
+    context["project_name"] = await _project_name(services, viewer, details.job.project_id)
     # The live fragment shows where the job stands, not its output: skip reading that.
     context["streams"] = [] if fragment else await _tails(services, viewer, details.job)
     reasons = await services.placement.reasons([details.job])
@@ -96,6 +97,17 @@ def _context(
         "can_cancel": job.status in CANCELLABLE and viewer.can_cancel(job.owner_id),
         "can_resubmit": viewer.can_submit and viewer.can_cancel(job.owner_id),
     }
+
+
+async def _project_name(services: Services, viewer: Viewer, project_id: str | None) -> str | None:
+    """The job's project by name; None when it has none, or the project was deleted."""
+    if project_id is None:
+        return None
+    try:
+        view = await services.projects.get_project(viewer.principal, project_id)
+    except NotFound:
+        return None
+    return view.project.name
 
 
 async def _tails(services: Services, viewer: Viewer, job: Job) -> list[dict[str, Any]]:
