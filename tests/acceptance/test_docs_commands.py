@@ -149,6 +149,7 @@ def _run(argv: list[str]) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.slow  # each block starts the CLI a few times: seconds apiece on a busy machine
 @pytest.mark.parametrize("block", RUNNABLE, ids=lambda b: b.where)
 def test_item1_runnable_doc_block_runs(site: Site, block: Block) -> None:
     script = block.text.replace(DOCS_URL, site.url)
