@@ -16,6 +16,10 @@ fi
 if ! command -v curl >/dev/null 2>&1; then
   need_apt+=(curl)
 fi
+# jq: the walkthrough in docs/index.md picks fields with it (the docs tests run it).
+if ! command -v jq >/dev/null 2>&1; then
+  need_apt+=(jq)
+fi
 # Debian's Chromium drives the dashboard's browser tests (Playwright, no browser
 # download); only `make test` asks for it (CORRAL_SETUP_TESTS=1), not `make run`.
 if [ "$tests" = 1 ] && [ ! -x /usr/bin/chromium ]; then
