@@ -15,7 +15,6 @@ from corral.auth.policy import Action, require
 from corral.domain.principals import Principal
 from corral.store.base import Store
 
-
 CACHED = 4096
 
 
