@@ -14,7 +14,7 @@ from tests.docs_blocks import REPO, doc_files
 # issue tracker and its working notes. "document" alone means the original API files; the
 # OpenAPI document is the server's own and is fine.
 ELSEWHERE = [
-    (r"shared/|seeds?\b|seed_clients", "the original API files"),
+    (r"\bshared/|\bseeds/|seed_clients|\bseed (?:file|document)s?\b", "the original API files"),
     (r"\bissues? \d+|\(issue\b|\bitem \d+\b|closing notes", "the project's issues or notes"),
     (r"(?<!OpenAPI )\bdocument(?:'s|s'?)?\b(?! silent)|\bas documented\b", "a document"),
 ]
