@@ -75,4 +75,6 @@ def test_item3_unknown_url_is_the_dashboards_404_page(
     assert answer is not None and answer.status == 404
     expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
     expect(page.get_by_role("link", name="Back to the jobs")).to_be_visible()
+    nav = page.get_by_role("navigation", name="Main")  # signed in: the way back is there
+    expect(nav.get_by_role("link", name="Workers")).to_be_visible()
     shots(page, "not-found")

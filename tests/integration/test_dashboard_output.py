@@ -193,3 +193,9 @@ def test_item3_job_page_names_its_project(server: LiveServer) -> None:
         text = page(admin, f"/jobs/{job_id}")
     link = re.search(r'<a href="/projects/([^"]+)" data-project="[^"]+">([^<]+)</a>', text)
     assert link is not None and link[1] == project and link[2] == "named-on-page"
+
+
+def test_item3_html_404_keeps_the_signed_in_navigation(carol: httpx.Client) -> None:
+    answer = carol.get("/no/such/page", headers={"Accept": BROWSER_ACCEPT})
+    assert answer.status_code == 404 and "Page not found" in answer.text
+    assert '<nav aria-label="Main">' in answer.text and "carol@example.com" in answer.text

@@ -148,7 +148,7 @@ def _install_fallback_errors(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404 and wants_html(request):
-            return not_found_page(request)  # a browser on an unknown URL: a page, not JSON
+            return await not_found_page(request)  # a browser on an unknown URL: a page, not JSON
         return render_http_error(exc, path_owner(request.url.path).render_domain)
 
     @app.exception_handler(RequestValidationError)

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 
 from corral import errors
 from corral.api.dashboard.security import PAGE_HEADERS
-from corral.api.dashboard.session import LoginRequired
+from corral.api.dashboard.session import LoginRequired, Viewer, current_viewer
 from corral.api.dashboard.templating import TEMPLATES
 
 STATUS: list[tuple[type[errors.CorralError], int, str]] = [
@@ -42,10 +42,16 @@ def wants_html(request: Request) -> bool:
     return request.method in ("GET", "HEAD") and "text/html" in accept
 
 
-def not_found_page(request: Request) -> Response:
-    """The dashboard's own 404, for a URL no route serves, opened in a browser."""
+async def not_found_page(request: Request) -> Response:
+    """The dashboard's own 404, for a URL no route serves, opened in a browser: with
+    the navigation when the browser is signed in, so the way back is one click."""
+    try:
+        viewer: Viewer | None = await current_viewer(request, request.app.state.services)
+    except (LoginRequired, errors.CorralError):
+        viewer = None
     message = f"There is no page at {request.url.path}."
-    response = error_page(request, 404, "Page not found", message)
+    context = {"title": "Page not found", "message": message, "status": 404, "viewer": viewer}
+    response = TEMPLATES.TemplateResponse(request, "error.html", context, status_code=404)
     response.headers.update(PAGE_HEADERS)
     return response
 
