@@ -1,7 +1,8 @@
 """The commands that README.md and docs/*.md show, as the docs tests read them.
 
 - A fenced block tagged ``bash``, ``sh``, ``shell`` or ``console`` is a *runnable* block:
-  ``tests/acceptance/test_docs_commands.py`` runs it against a real server and worker.
+  ``tests/acceptance/test_docs_commands.py`` runs it against a real server and worker
+  (of a ``console`` block, only the lines starting with ``$ ``: the rest is output).
 - A block that cannot run (it needs a second machine, root on the host, a placeholder
   such as ``ID``, or runs for ever) says so on the line above its fence (blank lines
   between are allowed)::
@@ -43,6 +44,14 @@ class Block:
     @property
     def where(self) -> str:
         return f"{self.path.relative_to(REPO)}:{self.line}"
+
+    @property
+    def script(self) -> str:
+        """What runs: the text, or for a ``console`` block only its ``$ `` lines."""
+        if self.lang != "console":
+            return self.text
+        lines = [line[2:] for line in self.text.splitlines() if line.startswith("$ ")]
+        return "\n".join(lines) + "\n"
 
     @property
     def runs(self) -> bool:

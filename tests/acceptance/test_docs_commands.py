@@ -23,7 +23,7 @@ import pytest
 import typer.main
 
 from corral.cli.main import app
-from tests.docs_blocks import Block, blocks, commands_in, doc_files, inline_commands
+from tests.docs_blocks import REPO, Block, blocks, commands_in, doc_files, inline_commands
 from tests.processes import CORRAL, HOST_VISIBLE, clean_env, free_port, poll, start_worker
 
 ALL_BLOCKS = [block for path in doc_files() for block in blocks(path)]
@@ -76,6 +76,14 @@ def test_item1_the_option_check_sees_a_wrong_command_or_option() -> None:
     found = [p for words in commands_in(text) for p in problems_of(words)]
     assert len(found) == 2 and "--frobnicate" in found[0] and "nosuch" in found[1], found
     assert problems_of(["server", "--port", "3000", "--data-dir=x"]) == []
+
+
+def test_item1_a_console_block_runs_only_its_prompt_lines() -> None:
+    block = Block(
+        REPO / "README.md", 1, "console", "$ corral jobs\nID  STATUS\n$ echo hi\nhi\n", None
+    )
+    assert block.runs and block.script == "corral jobs\necho hi\n"
+    assert list(commands_in(block.text)) == [["jobs"]]
 
 
 def test_item1_a_block_that_cannot_run_says_why() -> None:
@@ -152,7 +160,7 @@ def _run(argv: list[str]) -> str:
 @pytest.mark.slow  # each block starts the CLI a few times: seconds apiece on a busy machine
 @pytest.mark.parametrize("block", RUNNABLE, ids=lambda b: b.where)
 def test_item1_runnable_doc_block_runs(site: Site, block: Block) -> None:
-    script = block.text.replace(DOCS_URL, site.url)
+    script = block.script.replace(DOCS_URL, site.url)
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=site.root,
