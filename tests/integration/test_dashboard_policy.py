@@ -26,7 +26,7 @@ from tests.integration.test_policy_walk import POLICY, _keys_of, app_routes
 from tests.live import LiveServer, run_server
 
 ADMIN = ("root@example.com", "admin-password")
-PASSWORD = "pw-123456"
+PASSWORD = "pw-123456-long"
 
 # (method, path) -> what each caller gets: "page" (200 HTML), "redirect" (303), or a status.
 # Columns: anonymous, viewer, submitter, admin, worker (token in the cookie).
