@@ -134,9 +134,9 @@ def test_item2_token_create_list_revoke_over_http(server: LiveServer, tmp_path: 
         "name",
         "role",
         "state",
+        "owner",
         "expires_at",
         "last_used_at",
-        "owner",
     ]
 
     revoked = corral("token", "revoke", row["id"], home=tmp_path, **env)

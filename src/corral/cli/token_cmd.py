@@ -33,7 +33,7 @@ from corral.client.credentials import CredentialsError, load_saved
 token_app = typer.Typer(
     help="Manage API tokens, on the server's database or over HTTP (--server / a saved login)."
 )
-COLUMNS = ("id", "name", "role", "state", "expires_at", "last_used_at", "owner")
+COLUMNS = ("id", "name", "role", "state", "owner", "expires_at", "last_used_at")
 HTTP_HINT = ", or manage tokens over HTTP with --server URL (or CORRAL_URL) and an admin token"
 
 ServerOpt = typer.Option(
@@ -178,9 +178,11 @@ def _record_row(record: Any) -> dict[str, Any]:
 
 
 def _display(row: dict[str, Any]) -> dict[str, Any]:
-    owner = row.get("user_id") or row.get("project_id") or row.get("executor_id")
-    short = {k: (row.get(k) or "never")[:16].replace("T", " ") for k in COLUMNS[4:6]}
-    return row | short | {"owner": owner}
+    """Whom a token belongs to, and times to the minute, for people reading a table."""
+    owners = (("user", "user_id"), ("project", "project_id"), ("worker", "executor_id"))
+    owner = next((f"{kind} {row[key]}" for kind, key in owners if row.get(key)), None)
+    times = {k: (row.get(k) or "never")[:16].replace("T", " ") for k in COLUMNS[5:]}
+    return row | times | {"owner": owner}
 
 
 def _iso(ts: float | None) -> str | None:
