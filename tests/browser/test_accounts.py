@@ -8,7 +8,7 @@ mean what the server does, not only what the page says.
 from __future__ import annotations
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from tests.browser.conftest import ADMIN, SUBMITTER, Dash, Shots, SignIn
 from tests.processes import poll
@@ -28,8 +28,16 @@ def can_sign_in(dash: Dash, email: str, password: str) -> bool:
     return httpx.post(dash.url + "/api/auth/login", json=body, timeout=30).status_code == 200
 
 
-def user_row(page: Page, email: str) -> object:
-    return page.locator(f'table#users tr[data-email="{email}"]')
+def confirm_dialogs(page: Page) -> list[str]:
+    """Accept every confirmation the page asks for, and keep what it asked."""
+    asked: list[str] = []
+
+    def accept(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    return asked
 
 
 def test_item4_an_admin_creates_and_manages_users(
@@ -61,9 +69,11 @@ def test_item4_an_admin_creates_and_manages_users(
     row = page.locator(f'table#users tr[data-email="{NEW_USER}"]')
     expect(row).to_have_attribute("data-role", "submitter")
 
+    asked = confirm_dialogs(page)
     row.get_by_role("button", name="Disable").click()
     row = page.locator(f'table#users tr[data-email="{NEW_USER}"]')
     expect(row).to_have_attribute("data-status", "disabled")
+    assert asked == [f"Disable {NEW_USER}? Their logins and personal tokens stop working."]
     assert not can_sign_in(dash, NEW_USER, "newcomer-password-1")
     row.get_by_role("button", name="Enable").click()
     row = page.locator(f'table#users tr[data-email="{NEW_USER}"]')
@@ -98,11 +108,13 @@ def test_item4_an_admin_mints_lists_and_revokes_tokens(
     expect(page.locator("#minted-secret")).to_have_count(0)
     row = page.locator('table#tokens tr[data-token-name="dash-ci"]')
     expect(row).not_to_contain_text("never")  # it expires, and the API call above used it
+    asked = confirm_dialogs(page)
     row.get_by_role("button", name="Revoke dash-ci").click()
     expect(page.locator("#notice")).to_have_text("Token revoked.")
     expect(page.locator('table#tokens tr[data-token-name="dash-ci"]')).to_have_attribute(
         "data-state", "revoked"
     )
+    assert asked and asked[0].startswith("Revoke the token dash-ci?")
     assert status_with(dash, secret) == 401
     shots(page, "tokens")
 
@@ -127,6 +139,7 @@ def test_item4_a_submitter_mints_and_revokes_their_own_tokens(
     expect(rows).to_have_count(1)
     shots(page, "my-tokens")
 
+    confirm_dialogs(page)
     page.get_by_role("button", name="Revoke laptop").click()
     expect(page.locator('table#tokens tr[data-token-name="laptop"]')).to_have_attribute(
         "data-state", "revoked"
