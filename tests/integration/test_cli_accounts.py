@@ -201,6 +201,11 @@ def test_item2_personal_tokens_act_as_their_user(server: LiveServer) -> None:
         # someone else's token is not theirs to revoke, even for an admin, on /me
         refused = admin.delete(f"/api/v1/me/tokens/{token['id']}")
         assert refused.status_code == 404 and refused.json()["error"] == "token not found"
+        # the token follows its user's role: demoted to viewer, it may no longer submit
+        assert admin.patch(f"/api/v1/admin/users/{user_id}", json={"role": "viewer"}).is_success
+        with server.client(token["token"]) as personal:
+            submit = lambda: personal.post("/api/v1/jobs", json={"command": "true"})  # noqa: E731
+            poll(lambda: submit().status_code == 403, 5, "the demoted user's token")
         assert admin.patch(f"/api/v1/admin/users/{user_id}", json={"disabled": True}).is_success
     poll(lambda: status_with(server, token["token"]) == 401, 5, "a disabled user's token")
     with server.client(server.admin_token) as api_token:  # not a user: no personal tokens
