@@ -96,6 +96,17 @@ class ServerSettings(BaseSettings):
             raise ValueError("CORRAL_JWT_SECRET must be at least 32 bytes")
         return value
 
+    @field_validator("admin_password")
+    @classmethod
+    def _admin_password_policy(cls, value: SecretStr | None) -> SecretStr | None:
+        """The first admin's password obeys the same rule as every other password."""
+        from corral.auth.password_policy import problem
+
+        reason = problem(value.get_secret_value()) if value is not None else None
+        if reason is not None:
+            raise ValueError(f"CORRAL_ADMIN_PASSWORD: {reason}")
+        return value
+
     @field_validator(
         "rate_limit",
         "worker_rate_limit",

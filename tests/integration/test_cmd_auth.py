@@ -27,7 +27,7 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
         yield live
 
 
-def add_user(live: LiveServer, email: str, role: str, password: str = "pw-123456") -> str:
+def add_user(live: LiveServer, email: str, role: str, password: str = "pw-123456-long") -> str:
     """Create a user the way an operator would: the CLI, straight on the database."""
     flags = ["--email", email, "--role", role, "--password-stdin"]
     done = subprocess.run(
@@ -58,7 +58,7 @@ def change_user(
     asyncio.run(run())
 
 
-def login(live: LiveServer, email: str, password: str = "pw-123456") -> httpx.Response:
+def login(live: LiveServer, email: str, password: str = "pw-123456-long") -> httpx.Response:
     with httpx.Client(base_url=live.url, timeout=30) as http:
         return http.post("/api/auth/login", json={"email": email, "password": password})
 
@@ -113,7 +113,7 @@ def test_cookie_alone_authenticates(server: LiveServer) -> None:
     add_user(server, "sub@example.com", "submitter")
     with httpx.Client(base_url=server.url, timeout=30) as http:
         assert http.post(
-            "/api/auth/login", json={"email": "sub@example.com", "password": "pw-123456"}
+            "/api/auth/login", json={"email": "sub@example.com", "password": "pw-123456-long"}
         ).is_success
         assert "auth_token" in http.cookies
         assert http.post("/api/v1/jobs", json=JOB).status_code == 201
@@ -186,17 +186,19 @@ def test_short_jwt_secret_refuses_to_start(tmp_path: Path) -> None:
 
 def test_configured_secret_signs_tokens_across_restarts(tmp_path: Path) -> None:
     secret = "s" * 40
-    with run_server(tmp_path / "d", jwt_secret=secret, admin_email="a@x.io", admin_password="p"):
+    with run_server(
+        tmp_path / "d", jwt_secret=secret, admin_email="a@x.io", admin_password="a-long-password"
+    ):
         pass
     with run_server(tmp_path / "d", jwt_secret=secret) as live:
-        token = login(live, "a@x.io", "p").json()["token"]
+        token = login(live, "a@x.io", "a-long-password").json()["token"]
     with run_server(tmp_path / "d", jwt_secret=secret) as live, bearer(live, token) as http:
         assert http.get("/api/v1/jobs").status_code == 200
 
 
 def test_generated_secret_is_kept_in_the_database(tmp_path: Path) -> None:
     """No configured secret: the one made on first start signs for every later start."""
-    with run_server(tmp_path / "d", admin_email="a@x.io", admin_password="p") as live:
-        token = login(live, "a@x.io", "p").json()["token"]
+    with run_server(tmp_path / "d", admin_email="a@x.io", admin_password="a-long-password") as live:
+        token = login(live, "a@x.io", "a-long-password").json()["token"]
     with run_server(tmp_path / "d") as live, bearer(live, token) as http:
         assert http.get("/api/v1/jobs").status_code == 200

@@ -35,7 +35,7 @@ LOGIN = """curl -X POST http://localhost:3000/api/auth/login \\
   -H "Content-Type: application/json" \\
   -d '{
     "email": "user@example.com",
-    "password": "password123"
+    "password": "password-12345x"
   }'"""
 UPLOAD = """curl -X POST http://localhost:3000/api/files/upload \\
   -H "Authorization: Bearer $TOKEN" \\
@@ -111,7 +111,7 @@ class Shell:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
     with run_server(
-        tmp_path / "data", admin_email="user@example.com", admin_password="password123"
+        tmp_path / "data", admin_email="user@example.com", admin_password="password-12345x"
     ) as live:
         yield live
 

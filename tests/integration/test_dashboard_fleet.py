@@ -22,7 +22,7 @@ from tests.live import LiveServer, run_server
 
 API = "/api/v1"
 ADMIN = ("root@example.com", "admin-password")
-VIEWER = ("viewer@example.com", "pw-123456")
+VIEWER = ("viewer@example.com", "pw-123456-long")
 XSS = "<script>alert(1)</script>"
 ROW = re.compile(r'<tr data-worker-id="([^"]+)" data-state="([^"]+)" data-heartbeat="([^"]+)"')
 

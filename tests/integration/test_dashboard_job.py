@@ -25,7 +25,7 @@ from tests.live import LiveServer, run_server
 
 API = "/api/v1"
 ADMIN = ("root@example.com", "admin-password")
-PASSWORD = "pw-123456"
+PASSWORD = "pw-123456-long"
 SECRET = "s3cr3t-value-never-shown"
 CAP = 1024
 XSS = "<script>alert(1)</script>"

@@ -26,7 +26,7 @@ from tests.integration.test_policy_walk import POLICY, _keys_of, app_routes
 from tests.live import LiveServer, run_server
 
 ADMIN = ("root@example.com", "admin-password")
-PASSWORD = "pw-123456"
+PASSWORD = "pw-123456-long"
 
 # (method, path) -> what each caller gets: "page" (200 HTML), "text" (200, a text/plain
 # download), "redirect" (303), or a status.
@@ -50,6 +50,15 @@ DASHBOARD: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {
     ("GET", "/queues"): ("redirect", "page", "page", "page", 403),
     ("GET", "/projects"): ("redirect", "page", "page", "page", 403),
     ("GET", "/projects/{project_id}"): ("redirect", "page", "page", "page", 403),
+    # --- accounts: users and every token for admins, one's own tokens for everyone ---
+    ("GET", "/admin/users"): ("redirect", 403, 403, "page", 403),
+    ("POST", "/admin/users"): ("redirect", 403, 403, 403, 403),  # without the CSRF token
+    ("POST", "/admin/users/{user_id}"): ("redirect", 403, 403, 403, 403),  # without the CSRF token
+    ("GET", "/admin/tokens"): ("redirect", 403, 403, "page", 403),
+    ("POST", "/admin/tokens"): ("redirect", 403, 403, 403, 403),  # without the CSRF token
+    ("GET", "/tokens"): ("redirect", "page", "page", "page", 403),
+    ("POST", "/tokens"): ("redirect", 403, 403, 403, 403),  # without the CSRF token
+    ("POST", "/tokens/{token_id}/revoke"): ("redirect", 403, 403, 403, 403),  # without CSRF
 }
 
 
@@ -103,6 +112,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             project = http.post("/api/projects", json={"name": "policy-walk"})
             assert project.status_code == 201, project.text
             PATH_PARAMS["project_id"] = project.json()["data"]["id"]
+            users = http.get("/api/v1/admin/users").json()
+            PATH_PARAMS["user_id"] = next(u["id"] for u in users if u["role"] == "viewer")
+            token = http.post("/api/v1/admin/tokens", json={"role": "viewer", "name": "walk"})
+            PATH_PARAMS["token_id"] = token.json()["id"]
         yield live
 
 

@@ -162,6 +162,17 @@ POLICY: dict[RouteKey, Rule] = {
     ("GET", "/api/v1/jobs/{job_id}/artifacts/{artifact_id}"): READ,
     # native: administration
     ("POST", "/api/v1/admin/tokens"): ADMIN_ONLY,
+    ("GET", "/api/v1/admin/tokens"): ADMIN_ONLY,
+    ("DELETE", "/api/v1/admin/tokens/{token_id}"): ADMIN_ONLY,
+    # "who am I" answers any credential but an agent's (TaskDriver's routes only); personal
+    # tokens are for signed-in users: an API token passes the gate and is refused (400),
+    # and revoking a token that is not one's own is a 404 for everyone
+    ("GET", "/api/v1/me"): Rule(401, OK, OK, OK, OK, 403),
+    ("GET", "/api/v1/me/tokens"): READ,
+    ("POST", "/api/v1/me/tokens"): READ.but(viewer=PASSES, submitter=PASSES, admin=PASSES),
+    ("DELETE", "/api/v1/me/tokens/{token_id}"): READ.but(
+        viewer=PASSES, submitter=PASSES, admin=PASSES
+    ),
     ("GET", "/api/v1/admin/users"): ADMIN_ONLY,
     ("POST", "/api/v1/admin/users"): ADMIN_ONLY,
     ("PATCH", "/api/v1/admin/users/{user_id}"): ADMIN_ONLY,
@@ -299,7 +310,7 @@ def app_routes(app: FastAPI) -> set[RouteKey]:
 # --- what the walk sends ----------------------------------------------------------------
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "root@example.com", "admin-password"
-PASSWORD = "pw-123456"
+PASSWORD = "pw-123456-long"
 EMAILS = {VIEWER: "viewer@example.com", SUBMITTER: "submitter@example.com"}
 OTHER_EMAIL = "other-submitter@example.com"
 LOGINS = {
@@ -681,6 +692,11 @@ static("GET", "/api/v1/admin/stats")
 static("GET", "/api/v1/metrics")
 static("POST", "/api/v1/admin/tokens", json={"role": "viewer", "name": "walk"})
 static("GET", "/api/v1/admin/users")
+static("GET", "/api/v1/admin/tokens")
+static("GET", "/api/v1/me")
+static("GET", "/api/v1/me/tokens")
+static("POST", "/api/v1/me/tokens", json={"name": "walk"})
+static("DELETE", "/api/v1/me/tokens/{token_id}", url="/api/v1/me/tokens/no-such-token")
 static("GET", "/api/workers/list")
 static("GET", "/api/workers/{worker_id}", url=f"/api/workers/{CMD[WORKER]}")
 static("GET", "/api/jobs/get-job")
@@ -885,6 +901,13 @@ def _deregister(w: World, c: Caller) -> Call:
     executor_id = w.throwaway_executor()
     gone = lambda _: w.executors.discard(executor_id)  # noqa: E731
     return Call("DELETE", f"/api/v1/executors/{executor_id}", on_success=gone)
+
+
+@request("DELETE", "/api/v1/admin/tokens/{token_id}")
+def _revoke_token(w: World, c: Caller) -> Call:
+    body = {"role": "viewer", "name": f"walk-revoke-{next(w.seq)}"}
+    token_id = w.ok("POST", "/api/v1/admin/tokens", w.admin, json=body)["id"]
+    return Call("DELETE", f"/api/v1/admin/tokens/{token_id}")
 
 
 @request("POST", "/api/v1/admin/users")

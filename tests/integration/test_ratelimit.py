@@ -175,11 +175,11 @@ def test_item19_login_guessing_is_stopped_per_email_and_address_and_per_address(
         # Nobody else is refused for 10.0.0.1's failures: the same email from elsewhere,
         # and another email from the same address (under the address's own budget).
         same_email_other_ip = _attempt(live, "10.0.0.2", email, password)
-        other_email_same_ip = _attempt(live, "10.0.0.1", "other@example.com", "pw-123456")
+        other_email_same_ip = _attempt(live, "10.0.0.1", "other@example.com", "pw-123456-long")
         # The address's budget counts failures whatever the email: 5 of 5 spent, then
         # even a right password from it is refused.
         spray = _attempt(live, "10.0.0.1", "other@example.com", "wrong")
-        sprayed_out = _attempt(live, "10.0.0.1", "other@example.com", "pw-123456")
+        sprayed_out = _attempt(live, "10.0.0.1", "other@example.com", "pw-123456-long")
     assert guesses == [401, 401, 401]
     assert_retry_after(right_password, 60)
     body = right_password.json()
@@ -210,8 +210,8 @@ def test_item19_nobody_can_lock_a_user_out_of_login(tmp_path: Path) -> None:
 
 def test_logins_under_the_default_budget_succeed(tmp_path: Path) -> None:
     """Only failures spend the login budget: a successful login gives its unit back."""
-    with run_server(tmp_path / "d", admin_email="a@x.io", admin_password="p") as live:
-        answers = [login(live, "a@x.io", "p") for _ in range(12)]
+    with run_server(tmp_path / "d", admin_email="a@x.io", admin_password="a-long-password") as live:
+        answers = [login(live, "a@x.io", "a-long-password") for _ in range(12)]
     assert {a.status_code for a in answers} == {200}
     assert figures(answers[-1])[:2] == (10, 9)
 

@@ -27,7 +27,8 @@ def test_a_revoked_token_is_refused_by_the_running_server(tmp_path: Path) -> Non
         listed = cli("token", "list", "--data-dir", str(data))
         rows = [line.split("\t") for line in listed.stdout.splitlines()]
         token_id = next(r[0] for r in rows if r[1] == "ci")
-        assert [r[2:] for r in rows if r[0] == token_id] == [["viewer", "active"]]
+        assert rows[0] == ["id", "name", "role", "state", "owner", "expires_at", "last_used_at"]
+        assert [r[2:6] for r in rows if r[0] == token_id] == [["viewer", "active", "-", "never"]]
         assert cli("token", "revoke", token_id, "--data-dir", str(data)).returncode == 0
         assert "revoked" in cli("token", "list", "--data-dir", str(data)).stdout
         deadline = time.monotonic() + 10  # the server's token cache lives two seconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from corral.settings import ServerSettings
+from corral.store.sqlite import SqliteStore
 from tests.live import LiveServer, run_server
 
 # The installed console script, as an operator runs it.
@@ -56,19 +59,35 @@ def test_user_commands_change_what_the_running_server_accepts(tmp_path: Path) ->
         assert cli(data, "enable", "ann@example.com").returncode == 0
         assert login_status(server, "ann@example.com", "old-password") == 200
 
-        reset = cli(data, "reset-password", "ann@example.com", "--password-stdin", stdin="new-pw\n")
+        reset = cli(
+            data, "reset-password", "ann@example.com", "--password-stdin", stdin="new-password-2\n"
+        )
         assert reset.returncode == 0, reset.stderr
         assert login_status(server, "ann@example.com", "old-password") == 401
-        assert login_status(server, "ann@example.com", "new-pw") == 200
+        assert login_status(server, "ann@example.com", "new-password-2") == 200
 
         (user,) = json.loads(cli(data, "list", "--json").stdout)
         assert user == {**user, "id": user_id, "role": "viewer", "status": "active"}
         assert set(user) == {"id", "email", "role", "status", "created_at"}
 
 
+def init_database(data: Path) -> None:
+    """A server's database, as its first start leaves it (the commands never create one)."""
+    settings = ServerSettings(data_dir=data)
+    settings.data_dir.mkdir(parents=True)
+
+    async def open_and_close() -> None:
+        store = SqliteStore(settings.sqlite_path)
+        await store.open()
+        await store.close()
+
+    asyncio.run(open_and_close())
+
+
 def test_refused_user_commands_exit_2_and_change_nothing(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    made = create(data, "ann@example.com", "viewer", "pw")
+    init_database(data)
+    made = create(data, "ann@example.com", "viewer", "pw-123456-long")
     assert made.returncode == 0, made.stderr
     before = cli(data, "list", "--json").stdout
     refused = [
@@ -76,11 +95,11 @@ def test_refused_user_commands_exit_2_and_change_nothing(tmp_path: Path) -> None
         (cli(data, "disable", "ghost@example.com"), "no user with email"),
         (
             cli(data, "reset-password", "ann@example.com", "--password-stdin", stdin="\n"),
-            "password must not be empty",
+            "password must be at least 12 characters",
         ),
         (cli(data, "reset-password", "ann@example.com"), "--password-stdin"),
-        (create(data, "nope", "viewer", "pw"), "email must look like name@domain"),
-        (create(data, "ann@example.com", "viewer", "pw"), "already"),
+        (create(data, "nope", "viewer", "pw-123456-long"), "email must look like name@domain"),
+        (create(data, "ann@example.com", "viewer", "pw-123456-long"), "already"),
     ]
     for done, message in refused:
         assert done.returncode == 2 and message in done.stderr, done.stderr

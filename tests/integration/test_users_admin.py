@@ -66,7 +66,7 @@ def admin(server: LiveServer) -> Iterator[httpx.Client]:
         yield http
 
 
-def add(admin: httpx.Client, email: str, role: str, password: str = "pw-123456") -> str:
+def add(admin: httpx.Client, email: str, role: str, password: str = "pw-123456-long") -> str:
     answer = admin.post(USERS, json={"email": email, "password": password, "role": role})
     assert answer.status_code == 201, answer.text
     user(no_hash(answer), email.strip().lower(), role)
@@ -91,7 +91,7 @@ def test_admin_lists_creates_and_changes_users(admin: httpx.Client) -> None:
 
 def test_admin_users_need_an_admin(server: LiveServer, admin: httpx.Client) -> None:
     user_id = add(admin, "sub@example.com", "submitter")
-    for token in (jwt(server, "sub@example.com", "pw-123456"), server.token("viewer")):
+    for token in (jwt(server, "sub@example.com", "pw-123456-long"), server.token("viewer")):
         with server.client(token) as http:
             assert_error(http.get(USERS), 403)
             new = {"email": "x@example.com", "password": "pw", "role": "admin"}
@@ -106,7 +106,7 @@ def test_role_downgrade_applies_to_the_next_request(
     server: LiveServer, admin: httpx.Client
 ) -> None:
     user_id = add(admin, "sub@example.com", "submitter")
-    with server.client(jwt(server, "sub@example.com", "pw-123456")) as http:
+    with server.client(jwt(server, "sub@example.com", "pw-123456-long")) as http:
         assert http.post("/api/v1/jobs", json=JOB).status_code == 201
         assert admin.patch(f"{USERS}/{user_id}", json={"role": "viewer"}).status_code == 200
         assert_error(http.post("/api/v1/jobs", json=JOB), 403)
@@ -117,23 +117,23 @@ def test_item17_disabling_ends_live_tokens_for_good(
     server: LiveServer, admin: httpx.Client
 ) -> None:
     user_id = add(admin, "sub@example.com", "submitter")
-    with server.client(jwt(server, "sub@example.com", "pw-123456")) as http:
+    with server.client(jwt(server, "sub@example.com", "pw-123456-long")) as http:
         assert http.get("/api/v1/jobs").status_code == 200
         assert admin.patch(f"{USERS}/{user_id}", json={"disabled": True}).status_code == 200
         assert_error(http.get("/api/v1/jobs"), 401)
-        assert login(server, "sub@example.com", "pw-123456").status_code == 401
+        assert login(server, "sub@example.com", "pw-123456-long").status_code == 401
         assert admin.patch(f"{USERS}/{user_id}", json={"disabled": False}).status_code == 200
         # Re-enabling the user revives no login issued before the disabling, nor its refresh.
         assert_error(http.get("/api/v1/jobs"), 401)
         assert http.post("/api/auth/refresh").status_code == 401
-    assert login(server, "sub@example.com", "pw-123456").status_code == 200
+    assert login(server, "sub@example.com", "pw-123456-long").status_code == 200
 
 
 def test_password_reset_retires_the_old_password(server: LiveServer, admin: httpx.Client) -> None:
     user_id = add(admin, "sub@example.com", "submitter")
     answer = admin.patch(f"{USERS}/{user_id}", json={"password": "fresh-password"})
     user(no_hash(answer), "sub@example.com", "submitter")
-    assert login(server, "sub@example.com", "pw-123456").status_code == 401
+    assert login(server, "sub@example.com", "pw-123456-long").status_code == 401
     assert login(server, "sub@example.com", "fresh-password").status_code == 200
 
 
@@ -142,12 +142,12 @@ def test_item17_password_reset_ends_earlier_sessions_within_the_same_second(
 ) -> None:
     """No sleep: a login and a reset in the same second (``iat`` has whole seconds only)."""
     user_id = add(admin, "leaked@example.com", "submitter")
-    old = login(server, "leaked@example.com", "pw-123456").json()["token"]
+    old = login(server, "leaked@example.com", "pw-123456-long").json()["token"]
     mine = {"Authorization": f"Bearer {old}"}
     assert httpx.get(f"{server.url}/api/v1/jobs", headers=mine).status_code == 200
-    assert admin.patch(f"{USERS}/{user_id}", json={"password": "new-pw"}).status_code == 200
+    assert admin.patch(f"{USERS}/{user_id}", json={"password": "new-password-2"}).status_code == 200
     assert httpx.get(f"{server.url}/api/v1/jobs", headers=mine).status_code == 401
-    fresh = login(server, "leaked@example.com", "new-pw").json()["token"]
+    fresh = login(server, "leaked@example.com", "new-password-2").json()["token"]
     again = {"Authorization": f"Bearer {fresh}"}
     assert httpx.get(f"{server.url}/api/v1/jobs", headers=again).status_code == 200
     assert httpx.post(f"{server.url}/api/auth/refresh", headers=mine).status_code == 401
@@ -210,12 +210,12 @@ def test_bad_change_is_a_400_and_changes_nothing(
     answer = admin.patch(f"{USERS}/{user_id}", json=change)
     assert assert_error(answer, 400)["context"]["field"] == field
     user(admin.get(USERS).json()[1], "sub@example.com", "submitter")
-    assert login(server, "sub@example.com", "pw-123456").status_code == 200
+    assert login(server, "sub@example.com", "pw-123456-long").status_code == 200
 
 
 def test_unknown_user_and_taken_email(admin: httpx.Client) -> None:
     assert_error(admin.patch(f"{USERS}/user-nobody", json={"role": "viewer"}), 404)
-    body = {"email": ADMIN[0].upper(), "password": "pw", "role": "viewer"}
+    body = {"email": ADMIN[0].upper(), "password": "pw-123456-long", "role": "viewer"}
     assert_error(admin.post(USERS, json=body), 409)
 
 
@@ -227,7 +227,7 @@ def test_an_admin_may_not_lock_themselves_out(server: LiveServer, admin: httpx.C
     # Harmless changes to oneself are allowed, and another admin may demote this one.
     assert admin.patch(f"{USERS}/{me}", json={"role": "admin", "disabled": False}).is_success
     other = add(admin, "second@example.com", "admin")
-    with server.client(jwt(server, "second@example.com", "pw-123456")) as second:
+    with server.client(jwt(server, "second@example.com", "pw-123456-long")) as second:
         user(no_hash(second.patch(f"{USERS}/{me}", json={"role": "viewer"})), ADMIN[0], "viewer")
         assert_error(admin.get(USERS), 403)
         assert second.patch(f"{USERS}/{other}", json={"disabled": True}).status_code == 400

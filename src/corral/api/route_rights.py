@@ -36,6 +36,7 @@ FILE: Right = (Action.READ, Action.EXECUTE)  # workers read the input of a job t
 PROJECT_READ: Right = (Action.READ, AGENT)  # an agent reads its own project
 QUEUE_VIEW: Right = (Action.READ, Action.EXECUTE)
 SESSION: Right = (AGENT_SESSION,)
+ANYONE: Right = (Action.READ, Action.EXECUTE, Action.REGISTER_EXECUTOR)  # "who am I"
 
 RIGHTS: dict[tuple[str, str], Right] = {
     # native: jobs, output, executing
@@ -68,6 +69,12 @@ RIGHTS: dict[tuple[str, str], Right] = {
     ("GET", "/api/v1/jobs/{job_id}/artifacts"): READ,
     ("GET", "/api/v1/jobs/{job_id}/artifacts/{artifact_id}"): READ,
     ("POST", "/api/v1/admin/tokens"): ADMIN,
+    ("GET", "/api/v1/admin/tokens"): ADMIN,
+    ("DELETE", "/api/v1/admin/tokens/{token_id}"): ADMIN,
+    ("GET", "/api/v1/me"): ANYONE,
+    ("GET", "/api/v1/me/tokens"): READ,
+    ("POST", "/api/v1/me/tokens"): READ,
+    ("DELETE", "/api/v1/me/tokens/{token_id}"): READ,
     ("GET", "/api/v1/admin/users"): ADMIN,
     ("POST", "/api/v1/admin/users"): ADMIN,
     ("PATCH", "/api/v1/admin/users/{user_id}"): ADMIN,

@@ -1,4 +1,4 @@
-"""User commands over the SDK: submit, status, logs, cancel, jobs, workers, login."""
+"""User commands over the SDK: submit, status, logs, cancel, jobs, workers."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from corral.cli.common import (
     client_session,
     print_rows,
 )
-from corral.cli.config import fail, save
+from corral.cli.config import fail
 from corral.client import CorralClient, EndEvent
 
 
 def register(app: typer.Typer) -> None:
-    for command in (submit, status, logs, cancel, jobs, workers, login):
+    for command in (submit, status, logs, cancel, jobs, workers):
         name = command.__name__
         app.command(name, **_extra_args(name))(command)
 
@@ -194,16 +194,6 @@ def workers(
         "last_heartbeat",
     )
     print_rows(rows, columns, as_json, "Workers")
-
-
-def login(
-    url: str = typer.Argument(..., help="Dispatcher URL, e.g. http://127.0.0.1:3000"),
-    token: str = typer.Option(..., "--token", help="API token to save."),
-) -> None:
-    """Check the token against the server and save it to the user's config (mode 0600)."""
-    with client_session(url, token) as client:
-        client.list(limit=1)
-    typer.echo(f"saved to {save(url.rstrip('/'), token)}")
 
 
 # ---- helpers ---------------------------------------------------------------------------

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from corral import __version__
 from corral.cli import (
+    auth_cmd,
     files_cmd,
     jobs_cmd,
     server_cmd,
@@ -19,12 +21,31 @@ app = typer.Typer(
     help="Corral: run commands on a fleet of workers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Click hands these to every sub-command's context: -h works everywhere, like --help.
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"corral {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Corral: run commands on a fleet of workers."""
+
 
 # Command registration: each module adds its commands to `app`.
 server_cmd.register(app)
 token_cmd.register(app)
 user_cmd.register(app)
+auth_cmd.register(app)
 for _module in (worker_cmd, jobs_cmd, files_cmd, watch_cmd):
     _module.register(app)
 

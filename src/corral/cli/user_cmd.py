@@ -1,15 +1,17 @@
 """`corral user create|list|set-role|disable|enable|reset-password`, on the database.
 
-Like `corral token`, these open the server's configured database directly:
-whoever can read it holds every account anyway, so the commands act as an
-admin (``OPERATOR``) through the same account service as the admin API, with
-the same checks on roles, emails and passwords. Passwords are read from
-standard input so they never show in ``ps`` or shell history.
+Like `corral token`, these open the server's configured database directly (and
+refuse when there is none there: cli/database.py): whoever can read it holds
+every account anyway, so the commands act as an admin (``OPERATOR``) through
+the same account service as the admin API, with the same checks on roles,
+emails and passwords. A password is prompted for twice, unechoed, on a
+terminal, or read from standard input with ``--password-stdin``: never from an
+argument, so it shows in neither ``ps`` nor shell history.
 """
 
 from __future__ import annotations
 
-import asyncio
+import getpass
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -19,11 +21,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 
 from corral.cli.common import JsonOpt, print_rows
+from corral.cli.config import fail
+from corral.cli.database import DatabaseUrlOpt, DataDirOpt, existing, run_on_store
 from corral.domain.principals import Principal, Role
-from corral.settings import ServerSettings
 
 if TYPE_CHECKING:
     from corral.services.accounts import AccountService, UserView
+    from corral.store.base import Store
 
 T = TypeVar("T")
 
@@ -38,46 +42,40 @@ def register(app: typer.Typer) -> None:
     app.add_typer(user_app, name="user")
 
 
-DataDir = typer.Option(Path("./corral-data"), envvar="CORRAL_DATA_DIR")
-DatabaseUrl = typer.Option(None, envvar="CORRAL_DATABASE_URL")
 PasswordStdin = typer.Option(
-    False, "--password-stdin", help="Read the password from standard input."
+    False, "--password-stdin", help="Read the password from standard input (for scripts)."
 )
 
 
-async def _on_accounts(
-    settings: ServerSettings, action: Callable[[AccountService], Awaitable[T]]
-) -> T:
-    from corral.services.accounts import AccountService
-    from corral.services.container import open_store
-
-    store = open_store(settings)
-    await store.open()
-    try:
-        return await action(AccountService(store))
-    finally:
-        await store.close()
-
-
 def _run(
-    data_dir: Path, database_url: str | None, action: Callable[[AccountService], Awaitable[T]]
+    data_dir: Path | None,
+    database_url: str | None,
+    action: Callable[[AccountService], Awaitable[T]],
 ) -> T:
-    """Run one account action; a refused one is one line on stderr and exit code 2."""
-    from corral.errors import CorralError
+    """Run one account action on the existing database; a refused one exits 2."""
+    from corral.services.accounts import AccountService
 
-    settings = ServerSettings(data_dir=data_dir, database_url=database_url)
-    try:
-        return asyncio.run(_on_accounts(settings, action))
-    except CorralError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+    def on_store(store: Store) -> Awaitable[T]:
+        return action(AccountService(store))
+
+    return run_on_store(existing(data_dir, database_url), on_store)
 
 
 def _read_password(password_stdin: bool) -> str:
-    if not password_stdin:
-        typer.echo("error: pass the password on standard input with --password-stdin", err=True)
-        raise typer.Exit(2)
-    return sys.stdin.readline().rstrip("\r\n")
+    """From stdin with the flag; else prompted twice without echo, on a terminal only."""
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        fail("not a terminal: pass the password on standard input with --password-stdin", 2)
+    from corral.auth.password_policy import problem
+
+    password = getpass.getpass("Password (at least 12 characters): ")
+    reason = problem(password)
+    if reason is not None:
+        fail(reason, 2)
+    if getpass.getpass("Repeat the password: ") != password:
+        fail("the two passwords differ; nothing was changed", 2)
+    return password
 
 
 def _row(user: UserView) -> dict[str, Any]:
@@ -96,10 +94,11 @@ def create(
     email: str = typer.Option(..., help="The login email."),
     role: str = typer.Option(..., help="admin, submitter or viewer"),
     password_stdin: bool = PasswordStdin,
-    data_dir: Path = DataDir,
-    database_url: str | None = DatabaseUrl,
+    data_dir: Path | None = DataDirOpt,
+    database_url: str | None = DatabaseUrlOpt,
 ) -> None:
-    """Create a user and print its id."""
+    """Create a user and print its id; the password is prompted for when not piped."""
+    existing(data_dir, database_url)  # refuse before asking for a password
     password = _read_password(password_stdin)
     user = _run(data_dir, database_url, lambda a: a.mint_user(email, password, role))
     typer.echo(user.id)
@@ -107,7 +106,9 @@ def create(
 
 @user_app.command("list")
 def list_users(
-    as_json: bool = JsonOpt, data_dir: Path = DataDir, database_url: str | None = DatabaseUrl
+    as_json: bool = JsonOpt,
+    data_dir: Path | None = DataDirOpt,
+    database_url: str | None = DatabaseUrlOpt,
 ) -> None:
     """List users, oldest first; password hashes are never shown."""
     users = _run(data_dir, database_url, lambda a: a.list_users(OPERATOR))
@@ -123,8 +124,8 @@ async def _change(accounts: AccountService, email: str, **change: Any) -> UserVi
 def set_role(
     email: str = typer.Argument(..., help="The user's email."),
     role: str = typer.Argument(..., help="admin, submitter or viewer"),
-    data_dir: Path = DataDir,
-    database_url: str | None = DatabaseUrl,
+    data_dir: Path | None = DataDirOpt,
+    database_url: str | None = DatabaseUrlOpt,
 ) -> None:
     """Change a user's role; it applies to the user's next request, even on a live login."""
     user = _run(data_dir, database_url, lambda a: _change(a, email, role=role))
@@ -134,8 +135,8 @@ def set_role(
 @user_app.command("disable")
 def disable(
     email: str = typer.Argument(..., help="The user's email."),
-    data_dir: Path = DataDir,
-    database_url: str | None = DatabaseUrl,
+    data_dir: Path | None = DataDirOpt,
+    database_url: str | None = DatabaseUrlOpt,
 ) -> None:
     """Refuse the user's logins and every token they already hold."""
     user = _run(data_dir, database_url, lambda a: _change(a, email, disabled=True))
@@ -145,8 +146,8 @@ def disable(
 @user_app.command("enable")
 def enable(
     email: str = typer.Argument(..., help="The user's email."),
-    data_dir: Path = DataDir,
-    database_url: str | None = DatabaseUrl,
+    data_dir: Path | None = DataDirOpt,
+    database_url: str | None = DatabaseUrlOpt,
 ) -> None:
     """Let a disabled user log in again."""
     user = _run(data_dir, database_url, lambda a: _change(a, email, disabled=False))
@@ -157,10 +158,11 @@ def enable(
 def reset_password(
     email: str = typer.Argument(..., help="The user's email."),
     password_stdin: bool = PasswordStdin,
-    data_dir: Path = DataDir,
-    database_url: str | None = DatabaseUrl,
+    data_dir: Path | None = DataDirOpt,
+    database_url: str | None = DatabaseUrlOpt,
 ) -> None:
-    """Set a new password (read from standard input); the old one stops working."""
+    """Set a new password (prompted for, or read from standard input); the old one stops."""
+    existing(data_dir, database_url)
     password = _read_password(password_stdin)
     user = _run(data_dir, database_url, lambda a: _change(a, email, password=password))
     typer.echo(f"{user.email} password changed")

@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from corral.auth import jwt_tokens, passwords
+from corral.auth import jwt_tokens, password_policy, passwords
 from corral.auth.policy import Action, require
 from corral.domain.principals import Principal, Role
 from corral.errors import (
@@ -41,8 +41,6 @@ SECRET_KEY = "jwt_secret"
 USER_ROLES = frozenset({Role.ADMIN, Role.SUBMITTER, Role.VIEWER})
 # CMD Executor's refresh takes an *expired* token; this is how long after expiry it still may.
 REFRESH_GRACE_SECONDS = 24 * 3600.0
-# Argon2 pre-hashes any length cheaply; the cap only keeps request bodies honest.
-MAX_PASSWORD_CHARS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,12 +255,10 @@ def _normalise_email(email: str) -> str:
 
 
 def _check_password(password: str) -> None:
-    if not password:
-        raise InvalidInput("password must not be empty", field="password")
-    if len(password) > MAX_PASSWORD_CHARS:
-        raise InvalidInput(
-            f"password must be at most {MAX_PASSWORD_CHARS} characters", field="password"
-        )
+    """The one password rule (auth/password_policy.py), for every face that sets one."""
+    reason = password_policy.problem(password)
+    if reason is not None:
+        raise InvalidInput(reason, field="password")
 
 
 def _refuse_self_lockout(role: Role | None, disabled: bool | None) -> None:

@@ -137,6 +137,9 @@ class TokenRecord:
     revoked: bool = False
     executor_id: str | None = None  # a worker token bound to this one executor
     project_id: str | None = None  # an agent token bound to this one project
+    expires_at: float | None = None  # refused from this time on; None: never expires
+    last_used_at: float | None = None  # to the minute: see ``touch_token``
+    user_id: str | None = None  # a personal token: acts as this user, with their role
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +364,9 @@ class Store(Protocol):
 
     async def revoke_executor_tokens(self, executor_id: str) -> int:
         """Revoke every token bound to the executor; return how many were live."""
+
+    async def touch_token(self, token_id: str, now: float) -> None:
+        """Record a use of the token; callers write at most once a minute per token."""
 
     # --- users, revoked JWTs, shared secrets ---------------------------------------
     async def create_user(self, user: UserRecord) -> None:

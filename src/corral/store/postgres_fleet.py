@@ -93,6 +93,8 @@ class PostgresFleet:
                     int(token.revoked),
                     token.executor_id,
                     token.project_id,
+                    token.expires_at,
+                    token.user_id,
                 )
             except asyncpg.UniqueViolationError:
                 raise AlreadyExists("token already exists", token_id=token.id) from None
@@ -117,3 +119,11 @@ class PostgresFleet:
             executor_id,
         )
         return int(status.split()[-1])
+
+    async def touch_token(self, token_id: str, now: float) -> None:
+        await self._execute(
+            "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 "
+            "AND (last_used_at IS NULL OR last_used_at < $2)",
+            token_id,
+            now,
+        )

@@ -317,7 +317,7 @@ RETURNING *
 
 INSERT_TOKEN = (
     "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked, executor_id, "
-    "project_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    "project_id, expires_at, user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 )
 
 RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)"

@@ -242,6 +242,9 @@ def token_from_row(row: Mapping[str, Any]) -> TokenRecord:
         revoked=bool(row["revoked"]),
         executor_id=row["executor_id"],
         project_id=row["project_id"],
+        expires_at=row["expires_at"],
+        last_used_at=row["last_used_at"],
+        user_id=row["user_id"],
     )
 
 

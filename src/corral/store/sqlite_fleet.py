@@ -126,7 +126,8 @@ class SqliteFleet:
             try:
                 conn.execute(
                     "INSERT INTO api_tokens (id, name, role, token_hash, created_at, revoked, "
-                    "executor_id, project_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "executor_id, project_id, expires_at, user_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         token.id,
                         token.name,
@@ -136,6 +137,8 @@ class SqliteFleet:
                         int(token.revoked),
                         token.executor_id,
                         token.project_id,
+                        token.expires_at,
+                        token.user_id,
                     ),
                 )
             except sqlite3.IntegrityError:
@@ -178,3 +181,13 @@ class SqliteFleet:
 
         count: int = await self._writer.submit(op)
         return count
+
+    async def touch_token(self, token_id: str, now: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE api_tokens SET last_used_at = ? WHERE id = ? "
+                "AND (last_used_at IS NULL OR last_used_at < ?)",
+                (now, token_id, now),
+            )
+
+        await self._writer.submit(op)

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from corral.api.dashboard import (
+    routes_accounts,
     routes_auth,
     routes_events,
     routes_fleet,
@@ -24,6 +25,7 @@ ROUTERS = (
     routes_job.router,
     routes_submit.router,
     routes_fleet.router,
+    routes_accounts.router,
 )
 
 

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from corral.api.deps import PrincipalDep, ServicesDep
 from corral.api.native import render
 from corral.api.native.errors import NativeRoute
-from corral.api.native.schemas import ExecutorHeartbeat, NewToken, RegisterExecutor
+from corral.api.native.schemas import ExecutorHeartbeat, RegisterExecutor
 from corral.api.responses import JSON
 from corral.api.timefmt import iso
 from corral.auth.policy import Action, require
@@ -129,13 +129,3 @@ async def metrics(services: ServicesDep, principal: PrincipalDep) -> Response:
     stats = await services.stats.queue()
     services.metrics.set_queue_gauges(stats.jobs_by_status, stats.pending_by_priority)
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-@router.post("/admin/tokens", status_code=201)
-async def create_token(
-    body: NewToken, services: ServicesDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    """Mint an API token (admins only); the secret is in this answer and nowhere else."""
-    record, secret = await services.tokens.create(principal, body.role, body.name, body.project_id)
-    answer = {"id": record.id, "name": record.name, "role": record.role, "token": secret}
-    return answer | ({"project_id": record.project_id} if record.project_id else {})

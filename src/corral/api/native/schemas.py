@@ -234,3 +234,11 @@ class NewToken(Body):
     role: str
     name: str = Field(default="", max_length=200)
     project_id: str | None = Field(default=None, max_length=200)  # agent tokens only
+    expires_in: int | None = Field(default=None, ge=1, le=10 * 366 * 86400)  # seconds
+
+
+class NewPersonalToken(Body):
+    """A signed-in user's token for themselves: it takes the user's role."""
+
+    name: str = Field(default="", max_length=200)
+    expires_in: int | None = Field(default=None, ge=1, le=10 * 366 * 86400)  # seconds

@@ -16,7 +16,8 @@ from corral.api.deps import PrincipalDep, ServicesDep
 from corral.api.native.errors import NativeRoute
 from corral.api.native.schemas import Body
 from corral.api.timefmt import iso
-from corral.services.accounts import MAX_PASSWORD_CHARS, UserView
+from corral.auth.password_policy import MAX_PASSWORD_CHARS
+from corral.services.accounts import UserView
 
 router = APIRouter(prefix="/api/v1/admin/users", route_class=NativeRoute, tags=["users"])
 

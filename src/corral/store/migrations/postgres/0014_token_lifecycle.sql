@@ -1,0 +1,7 @@
+-- Tokens people can manage (issue 14): an optional expiry, when the token was last used
+-- (written at most once a minute per token, never on every request), and the user a
+-- personal token belongs to (it acts as that user, with the user's current role).
+ALTER TABLE api_tokens ADD COLUMN expires_at double precision;
+ALTER TABLE api_tokens ADD COLUMN last_used_at double precision;
+ALTER TABLE api_tokens ADD COLUMN user_id text;
+CREATE INDEX api_tokens_user ON api_tokens (user_id) WHERE user_id IS NOT NULL;
