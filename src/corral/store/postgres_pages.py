@@ -37,7 +37,15 @@ def where_sql(query: JobQuery) -> tuple[str, list[Any]]:
     if pattern is not None:
         if query.text_verbatim_in_json:
             add("spec ILIKE {}", pattern)
-        add("(spec::jsonb ->> 'command') ILIKE {}", pattern)
+        params.append(pattern)
+        n = len(params)
+        terms.append(
+            f"((spec::jsonb ->> 'command') ILIKE ${n} OR (spec::jsonb ->> 'name') ILIKE ${n})"
+        )
+    if query.id_pattern is not None:
+        add("id LIKE {}", query.id_pattern)  # jobs_id_pattern (text_pattern_ops), 0015
+    if query.created_after is not None:
+        add("created_at >= {}", query.created_after)
     if query.label is not None:
         add("labels @> {}::jsonb", orjson.dumps([query.label]).decode())
     return ("WHERE " + " AND ".join(terms) if terms else ""), params

@@ -33,8 +33,17 @@ def where_sql(query: JobQuery) -> tuple[str, list[Any]]:
         if query.text_verbatim_in_json:
             terms.append("spec LIKE ? ESCAPE '\\'")
             params.append(pattern)
-        terms.append("json_extract(spec, '$.command') LIKE ? ESCAPE '\\'")
-        params.append(pattern)
+        terms.append(
+            "(json_extract(spec, '$.command') LIKE ? ESCAPE '\\' "
+            "OR json_extract(spec, '$.name') LIKE ? ESCAPE '\\')"
+        )
+        params.extend((pattern, pattern))
+    if query.id_range is not None:
+        terms.append("id >= ? AND id < ?")  # the UNIQUE index on id, binary collation
+        params.extend(query.id_range)
+    if query.created_after is not None:
+        terms.append("created_at >= ?")
+        params.append(query.created_after)
     if query.label is not None:
         # '' means no labels, and json_each('') is an error: NULL reads as an empty array.
         terms.append(
