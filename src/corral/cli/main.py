@@ -7,11 +7,13 @@ import typer
 from corral.cli import (
     files_cmd,
     jobs_cmd,
+    logs_cmd,
     server_cmd,
     token_cmd,
     user_cmd,
     watch_cmd,
     worker_cmd,
+    workers_cmd,
 )
 
 app = typer.Typer(
@@ -25,7 +27,7 @@ app = typer.Typer(
 server_cmd.register(app)
 token_cmd.register(app)
 user_cmd.register(app)
-for _module in (worker_cmd, jobs_cmd, files_cmd, watch_cmd):
+for _module in (worker_cmd, jobs_cmd, logs_cmd, workers_cmd, files_cmd, watch_cmd):
     _module.register(app)
 
 

@@ -168,6 +168,11 @@ class CorralClient:
                 return "".join(pieces)
             offset = page["next_offset"]
 
+    def interleaved(self, job_id: str) -> dict[str, Any]:
+        """The current attempt's output as ``chunks`` of both streams in arrival order,
+        each ``{"stream", "at", "data"}``."""
+        return self._object("GET", f"/jobs/{job_id}/output/interleaved")
+
     def follow(
         self, job_id: str, *, timeout: float | None = None
     ) -> Iterator[OutputEvent | EndEvent]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from corral.domain.jobs import Job, Outcome, StreamState
 from corral.domain.leases import LeaseVerdict, on_reported_failure
@@ -85,3 +88,27 @@ def with_stream(job: Job, stream: str, size: int, truncated: bool) -> Job:
     if stream == "stdout":
         return dataclasses.replace(job, stdout=state)
     return dataclasses.replace(job, stderr=state)
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One stored chunk of a stream, with when the dispatcher stored it."""
+
+    stream: str
+    offset: int
+    data: bytes
+    arrived_at: float
+
+
+def interleave(pieces: Sequence[Piece]) -> list[Piece]:
+    """Both streams' pieces in the order they arrived, as a terminal would have shown them.
+
+    Each stream stays in its own offset order whatever the clocks say (replicas'
+    clocks may disagree by a little); ties go to stdout. Pieces stored before the
+    store kept arrival times (``arrived_at`` 0) come first, stdout then stderr.
+    """
+    streams = [
+        sorted((p for p in pieces if p.stream == name), key=lambda p: p.offset)
+        for name in ("stdout", "stderr")
+    ]
+    return list(heapq.merge(*streams, key=lambda p: p.arrived_at))

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from corral.domain.files import NewFile, StoredFile
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, JobSpec, NewJob, Outcome
+from corral.domain.outcomes import Piece
 from corral.domain.projects import Project, TaskType
 from corral.domain.retry import RetryPolicy
 from corral.domain.sessions import AgentSession
@@ -347,6 +348,12 @@ class Store(Protocol):
     async def read_output(
         self, job_id: str, stream: str, offset: int, limit: int
     ) -> OutputSlice: ...
+
+    async def read_pieces(self, job_id: str) -> tuple[Job, list[Piece]]:
+        """The job and every stored chunk of its current attempt's output, both streams,
+        with arrival times (``outcomes.interleave`` orders them). Bounded by the
+        output cap of each stream."""
+        ...
 
     # --- executors ----------------------------------------------------------
     async def upsert_executor(self, info: ExecutorInfo, now: float, draining: bool) -> Executor: ...
