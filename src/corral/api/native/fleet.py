@@ -59,9 +59,10 @@ async def executor_heartbeat(
         await services.executors.restate(principal, executor_id, capacity)
     held = [(j.job_id, j.attempt) for j in body.jobs]
     leases = await services.leases.renew_all(principal, executor_id, held)
+    # Said only when true ("drain": an admin drained it), so older answers read the same.
     drain = not body.draining and await services.executors.drain_asked(executor_id)
     return {
-        "drain": drain,
+        **({"drain": True} if drain else {}),
         "renewed": [
             {
                 "job_id": j.id,
