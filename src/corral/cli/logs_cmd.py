@@ -47,11 +47,15 @@ def logs(
     wanted = ("stdout", "stderr") if stream == "all" else (stream,)
     with client_session(server, token) as client:
         job_id = resolve(client, job_id)
-        chunks = [c for c in client.interleaved(job_id)["chunks"] if c["stream"] in wanted]
+        stored = client.interleaved(job_id)
+        chunks = [c for c in stored["chunks"] if c["stream"] in wanted]
         shown = dict.fromkeys(wanted, 0)  # bytes already printed, per stream
         lines = as_lines(chunks, timestamps)
         sys.stdout.write("".join(lines if tail is None else lines[len(lines) - tail :]))
         sys.stdout.flush()
+        for name in wanted:
+            if stored.get(f"{name}_truncated"):
+                typer.echo(f"note: {name} was cut at the server's output cap", err=True)
         if not follow:
             return
         for chunk in chunks:
