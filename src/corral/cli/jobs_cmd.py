@@ -1,4 +1,5 @@
-"""User commands over the SDK: submit, status, logs, cancel, jobs, workers, login."""
+"""User commands over the SDK: submit, status, cancel, resubmit, jobs, login (logs and
+workers have their own modules)."""
 
 from __future__ import annotations
 
