@@ -133,10 +133,14 @@ def test_item4_retries_rerun_a_failing_job_and_status_says_which_apply(
     cluster: Cluster, shared_worker: Any, tmp_path: Path
 ) -> None:
     mark = tmp_path / "ran-once"
-    flaky = f"if [ -e {mark} ]; then echo second; else touch {mark}; exit 3; fi"
-    done = cluster.cli("submit", "--wait", "--retries", "2", flaky)
-    assert done.returncode == 0, done.stderr
-    job = cluster.job(_job_id(done))
+    flaky = f"if [ -e {mark} ]; then echo second; else echo first; touch {mark}; exit 3; fi"
+    submitted = cluster.cli("submit", "--retries", "2", flaky)
+    assert submitted.returncode == 0, submitted.stderr
+    # Followed from the start: each attempt's output once, the retry said on stderr.
+    followed = cluster.cli("logs", "--follow", submitted.stdout.strip())
+    assert (followed.returncode, followed.stdout) == (0, "first\nsecond\n"), followed.stderr
+    assert "a new attempt starts" in followed.stderr
+    job = cluster.job(submitted.stdout.strip())
     assert (job["status"], job["attempt"], job["retry_on_failure"]) == ("completed", 2, True)
     assert [a["exit_code"] for a in job["attempts"]] == [3, 0]
     status = cluster.cli("status", job["id"]).stdout

@@ -87,8 +87,14 @@ def _stamp(at: str | None, timestamps: bool) -> str:
 def _follow(
     client: CorralClient, job_id: str, shown: dict[str, int], timestamps: bool
 ) -> dict[str, Any]:
-    """Stream what arrives past what was printed; new output is stamped on receipt."""
+    """Stream what arrives past what was printed; new output is stamped on receipt.
+
+    The server replays the current attempt from offset 0: what was printed already is
+    skipped. A stream whose offsets go back is a new attempt (a retry): its output is
+    all new, and a line on stderr says so.
+    """
     open_line = False
+    ends: dict[str, int] = {}
     for event in client.follow(job_id):
         if isinstance(event, EndEvent):
             return {
@@ -96,21 +102,30 @@ def _follow(
                 "exit_code": event.exit_code,
                 "error_message": event.error_message,
             }
-        if event.stream not in shown:
+        if event.stream not in shown:  # --stream: the other one
             continue
+        if event.offset < ends.get(event.stream, 0):
+            typer.echo("-- a new attempt starts --", err=True)
+            shown, ends = dict.fromkeys(shown, 0), {}
         data = event.data.encode()
+        ends[event.stream] = event.offset + len(data)
         skip = max(0, shown[event.stream] - event.offset)
         if skip >= len(data):
             continue
         shown[event.stream] = event.offset + len(data)
-        text = data[skip:].decode(errors="replace")
-        if timestamps:
-            now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            text = "".join(
-                (piece if open_line and i == 0 else f"{now} {piece}")
-                for i, piece in enumerate(text.splitlines(keepends=True))
-            )
+        text = _stamped(data[skip:].decode(errors="replace"), open_line, timestamps)
         open_line = not text.endswith(("\n", "\r"))
         sys.stdout.write(text)
         sys.stdout.flush()
     return following.wait_for(client, job_id)
+
+
+def _stamped(text: str, open_line: bool, timestamps: bool) -> str:
+    """``text`` with the time of receipt before each line it starts."""
+    if not timestamps:
+        return text
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return "".join(
+        (piece if open_line and i == 0 else f"{now} {piece}")
+        for i, piece in enumerate(text.splitlines(keepends=True))
+    )
