@@ -106,9 +106,14 @@ def test_item3_logs_interleave_streams_with_tail_timestamps_and_stream(
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
 
 
-def test_item3_logs_follow_waits_for_a_job_that_has_not_started(cluster: Cluster) -> None:
+def test_item3_logs_follow_waits_for_a_job_that_has_not_started(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Followed from before it starts, through a retry: each attempt's output once."""
+    mark = tmp_path / "ran-once"
+    flaky = f"if [ -e {mark} ]; then echo second; else echo first; touch {mark}; exit 4; fi"
     # No worker takes the label "waiting" until the follower is attached: the job waits.
-    job_id = cluster.submit(command="echo started; echo done >&2; exit 4", labels=["waiting"])
+    job_id = cluster.submit(command=flaky, labels=["waiting"], max_retries=1, retry_on_failure=True)
     env = clean_env(CORRAL_URL=cluster.url, CORRAL_TOKEN=cluster.admin)
     follower = subprocess.Popen(
         [*CORRAL, "logs", "--follow", job_id[:8]],
@@ -126,21 +131,18 @@ def test_item3_logs_follow_waits_for_a_job_that_has_not_started(cluster: Cluster
         waiting.wait(30)
     finally:
         follower.kill()
-    assert (follower.returncode, out) == (4, "started\ndone\n"), err
+    assert (follower.returncode, out) == (0, "first\nsecond\n"), err
+    assert "a new attempt starts" in err
 
 
 def test_item4_retries_rerun_a_failing_job_and_status_says_which_apply(
     cluster: Cluster, shared_worker: Any, tmp_path: Path
 ) -> None:
     mark = tmp_path / "ran-once"
-    flaky = f"if [ -e {mark} ]; then echo second; else echo first; touch {mark}; exit 3; fi"
-    submitted = cluster.cli("submit", "--retries", "2", flaky)
-    assert submitted.returncode == 0, submitted.stderr
-    # Followed from the start: each attempt's output once, the retry said on stderr.
-    followed = cluster.cli("logs", "--follow", submitted.stdout.strip())
-    assert (followed.returncode, followed.stdout) == (0, "first\nsecond\n"), followed.stderr
-    assert "a new attempt starts" in followed.stderr
-    job = cluster.job(submitted.stdout.strip())
+    flaky = f"if [ -e {mark} ]; then echo second; else touch {mark}; exit 3; fi"
+    done = cluster.cli("submit", "--wait", "--retries", "2", flaky)
+    assert done.returncode == 0, done.stderr
+    job = cluster.job(_job_id(done))
     assert (job["status"], job["attempt"], job["retry_on_failure"]) == ("completed", 2, True)
     assert [a["exit_code"] for a in job["attempts"]] == [3, 0]
     status = cluster.cli("status", job["id"]).stdout
