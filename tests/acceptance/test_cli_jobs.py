@@ -190,6 +190,7 @@ def test_item5_resubmit_names_and_list_filters(cluster: Cluster, shared_worker: 
         http.delete(f"/jobs/{parked}").raise_for_status()
 
 
+@pytest.mark.slow  # two workers start and one drains a running job: about 10 s
 def test_item5_workers_drain_then_remove(cluster: Cluster, later_worker: Any) -> None:
     job_id = cluster.submit(command="sleep 2; echo finished", labels=["later"])
     cluster.wait_status(job_id, ("running",), 60)  # the worker starts with this test
