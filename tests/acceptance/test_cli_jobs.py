@@ -64,6 +64,8 @@ def test_item1_short_ids_fit_80_columns_and_unique_prefixes_resolve(
     assert any(line.startswith(job_id[:8] + " ") for line in lines)
     status = cluster.cli("status", job_id[:8].upper())
     assert status.returncode == 0 and job_id in status.stdout
+    watched = cluster.cli("watch", job_id[:8])
+    assert (watched.returncode, watched.stdout) == (0, f"{job_id}\tcompleted\t0\n")
     short = cluster.cli("status", job_id[:5])
     assert short.returncode == 2 and "at least 8 characters" in short.stderr
     unknown = cluster.cli("cancel", "zzzzzzzz")
