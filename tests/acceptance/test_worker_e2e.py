@@ -302,9 +302,9 @@ def test_submit_options_and_listings(cluster: Cluster, shared_worker: Any) -> No
     job = json.loads(done.stdout)
     assert (job["status"], job["stdout"]) == ("completed", "hello there it's quoted\n")
     assert job["priority"] == "foreground"
-    listed = cluster.cli("jobs", "--status", "completed", "--limit", "500")
-    assert listed.stdout.splitlines()[0].split("\t")[:2] == ["id", "status"]
-    assert any(line.startswith(job["id"] + "\tcompleted") for line in listed.stdout.splitlines())
+    listed = cluster.cli("jobs", "--status", "completed", "--limit", "500", "--wide")
+    assert listed.stdout.splitlines()[0].split("\t")[:3] == ["id", "name", "status"]
+    assert any(line.startswith(job["id"] + "\t-\tcompleted") for line in listed.stdout.splitlines())
     workers = json.loads(cluster.cli("workers", "--json").stdout)
     shared = next(w for w in workers if w["executor_id"] == "shared")
     assert shared["concurrency"] == 4 and shared["state"] == "online"

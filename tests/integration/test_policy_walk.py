@@ -138,6 +138,8 @@ POLICY: dict[RouteKey, Rule] = {
     ("POST", "/api/v1/jobs/bulk/cancel"): SUBMIT.but(other_user=403),
     ("GET", "/api/v1/jobs/{job_id}/output"): READ.but(other_user=OK),
     ("GET", "/api/v1/jobs/{job_id}/output/follow"): READ,
+    ("GET", "/api/v1/jobs/{job_id}/output/interleaved"): READ.but(other_user=OK),
+    ("POST", "/api/v1/jobs/{job_id}/resubmit"): SUBMIT.but(other_user=403),
     # native: executors (another worker's lease: 409, the attempt is not its own)
     ("POST", "/api/v1/jobs/claim"): EXECUTE,
     ("PUT", "/api/v1/jobs/{job_id}/heartbeat"): EXECUTE.but(other_worker=409),
@@ -150,6 +152,7 @@ POLICY: dict[RouteKey, Rule] = {
     ("POST", "/api/v1/executors"): EXECUTE.but(other_worker=(403, 409)),  # a live one's id
     ("POST", "/api/v1/executors/{executor_id}/heartbeat"): EXECUTE.but(other_worker=403),
     ("DELETE", "/api/v1/executors/{executor_id}"): EXECUTE.but(other_worker=403),
+    ("POST", "/api/v1/executors/{executor_id}/drain"): EXECUTE.but(other_worker=403),
     # native: fleet views, stats, metrics (metrics need a reader's token)
     ("GET", "/api/v1/executors"): READ,
     ("GET", "/api/v1/admin/executors"): READ,
@@ -781,6 +784,18 @@ def _follow(w: World, c: Caller) -> Call:
     return Call("GET", f"/api/v1/jobs/{w.done_job}/output/follow")  # finished: ends at once
 
 
+@request("GET", "/api/v1/jobs/{job_id}/output/interleaved")
+def _interleaved(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/v1/jobs/{w.owned_job}/output/interleaved")
+
+
+@request("POST", "/api/v1/jobs/{job_id}/resubmit")
+def _resubmit(w: World, c: Caller) -> Call:
+    """A parked job the caller owns (an admin: anyone's) again, as a new parked job."""
+    record = _record_jobs(w, lambda b: [b["id"]])
+    return Call("POST", f"/api/v1/jobs/{w.cancellable(c)}/resubmit", on_success=record)
+
+
 @request("DELETE", "/api/v1/jobs/{job_id}")
 def _cancel(w: World, c: Caller) -> Call:
     return Call("DELETE", f"/api/v1/jobs/{w.cancellable(c)}")
@@ -908,6 +923,12 @@ def _revoke_token(w: World, c: Caller) -> Call:
     body = {"role": "viewer", "name": f"walk-revoke-{next(w.seq)}"}
     token_id = w.ok("POST", "/api/v1/admin/tokens", w.admin, json=body)["id"]
     return Call("DELETE", f"/api/v1/admin/tokens/{token_id}")
+
+
+@request("POST", "/api/v1/executors/{executor_id}/drain")
+def _drain(w: World, c: Caller) -> Call:
+    """An executor the first worker registered: its own, another's for OTHER_WORKER."""
+    return Call("POST", f"/api/v1/executors/{w.throwaway_executor()}/drain")
 
 
 @request("POST", "/api/v1/admin/users")

@@ -201,3 +201,29 @@ def test_spools_of_one_worker_share_a_disk_quota(tmp_path: Path) -> None:
     assert (second.room("stdout"), second.room("stderr")) == (2, 2)
     first.close()
     assert second.room("stdout") == 10 and quota.used == 0
+
+
+async def test_item3_chunks_follow_the_order_streams_were_read_in() -> None:
+    """Output read err, out, err within one send interval reaches the dispatcher in
+    that order (the store keeps arrival order for `corral logs`), not stdout first."""
+    sink = SlowSink()
+    forwarder = OutputForwarder(sink, interval=0.05)
+    for stream, data in (("stderr", b"e1\n"), ("stdout", b"o1\n"), ("stderr", b"e2\n")):
+        forwarder.feed(stream, data)
+    await forwarder.close()
+    assert [(c.stream, c.data) for c in sink.chunks] == [
+        ("stderr", b"e1\n"),
+        ("stdout", b"o1\n"),
+        ("stderr", b"e2\n"),
+    ]
+    assert [c.offset for c in sink.chunks] == [0, 0, 3]
+
+
+async def test_item3_a_job_switching_streams_often_costs_boundedly_more_sends() -> None:
+    sink = SlowSink()
+    forwarder = OutputForwarder(sink, interval=0.05)
+    for i in range(200):
+        forwarder.feed("stdout" if i % 2 else "stderr", b"line\n")
+    await forwarder.close()
+    assert sink.text("stdout") + sink.text("stderr") == "line\n" * 200
+    assert sink.calls <= 6  # at most MAX_RUNS in read order, then one per stream

@@ -108,7 +108,9 @@ class Agent:
             limits=config.limits,
             isolation=Isolation(config.isolation, config.uid_range),
         )
-        self.leases = Renewal(self.dispatcher, lambda: self.draining, self._register)
+        self.leases = Renewal(
+            self.dispatcher, lambda: self.draining, self._register, self._drain_requested
+        )
         self.held = self.leases.held
         self.runner = JobRunner(
             self.executor, self.dispatcher, self.leases, self.reporter, config.concurrency
@@ -162,6 +164,11 @@ class Agent:
             return
         log.info("draining", extra={"action": "drain_started", "running": len(self.held)})
         self._stop.set()
+
+    def _drain_requested(self) -> None:
+        """An admin drained this worker: stop as a first signal would, never as a second."""
+        if not self._stop.is_set():
+            self.request_shutdown()
 
     async def _shutdown(self) -> None:
         """Two-stage shutdown, in this order (convention 8), bounded whatever the network

@@ -6,6 +6,13 @@ directory, and every declared input must then exist; any refusal fails the
 job with nothing run. After the process exits, each declared output is
 uploaded as an artifact of this attempt before the outcome is reported; an
 output that is missing or unsafe is noted in the job's result, not fatal.
+
+An output may name a file, a directory or a glob (``*``, ``?``, ``[...]``,
+``**`` for any depth): a directory, or everything a glob matches, is zipped
+into one artifact named after it plus ``.zip`` (``results/`` gives
+``results.zip``, ``out/*.log`` gives ``out/*.log.zip``), its entries named
+relative to the working directory. Symlinks and special files are left out,
+since the job chose where they lead; a glob matching nothing is noted as missing.
 """
 
 from __future__ import annotations
@@ -13,6 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -107,24 +118,105 @@ async def save_outputs(
     notes: list[str] = []
     for name in spec.outputs:
         try:
-            source = await asyncio.to_thread(output_file, cwd, name)
+            collected = await asyncio.to_thread(collect_output, cwd, name)
         except FileNotFoundError:
             notes.append(f"missing output: {name}")
             continue
         except ArchiveError as exc:
             notes.append(str(exc))
             continue
-        if files is None:
-            notes.append(f"output {name} not uploaded: this worker cannot upload files")
-            continue
         try:
-            await files.upload_artifact(job_id, attempt, str(relative_path(name)), source)
-        except TransferError as exc:
-            if exc.stale:  # the job is someone else's now: nothing more to save
-                break
-            notes.append(f"output {name} not uploaded: {exc.message}")
-            log.warning(
-                "output upload failed",
-                extra={"action": "output_upload_failed", "job_id": job_id, "error": exc.message},
-            )
+            if files is None:
+                notes.append(f"output {name} not uploaded: this worker cannot upload files")
+                continue
+            stale = await _upload(files, job_id, attempt, name, collected, notes)
+        finally:
+            collected.discard()
+        if stale:  # the job is someone else's now: nothing more to save
+            break
     return tuple(notes)
+
+
+async def _upload(
+    files: FileTransfer, job_id: str, attempt: int, name: str, out: Collected, notes: list[str]
+) -> bool:
+    """Upload one collected output, noting a failure; True when the lease is gone."""
+    try:
+        await files.upload_artifact(job_id, attempt, out.path, out.source)
+    except TransferError as exc:
+        if exc.stale:
+            return True
+        notes.append(f"output {name} not uploaded: {exc.message}")
+        log.warning(
+            "output upload failed",
+            extra={"action": "output_upload_failed", "job_id": job_id, "error": exc.message},
+        )
+    return False
+
+
+GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """What to upload for one output: the artifact path and the file holding it."""
+
+    path: str
+    source: Path
+    temporary: bool = False  # a zip made here, removed once uploaded
+
+    def discard(self) -> None:
+        if self.temporary:
+            self.source.unlink(missing_ok=True)
+
+
+def collect_output(cwd: Path, name: str) -> Collected:
+    """The file an output names, or a zip of the directory or glob matches it names.
+
+    Raises ``FileNotFoundError`` when nothing is there, ``ArchiveError`` when unsafe.
+    """
+    try:
+        rel = relative_path(name.rstrip("/") or name, "output")
+    except InvalidInput as exc:
+        raise ArchiveError(exc.message) from None
+    if GLOB_CHARS & set(name):
+        matches = sorted(cwd.glob(str(rel)))
+        if not matches:
+            raise FileNotFoundError(name)
+        return _zipped(cwd, matches, f"{rel}.zip")
+    target = cwd.joinpath(*rel.parts)
+    if target.is_dir() and not target.is_symlink():
+        return _zipped(cwd, [target], f"{rel}.zip")
+    return Collected(str(rel), output_file(cwd, name))
+
+
+def _zipped(cwd: Path, roots: list[Path], path: str) -> Collected:
+    """Zip the regular files under ``roots`` (entries relative to ``cwd``) to a temp file."""
+    home = os.path.realpath(cwd)
+    fd, temp = tempfile.mkstemp(prefix="corral-output-", suffix=".zip")
+    try:
+        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+            for found in _regular_files(roots):
+                real = os.path.realpath(found)
+                if real.startswith(home + os.sep):  # never a file reached through a link
+                    zf.write(found, found.relative_to(cwd).as_posix())
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return Collected(path, Path(temp), temporary=True)
+
+
+def _regular_files(roots: list[Path]) -> Iterator[Path]:
+    """Regular files at or below ``roots``, symlinks neither followed nor kept."""
+    for root in roots:
+        if root.is_symlink():
+            continue
+        if root.is_file():
+            yield root
+            continue
+        for folder, dirs, names in os.walk(root):
+            dirs.sort()
+            for entry in sorted(names):
+                item = Path(folder, entry)
+                if item.is_file() and not item.is_symlink():
+                    yield item

@@ -21,9 +21,10 @@ import codecs
 import contextlib
 import logging
 import os
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from corral.agent.backoff import Backoff
 from corral.agent.process import READ_SIZE
@@ -33,6 +34,9 @@ log = logging.getLogger("corral.agent.output")
 
 SPOOL_LIMIT = 8 << 20  # bytes of unsent output kept on disk per stream of a job
 SPOOL_QUOTA = 256 << 20  # ... and by all the jobs of one worker together
+# Stream switches kept in order between two sends: each costs one more request, so a
+# job alternating streams line by line sends at most this many more chunks per batch.
+MAX_RUNS = 4
 
 
 class OutputSink(Protocol):
@@ -153,6 +157,10 @@ class OutputForwarder:
         self.batch = batch
         self.job_id = job_id
         self.streams = {name: StreamBuffer(budget, name) for name in STREAMS}
+        # The order bytes were read across the two streams, as [stream, bytes] runs:
+        # chunks are cut at each switch so the dispatcher stores them as they came
+        # (``corral logs`` interleaves by arrival). Only a hint: data never depends on it.
+        self._runs: deque[list[Any]] = deque()
         self.spool = Spool(spool_dir, spool_limit, spool_quota)
         self._backoff = Backoff(base=0.25, cap=10.0)
         self._failing = False  # the last send failed: output waits in the spool
@@ -166,6 +174,10 @@ class OutputForwarder:
         buffer.feed(data)
         if buffer.closed or not buffer.pending:
             return
+        if self._runs and self._runs[-1][0] == stream:
+            self._runs[-1][1] += len(data)
+        elif len(self._runs) < MAX_RUNS:  # past that, the old per-stream batching
+            self._runs.append([stream, len(data)])
         if len(buffer.pending) > buffer.budget:
             self._spill(buffer)
         if self._sender is None:
@@ -243,6 +255,8 @@ class OutputForwarder:
             if not self.streams[chunk.stream].closed:
                 return chunk, True
             self.spool.forget(chunk)
+        if (chunk := self._next_in_read_order(final)) is not None:
+            return chunk, False
         for buffer in self.streams.values():
             if buffer.closed:
                 continue
@@ -250,6 +264,22 @@ class OutputForwarder:
                 return chunk, False
             if final and not buffer.pending and (chunk := buffer.closing_marker()):
                 return chunk, False
+        return None
+
+    def _next_in_read_order(self, final: bool) -> Chunk | None:
+        """The oldest run's next chunk: up to the end of that run, so a stream switch
+        starts a new chunk."""
+        while self._runs:
+            run = self._runs[0]
+            buffer = self.streams[run[0]]
+            if buffer.closed or not buffer.pending or run[1] <= 0:
+                self._runs.popleft()
+                continue
+            before = len(buffer.pending)
+            chunk = buffer.cut(min(run[1], self.batch * 4), final=final)
+            run[1] -= before - len(buffer.pending)
+            if chunk is not None:
+                return chunk
         return None
 
     async def _send(self, chunk: Chunk) -> bool:

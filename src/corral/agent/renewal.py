@@ -51,10 +51,12 @@ class Renewal:
         dispatcher: Dispatcher,
         draining: Callable[[], bool],
         reregister: Callable[[], Coroutine[Any, Any, bool]],
+        drain: Callable[[], None] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.draining = draining
         self.reregister = reregister
+        self.drain = drain  # called when an admin drains this worker (`corral workers drain`)
         self.held: dict[str, Held] = {}
         self._wake = asyncio.Event()
         self._now = False
@@ -147,6 +149,9 @@ class Renewal:
         self._apply_heartbeat(answer, {h.run.job_id: h for h in held}, sent)
 
     def _apply_heartbeat(self, answer: dict[str, Any], held: dict[str, Held], sent: float) -> None:
+        if answer.get("drain") and self.drain is not None and not self.draining():
+            log.info("drained by the dispatcher", extra=log_extra("drain_requested"))
+            self.drain()
         for renewed in answer.get("renewed", []):
             job = held.get(renewed.get("job_id"))
             if job is not None and job.run.attempt == renewed.get("attempt"):

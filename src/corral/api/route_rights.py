@@ -48,6 +48,8 @@ RIGHTS: dict[tuple[str, str], Right] = {
     ("POST", "/api/v1/jobs/bulk/cancel"): CANCEL,
     ("GET", "/api/v1/jobs/{job_id}/output"): READ,
     ("GET", "/api/v1/jobs/{job_id}/output/follow"): READ,
+    ("GET", "/api/v1/jobs/{job_id}/output/interleaved"): READ,
+    ("POST", "/api/v1/jobs/{job_id}/resubmit"): SUBMIT,
     ("POST", "/api/v1/jobs/claim"): EXECUTE,
     ("PUT", "/api/v1/jobs/{job_id}/heartbeat"): EXECUTE,
     ("PUT", "/api/v1/jobs/{job_id}/complete"): EXECUTE,
@@ -59,6 +61,7 @@ RIGHTS: dict[tuple[str, str], Right] = {
     # native: executors, fleet, stats, files, administration
     ("POST", "/api/v1/executors"): REGISTER,
     ("POST", "/api/v1/executors/{executor_id}/heartbeat"): EXECUTE,
+    ("POST", "/api/v1/executors/{executor_id}/drain"): EXECUTE,
     ("DELETE", "/api/v1/executors/{executor_id}"): EXECUTE,
     ("GET", "/api/v1/executors"): READ,
     ("GET", "/api/v1/admin/executors"): READ,

@@ -64,3 +64,11 @@ def cell(value: Any) -> str:
     if isinstance(value, list):
         return ",".join(str(v) for v in value) or "-"
     return str(value)
+
+
+def output_notes(job: dict[str, Any]) -> list[str]:
+    """What the worker could not collect of a job's ``--output`` paths (missing, too big,
+    not uploaded), as it noted in the job's result."""
+    result = job.get("result")
+    notes = result.get("output_notes") if isinstance(result, dict) else None
+    return [str(n) for n in notes] if isinstance(notes, list) else []

@@ -8,8 +8,16 @@ from typing import Any
 
 import typer
 
-from corral.cli.common import JsonOpt, ServerOpt, TokenOpt, client_session, print_rows
+from corral.cli.common import (
+    JsonOpt,
+    ServerOpt,
+    TokenOpt,
+    client_session,
+    output_notes,
+    print_rows,
+)
 from corral.cli.config import fail
+from corral.cli.job_ids import resolve
 from corral.domain.files import relative_path
 from corral.errors import InvalidInput
 
@@ -19,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 
 def artifacts(
-    job_id: str,
+    job_id: str = typer.Argument(..., help="A job id or a unique prefix (8+ characters)."),
     download: Path | None = typer.Option(
         None, "--download", "-d", file_okay=False, help="Save them under this directory."
     ),
@@ -27,9 +35,16 @@ def artifacts(
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """List a job's artifacts; with --download, save the latest attempt's copy of each path."""
+    """List a job's artifacts; with --download, save the latest attempt's copy of each path.
+
+    A directory or glob given to `--output` is one zip artifact; outputs the worker
+    could not collect (missing, unsafe, not uploaded) are said on stderr.
+    """
     with client_session(server, token) as client:
+        job_id = resolve(client, job_id)
         found = client.artifacts(job_id)
+        for note in output_notes(client.get(job_id)):
+            typer.echo(f"not collected: {note}", err=True)
         if download is None:
             columns = ("id", "path", "attempt", "size", "sha256", "created_at")
             print_rows(found, columns, as_json, "Artifacts")

@@ -1,32 +1,35 @@
-"""User commands over the SDK: submit, status, logs, cancel, jobs, workers."""
+"""User commands over the SDK: submit, status, cancel, resubmit, jobs (logs, workers and
+login have their own modules)."""
 
 from __future__ import annotations
 
 import json
 import os
 import shlex
-import sys
-import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from corral.cli import following
 from corral.cli.common import (
-    TERMINAL,
     JsonOpt,
     ServerOpt,
     TokenOpt,
+    cell,
     client_session,
+    output_notes,
     print_rows,
 )
 from corral.cli.config import fail
-from corral.client import CorralClient, EndEvent
+from corral.cli.job_ids import parse_since, resolve
+from corral.cli.listing import print_jobs
 
 
 def register(app: typer.Typer) -> None:
-    for command in (submit, status, logs, cancel, jobs, workers):
+    for command in (submit, status, cancel, resubmit, jobs):
         name = command.__name__
         app.command(name, **_extra_args(name))(command)
 
@@ -39,7 +42,20 @@ def _extra_args(name: str) -> dict[str, Any]:
 
 
 def submit(
-    command: list[str] = typer.Argument(..., help="The command and its arguments (after --)."),
+    command: list[str] = typer.Argument(
+        ...,
+        help="One argument is a shell command line ('echo $HOME | tr a-z A-Z'); several "
+        "are a command and its arguments, each passed as one word (after --).",
+    ),
+    name: str | None = typer.Option(None, "--name", "-n", help="A name shown in lists."),
+    retries: int | None = typer.Option(
+        None,
+        "--retries",
+        min=0,
+        max=100,
+        help="Rerun a failing job (non-zero exit, timeout) up to N times, with exponential "
+        "backoff and jitter. Without it, only a lost worker is retried.",
+    ),
     label: list[str] = typer.Option([], "--label", "-l", help="A label workers must have."),
     timeout: int | None = typer.Option(None, help="Seconds before the job is killed."),
     priority: str | None = typer.Option(None, help="high|normal|low or the queue class."),
@@ -50,7 +66,13 @@ def submit(
         help="NAME=VALUE, repeatable: set for the job, masked in every answer. A bare "
         "NAME takes the value from this shell's environment (kept out of ps and history).",
     ),
-    output: list[str] = typer.Option([], "--output", "-o", help="A path the job produces."),
+    output: list[str] = typer.Option(
+        [],
+        "--output",
+        "-o",
+        help="A file, directory or glob the job produces (a directory or glob is saved "
+        "as one zip), repeatable.",
+    ),
     input_archive: Path | None = typer.Option(
         None,
         "--input",
@@ -75,10 +97,19 @@ def submit(
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """Submit `CMD ARGS...` as a shell job and print its id."""
+    """Submit a job and print its id.
+
+    `corral submit 'make test && ./deploy'` runs that line with `sh -c`; `corral submit
+    -- python3 -c 'print(1)'` passes each argument as one word (quoted with shlex).
+    """
     resources = {"cpus": cpus, "memory_mb": _parse_memory(memory), "pids": pids}
+    if input_archive is not None and not zipfile.is_zipfile(input_archive):
+        fail(f"--input {input_archive}: not a zip archive (make one with `zip -r`)", 2)
     fields: dict[str, Any] = {
-        "command": shlex.join(command),
+        "command": shell_line(command),
+        "name": name,
+        "max_retries": retries,
+        "retry_on_failure": True if retries else None,
         "labels": label or None,
         "timeout": timeout,
         "priority": priority,
@@ -97,28 +128,31 @@ def submit(
             return
         if not as_json:
             typer.echo(job["id"], err=True)
-            _say_why_pending(client.get(job["id"]))
-        final = _follow(client, job["id"]) if follow else _wait(client, job["id"])
+            following.say_why_pending(client.get(job["id"]))
+        job_id = job["id"]
+        final = following.follow(client, job_id) if follow else following.wait_for(client, job_id)
         if as_json:
             typer.echo(json.dumps(client.get(job["id"])))
-    raise typer.Exit(_exit_status(final))
+    raise typer.Exit(following.exit_status(final))
 
 
 def status(
-    job_id: str,
+    job_id: str = typer.Argument(..., help="A job id or a unique prefix (8+ characters)."),
     as_json: bool = JsonOpt,
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """Show one job."""
+    """Show one job: how it ended, which retries apply, what was not collected."""
     with client_session(server, token) as client:
-        job = client.get(job_id)
+        job = client.get(resolve(client, job_id))
     if as_json:
         typer.echo(json.dumps(job))
         return
     keys = (
         "id",
+        "name",
         "status",
+        "outcome",
         "command",
         "binary_url",
         "executor_id",
@@ -130,73 +164,78 @@ def status(
         "finished_at",
         "labels",
         "resources",
+        "outputs",
         "pending_reason",
+        "retries",
     )
     for key in keys:
         if job.get(key) not in (None, [], ""):
-            typer.echo(f"{key:14} {job[key]}")
+            typer.echo(f"{key:14} {cell(job[key])}")
+    for note in output_notes(job):
+        typer.echo(f"{'not collected':14} {note}")
 
 
-def logs(
-    job_id: str,
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming until it ends."),
-    stream: str = typer.Option("stdout", help="stdout or stderr (without --follow)."),
+def cancel(
+    job_id: str = typer.Argument(..., help="A job id or a unique prefix (8+ characters)."),
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """Print a job's output."""
-    with client_session(server, token) as client:
-        if follow:
-            final = _follow(client, job_id)
-            raise typer.Exit(_exit_status(final))
-        sys.stdout.write(client.read_output(job_id, stream))
-
-
-def cancel(job_id: str, server: str | None = ServerOpt, token: str | None = TokenOpt) -> None:
     """Cancel a job (a running one is killed by its worker)."""
     with client_session(server, token) as client:
+        job_id = resolve(client, job_id)
         answer = client.cancel(job_id)
     note = " (cancel requested)" if answer.get("cancel_requested") else ""
     typer.echo(f"{job_id} {answer.get('status', 'cancelled')}{note}")
 
 
-def jobs(
-    status: str | None = typer.Option(None, "--status", help="pending, running, completed..."),
-    limit: int = typer.Option(50, "--limit", min=1, max=1000),
+def resubmit(
+    job_id: str = typer.Argument(..., help="A job id or a unique prefix (8+ characters)."),
     as_json: bool = JsonOpt,
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
-    """List jobs."""
+    """Submit a job's spec again as a new job and print the new id."""
     with client_session(server, token) as client:
-        rows = client.list(status=status, limit=limit)
-    columns = ("id", "status", "priority", "executor_id", "exit_code", "created_at", "command")
-    print_rows(rows, columns, as_json, "Jobs")
+        fresh = client.resubmit(resolve(client, job_id))
+    typer.echo(json.dumps(fresh) if as_json else fresh["id"])
 
 
-def workers(
-    as_json: bool = JsonOpt, server: str | None = ServerOpt, token: str | None = TokenOpt
+def jobs(
+    status: str | None = typer.Option(None, "--status", help="pending, running, completed..."),
+    label: str | None = typer.Option(None, "--label", "-l", help="Jobs carrying this label."),
+    worker: str | None = typer.Option(None, "--worker", "-w", help="Jobs run by this worker."),
+    text: str | None = typer.Option(None, "--text", "-t", help="Text in the command or name."),
+    since: str | None = typer.Option(
+        None, "--since", help="Created since: 30m, 2h, 1d ago, or an ISO time (UTC)."
+    ),
+    limit: int = typer.Option(50, "--limit", min=1, max=1000),
+    wide: bool = typer.Option(False, "--wide", help="Full ids and every column."),
+    as_json: bool = JsonOpt,
+    server: str | None = ServerOpt,
+    token: str | None = TokenOpt,
 ) -> None:
-    """List registered workers (executors)."""
+    """List jobs, newest first, with short ids that every command accepts."""
+    filters: dict[str, Any] = {
+        "label": label,
+        "executor_id": worker,
+        "text": text,
+        "created_after": parse_since(since) if since else None,
+    }
     with client_session(server, token) as client:
-        rows = client.executors()
-    columns = (
-        "executor_id",
-        "state",
-        "hostname",
-        "labels",
-        "isolation",
-        "capacity",
-        "reserved",
-        "concurrency",
-        "running_job_ids",
-        "jobs_completed",
-        "last_heartbeat",
-    )
-    print_rows(rows, columns, as_json, "Workers")
+        rows = client.list(status=status, limit=limit, **filters)
+    if as_json or wide:
+        columns = ("id", "name", "status", "priority", "executor_id", "exit_code", "created_at")
+        print_rows(rows, (*columns, "command"), as_json, "Jobs")
+        return
+    print_jobs(rows)
 
 
 # ---- helpers ---------------------------------------------------------------------------
+
+
+def shell_line(words: Sequence[str]) -> str:
+    """One word is a shell line as typed; several are argv, each quoted to stay one word."""
+    return words[0] if len(words) == 1 else shlex.join(words)
 
 
 def _parse_env(pairs: Sequence[str]) -> dict[str, str]:
@@ -224,28 +263,6 @@ def _parse_secret_env(pairs: Sequence[str]) -> dict[str, str]:
     return env
 
 
-def _wait(client: CorralClient, job_id: str) -> dict[str, Any]:
-    """Poll with a growing pause until the job is finished."""
-    pause = 0.1
-    said: str | None = None
-    while True:
-        job = client.get(job_id)
-        if job["status"] in TERMINAL:
-            return job
-        if job.get("pending_reason") != said:
-            said = _say_why_pending(job)
-        time.sleep(pause)
-        pause = min(pause * 1.5, 2.0)
-
-
-def _say_why_pending(job: dict[str, Any]) -> str | None:
-    """Tell the user on stderr why a job waits, when no online worker could take it."""
-    reason = job.get("pending_reason") if job.get("status") == "pending" else None
-    if reason:
-        typer.echo(f"waiting: {reason}", err=True)
-    return reason
-
-
 _UNITS = {"": 1, "M": 1, "MB": 1, "MIB": 1, "G": 1024, "GB": 1024, "GIB": 1024, "T": 1 << 20}
 
 
@@ -263,29 +280,3 @@ def _parse_memory(text: str | None) -> int | None:
     if not 1 <= mib <= 1 << 24:  # also refuses nan and inf
         fail(f"--memory: {text!r} must be between 1 MiB and 16 TiB")
     return int(mib)
-
-
-def _follow(client: CorralClient, job_id: str) -> dict[str, Any]:
-    """Copy output events to our stdout/stderr as they arrive; fall back to polling at EOF."""
-    outs = {"stdout": sys.stdout, "stderr": sys.stderr}
-    for event in client.follow(job_id):
-        if isinstance(event, EndEvent):
-            return {
-                "status": event.status,
-                "exit_code": event.exit_code,
-                "error_message": event.error_message,
-            }
-        out = outs.get(event.stream, sys.stdout)
-        out.write(event.data)
-        out.flush()
-    return _wait(client, job_id)
-
-
-def _exit_status(job: dict[str, Any]) -> int:
-    """The job's own exit code when it has one; otherwise 0 for success, 1 for anything else."""
-    if job.get("error_message") and job["status"] != "completed":
-        typer.echo(f"job {job['status']}: {job['error_message']}", err=True)
-    code = job.get("exit_code")
-    if isinstance(code, int):
-        return code if 0 <= code <= 255 else 1
-    return 0 if job["status"] == "completed" else 1

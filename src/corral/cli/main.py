@@ -9,11 +9,13 @@ from corral.cli import (
     auth_cmd,
     files_cmd,
     jobs_cmd,
+    logs_cmd,
     server_cmd,
     token_cmd,
     user_cmd,
     watch_cmd,
     worker_cmd,
+    workers_cmd,
 )
 
 app = typer.Typer(
@@ -46,7 +48,7 @@ server_cmd.register(app)
 token_cmd.register(app)
 user_cmd.register(app)
 auth_cmd.register(app)
-for _module in (worker_cmd, jobs_cmd, files_cmd, watch_cmd):
+for _module in (worker_cmd, jobs_cmd, logs_cmd, workers_cmd, files_cmd, watch_cmd):
     _module.register(app)
 
 

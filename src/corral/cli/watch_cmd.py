@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from corral.cli.common import TERMINAL, ServerOpt, TokenOpt, client_session
+from corral.cli.job_ids import resolve, short
 from corral.client import CorralClient
 
 POLL_SECONDS = 0.5
@@ -25,14 +26,17 @@ def register(app: typer.Typer) -> None:
 
 
 def watch(
-    job_ids: list[str] = typer.Argument(None, help="Jobs to watch (default: the latest ones)."),
+    job_ids: list[str] = typer.Argument(
+        None, help="Jobs (ids or 8+ character prefixes) to watch (default: the latest ones)."
+    ),
     limit: int = typer.Option(20, "--limit", min=1, max=1000, help="How many latest jobs."),
     server: str | None = ServerOpt,
     token: str | None = TokenOpt,
 ) -> None:
     """Follow the status of many jobs live; exit non-zero if any of them failed."""
     with client_session(server, token) as client:
-        ids = job_ids or [row["id"] for row in client.list(limit=limit)]
+        ids = [resolve(client, i) for i in job_ids] if job_ids else []
+        ids = ids or [row["id"] for row in client.list(limit=limit)]
         if not ids:
             typer.echo("no jobs")
             return
@@ -86,7 +90,7 @@ def _table(jobs: list[dict[str, Any]]) -> Any:
         table.add_column(column)
     for job in jobs:
         table.add_row(
-            job["id"],
+            short(job["id"]),
             job["status"],
             job.get("executor_id") or "-",
             _exit(job),

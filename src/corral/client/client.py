@@ -97,6 +97,18 @@ class CorralClient:
     def executors(self) -> builtins.list[dict[str, Any]]:
         return self._array("GET", "/executors")
 
+    def resubmit(self, job_id: str) -> dict[str, Any]:
+        """Submit a job's spec again as a new job: ``{"id", "status", "resubmitted_from"}``."""
+        return self._object("POST", f"/jobs/{job_id}/resubmit")
+
+    def drain_executor(self, executor_id: str) -> dict[str, Any]:
+        """Tell a worker to finish its running jobs, take no more, and exit."""
+        return self._object("POST", f"/executors/{executor_id}/drain")
+
+    def remove_executor(self, executor_id: str) -> dict[str, Any]:
+        """Forget a worker and revoke its worker-bound tokens (admins)."""
+        return self._object("DELETE", f"/executors/{executor_id}")
+
     # ---- files -----------------------------------------------------------------------
 
     def upload(self, path: str | Path, filename: str | None = None) -> dict[str, Any]:
@@ -155,6 +167,11 @@ class CorralClient:
             if page["next_offset"] <= offset or page["next_offset"] >= page["size"]:
                 return "".join(pieces)
             offset = page["next_offset"]
+
+    def interleaved(self, job_id: str) -> dict[str, Any]:
+        """The current attempt's output as ``chunks`` of both streams in arrival order,
+        each ``{"stream", "at", "data"}``."""
+        return self._object("GET", f"/jobs/{job_id}/output/interleaved")
 
     def follow(
         self, job_id: str, *, timeout: float | None = None

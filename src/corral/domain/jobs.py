@@ -29,6 +29,7 @@ MAX_CLAIM = 100
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _TYPE = re.compile(r"^\S{1,200}$")
 _LABEL = re.compile(r"^[A-Za-z0-9_.:/-]{1,100}$")
+_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
 
 # What one job may ask of a worker: generous ceilings, only there to refuse nonsense
 # before it reaches the store (a job asking more than any worker has waits, with a reason).
@@ -104,6 +105,9 @@ class JobSpec:
     variables: dict[str, Any] = field(default_factory=dict)
     resources: Resources | None = None
     network: bool = True  # False: run with no network, only on a worker that can cut it
+    name: str | None = None  # a label for people: shown in lists, matched by text search
+    # Rerun on a non-zero exit (or timeout) while retries remain, not only on lost leases.
+    retry_on_failure: bool = False
 
     @property
     def placed(self) -> bool:
@@ -135,6 +139,8 @@ class JobSpec:
             raise InvalidInput("arguments may not contain NUL bytes", field="arguments")
         if self.resources is not None:
             self.resources.validate()
+        if self.name is not None and not _NAME.match(self.name):
+            raise InvalidInput("name must be 1-200 characters, no control characters", field="name")
 
     def _validate_target(self) -> None:
         if self.command is not None and self.binary_url is not None:

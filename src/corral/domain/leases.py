@@ -40,7 +40,8 @@ def on_lease_lost(job: Job, now: float, policy: RetryPolicy) -> LeaseVerdict:
 
 
 def on_reported_failure(job: Job, now: float, policy: RetryPolicy, retry: bool) -> LeaseVerdict:
-    """An executor's own failure report retries only when it asks to and retries remain."""
+    """A reported failure retries only when ``retry`` (see ``retry.wants_retry``) and
+    retries remain."""
     if retry and not job.cancel_requested and retries_left(attempts_spent(job), job.max_retries):
         return LeaseVerdict(JobStatus.PENDING, run_after=now + policy.delay(attempts_spent(job)))
     return LeaseVerdict(JobStatus.FAILED)

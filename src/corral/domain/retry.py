@@ -1,4 +1,14 @@
-"""Retry and lease policy as pure functions of ``now``."""
+"""Retry and lease policy as pure functions of ``now``.
+
+Which failures are retried: a lost lease (the worker went silent) always, while
+retries remain; a reported failure when the worker asks for it (it could not
+start the job, or was shut down mid-run), or, for a job submitted with
+``retry_on_failure``, whenever the job's process ran and failed (a non-zero
+exit, a signal, a timeout). Between attempts the job waits
+``base * 2**(n-1)`` seconds after its n-th attempt, capped at ``max_seconds``,
+give or take ``jitter`` (a fraction, drawn uniformly) so that jobs failing
+together do not all come back in the same second.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +47,40 @@ class RetryPolicy:
 def retries_left(attempts_made: int, max_retries: int) -> bool:
     """A job may run ``max_retries + 1`` times in all."""
     return attempts_made <= max_retries
+
+
+def wants_retry(asked: bool, retry_on_failure: bool, exit_code: int | None) -> bool:
+    """Whether a reported failure asks for another attempt (retries left permitting).
+
+    ``exit_code`` is None when the process never ran (refused input, no such
+    binary): only the worker knows if trying again can help, so only ``asked``
+    counts then.
+    """
+    return asked or (retry_on_failure and exit_code is not None)
+
+
+def retries_remaining(attempts_made: int, max_retries: int) -> int:
+    """Retries still possible after ``attempts_made`` attempts (the first is no retry)."""
+    return max(0, max_retries - max(0, attempts_made - 1))
+
+
+def describe_retries(
+    max_retries: int, retry_on_failure: bool, attempts_made: int, policy: RetryPolicy
+) -> str:
+    """One line telling a person which retries apply to a job, for its page and the CLI."""
+    if max_retries == 0:
+        return "no retries: the first attempt is final"
+    left = retries_remaining(attempts_made, max_retries)
+    when = (
+        "if it fails or its worker is lost"
+        if retry_on_failure
+        else "only if its worker is lost (a failure is final)"
+    )
+    backoff = (
+        f"backoff {policy.base_seconds:g} s doubling, at most {policy.max_seconds:g} s, "
+        f"±{policy.jitter:.0%}"
+    )
+    return f"retried {when}: up to {max_retries}, {left} left; {backoff}"
 
 
 def lease_expiry(now: float, lease_seconds: float) -> float:

@@ -214,6 +214,11 @@ class ExecutorService:
         await self._store.upsert_executor(found.info, time.time(), draining=True)
         self._hub.fleet_changed()
 
+    async def drain_asked(self, executor_id: str) -> bool:
+        """Whether the executor is marked draining (by an admin, or by its own beat)."""
+        found = await self._store.get_executor(executor_id)
+        return found is not None and found.draining
+
     async def remove(self, principal: Principal, executor_id: str) -> None:
         found = await self._store.get_executor(executor_id)
         if found is None:

@@ -196,6 +196,12 @@ class JobService:
         require(principal, Action.READ)
         return await self._store.list_jobs(flt, limit, offset, newest_first)
 
+    async def search(self, principal: Principal, query: JobQuery, limit: int) -> list[Job]:
+        """The first ``limit`` jobs matching ``query``, with no counts (the CLI's
+        filters and id prefixes)."""
+        require(principal, Action.READ)
+        return await self._store.page_jobs(query, limit)
+
     async def page(self, principal: Principal, query: JobQuery, limit: int) -> JobsPage:
         """A keyset page for the dashboard's list, with the whole store's counts per
         status. Readers see every job, as in the APIs' listings; no total of the

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from corral.auth.policy import Action, require
 from corral.domain.jobs import Job
+from corral.domain.outcomes import Piece, interleave
 from corral.domain.principals import Principal
 from corral.errors import NotFound
 from corral.services.events import Hub, job_topic
@@ -39,6 +40,12 @@ class OutputService:
         piece = await self._store.read_output(job_id, stream, offset, limit)
         job = await self._job(job_id)
         return piece, job
+
+    async def interleaved(self, principal: Principal, job_id: str) -> tuple[Job, list[Piece]]:
+        """The current attempt's output, both streams in arrival order."""
+        require(principal, Action.READ)
+        job, pieces = await self._store.read_pieces(job_id)
+        return job, interleave(pieces)
 
     async def follow(
         self, principal: Principal, job_id: str, chunk: int = 65536

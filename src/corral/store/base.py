@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from corral.domain.files import NewFile, StoredFile
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, JobSpec, NewJob, Outcome
+from corral.domain.outcomes import Piece
 from corral.domain.projects import Project, TaskType
 from corral.domain.retry import RetryPolicy
 from corral.domain.sessions import AgentSession
@@ -69,7 +70,9 @@ class JobQuery:
     newer ones (``seq > after_seq``); the walk starts at the cursor, so a deep page
     costs what the first one does. ``text`` matches anywhere in the command,
     case-insensitively, with ``%`` and ``_`` taken literally; ``label`` is one label
-    the job must carry.
+    the job must carry. ``text`` also matches the job's name. ``id_prefix`` keeps jobs
+    whose id starts with it (an index range on either store); ``created_after`` jobs
+    created at or after that time.
     """
 
     status: JobStatus | None = None
@@ -78,6 +81,8 @@ class JobQuery:
     project_id: str | None = None
     priority: int | None = None
     text: str | None = None
+    id_prefix: str | None = None
+    created_after: float | None = None
     before_seq: int | None = None
     after_seq: int | None = None
     newest_first: bool = True
@@ -105,6 +110,23 @@ class JobQuery:
         backslash or control character, which an encoder rewrites), so a test on the
         raw spec text may rule rows out before the spec is parsed."""
         return not any(c in '"\\' or ord(c) < 0x20 for c in self.text or "")
+
+    @property
+    def id_range(self) -> tuple[str, str] | None:
+        """``id >= low AND id < high`` selects the ids starting with ``id_prefix``,
+        under binary (byte-wise) comparison."""
+        if not self.id_prefix:
+            return None
+        prefix = self.id_prefix
+        return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+    @property
+    def id_pattern(self) -> str | None:
+        """``prefix%`` for ``LIKE ... ESCAPE '\\'``, the user's wildcards escaped."""
+        if not self.id_prefix:
+            return None
+        escaped = self.id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"{escaped}%"
 
     def equal_fields(self) -> list[tuple[str, Any]]:
         """(column, value) for the plain equality filters, for either SQL dialect."""
@@ -329,6 +351,12 @@ class Store(Protocol):
     async def read_output(
         self, job_id: str, stream: str, offset: int, limit: int
     ) -> OutputSlice: ...
+
+    async def read_pieces(self, job_id: str) -> tuple[Job, list[Piece]]:
+        """The job and every stored chunk of its current attempt's output, both streams,
+        with arrival times (``outcomes.interleave`` orders them). Bounded by the
+        output cap of each stream."""
+        ...
 
     # --- executors ----------------------------------------------------------
     async def upsert_executor(self, info: ExecutorInfo, now: float, draining: bool) -> Executor: ...

@@ -14,7 +14,10 @@ from typing import Any
 import orjson
 
 from corral.domain.jobs import Job
+from corral.domain.outcomes import Piece
+from corral.errors import NotFound
 from corral.store.base import JobQuery
+from corral.store.postgres_sql import SELECT_JOB
 from corral.store.rows import JOB_COLUMNS, job_from_row
 
 
@@ -37,10 +40,25 @@ def where_sql(query: JobQuery) -> tuple[str, list[Any]]:
     if pattern is not None:
         if query.text_verbatim_in_json:
             add("spec ILIKE {}", pattern)
-        add("(spec::jsonb ->> 'command') ILIKE {}", pattern)
+        params.append(pattern)
+        n = len(params)
+        terms.append(
+            f"((spec::jsonb ->> 'command') ILIKE ${n} OR (spec::jsonb ->> 'name') ILIKE ${n})"
+        )
+    if query.id_pattern is not None:
+        add("id LIKE {}", query.id_pattern)  # jobs_id_pattern (text_pattern_ops), 0015
+    if query.created_after is not None:
+        add("created_at >= {}", query.created_after)
     if query.label is not None:
         add("labels @> {}::jsonb", orjson.dumps([query.label]).decode())
     return ("WHERE " + " AND ".join(terms) if terms else ""), params
+
+
+# Arrival times are kept since migration 0015 (``arrived_at``, 0 for older rows).
+READ_PIECES = """
+SELECT stream, "offset", data, arrived_at FROM job_output WHERE job_id = $1 AND attempt = $2
+ORDER BY stream, "offset"
+"""
 
 
 class PostgresPages:
@@ -59,3 +77,11 @@ class PostgresPages:
         if query.walks_down != query.newest_first:
             jobs.reverse()
         return jobs
+
+    async def read_pieces(self, job_id: str) -> tuple[Job, list[Piece]]:
+        found = await self._fetch(SELECT_JOB, job_id)
+        if not found:
+            raise NotFound("job not found", job_id=job_id)
+        job = job_from_row(found[0])
+        rows = await self._fetch(READ_PIECES, job_id, job.attempt)
+        return job, [Piece(r[0], r[1], bytes(r[2]), r[3]) for r in rows]

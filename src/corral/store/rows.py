@@ -72,6 +72,7 @@ def spec_to_json(spec: JobSpec) -> str:
         "working_directory",
         "input_file_id",
         "instructions",
+        "name",
     ):
         value = getattr(spec, name)
         if value is not None:
@@ -92,6 +93,8 @@ def spec_to_json(spec: JobSpec) -> str:
         doc["resources"] = spec.resources.as_dict()
     if not spec.network:
         doc["network"] = False
+    if spec.retry_on_failure:
+        doc["retry_on_failure"] = True
     return orjson.dumps(doc).decode()
 
 

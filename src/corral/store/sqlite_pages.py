@@ -13,9 +13,11 @@ import sqlite3
 from typing import Any
 
 from corral.domain.jobs import Job
+from corral.domain.outcomes import Piece
 from corral.store.base import JobQuery
 from corral.store.rows import JOB_COLUMNS, job_from_row
 from corral.store.sqlite_engine import Readers
+from corral.store.sqlite_ops import job_or_404
 
 
 def where_sql(query: JobQuery) -> tuple[str, list[Any]]:
@@ -33,8 +35,17 @@ def where_sql(query: JobQuery) -> tuple[str, list[Any]]:
         if query.text_verbatim_in_json:
             terms.append("spec LIKE ? ESCAPE '\\'")
             params.append(pattern)
-        terms.append("json_extract(spec, '$.command') LIKE ? ESCAPE '\\'")
-        params.append(pattern)
+        terms.append(
+            "(json_extract(spec, '$.command') LIKE ? ESCAPE '\\' "
+            "OR json_extract(spec, '$.name') LIKE ? ESCAPE '\\')"
+        )
+        params.extend((pattern, pattern))
+    if query.id_range is not None:
+        terms.append("id >= ? AND id < ?")  # the UNIQUE index on id, binary collation
+        params.extend(query.id_range)
+    if query.created_after is not None:
+        terms.append("created_at >= ?")
+        params.append(query.created_after)
     if query.label is not None:
         # '' means no labels, and json_each('') is an error: NULL reads as an empty array.
         terms.append(
@@ -42,6 +53,13 @@ def where_sql(query: JobQuery) -> tuple[str, list[Any]]:
         )
         params.append(query.label)
     return ("WHERE " + " AND ".join(terms) if terms else ""), params
+
+
+# Arrival times are kept since migration 0015 (``arrived_at``, 0 for older rows).
+READ_PIECES = (
+    'SELECT stream, "offset", data, arrived_at FROM job_output WHERE job_id = ? AND attempt = ? '
+    'ORDER BY stream, "offset"'
+)
 
 
 class SqlitePages:
@@ -61,3 +79,11 @@ class SqlitePages:
         if query.walks_down != query.newest_first:
             jobs.reverse()
         return jobs
+
+    async def read_pieces(self, job_id: str) -> tuple[Job, list[Piece]]:
+        def op(conn: sqlite3.Connection) -> tuple[Job, list[Piece]]:
+            job = job_or_404(conn, job_id)
+            rows = conn.execute(READ_PIECES, (job_id, job.attempt)).fetchall()
+            return job, [Piece(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
+
+        return await self._readers.run(op)

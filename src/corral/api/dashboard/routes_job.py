@@ -30,7 +30,9 @@ from corral.api.deps import ServicesDep
 from corral.domain.env import MASK, masked
 from corral.domain.files import StoredFile
 from corral.domain.jobs import Job
+from corral.domain.leases import attempts_spent
 from corral.domain.priority import level
+from corral.domain.retry import RetryPolicy, describe_retries
 from corral.domain.states import JobStatus
 from corral.errors import InvalidInput, NotFound
 from corral.services.container import Services
@@ -89,6 +91,9 @@ def _context(
         "secret_names": sorted(job.spec.secret_env),
         "mask": MASK,
         "attempts": details.attempts,
+        "retries": describe_retries(
+            job.max_retries, job.spec.retry_on_failure, attempts_spent(job), RetryPolicy()
+        ),
         "renewed_at": _renewed_at(job) if running else None,
         "artifacts": artifacts,
         "cap": cap,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import math
 import time
 from collections.abc import AsyncIterator
@@ -29,7 +30,7 @@ from corral.domain.jobs import ClaimRequest, Job
 from corral.domain.principals import Principal
 from corral.errors import InvalidInput
 from corral.services.container import Services
-from corral.services.output import OutputEvent
+from corral.services.output import STREAMS, OutputEvent
 from corral.store.base import Report
 
 router = APIRouter(prefix="/api/v1", route_class=NativeRoute, tags=["executors"])
@@ -180,6 +181,32 @@ async def read_output(
         "truncated": piece.truncated,
         "attempt": piece.attempt,
         "status": job.status.value,
+    }
+
+
+@router.get("/jobs/{job_id}/output/interleaved")
+async def interleaved_output(
+    job_id: str, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """The current attempt's stdout and stderr as chunks in arrival order, each with the
+    time the dispatcher stored it (`corral logs`, `--timestamps`)."""
+    job, pieces = await services.output.interleaved(principal, job_id)
+    decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in STREAMS}
+    chunks = [
+        {
+            "stream": p.stream,
+            "at": iso(p.arrived_at) if p.arrived_at else None,
+            "data": decoders[p.stream].decode(p.data),
+        }
+        for p in pieces
+    ]
+    return {
+        "job_id": job.id,
+        "attempt": job.attempt,
+        "status": job.status.value,
+        "stdout_truncated": job.stdout.truncated,
+        "stderr_truncated": job.stderr.truncated,
+        "chunks": chunks,
     }
 
 

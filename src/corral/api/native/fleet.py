@@ -59,7 +59,10 @@ async def executor_heartbeat(
         await services.executors.restate(principal, executor_id, capacity)
     held = [(j.job_id, j.attempt) for j in body.jobs]
     leases = await services.leases.renew_all(principal, executor_id, held)
+    # Said only when true ("drain": an admin drained it), so older answers read the same.
+    drain = not body.draining and await services.executors.drain_asked(executor_id)
     return {
+        **({"drain": True} if drain else {}),
         "renewed": [
             {
                 "job_id": j.id,
@@ -80,6 +83,16 @@ async def deregister_executor(
 ) -> dict[str, Any]:
     await services.executors.remove(principal, executor_id)
     return {"executor_id": executor_id, "status": "deregistered"}
+
+
+@router.post("/executors/{executor_id}/drain")
+async def drain_executor(
+    executor_id: str, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Stop a worker taking jobs: its next heartbeat tells it to finish what it runs
+    and exit, as a first Ctrl-C would (`corral workers drain NAME`)."""
+    await services.executors.set_draining(principal, executor_id)
+    return {"executor_id": executor_id, "status": "draining"}
 
 
 @router.get("/executors")

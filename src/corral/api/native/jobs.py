@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -13,12 +14,17 @@ from corral.api.native.errors import NativeRoute, status_of
 from corral.api.native.schemas import BulkCancel, SubmitJob
 from corral.api.responses import JSON
 from corral.domain import priority as prio
+from corral.domain.jobs import Job
 from corral.domain.states import JobStatus
 from corral.errors import CorralError, InvalidInput, Unauthenticated
 from corral.services.jobs import Idempotency
-from corral.store.base import JobFilter
+from corral.store.base import JobFilter, JobQuery
 
 router = APIRouter(prefix="/api/v1", route_class=NativeRoute, tags=["jobs"])
+ID_CHARS = r"^[0-9A-Za-z-]+$"
+MAX_SEARCH_OFFSET = 10000  # a search walks rows from the newest: deep offsets cost
+
+
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
@@ -93,19 +99,67 @@ async def list_jobs(
     project_id: str | None = None,
     batch_id: str | None = None,
     executor_id: str | None = None,
+    label: Annotated[str | None, Query(max_length=100)] = None,
+    text: Annotated[str | None, Query(max_length=200)] = None,
+    id_prefix: Annotated[str | None, Query(min_length=1, max_length=36, pattern=ID_CHARS)] = None,
+    created_after: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    flt = JobFilter(
+    query = JobQuery(
         status=_status(status),
-        type=type,
-        priority=prio.parse_priority(priority) if priority else None,
-        project_id=project_id,
-        batch_id=batch_id,
         executor_id=executor_id,
+        label=label,
+        project_id=project_id,
+        priority=prio.parse_priority(priority) if priority else None,
+        text=text or None,
+        id_prefix=id_prefix.lower() if id_prefix else None,
+        created_after=created_after.timestamp() if created_after else None,
     )
-    jobs, total = await services.jobs.list_jobs(principal, flt, limit, offset)
-    response.headers["X-Total-Count"] = str(total)
+    if _searching(query):
+        jobs = await _search(services, principal, query, type, batch_id, limit, offset)
+    else:
+        flt = JobFilter(
+            status=query.status,
+            type=type,
+            priority=query.priority,
+            project_id=project_id,
+            batch_id=batch_id,
+            executor_id=executor_id,
+        )
+        jobs, total = await services.jobs.list_jobs(principal, flt, limit, offset)
+        response.headers["X-Total-Count"] = str(total)
     reasons = await services.placement.reasons(jobs)
     return [{**render.summary(j), "pending_reason": reasons.get(j.id)} for j in jobs]
+
+
+def _searching(query: JobQuery) -> bool:
+    """Filters the counted list cannot take: these walk the keyset pages instead."""
+    return any(
+        v is not None for v in (query.label, query.text, query.id_prefix, query.created_after)
+    )
+
+
+async def _search(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    query: JobQuery,
+    type: str | None,
+    batch_id: str | None,
+    limit: int,
+    offset: int,
+) -> list[Job]:
+    """A filtered search, newest first; it counts no total (X-Total-Count is left out),
+    since counting the matches is the part that grows with the table."""
+    if type is not None or batch_id is not None:
+        raise InvalidInput(
+            "type and batch_id do not combine with label, text, id_prefix or created_after",
+            field="type" if type is not None else "batch_id",
+        )
+    if offset > MAX_SEARCH_OFFSET:
+        raise InvalidInput(
+            f"offset must be at most {MAX_SEARCH_OFFSET} with a search filter", field="offset"
+        )
+    jobs = await services.jobs.search(principal, query, limit + offset)
+    return jobs[offset:]
 
 
 def _status(value: str | None) -> JobStatus | None:
@@ -123,6 +177,15 @@ async def get_job(job_id: str, services: ServicesDep, principal: PrincipalDep) -
     details = await services.jobs.details(principal, job_id)
     reasons = await services.placement.reasons([details.job])
     return {**render.details(details), "pending_reason": reasons.get(job_id)}
+
+
+@router.post("/jobs/{job_id}/resubmit", status_code=201)
+async def resubmit_job(
+    job_id: str, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """The same spec again as a new job (the dashboard's Resubmit, `corral resubmit`)."""
+    fresh = await services.jobs.resubmit(principal, job_id)
+    return {**render.created(fresh), "resubmitted_from": job_id}
 
 
 @router.delete("/jobs/{job_id}")

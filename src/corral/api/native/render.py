@@ -15,7 +15,10 @@ import orjson
 from corral.api.timefmt import iso
 from corral.domain.env import masked
 from corral.domain.jobs import Attempt, Job
+from corral.domain.leases import attempts_spent
+from corral.domain.outcomes import describe_outcome
 from corral.domain.priority import queue_class
+from corral.domain.retry import RetryPolicy, describe_retries
 from corral.services.executors import ExecutorView
 from corral.services.jobs import JobDetails
 
@@ -40,6 +43,7 @@ def render_bulk(jobs: Sequence[Job]) -> bytes:
 def summary(job: Job) -> dict[str, Any]:
     return {
         "id": job.id,
+        "name": job.spec.name,
         "type": job.spec.type,
         "status": job.status.value,
         "priority": queue_class(job.priority),
@@ -75,6 +79,11 @@ def job_body(job: Job) -> dict[str, Any]:
         "resources": spec.resources.as_dict() if spec.resources else None,
         "network": spec.network,
         "max_retries": job.max_retries,
+        "retry_on_failure": job.spec.retry_on_failure,
+        "retries": describe_retries(
+            job.max_retries, job.spec.retry_on_failure, attempts_spent(job), RetryPolicy()
+        ),
+        "outcome": describe_outcome(job.status, job.exit_code, job.error_message),
         "lease_seconds": job.lease_seconds,
         "attempt": job.attempt,
         "lease_expires_at": iso(job.lease_expires_at),

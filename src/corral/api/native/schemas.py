@@ -78,6 +78,10 @@ class SubmitJob(Body):
     variables: dict[str, Any] = Field(default_factory=dict)
     resources: ResourceRequest | None = None
     network: bool = Field(default=True, description="false: run with no network at all")
+    name: str | None = Field(default=None, max_length=200, description="shown in lists")
+    retry_on_failure: bool = Field(
+        default=False, description="max_retries also reruns a non-zero exit or a timeout"
+    )
 
     def to_draft(self) -> JobDraft:
         """As documented, binary jobs must name their type and priority; command jobs may not."""
@@ -103,6 +107,8 @@ class SubmitJob(Body):
             variables=self.variables,
             resources=self.resources.to_domain() if self.resources else None,
             network=self.network,
+            name=self.name,
+            retry_on_failure=self.retry_on_failure,
         )
         return JobDraft(
             spec=spec,
