@@ -12,6 +12,9 @@ in the stream says how much, with the stream flagged truncated. Once the
 dispatcher answers ``truncated: true`` (it stores at most ``--output-cap`` bytes
 per stream), nothing more is sent for that stream and the pipe is merely
 drained, so the job never blocks on a full pipe.
+
+The job's secret values are blanked as the pipes are read (``masking.py``), before
+anything is kept, spooled or sent.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import codecs
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
 from corral.agent.backoff import Backoff
+from corral.agent.masking import SecretMasker, secret_patterns
 from corral.agent.process import READ_SIZE
 from corral.agent.spool import STREAMS, Chunk, DiskQuota, Spool
 
@@ -56,9 +60,12 @@ class StreamBuffer:
     """Bytes of one stream read but neither sent nor spooled yet, and what became of
     the stream so far: where its next chunk starts, what was lost."""
 
-    def __init__(self, budget: int, name: str = "stdout") -> None:
+    def __init__(
+        self, budget: int, name: str = "stdout", masker: SecretMasker | None = None
+    ) -> None:
         self.name = name
         self.budget = budget
+        self.masker = masker or SecretMasker([])
         self.pending = bytearray()
         self.read = 0
         self.offset = 0  # UTF-8 bytes cut into chunks so far: the next chunk's offset
@@ -71,7 +78,12 @@ class StreamBuffer:
     def feed(self, data: bytes) -> None:
         self.read += len(data)
         if not self.closed:
-            self.pending += data
+            self.pending += self.masker.feed(data)
+
+    def end(self) -> None:
+        """EOF: the end held back in case it began a secret is output like the rest."""
+        if not self.closed:
+            self.pending += self.masker.flush()
 
     def cut(self, limit: int, room: int | None = None, final: bool = False) -> Chunk | None:
         """The next chunk: up to ``limit`` pending bytes, decoded (a UTF-8 sequence split
@@ -147,12 +159,16 @@ class OutputForwarder:
         spool_dir: Path | None = None,
         spool_quota: DiskQuota | None = None,
         job_id: str = "",
+        secrets: Iterable[str] = (),
     ) -> None:
         self.sink = sink
         self.interval = interval
         self.batch = batch
         self.job_id = job_id
-        self.streams = {name: StreamBuffer(budget, name) for name in STREAMS}
+        patterns = secret_patterns(secrets)
+        self.streams = {
+            name: StreamBuffer(budget, name, SecretMasker(patterns)) for name in STREAMS
+        }
         self.spool = Spool(spool_dir, spool_limit, spool_quota)
         self._backoff = Backoff(base=0.25, cap=10.0)
         self._failing = False  # the last send failed: output waits in the spool
@@ -178,9 +194,13 @@ class OutputForwarder:
     async def close(self) -> None:
         """The pipes hit EOF: send what is left while the dispatcher takes it; what it
         does not stays in the spool for ``settle``. Never waits out an outage."""
+        for buffer in self.streams.values():
+            buffer.end()
         self._closed.set()
         if self._sender is None:
-            return
+            if not any(buffer.pending for buffer in self.streams.values()):
+                return
+            self._sender = asyncio.get_running_loop().create_task(self._send_loop())
         self._wake.set()
         await self._sender
 
