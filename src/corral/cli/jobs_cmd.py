@@ -22,7 +22,7 @@ from corral.cli.common import (
     print_rows,
 )
 from corral.cli.config import fail, save
-from corral.client import CorralClient, EndEvent
+from corral.client import EndEvent, JsonClient
 
 
 def register(app: typer.Typer) -> None:
@@ -234,7 +234,7 @@ def _parse_secret_env(pairs: Sequence[str]) -> dict[str, str]:
     return env
 
 
-def _wait(client: CorralClient, job_id: str) -> dict[str, Any]:
+def _wait(client: JsonClient, job_id: str) -> dict[str, Any]:
     """Poll with a growing pause until the job is finished."""
     pause = 0.1
     said: str | None = None
@@ -275,7 +275,7 @@ def _parse_memory(text: str | None) -> int | None:
     return int(mib)
 
 
-def _follow(client: CorralClient, job_id: str) -> dict[str, Any]:
+def _follow(client: JsonClient, job_id: str) -> dict[str, Any]:
     """Copy output events to our stdout/stderr as they arrive; fall back to polling at EOF."""
     outs = {"stdout": sys.stdout, "stderr": sys.stderr}
     for event in client.follow(job_id):
