@@ -66,11 +66,18 @@ class SecretMasker:
 
     def _partial_tail(self, text: bytes) -> int:
         """The length of the longest end of ``text`` that begins some secret (shorter
-        than the secret itself, or it would have been masked)."""
+        than the secret itself, or it would have been masked).
+
+        Candidates are where a secret's first byte occurs within its length of the end,
+        earliest (longest) first, so the first one that fits is the answer for that
+        secret: a few C-speed ``find`` and compares per read, even for a 32 KiB key."""
         longest = 0
         for pattern in self._patterns:
-            for size in range(min(len(pattern) - 1, len(text)), longest, -1):
-                if text.endswith(pattern[:size]):
-                    longest = size
+            stop = len(text) - longest  # a start past here gives nothing longer
+            pos = text.find(pattern[:1], max(len(text) - len(pattern) + 1, 0), stop)
+            while pos != -1:
+                if pattern.startswith(text[pos:]):
+                    longest = len(text) - pos
                     break
+                pos = text.find(pattern[:1], pos + 1, stop)
         return longest
