@@ -12,13 +12,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_default(cls, data: Any) -> Any:
+        """A ``null`` for an optional field means its default (``[]``, ``{}``, False),
+        so a server that leaves a field empty never makes a valid answer unreadable."""
+        if not isinstance(data, dict):
+            return data
+        optional = {name for name, spec in cls.model_fields.items() if not spec.is_required()}
+        return {k: v for k, v in data.items() if v is not None or k not in optional}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict, as the server sent it (extra fields included)."""
