@@ -68,7 +68,7 @@ done
 # 0600) and reused while the server still accepts it (anything but 401: a worker token
 # may not list jobs, so 403 is the answer of a good one); otherwise a new one is minted.
 worker_token_file="$CORRAL_DATA_DIR/worker-token"
-worker_name="${CORRAL_WORKER_NAME:-local-$(uname -n)}"
+worker_name="${CORRAL_NAME:-local-$(uname -n)}"  # the worker's own variable for --name
 worker_token_works() {
   [ -s "$worker_token_file" ] || return 1
   local code
