@@ -50,3 +50,11 @@ def test_item3_auto_is_text_on_a_terminal_and_json_elsewhere() -> None:
     assert choose_format("auto", io.StringIO()) == "json"
     assert choose_format("json", io.StringIO()) == "json"
     assert choose_format("text", io.StringIO()) == "text"
+
+
+def test_item3_text_fields_cannot_forge_lines_or_send_escape_codes() -> None:
+    record = logging.LogRecord("corral.auth", logging.WARNING, "", 0, "login failed", (), None)
+    record.email = "x@y\n2026-01-01T00:00:00.000Z INFO forged \x1b[2J"
+    line = TextFormatter().format(record)
+    assert "\n" not in line and "\x1b" not in line
+    assert "email='x@y\\n2026" in line

@@ -117,8 +117,11 @@ class TextFormatter(logging.Formatter):
 
 
 def _text(value: Any) -> str:
+    """A field value as one token: quoted when it has spaces, and escaped when it has
+    control characters, so that a hostile value (an email typed at the login page)
+    can neither forge a line nor send escape codes to the operator's terminal."""
     text = str(value)
-    return repr(text) if not text or any(c.isspace() for c in text) else text
+    return repr(text) if not text or " " in text or not text.isprintable() else text
 
 
 def choose_format(log_format: str, stream: TextIO) -> str:
