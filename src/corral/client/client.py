@@ -1,7 +1,7 @@
 """``JsonClient``: jobs, output and executors over httpx, answers as the server's JSON.
 
 The CLI uses it: ``--json`` prints what the server said, fields this code does not
-know included. Programs use the typed ``CorralClient`` (``sync.py``) built on it.
+know included. Programs use the typed ``CorralClient`` (``sync.py``) instead.
 Every failure (an error answer from the server or no answer at all) raises a
 ``CorralAPIError`` subclass carrying the server's ``{"error", "context"}`` and the
 HTTP status (0 when the server could not be reached); see ``errors.py``.
@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from corral.client.calls import answer
 from corral.client.errors import CorralConnectionError, error_for, unreachable
 from corral.client.models import EndEvent, OutputEvent
 from corral.client.sse import SseParser
@@ -168,16 +169,7 @@ class JsonClient:
             response = self.http.request(method, API + path, **kwargs)
         except httpx.HTTPError as exc:
             raise unreachable(self.url, exc) from exc
-        if response.status_code >= 400:
-            raise error_for(response)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise CorralConnectionError(
-                "the server answered with invalid JSON", response.status_code
-            ) from exc
+        return answer(response)
 
 
 def _parse_sse(lines: Iterator[str] | Sequence[str]) -> Iterator[OutputEvent | EndEvent]:
