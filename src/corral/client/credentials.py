@@ -85,11 +85,14 @@ def forget_login() -> SavedLogin | None:
 
 def resolve(url: str | None = None, token: str | None = None) -> tuple[str, str | None]:
     """The dispatcher URL and token to use: arguments, then ``CORRAL_URL`` and
-    ``CORRAL_TOKEN``, then the saved login (for its own URL only), then the default URL.
+    ``CORRAL_TOKEN``, then the saved login (its token for its own URL only), then the
+    default URL. The token is None when none is known for that URL.
     """
-    url = url or os.environ.get("CORRAL_URL") or None
+    url = (url or os.environ.get("CORRAL_URL") or "").rstrip("/") or None
     token = token or os.environ.get("CORRAL_TOKEN") or None
-    saved = load_saved() if token is None else None
-    if saved is not None and (url is None or url.rstrip("/") == saved.url):
-        return saved.url, saved.token
-    return (url or DEFAULT_URL).rstrip("/"), token
+    saved = load_saved() if url is None or token is None else None
+    if url is None:
+        url = saved.url if saved is not None else DEFAULT_URL
+    if token is None and saved is not None and saved.url == url:
+        token = saved.token
+    return url, token
