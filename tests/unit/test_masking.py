@@ -53,7 +53,7 @@ class Collect:
 def test_item2_the_forwarder_sends_no_secret_even_when_it_ends_the_output() -> None:
     async def run() -> bytes:
         sink = Collect()
-        forwarder = OutputForwarder(sink, interval=0.01, secrets=[SECRET])
+        forwarder = OutputForwarder(sink, interval=0.01, secret_env={"S": SECRET})
         forwarder.feed("stdout", SECRET[:5].encode())
         await asyncio.sleep(0.05)  # a batch goes out meanwhile: the start is held back
         forwarder.feed("stdout", SECRET[5:].encode() + b" and hunt")

@@ -24,7 +24,7 @@ import codecs
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -159,16 +159,13 @@ class OutputForwarder:
         spool_dir: Path | None = None,
         spool_quota: DiskQuota | None = None,
         job_id: str = "",
-        secrets: Iterable[str] = (),
+        secret_env: dict[str, str] | None = None,
     ) -> None:
         self.sink = sink
         self.interval = interval
         self.batch = batch
         self.job_id = job_id
-        patterns = secret_patterns(secrets)
-        self.streams = {
-            name: StreamBuffer(budget, name, SecretMasker(patterns)) for name in STREAMS
-        }
+        self.streams = {name: StreamBuffer(budget, name) for name in STREAMS}
         self.spool = Spool(spool_dir, spool_limit, spool_quota)
         self._backoff = Backoff(base=0.25, cap=10.0)
         self._failing = False  # the last send failed: output waits in the spool
@@ -176,6 +173,9 @@ class OutputForwarder:
         self._closed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._sender: asyncio.Task[None] | None = None
+        patterns = secret_patterns((secret_env or {}).values())  # blanked as pipes are read
+        for buffer in self.streams.values():
+            buffer.masker = SecretMasker(patterns)
 
     def feed(self, stream: str, data: bytes) -> None:
         buffer = self.streams[stream]
