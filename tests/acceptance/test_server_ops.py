@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,22 @@ def test_item3_failed_logins_are_logged_for_every_login_path(json_server: Server
     assert PASSWORD not in json_server.log.read_text()
 
 
+def _read_until(fd: int, done: Callable[[bytes], bool], seconds: float) -> bytes:
+    """Read a pty until ``done(what was read)``, its end (no writer left), or ``seconds``."""
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while not done(seen) and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                piece = os.read(fd, 65536)
+            except OSError:  # EIO: the last writer closed it
+                break
+            if not piece:
+                break
+            seen += piece
+    return seen
+
+
 def test_item3_text_logs_on_a_terminal(tmp_path: Path) -> None:
     """stderr a terminal (a pty here) and no --log-format: one readable line each."""
     primary, secondary = pty.openpty()
@@ -135,12 +151,10 @@ def test_item3_text_logs_on_a_terminal(tmp_path: Path) -> None:
     os.close(secondary)
     seen = b""
     try:
-        deadline = time.monotonic() + 30
-        while b"corral listening" not in seen and time.monotonic() < deadline:
-            if select.select([primary], [], [], 0.5)[0]:
-                seen += os.read(primary, 65536)
+        seen = _read_until(primary, lambda read: b"corral listening" in read, 30)
     finally:
         proc.send_signal(signal.SIGTERM)
+        _read_until(primary, lambda read: False, 20)  # drained: the server never blocks
         proc.wait(20)
         os.close(primary)
     lines = seen.decode().splitlines()
