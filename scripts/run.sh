@@ -63,8 +63,27 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-worker_token=$("$corral" token create --role worker --name local-worker --data-dir "$CORRAL_DATA_DIR")
-setsid "$corral" worker --server "$url" --token "$worker_token" --work-dir "$CORRAL_DATA_DIR/work" &
+# The local worker keeps its token and its name across restarts, so the dashboard shows
+# one worker, not one more per `make run`: the token is kept beside the data (mode
+# 0600) and reused while the server still accepts it (anything but 401: a worker token
+# may not list jobs, so 403 is the answer of a good one); otherwise a new one is minted.
+worker_token_file="$CORRAL_DATA_DIR/worker-token"
+worker_name="${CORRAL_NAME:-local-$(uname -n)}"  # the worker's own variable for --name
+worker_token_works() {
+  [ -s "$worker_token_file" ] || return 1
+  local code
+  # The token goes to curl on stdin (a config line), never on a command line.
+  code=$(printf 'header = "Authorization: Bearer %s"\n' "$(cat "$worker_token_file")" |
+    curl -s -o /dev/null -w '%{http_code}' -K - "$url/api/v1/jobs?limit=1" || true)
+  [ "$code" != 401 ] && [ "$code" != 000 ]
+}
+if ! worker_token_works; then
+  (umask 077 && "$corral" token create --role worker --name local-worker \
+    --data-dir "$CORRAL_DATA_DIR" > "$worker_token_file.new")
+  mv "$worker_token_file.new" "$worker_token_file"
+fi
+setsid "$corral" worker --server "$url" --token-file "$worker_token_file" --name "$worker_name" \
+  --work-dir "$CORRAL_DATA_DIR/work" &
 worker_pid=$!
 
 cat <<MSG

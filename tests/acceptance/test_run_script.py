@@ -1,12 +1,15 @@
 """`make run` (scripts/run.sh) on Ctrl-C in a real terminal (a pty): the worker drains
-first, then the server stops, and `make` ends quietly with status 0 (issue 11, item 15)."""
+first, then the server stops, and `make` ends quietly with status 0 (issue 11, item 15);
+restarted, it keeps its worker's token and name (issue 14)."""
 
 from __future__ import annotations
 
 import os
 import pty
 import select
+import signal
 import sqlite3
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -90,4 +93,54 @@ def test_item15_ctrl_c_on_make_run_drains_the_worker_before_the_server(tmp_path:
         row = db.execute("SELECT status, exit_code FROM jobs WHERE id = ?", (job_id,)).fetchone()
     assert row == ("completed", 0), log
     # The worker deregistered (it needs the server) before the server began to shut down.
-    assert log.index('"action":"worker_deregistered"') < log.index('"msg":"Shutting down"'), log
+    # On a terminal both log readable lines (issue 14): "... INFO corral.agent: ... action=x".
+    assert log.index("action=worker_deregistered") < log.index("uvicorn.error: Shutting down"), log
+
+
+def _run_once(env: dict[str, str], log: Path) -> tuple[str, list[str]]:
+    """``scripts/run.sh`` until its worker is online, then stopped: the worker's token
+    and the names of the workers that were online."""
+    data = Path(env["CORRAL_DATA_DIR"])
+    url = f"http://127.0.0.1:{env['CORRAL_PORT']}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["bash", "scripts/run.sh"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        poll(lambda: "Corral is running" in log.read_text(), 60, "run.sh to start")
+        admin = {"Authorization": f"Bearer {(data / 'admin-token').read_text().strip()}"}
+
+        def online() -> list[str]:
+            rows = httpx.get(url + "/api/v1/executors", headers=admin, timeout=10).json()
+            return [row["executor_id"] for row in rows if row["state"] == "online"]
+
+        names: list[str] = poll(online, 30, "the local worker to register")
+    finally:
+        proc.send_signal(signal.SIGTERM)  # what Ctrl-C does to the script off a terminal
+        assert proc.wait(60) == 0, log.read_text()
+    return (data / "worker-token").read_text(), names
+
+
+@pytest.mark.slow
+def test_item4_make_run_keeps_its_worker_token_and_name_across_restarts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    # A token the server does not accept (revoked, another database's) is replaced.
+    (data / "worker-token").write_text("not-a-token-of-this-server\n")
+    port = str(free_port())
+    env = clean_env(CORRAL_DATA_DIR=str(data), CORRAL_PORT=port, CORRAL_CLAIM_WAIT="1")
+    first, names = _run_once(env, tmp_path / "run1.log")
+    assert first.strip() != "not-a-token-of-this-server"
+    assert (data / "worker-token").stat().st_mode & 0o777 == 0o600
+    assert names == [f"local-{os.uname().nodename}"]
+    second, names = _run_once(env, tmp_path / "run2.log")
+    assert second == first  # the token still worked: reused, nothing minted
+    assert names == [f"local-{os.uname().nodename}"]  # the same worker, by name
+    with sqlite3.connect(data / "corral.sqlite3") as db:
+        minted = db.execute("SELECT COUNT(*) FROM api_tokens WHERE role = 'worker'").fetchone()
+    assert minted == (1,)

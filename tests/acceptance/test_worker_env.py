@@ -17,13 +17,14 @@ SECRET = "s3cr3t-Value-4711"
 def test_a_secret_reaches_the_job_but_no_reader_and_no_log(cluster: Cluster) -> None:
     cluster.worker("secrets", "--labels", "secrets", "--log-level", "debug")
     job_id = cluster.submit(
-        command='echo "secret is $MY_SECRET"',
+        command='echo "secret is $MY_SECRET"; echo "$MY_SECRET" | rev',
         labels=["secrets"],
         secret_env={"MY_SECRET": SECRET},
     )
     job = cluster.wait_status(job_id, ("completed", "failed"))
     assert job["status"] == "completed", job
-    assert job["stdout"] == f"secret is {SECRET}\n"  # the process had the real value
+    # The process had the real value (reversed, it is not masked); the output has ***.
+    assert job["stdout"] == f"secret is ***\n{SECRET[::-1]}\n"
     assert job["secret_env"] == {"MY_SECRET": "********"}
     status = cluster.cli("status", job_id, "--json")
     assert '"MY_SECRET": "********"' in status.stdout
@@ -51,13 +52,32 @@ def test_the_cli_passes_secrets_without_putting_them_on_the_command_line(
         "--",
         "sh",
         "-c",
-        'echo "$MY_SECRET $OTHER"',
+        'echo "$MY_SECRET $OTHER" | rev',
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert SECRET not in " ".join(command)  # a bare NAME: the value never hits ps
     assert done.returncode == 0, done.stderr
     job_id = done.stderr.strip().splitlines()[0]
-    assert cluster.job(job_id)["stdout"] == f"{SECRET} given\n"
+    assert cluster.job(job_id)["stdout"] == f"{SECRET} given"[::-1] + "\n"
+
+
+def test_item2_secret_values_are_masked_in_stored_output_even_split_across_reads(
+    cluster: Cluster,
+) -> None:
+    """The worker blanks the value before sending: in stdout, in stderr, and when the
+    job writes it in two pieces a while apart (two pipe reads, two batches)."""
+    cluster.worker("masking", "--labels", "masking")
+    half = len(SECRET) // 2
+    script = (
+        'echo "token=$TOKEN"; echo "err $TOKEN" >&2; '
+        f'printf "%s" "${{TOKEN%"${{TOKEN#{"?" * half}}}"}}"; sleep 0.4; '
+        f'printf "%s done\\n" "${{TOKEN#{"?" * half}}}"'
+    )
+    job_id = cluster.submit(command=script, labels=["masking"], secret_env={"TOKEN": SECRET})
+    job = cluster.wait_status(job_id, ("completed", "failed"))
+    assert job["status"] == "completed", job
+    assert job["stdout"] == "token=***\n*** done\n"
+    assert job["stderr"] == "err ***\n"
 
 
 def test_a_loopback_binary_url_is_refused_unless_allowed(

@@ -12,6 +12,9 @@ in the stream says how much, with the stream flagged truncated. Once the
 dispatcher answers ``truncated: true`` (it stores at most ``--output-cap`` bytes
 per stream), nothing more is sent for that stream and the pipe is merely
 drained, so the job never blocks on a full pipe.
+
+The job's secret values are blanked as the pipes are read (``masking.py``), before
+anything is kept, spooled or sent.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from corral.agent.backoff import Backoff
+from corral.agent.masking import SecretMasker, secret_patterns
 from corral.agent.process import READ_SIZE
 from corral.agent.spool import STREAMS, Chunk, DiskQuota, Spool
 
@@ -60,9 +64,12 @@ class StreamBuffer:
     """Bytes of one stream read but neither sent nor spooled yet, and what became of
     the stream so far: where its next chunk starts, what was lost."""
 
-    def __init__(self, budget: int, name: str = "stdout") -> None:
+    def __init__(
+        self, budget: int, name: str = "stdout", masker: SecretMasker | None = None
+    ) -> None:
         self.name = name
         self.budget = budget
+        self.masker = masker or SecretMasker([])
         self.pending = bytearray()
         self.read = 0
         self.offset = 0  # UTF-8 bytes cut into chunks so far: the next chunk's offset
@@ -75,7 +82,12 @@ class StreamBuffer:
     def feed(self, data: bytes) -> None:
         self.read += len(data)
         if not self.closed:
-            self.pending += data
+            self.pending += self.masker.feed(data)
+
+    def end(self) -> None:
+        """EOF: the end held back in case it began a secret is output like the rest."""
+        if not self.closed:
+            self.pending += self.masker.flush()
 
     def cut(self, limit: int, room: int | None = None, final: bool = False) -> Chunk | None:
         """The next chunk: up to ``limit`` pending bytes, decoded (a UTF-8 sequence split
@@ -151,6 +163,7 @@ class OutputForwarder:
         spool_dir: Path | None = None,
         spool_quota: DiskQuota | None = None,
         job_id: str = "",
+        secret_env: dict[str, str] | None = None,
     ) -> None:
         self.sink = sink
         self.interval = interval
@@ -168,6 +181,9 @@ class OutputForwarder:
         self._closed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._sender: asyncio.Task[None] | None = None
+        patterns = secret_patterns((secret_env or {}).values())  # blanked as pipes are read
+        for buffer in self.streams.values():
+            buffer.masker = SecretMasker(patterns)
 
     def feed(self, stream: str, data: bytes) -> None:
         buffer = self.streams[stream]
@@ -190,9 +206,13 @@ class OutputForwarder:
     async def close(self) -> None:
         """The pipes hit EOF: send what is left while the dispatcher takes it; what it
         does not stays in the spool for ``settle``. Never waits out an outage."""
+        for buffer in self.streams.values():
+            buffer.end()
         self._closed.set()
         if self._sender is None:
-            return
+            if not any(buffer.pending for buffer in self.streams.values()):
+                return
+            self._sender = asyncio.get_running_loop().create_task(self._send_loop())
         self._wake.set()
         await self._sender
 

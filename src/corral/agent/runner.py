@@ -70,6 +70,7 @@ class JobRunner:
             job_id=run.job_id,
             spool_dir=self.executor.work_dir / "spool",
             spool_quota=self.spool_quota,
+            secret_env=run.spec.secret_env,  # its values are blanked in the output
         )
         execution = Execution(self.executor, run, forwarder)
         held = Held(run, lease, execution)

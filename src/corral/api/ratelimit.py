@@ -23,6 +23,7 @@ refused or not.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import AsyncIterator
@@ -43,6 +44,8 @@ MESSAGE = "Rate limit exceeded"  # the document's wording, in every dialect
 MAX_EMAIL_KEY = 320  # longest valid address; longer garbage must not grow the counters' keys
 SLOW_DOWN_SECONDS = 1.0  # wait before checking a password of an email under attack
 LOGIN_FAILURES = (InvalidCredentials, Unauthenticated)  # what a wrong guess raises
+
+log = logging.getLogger("corral.auth")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,13 +165,18 @@ class RateLimits:
         key = email.strip().lower()[:MAX_EMAIL_KEY] if email else None
         pairs = [(self.login_ip, ip), (self.login_pair, f"{key} {ip}" if key else None)]
         spends = [(b, k) for b, k in pairs if b is not None and k is not None]
-        await _spend(connection, spends)  # provisional: a failure until it succeeds
+        try:
+            await _spend(connection, spends)  # provisional: a failure until it succeeds
+        except RateLimited:
+            _log_login("login refused: too many failed logins", "login_throttled", key, ip)
+            raise
         email_budget = self.login_email if key else None
         if email_budget is not None and key and await email_budget.exhausted(key):
             await asyncio.sleep(SLOW_DOWN_SECONDS)
         try:
             yield
         except LOGIN_FAILURES:
+            _log_login("login failed", "login_failed", key, ip)
             if email_budget is not None and key:
                 await email_budget.spend(key)
             raise
@@ -176,6 +184,15 @@ class RateLimits:
             await _refund(spends)
             raise
         await _refund(spends)
+
+
+def _log_login(message: str, action: str, email: str | None, ip: str) -> None:
+    """Every failed or refused login, for fail2ban and audits: who tried, from where.
+    Never the password; the email as typed (lower case), quoted so that it cannot
+    forge a log line."""
+    shown = repr(email) if email is not None else "(none)"
+    extra = {"action": action, "email": email, "address": ip}
+    log.warning("%s for %s from %s", message, shown, ip, extra=extra)
 
 
 async def _spend(connection: HTTPConnection, spends: list[tuple[Budget, str]]) -> None:

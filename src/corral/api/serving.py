@@ -10,25 +10,66 @@ then raise the signal again, so the process dies of it. Corral's stop, in order:
 2. uvicorn's stop as above, which now finds only short requests to wait for;
 3. the lifespan shutdown (the services and the store close);
 4. exit normally: the stop was asked for and it happened, so the status is 0.
+
+Corral's start, in order, so that a server that cannot run says why in one line
+before it has done anything (today's alternative: "listening", a minted admin
+token, then a traceback):
+
+1. bind the port (``StartupFailed`` when it is taken or not ours to take);
+2. open the database once and close it (``StartupFailed`` when it is unreachable:
+   wrong URL, server down, bad password, unwritable data dir);
+3. uvicorn's start on that socket: the lifespan opens the services and mints the
+   first admin token on a new database;
+4. only then the "corral listening on ..." line.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import logging
+import os
 import socket
+from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 from fastapi import FastAPI
 
 from corral.api.app import release_waiters
+from corral.services.container import open_store
 from corral.settings import ServerSettings
 
 GRACEFUL_SECONDS = 5.0  # for requests still open once the waiters are released
+BACKLOG = 2048  # uvicorn's default
+
+log = logging.getLogger("corral.server")
+
+
+class StartupFailed(Exception):
+    """The server cannot start; the message is the one line to show."""
+
+    def __init__(self, message: str, action: str) -> None:
+        super().__init__(message)
+        self.action = action
 
 
 class CorralServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
         super().__init__(config)
         self._app = app
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)  # the lifespan, then serving the bound socket
+        if self.started:
+            host = self.config.host
+            port = sockets[0].getsockname()[1] if sockets else self.config.port  # --port 0
+            shown = f"[{host}]" if ":" in host else host
+            log.info(
+                "corral listening on http://%s:%d/ (API docs at /api/docs)",
+                shown,
+                port,
+                extra={"action": "server_start"},
+            )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         release_waiters(self._app)  # step 1, before uvicorn starts waiting on them
@@ -39,15 +80,58 @@ class CorralServer(uvicorn.Server):
 
 
 def serve(app: FastAPI, settings: ServerSettings) -> None:
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        timeout_graceful_shutdown=int(GRACEFUL_SECONDS),
-    )
-    CorralServer(config, app).run()
+    """Run until stopped; ``StartupFailed`` before anything happened when it cannot."""
+    listener = bind(settings.host, settings.port)
+    try:
+        asyncio.run(check_database(settings))
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=settings.access_log,
+            loop="uvloop",
+            http="httptools",
+            log_config=None,
+            timeout_graceful_shutdown=int(GRACEFUL_SECONDS),
+            backlog=BACKLOG,
+        )
+        CorralServer(config, app).run(sockets=[listener])
+    finally:
+        listener.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else happens."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=BACKLOG)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        busy = exc.errno == errno.EADDRINUSE
+        hint = " (is another server running there? use --port)" if busy else ""
+        raise StartupFailed(f"cannot listen on {host}:{port}: {why}{hint}", "bind_failed") from None
+
+
+async def check_database(settings: ServerSettings) -> None:
+    """Open the configured database once and close it: its failure is one line here,
+    instead of a traceback from uvicorn's lifespan after the port is taken."""
+    store = open_store(settings)
+    try:
+        await store.open()
+    except Exception as exc:
+        where = shown_url(settings.database_url) if settings.database_url else settings.sqlite_path
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StartupFailed(
+            f"cannot open the database {where}: {reason}", "database_unreachable"
+        ) from None
+    await store.close()
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit for a log line: the password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -16,7 +16,7 @@ from typing import Any
 import typer
 
 from corral.cli.config import fail, resolve_credentials
-from corral.client import CorralAPIError, CorralClient
+from corral.client import CorralAPIError, JsonClient
 
 ServerOpt = typer.Option(None, "--server", envvar="CORRAL_URL", help="Dispatcher URL.")
 TokenOpt = typer.Option(None, "--token", envvar="CORRAL_TOKEN", help="API token.")
@@ -25,10 +25,10 @@ TERMINAL = ("completed", "failed", "cancelled")
 
 
 @contextmanager
-def client_session(server: str | None, token: str | None) -> Iterator[CorralClient]:
+def client_session(server: str | None, token: str | None) -> Iterator[JsonClient]:
     url, secret = resolve_credentials(server, token)
     try:
-        with CorralClient(url, secret) as client:
+        with JsonClient(url, secret) as client:
             yield client
     except CorralAPIError as exc:
         fail(str(exc), 2 if exc.status in (400, 404, 409, 422) else 1)

@@ -9,10 +9,10 @@ from typing import Any
 import typer
 
 from corral.cli.common import TERMINAL
-from corral.client import CorralClient, EndEvent
+from corral.client import EndEvent, JsonClient
 
 
-def wait_for(client: CorralClient, job_id: str) -> dict[str, Any]:
+def wait_for(client: JsonClient, job_id: str) -> dict[str, Any]:
     """Poll with a growing pause until the job is finished."""
     pause = 0.1
     said: str | None = None
@@ -34,7 +34,7 @@ def say_why_pending(job: dict[str, Any]) -> str | None:
     return reason
 
 
-def follow(client: CorralClient, job_id: str) -> dict[str, Any]:
+def follow(client: JsonClient, job_id: str) -> dict[str, Any]:
     """Copy output events to our stdout/stderr as they arrive; fall back to polling at EOF."""
     outs = {"stdout": sys.stdout, "stderr": sys.stderr}
     for event in client.follow(job_id):

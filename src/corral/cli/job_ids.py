@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 
 from corral.cli.config import fail
-from corral.client import CorralClient
+from corral.client import JsonClient
 
 SHORT = 8
 FULL_LENGTH = 36
@@ -27,7 +27,7 @@ def short(job_id: str) -> str:
     return job_id[:SHORT]
 
 
-def resolve(client: CorralClient, typed: str) -> str:
+def resolve(client: JsonClient, typed: str) -> str:
     """The full id of the one job whose id starts with ``typed``; exits with a clear
     line when none does, or when several do (naming them)."""
     text = typed.strip().lower()

@@ -19,7 +19,7 @@ from corral.cli import following
 from corral.cli.common import ServerOpt, TokenOpt, client_session
 from corral.cli.config import fail
 from corral.cli.job_ids import resolve
-from corral.client import CorralClient, EndEvent
+from corral.client import EndEvent, JsonClient
 
 STREAM_CHOICES = ("all", "stdout", "stderr")
 
@@ -85,7 +85,7 @@ def _stamp(at: str | None, timestamps: bool) -> str:
 
 
 def _follow(
-    client: CorralClient, job_id: str, shown: dict[str, int], timestamps: bool
+    client: JsonClient, job_id: str, shown: dict[str, int], timestamps: bool
 ) -> dict[str, Any]:
     """Stream what arrives past what was printed; new output is stamped on receipt.
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from corral.cli.logs import setup_logging
+from corral.cli.logs import LogFormatOpt, setup_logging
 from corral.settings import ServerSettings
 
 
@@ -46,13 +46,14 @@ def server(
         help="Seconds an Idempotency-Key's first answer is kept for replays.",
     ),
     log_level: str = typer.Option("info", envvar="CORRAL_LOG_LEVEL"),
+    log_format: str = LogFormatOpt,
     access_log: bool = typer.Option(False, envvar="CORRAL_ACCESS_LOG"),
 ) -> None:
     """Run the dispatcher: HTTP API, OpenAPI docs at /api/docs, metrics."""
     from pydantic import ValidationError
 
     from corral.api.app import create_app
-    from corral.api.serving import serve
+    from corral.api.serving import StartupFailed, serve
 
     try:
         settings = ServerSettings(
@@ -73,11 +74,11 @@ def server(
         # Secrets and limits come from CORRAL_* too: refuse to start on a bad one.
         typer.echo(f"error: {exc.errors()[0]['msg']}", err=True)
         raise typer.Exit(2) from None
-    setup_logging(settings.log_level)
-    logging.getLogger("corral.server").info(
-        "corral listening on http://%s:%d/ (API docs at /api/docs)",
-        host,
-        port,
-        extra={"action": "server_start"},
-    )
-    serve(create_app(settings), settings)  # returns once stopped (SIGINT, SIGTERM): status 0
+    setup_logging(settings.log_level, log_format)
+    try:
+        # Binds the port and opens the database before anything else, then says
+        # "listening"; returns once stopped (SIGINT, SIGTERM): status 0.
+        serve(create_app(settings), settings)
+    except StartupFailed as exc:  # a busy port, an unreachable database: one line
+        logging.getLogger("corral.server").error(str(exc), extra={"action": exc.action})
+        raise typer.Exit(1) from None

@@ -16,7 +16,7 @@ import typer
 
 from corral.cli.common import TERMINAL, ServerOpt, TokenOpt, client_session
 from corral.cli.job_ids import resolve, short
-from corral.client import CorralClient
+from corral.client import JsonClient
 
 POLL_SECONDS = 0.5
 
@@ -45,11 +45,11 @@ def watch(
     raise typer.Exit(1 if failed else 0)
 
 
-def _snapshot(client: CorralClient, ids: list[str]) -> list[dict[str, Any]]:
+def _snapshot(client: JsonClient, ids: list[str]) -> list[dict[str, Any]]:
     return [client.get(job_id) for job_id in ids]
 
 
-def _plain(client: CorralClient, ids: list[str]) -> list[dict[str, Any]]:
+def _plain(client: JsonClient, ids: list[str]) -> list[dict[str, Any]]:
     seen: dict[str, str] = {}
     while True:
         jobs = _snapshot(client, ids)
@@ -62,7 +62,7 @@ def _plain(client: CorralClient, ids: list[str]) -> list[dict[str, Any]]:
         time.sleep(POLL_SECONDS)
 
 
-def _live(client: CorralClient, ids: list[str]) -> list[dict[str, Any]]:
+def _live(client: JsonClient, ids: list[str]) -> list[dict[str, Any]]:
     from rich.console import Group
     from rich.live import Live
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

@@ -24,7 +24,7 @@ from corral.agent.isolation import (
     readable_by_others,
 )
 from corral.cli.config import fail, resolve_credentials
-from corral.cli.logs import setup_logging
+from corral.cli.logs import LogFormatOpt, setup_logging
 
 log = logging.getLogger("corral.worker")
 
@@ -133,11 +133,12 @@ def worker(
         "entries needed, never the worker's own.",
     ),
     log_level: str = typer.Option("info", envvar="CORRAL_LOG_LEVEL"),
+    log_format: str = LogFormatOpt,
 ) -> None:
     """Claim jobs from the dispatcher and run them; SIGTERM drains, a second SIGTERM kills."""
     url, secret = resolve_credentials(server, token or _read_token(token_file))
     os.environ.pop("CORRAL_TOKEN", None)  # never handed down, whatever a job's env says
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     choice, uids = _isolation(isolation, uid_range, concurrency, token_file)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     config = AgentConfig(

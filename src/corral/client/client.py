@@ -1,63 +1,42 @@
-"""``CorralClient``: jobs, output and executors over httpx, one error class for everything.
+"""``JsonClient``: jobs, output and executors over httpx, answers as the server's JSON.
 
-Every failure — an error answer from the server or no answer at all — raises
-``CorralAPIError`` carrying the server's ``{"error", "context"}`` and the HTTP
-status (0 when the server could not be reached), so callers handle one type.
+The CLI uses it: ``--json`` prints what the server said, fields this code does not
+know included. Programs use the typed ``CorralClient`` (``sync.py``) instead.
+Every failure (an error answer from the server or no answer at all) raises a
+``CorralAPIError`` subclass carrying the server's ``{"error", "context"}`` and the
+HTTP status (0 when the server could not be reached); see ``errors.py``.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from corral.client.calls import answer
+from corral.client.errors import CorralConnectionError, error_for, unreachable
+from corral.client.models import EndEvent, OutputEvent
+from corral.client.sse import SseParser
+
 API = "/api/v1"
+USER_AGENT = "corral-client"
 
 
-class CorralAPIError(Exception):
-    """The server refused a request, or could not be reached (``status`` 0)."""
-
-    def __init__(self, message: str, status: int = 0, context: Mapping[str, Any] | None = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.context: dict[str, Any] = dict(context or {})
-
-    def __str__(self) -> str:
-        return f"{self.message} (HTTP {self.status})" if self.status else self.message
-
-
-@dataclass(frozen=True, slots=True)
-class OutputEvent:
-    stream: str
-    offset: int
-    data: str
-
-
-@dataclass(frozen=True, slots=True)
-class EndEvent:
-    status: str
-    exit_code: int | None
-    error_message: str | None = None
-
-
-class CorralClient:
+class JsonClient:
     """A session with one dispatcher; use as a context manager or call ``close()``."""
 
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0) -> None:
-        headers = {"User-Agent": "corral-client"}
+        headers = {"User-Agent": USER_AGENT}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.url = url.rstrip("/")
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
-    def __enter__(self) -> CorralClient:
+    def __enter__(self) -> JsonClient:
         return self
 
     def __exit__(
@@ -140,12 +119,12 @@ class CorralClient:
             with self.http.stream("GET", API + path) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise _error(response)
+                    raise error_for(response)
                 with dest.open("wb") as out:
                     for piece in response.iter_bytes(1 << 20):
                         out.write(piece)
         except httpx.HTTPError as exc:
-            raise CorralAPIError(f"cannot reach {self.url}: {exc}") from exc
+            raise unreachable(self.url, exc) from exc
         return dest
 
     # ---- output ----------------------------------------------------------------------
@@ -183,91 +162,39 @@ class CorralClient:
             with self.http.stream("GET", path, timeout=limits) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise _error(response)
+                    raise error_for(response)
                 yield from _parse_sse(response.iter_lines())
         except httpx.HTTPError as exc:
-            raise CorralAPIError(f"cannot reach {self.url}: {exc}") from exc
+            raise unreachable(self.url, exc) from exc
 
     # ---- plumbing --------------------------------------------------------------------
 
     def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         answer = self._json(method, path, **kwargs)
         if not isinstance(answer, dict):
-            raise CorralAPIError(f"expected a JSON object from {path}")
+            raise CorralConnectionError(f"expected a JSON object from {path}")
         return answer
 
     def _array(self, method: str, path: str, **kwargs: Any) -> builtins.list[dict[str, Any]]:
         answer = self._json(method, path, **kwargs)
         if not isinstance(answer, builtins.list):
-            raise CorralAPIError(f"expected a JSON array from {path}")
+            raise CorralConnectionError(f"expected a JSON array from {path}")
         return answer
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self.http.request(method, API + path, **kwargs)
         except httpx.HTTPError as exc:
-            raise CorralAPIError(f"cannot reach {self.url}: {exc}") from exc
-        if response.status_code >= 400:
-            raise _error(response)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise CorralAPIError(
-                "the server answered with invalid JSON", response.status_code
-            ) from exc
-
-
-def _error(response: httpx.Response) -> CorralAPIError:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and "error" in body:
-        context = body.get("context")
-        return CorralAPIError(
-            str(body["error"]), response.status_code, context if isinstance(context, dict) else {}
-        )
-    text = response.text.strip()[:200] or response.reason_phrase
-    return CorralAPIError(text, response.status_code)
+            raise unreachable(self.url, exc) from exc
+        return answer(response)
 
 
 def _parse_sse(lines: Iterator[str] | Sequence[str]) -> Iterator[OutputEvent | EndEvent]:
-    """Turn ``event:``/``data:`` lines into events; comments (keepalives) are skipped."""
-    event = "message"
-    data: list[str] = []
+    """Turn ``event:``/``data:`` lines into events, up to and including the ``EndEvent``."""
+    parser = SseParser()
     for line in lines:
-        if line == "":
-            if data:
-                parsed = _event(event, "\n".join(data))
-                if parsed is not None:
-                    yield parsed
-                    if isinstance(parsed, EndEvent):
-                        return
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        else:
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "event":
-                event = value
-            elif name == "data":
-                data.append(value)
-
-
-def _event(kind: str, payload: str) -> OutputEvent | EndEvent | None:
-    try:
-        body = json.loads(payload)
-    except ValueError:
-        return None
-    if kind == "output":
-        return OutputEvent(
-            str(body.get("stream", "stdout")), int(body.get("offset", 0)), str(body.get("data", ""))
-        )
-    if kind == "end":
-        return EndEvent(
-            str(body.get("status", "")), body.get("exit_code"), body.get("error_message")
-        )
-    return None
+        event = parser.feed(line)
+        if event is not None:
+            yield event
+            if isinstance(event, EndEvent):
+                return
