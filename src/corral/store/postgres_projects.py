@@ -25,6 +25,7 @@ from corral.store.rows import (
     PROJECT_COLUMNS,
     TASK_TYPE_COLUMNS,
     job_from_row,
+    job_status,
     labels_to_column,
     project_from_row,
     project_params,
@@ -119,7 +120,8 @@ class PostgresProjects:
             )
         counts: dict[str, dict[JobStatus, int]] = {pid: {} for pid in project_ids}
         for project_id, status, n in rows:
-            counts[project_id][JobStatus(status)] = int(n)
+            per = counts[project_id]
+            per[job_status(status)] = per.get(job_status(status), 0) + int(n)
         return counts
 
     async def project_activity(self, project_id: str, since: float) -> ProjectActivity:

@@ -22,6 +22,7 @@ from corral.store.rows import (
     PROJECT_COLUMNS,
     TASK_TYPE_COLUMNS,
     job_from_row,
+    job_status,
     labels_to_column,
     project_from_row,
     project_params,
@@ -111,7 +112,8 @@ class SqliteProjects:
             ).fetchall()
             counts: dict[str, dict[JobStatus, int]] = {pid: {} for pid in ids}
             for project_id, status, n in rows:
-                counts[project_id][JobStatus(status)] = n
+                per = counts[project_id]
+                per[job_status(status)] = per.get(job_status(status), 0) + n
             return counts
 
         return await self._readers.run(op) if ids else {}
