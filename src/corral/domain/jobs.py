@@ -339,6 +339,7 @@ class JobDraft:
     depends_on: tuple[str, ...] = ()
     run_if: RunIf = RunIf.SUCCESS
     workflow_id: str | None = None
+    job_id: str | None = None  # given by a workflow, whose jobs name each other's ids
 
     def to_new_job(self, job_id: str, owner_id: str, now: float) -> NewJob:
         return NewJob(
