@@ -12,6 +12,7 @@ from corral.cli import (
     user_cmd,
     watch_cmd,
     worker_cmd,
+    workflow_cmd,
 )
 
 app = typer.Typer(
@@ -25,7 +26,7 @@ app = typer.Typer(
 server_cmd.register(app)
 token_cmd.register(app)
 user_cmd.register(app)
-for _module in (worker_cmd, jobs_cmd, files_cmd, watch_cmd):
+for _module in (worker_cmd, jobs_cmd, files_cmd, watch_cmd, workflow_cmd):
     _module.register(app)
 
 
