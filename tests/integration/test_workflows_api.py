@@ -5,6 +5,7 @@ long-polling claimer when the last dependency ends."""
 from __future__ import annotations
 
 import threading
+from contextlib import closing
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,13 +14,20 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.test_dashboard_job import sign_in
 from tests.integration.test_native_api import API, assert_error
 from tests.live import LiveServer, run_server
 
 
+ADMIN = ("root@example.com", "admin-password")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with run_server(tmp_path_factory.mktemp("wf") / "data") as live:
+    data = tmp_path_factory.mktemp("wf") / "data"
+    with run_server(
+        data, admin_email=ADMIN[0], admin_password=ADMIN[1], login_rate_limit="off"
+    ) as live:
         yield live
 
 
@@ -198,3 +206,29 @@ def test_item15_workflow_may_name_existing_jobs(http: httpx.Client, tmp_path: Pa
     shown = http.get(f"{API}/workflows/{created['id']}").json()
     assert shown["jobs"][0]["depends_on"] == [earlier["id"]]
     assert shown["jobs"][0]["blocked"] is True
+
+
+def test_item15_dashboard_draws_the_graph_and_lists_dependencies(
+    server: LiveServer, http: httpx.Client
+) -> None:
+    claim_all(http)
+    created = http.post(f"{API}/workflows", json={**WORKFLOW, "name": "drawn"}).json()
+    [build] = claim_all(http)
+    finish(http, build)
+    with closing(sign_in(server, *ADMIN)) as browser:
+        page = browser.get(f"/workflows/{created['id']}")
+        assert page.status_code == 200, page.text
+        svg = page.text[page.text.index('<svg id="workflow-graph"') :]
+        svg = svg[: svg.index("</svg>")]
+        assert svg.count('class="edge"') == 4
+        for key, state in (("build", "completed"), ("test", "pending"), ("package", "blocked")):
+            assert f'data-key="{key}" data-status="{state}"' in svg, (key, svg)
+        fragment = browser.get(f"/workflows/{created['id']}?fragment=graph").text
+        assert "<svg" in fragment and "<html" not in fragment
+        assert "drawn" in browser.get("/workflows").text
+        job = browser.get(f"/jobs/{created['jobs']['test']}").text
+        waits = job[job.index('id="waits-for"') : job.index('id="waited-on-by"')]
+        waited = job[job.index('id="waited-on-by"') :]
+        assert created["jobs"]["build"] in waits
+        assert created["jobs"]["package"] in waited[: waited.index("</ul>")]
+        assert browser.get("/workflows/nope").status_code == 404

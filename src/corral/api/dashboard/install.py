@@ -14,6 +14,7 @@ from corral.api.dashboard import (
     routes_home,
     routes_job,
     routes_submit,
+    routes_workflows,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -24,6 +25,7 @@ ROUTERS = (
     routes_job.router,
     routes_submit.router,
     routes_fleet.router,
+    routes_workflows.router,
 )
 
 

@@ -53,6 +53,8 @@ async def job_page(
     context = _context(viewer, details, artifacts, services.settings.output_cap)
     reasons = await services.placement.reasons([details.job])
     context["pending_reason"] = reasons.get(job_id)
+    if details.job.run_if is not None or details.job.has_dependants:  # issue 15
+        context["dependencies"] = await services.workflows.dependencies(viewer.principal, job_id)
     template = FRAGMENTS[fragment] if fragment else "job.html"
     return TEMPLATES.TemplateResponse(request, template, context)
 
