@@ -5,9 +5,9 @@ long-polling claimer when the last dependency ends."""
 from __future__ import annotations
 
 import threading
-from contextlib import closing
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,6 @@ import pytest
 from tests.integration.test_dashboard_job import sign_in
 from tests.integration.test_native_api import API, assert_error
 from tests.live import LiveServer, run_server
-
 
 ADMIN = ("root@example.com", "admin-password")
 
