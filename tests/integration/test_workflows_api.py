@@ -4,6 +4,8 @@ long-polling claimer when the last dependency ends."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ import pytest
 from tests.integration.test_dashboard_job import sign_in
 from tests.integration.test_native_api import API, assert_error
 from tests.live import LiveServer, run_server
+from tests.processes import CORRAL, clean_env
 
 ADMIN = ("root@example.com", "admin-password")
 
@@ -231,3 +234,39 @@ def test_item15_dashboard_draws_the_graph_and_lists_dependencies(
         assert created["jobs"]["build"] in waits
         assert created["jobs"]["package"] in waited[: waited.index("</ul>")]
         assert browser.get("/workflows/nope").status_code == 404
+
+
+def corral(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+    env = clean_env(CORRAL_URL=server.url, CORRAL_TOKEN=server.admin_token)
+    ran = subprocess.run(
+        [*CORRAL, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert ran.returncode == 0, ran.stderr
+    return ran
+
+
+def test_item15_cli_submit_after_and_fetch_the_parents_artifacts(
+    server: LiveServer, http: httpx.Client, tmp_path: Path
+) -> None:
+    claim_all(http)
+    parent = submit(http, "make dist")
+    [job] = claim_all(http)
+    stored = http.post(
+        f"{API}/jobs/{parent['id']}/artifacts",
+        params={"path": "dist/app.tar", "executor_id": "wf-worker", "attempt": job["attempt"]},
+        content=b"tarball",
+    )
+    assert stored.status_code == 201, stored.text
+    child_id = corral(
+        server, "submit", "--after", parent["id"], "--run-if", "always", "--", "echo", "hi"
+    ).stdout.strip()
+    shown = http.get(f"{API}/jobs/{child_id}").json()
+    assert (shown["status"], shown["blocked"], shown["run_if"]) == ("pending", True, "always")
+    finish(http, job, ok=False, result={"version": "1.2"})
+    assert http.get(f"{API}/jobs/{child_id}").json()["blocked"] is False  # always: it runs
+    listed = json.loads(corral(server, "workflow", "parents", child_id, "--json").stdout)
+    assert [(p["id"], p["status"], p["result"]) for p in listed] == [
+        (parent["id"], "failed", {"version": "1.2"})
+    ]
+    corral(server, "workflow", "parents", child_id, "--download", str(tmp_path))
+    assert (tmp_path / parent["id"] / "dist" / "app.tar").read_bytes() == b"tarball"

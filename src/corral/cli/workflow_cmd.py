@@ -16,6 +16,7 @@ import typer
 
 from corral.cli.common import TERMINAL, JsonOpt, ServerOpt, TokenOpt, client_session, print_rows
 from corral.cli.config import fail
+from corral.cli.files_cmd import artifacts
 from corral.client import CorralClient
 
 POLL_SECONDS = 0.5
@@ -115,6 +116,27 @@ def cancel(workflow_id: str, server: str | None = ServerOpt, token: str | None =
     with client_session(server, token) as client:
         shown = client.cancel_workflow(workflow_id)
     _print(shown)
+
+
+@workflow_app.command("parents")
+def parents(
+    job_id: str = typer.Argument(..., help='A job id; inside a job, "$CORRAL_JOB_ID".'),
+    download: Path | None = typer.Option(
+        None, "--download", "-d", file_okay=False, help="Save each one's artifacts in DIR/ID/."
+    ),
+    as_json: bool = JsonOpt,
+    server: str | None = ServerOpt,
+    token: str | None = TokenOpt,
+) -> None:
+    """The jobs JOB_ID waits for, with their status and `result`; --download fetches
+    their artifacts (what a dependant runs to get its parents' outputs)."""
+    with client_session(server, token) as client:
+        found = client.dependencies(job_id)["depends_on"]
+    if download is None:
+        print_rows(found, ("id", "status", "exit_code", "result"), as_json, "Depends on")
+        return
+    for parent in found:
+        artifacts(parent["id"], download / parent["id"], as_json, server, token)
 
 
 def _print(shown: dict[str, Any]) -> None:
