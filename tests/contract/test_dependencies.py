@@ -175,3 +175,12 @@ async def test_item15_cycle_is_refused_naming_it(store: Store) -> None:
     with pytest.raises(InvalidInput, match="cycle: x -> y -> x"):
         await store.insert_jobs([after("x", "y"), after("y", "x")])
     assert await store.get_job("x") is None
+
+
+async def test_item15_deleting_a_waited_for_task_decides_its_dependants(store: Store) -> None:
+    await store.insert_jobs([new_job("a"), after("b", "a"), after("c", "a", run_if=RunIf.ALWAYS)])
+    await store.delete_job("a")
+    b = await store.get_job("b")
+    assert b is not None and b.status == JobStatus.CANCELLED
+    assert b.error_message == "not run: dependency a cancelled"
+    assert await status(store, "c") == (JobStatus.PENDING, False)

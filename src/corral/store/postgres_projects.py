@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,6 +61,11 @@ _UPDATE_SPEC = """
 UPDATE jobs SET type = $1, runnable = $2, labels = nullif($3, '')::jsonb, spec = $4,
   dedupe_key = $5 WHERE seq = $6
 """
+
+
+# A task deleted while jobs wait for it ends first, as cancelled: the dependencies
+# trigger (migration 0019) then decides its dependants.
+_END_BEFORE_DELETE = "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE seq = $2"
 
 
 class PostgresProjects:
@@ -208,6 +214,9 @@ class PostgresProjects:
             job = await q.job_or_404(conn, job_id, lock=True)
             if job.status == JobStatus.RUNNING:
                 raise InvalidTransition("a running task cannot be deleted", job_id=job_id)
+            if job.has_dependants and not job.terminal:  # its dependants must not wait forever
+                await conn.execute(_END_BEFORE_DELETE, time.time(), job.seq)
+            await conn.execute("DELETE FROM job_deps WHERE job_id = $1", job_id)
             await conn.execute("DELETE FROM job_output WHERE job_id = $1", job_id)
             await conn.execute("DELETE FROM attempts WHERE job_id = $1", job_id)
             await conn.execute("DELETE FROM jobs WHERE seq = $1", job.seq)

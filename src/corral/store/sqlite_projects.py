@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import time
 from collections.abc import Sequence
 
 from corral.domain.jobs import Job, JobSpec
@@ -52,6 +53,11 @@ SELECT coalesce(sum(status = 'completed'), 0), coalesce(sum(status = 'failed'), 
       THEN finished_at - started_at END)
 FROM jobs WHERE project_id = ? AND finished_at >= ?
 """
+
+
+# A task deleted while jobs wait for it ends first, as cancelled: the dependencies
+# trigger (migration 0019) then decides its dependants.
+_END_BEFORE_DELETE = "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE seq = ?"
 
 
 class SqliteProjects:
@@ -216,6 +222,9 @@ class SqliteProjects:
             job = ops.job_or_404(conn, job_id)
             if job.status == JobStatus.RUNNING:
                 raise InvalidTransition("a running task cannot be deleted", job_id=job_id)
+            if job.has_dependants and not job.terminal:  # its dependants must not wait forever
+                conn.execute(_END_BEFORE_DELETE, (time.time(), job.seq))
+            conn.execute("DELETE FROM job_deps WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM job_output WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM attempts WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM jobs WHERE seq = ?", (job.seq,))
