@@ -13,7 +13,7 @@ from corral.domain.dependencies import RunIf, Verdict, decide
 from corral.domain.jobs import NewJob, Outcome
 from corral.domain.states import JobStatus
 from corral.errors import InvalidInput
-from corral.store.base import Store
+from corral.store.base import JobFilter, Store
 from tests.contract.contract_support import NOW, POLICY, claim_request, new_job, ref
 
 OK = Outcome(status=JobStatus.COMPLETED, exit_code=0)
@@ -184,3 +184,10 @@ async def test_item15_deleting_a_waited_for_task_decides_its_dependants(store: S
     assert b is not None and b.status == JobStatus.CANCELLED
     assert b.error_message == "not run: dependency a cancelled"
     assert await status(store, "c") == (JobStatus.PENDING, False)
+
+
+async def test_item15_blocked_jobs_count_and_list_as_pending(store: Store) -> None:
+    await store.insert_jobs([new_job("a"), after("b", "a")])
+    assert (await store.count_by_status())[JobStatus.PENDING] == 2
+    listed, total = await store.list_jobs(JobFilter(status=JobStatus.PENDING), 10, 0)
+    assert total == 2 and {j.id: j.blocked for j in listed} == {"a": False, "b": True}

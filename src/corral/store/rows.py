@@ -187,6 +187,14 @@ def job_status(stored: str) -> JobStatus:
     return JobStatus.PENDING if stored == BLOCKED else JobStatus(stored)
 
 
+def equals(column: str, value: Any, mark: str) -> str:
+    """``column = mark`` for a filter; a pending status matches blocked jobs too, since
+    they are pending (the claim queries never use this: they want claimable ones)."""
+    if column == "status" and value == JobStatus.PENDING.value:
+        return f"status IN ({mark}, '{BLOCKED}')"
+    return f"{column} = {mark}"
+
+
 def status_counts(rows: Iterable[Sequence[Any]]) -> dict[JobStatus, int]:
     """(stored status, count) rows summed by domain status (blocked counts as pending)."""
     counts: dict[JobStatus, int] = {}
