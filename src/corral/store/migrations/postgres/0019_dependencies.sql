@@ -24,7 +24,8 @@ CREATE TABLE workflows (
 );
 
 -- domain.dependencies.decide(), applied in the transaction that ends a dependency;
--- the cancel fires the trigger again one level down: the cascade.
+-- the cancel fires the trigger again one level down: the cascade. It watches
+-- finished_at (set by every statement that ends a job, never by a claim).
 CREATE FUNCTION corral_settle_dependants() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   UPDATE jobs SET deps_left = deps_left - 1,
@@ -43,7 +44,7 @@ BEGIN
     AND id IN (SELECT job_id FROM job_deps WHERE depends_on = NEW.id);
   RETURN NULL;
 END $$;
-CREATE TRIGGER jobs_settle_dependants AFTER UPDATE OF status ON jobs
+CREATE TRIGGER jobs_settle_dependants AFTER UPDATE OF finished_at ON jobs
 FOR EACH ROW
 WHEN (NEW.dependants > 0
   AND NEW.status IN ('completed', 'failed', 'cancelled')

@@ -32,8 +32,10 @@ CREATE TABLE workflows (
 -- dependant, cancel those whose run_if can no longer hold (naming this job), and make
 -- claimable those whose last dependency this was. The table is domain.dependencies's
 -- decide(); a cancel fires this trigger again one level down (recursive_triggers is on
--- for every connection), which is the cascade.
-CREATE TRIGGER jobs_settle_dependants AFTER UPDATE OF status ON jobs
+-- for every connection), which is the cascade. It watches finished_at, which every
+-- statement that ends a job sets, and not status, so that a claim (pending -> running,
+-- no finished_at) does not even evaluate it.
+CREATE TRIGGER jobs_settle_dependants AFTER UPDATE OF finished_at ON jobs
 WHEN NEW.dependants > 0
   AND NEW.status IN ('completed', 'failed', 'cancelled')
   AND OLD.status NOT IN ('completed', 'failed', 'cancelled')
