@@ -30,7 +30,7 @@ async def blocked_behind(http: httpx.AsyncClient, count: int) -> None:
     parent = (await http.post("/api/v1/jobs", json=parked)).raise_for_status().json()["id"]
     body = {"command": "true", "depends_on": [parent]}
     while count > 0:
-        n = min(count, 5000)
+        n = min(count, 1000)
         (await http.post("/api/v1/jobs/bulk", json=[body] * n)).raise_for_status()
         count -= n
 
