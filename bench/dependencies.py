@@ -37,7 +37,7 @@ async def blocked_behind(http: httpx.AsyncClient, count: int) -> None:
 
 async def fan_in(http: httpx.AsyncClient, width: int) -> float:
     """ms from the last parent's complete to the join being claimed (one claimer)."""
-    parents = [{"command": "true", "labels": ["bench-fan"]} for _ in range(width)]
+    parents = [{"command": "true", "labels": ["bench-fan"], "lease_seconds": 3600}] * width
     made = (await http.post("/api/v1/jobs/bulk", json=parents)).raise_for_status().json()
     ids = [j["id"] for j in made]
     join = {"command": "true", "labels": ["bench-fan"], "depends_on": ids}
