@@ -4,6 +4,7 @@ long-polling claimer when the last dependency ends."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import threading
@@ -19,6 +20,7 @@ import pytest
 from tests.integration.test_dashboard_job import sign_in
 from tests.integration.test_native_api import API, assert_error
 from tests.live import LiveServer, run_server
+from tests.pg_server import PgServer
 from tests.processes import CORRAL, clean_env
 
 ADMIN = ("root@example.com", "admin-password")
@@ -270,3 +272,33 @@ def test_item15_cli_submit_after_and_fetch_the_parents_artifacts(
     ]
     corral(server, "workflow", "parents", child_id, "--download", str(tmp_path))
     assert (tmp_path / parent["id"] / "dist" / "app.tar").read_bytes() == b"tarball"
+
+
+def test_item15_last_dependency_on_one_replica_wakes_a_claimer_on_another(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """Two replicas on one PostgreSQL: the parent completes through A, and a claim
+    parked on B gets the dependant at once (the wake-up is relayed, not polled)."""
+    dsn = asyncio.run(pg_server.new_database(migrated=False))
+    with (
+        run_server(tmp_path / "a", database_url=dsn) as a,
+        run_server(tmp_path / "b", database_url=dsn) as b,
+        a.client() as on_a,
+        httpx.Client(base_url=b.url, headers=on_a.headers, timeout=60) as on_b,
+    ):
+        parent = submit(on_a)
+        [claimed] = claim_all(on_a)
+        child = submit(on_a, depends_on=[parent["id"]])
+        got: dict[str, Any] = {}
+
+        def park() -> None:
+            got["answer"] = on_b.post(f"{API}/jobs/claim", json={"executor_id": "b", "wait": 30})
+
+        thread = threading.Thread(target=park)
+        thread.start()
+        time.sleep(0.3)  # let it park
+        finish(on_a, claimed)
+        thread.join(timeout=40)
+        answer = got["answer"]
+        assert answer.status_code == 200 and answer.json()["id"] == child["id"]
+        assert answer.elapsed.total_seconds() < 10  # far below the 30 s wait
