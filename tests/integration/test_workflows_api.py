@@ -75,19 +75,23 @@ def test_item15_depends_on_blocks_and_result_is_readable_by_the_dependant(
     [claimed] = claim_all(http)
     assert claimed["id"] == parent["id"]
     finish(http, claimed, result={"artifact": "build-42"})
-    [claimed] = claim_all(http)
-    assert claimed["id"] == child["id"] and claimed["blocked"] is False
-    # The worker holding the dependant's lease reads its parents' results.
-    worker = server.token("worker")
-    with server.client(worker) as as_worker:
-        answer = as_worker.get(f"{API}/jobs/{child['id']}/dependencies")
-    assert answer.status_code == 403  # not its lease: the admin's client claimed it
-    deps = http.get(f"{API}/jobs/{child['id']}/dependencies").json()
-    assert deps["depends_on"][0]["result"] == {"artifact": "build-42"}
+    # A worker holding the dependant's lease reads its parents' results; another cannot.
+    with (
+        server.client(server.token("worker")) as holder,
+        server.client(server.token("worker")) as other,
+    ):
+        [claimed] = claim_all(holder, "wf-holder")
+        assert claimed["id"] == child["id"] and claimed["blocked"] is False
+        deps = holder.get(f"{API}/jobs/{child['id']}/dependencies")
+        assert deps.status_code == 200, deps.text
+        assert deps.json()["depends_on"][0]["result"] == {"artifact": "build-42"}
+        assert_error(other.get(f"{API}/jobs/{child['id']}/dependencies"), 403)
+        assert_error(other.get(f"{API}/jobs/{parent['id']}/dependencies"), 403)
+        body = {"executor_id": "wf-holder", "attempt": claimed["attempt"], "exit_code": 0}
+        assert holder.put(f"{API}/jobs/{child['id']}/complete", json=body).status_code == 200
     assert http.get(f"{API}/jobs/{parent['id']}/dependencies").json()["dependants"] == [
-        {"id": child["id"], "status": "running"}
+        {"id": child["id"], "status": "completed"}
     ]
-    finish(http, claimed)
 
 
 def test_item15_failed_dependency_cancels_with_a_reason(http: httpx.Client) -> None:
