@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from corral.auth.policy import Action, require
 from corral.domain.dependencies import MAX_WORKFLOW_JOBS, topological_order, workflow_status
@@ -77,9 +78,8 @@ class WorkflowService:
         graph = {i.key: i.draft.depends_on for i in items}
         topological_order(graph)  # refuses a cycle, naming its keys
         drafts = [_resolved(i, record, keys) for i in items]
-        job_render: RenderFn | None = None
-        if render is not None:
-            job_render = lambda jobs: render(record, jobs)  # noqa: E731
+        # The first answer, kept for replays, names the workflow as well as its jobs.
+        job_render: RenderFn | None = None if render is None else partial(render, record)
         try:
             submitted = await self._jobs.submit(
                 principal, drafts, idempotency=idempotency, render=job_render, workflow=record

@@ -70,9 +70,8 @@ async def submit_workflow(
     created = await services.workflows.submit(
         principal, body.name, items, idempotency=idem, render=_created
     )
-    if created.replay is not None:
+    if created.record is None:  # a replay: the first answer, as it was
         return Response(created.replay, created.replay_status, media_type="application/json")
-    assert created.record is not None
     return Response(_created(created.record, created.jobs), 201, media_type="application/json")
 
 
