@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import typer
 
 from corral.api.dashboard.graph import layout
+from corral.cli.workflow_cmd import load_document
 from corral.domain.dependencies import (
     RunIf,
     Verdict,
@@ -85,3 +89,15 @@ def test_item15_graph_layers_point_rightwards() -> None:
     assert drawn.nodes["test"].y != drawn.nodes["lint"].y
     assert len(drawn.edges) == 4 and all(e.path.startswith("M") for e in drawn.edges)
     assert drawn.width >= drawn.nodes["package"].right
+
+
+def test_item15_workflow_files_yaml_json_and_bad_ones(tmp_path: Path) -> None:
+    good = tmp_path / "release.yml"
+    good.write_text("jobs:\n  - key: build\n    command: make\n")
+    assert load_document(good) == {"name": "release", "jobs": [{"key": "build", "command": "make"}]}
+    (tmp_path / "w.json").write_text('{"name": "n", "jobs": []}')
+    assert load_document(tmp_path / "w.json")["name"] == "n"
+    for name, text in (("bad.yaml", "name: [unclosed\n"), ("list.json", "[1]"), ("x.json", "{")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(typer.Exit):
+            load_document(tmp_path / name)

@@ -29,21 +29,17 @@ def register(app: typer.Typer) -> None:
 
 def load_document(path: Path) -> dict[str, Any]:
     """The file's workflow document; YAML for .yaml/.yml, else JSON."""
+    import yaml  # only this command needs it
+
     try:
         text = path.read_text()
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror}")
     try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml  # only this command needs it
-
-            document = yaml.safe_load(text)
-        else:
-            document = json.loads(text)
-    except ValueError as exc:  # yaml.YAMLError and json's errors are ValueErrors or...
-        fail(f"{path} is not valid: {exc}")
-    except Exception as exc:  # ...yaml's own, which is not
-        fail(f"{path} is not valid YAML: {exc}")
+        yaml_file = path.suffix.lower() in (".yaml", ".yml")
+        document = yaml.safe_load(text) if yaml_file else json.loads(text)
+    except (ValueError, yaml.YAMLError) as exc:  # json's errors are ValueErrors
+        fail(f"{path} is not a valid workflow file: {exc}")
     if not isinstance(document, dict):
         fail(f"{path}: a workflow is a mapping with 'name' and 'jobs'")
     if "name" not in document:
