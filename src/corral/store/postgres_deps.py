@@ -15,38 +15,45 @@ import orjson
 
 from corral.domain.jobs import Job, NewJob
 from corral.store.base import Dependencies, WorkflowRecord
-from corral.store.deps_common import in_order, settle
+from corral.store.deps_common import edges, in_order, parent_counts, settle_all
 from corral.store.rows import JOB_COLUMNS, job_from_row
 
-_LOCK_PARENTS = """
-UPDATE jobs SET dependants = dependants + 1
-WHERE id IN (SELECT id FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE)
-RETURNING id, status
+_LOCK_PARENTS = "SELECT id, status FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+_SETTLE_ALL = """
+UPDATE jobs SET status = u.status, deps_left = u.left_, deps_bad = u.bad,
+  finished_at = u.finished_at, error_message = u.error_message
+FROM unnest($1::text[], $2::int4[], $3::int4[], $4::float8[], $5::text[], $6::text[])
+  AS u(status, left_, bad, finished_at, error_message, id)
+WHERE jobs.id = u.id
 """
-_SETTLE = (
-    "UPDATE jobs SET status = $1, deps_left = $2, deps_bad = $3, finished_at = $4, "
-    "error_message = $5 WHERE id = $6"
-)
+_EDGES = "INSERT INTO job_deps (job_id, depends_on) SELECT * FROM unnest($1::text[], $2::text[])"
+_COUNT_DEPENDANTS = """
+UPDATE jobs SET dependants = jobs.dependants + u.n
+FROM unnest($1::text[], $2::int4[]) AS u(id, n) WHERE jobs.id = u.id
+"""
 _WORKFLOW = "SELECT id, name, owner_id, created_at, keys FROM workflows"
 
 
 async def link(conn: Any, jobs: Sequence[NewJob], now: float) -> dict[str, Job]:
-    """Record the edges of the inserted ``jobs`` and settle each dependant; return the
-    dependants as stored now."""
-    settled: list[str] = []
-    for job in in_order(jobs):
-        rows = await conn.fetch(_LOCK_PARENTS, list(job.depends_on))
-        state = settle(job, {r[0]: r[1] for r in rows}, now)
-        await conn.executemany(
-            "INSERT INTO job_deps (job_id, depends_on) VALUES ($1, $2)",
-            [(job.id, parent) for parent in job.depends_on],
-        )
-        await conn.execute(_SETTLE, *state.params(), job.id)
-        settled.append(job.id)
-    if not settled:
+    """Record the edges of the inserted ``jobs`` and settle each dependant (in the order
+    ``deps_common`` explains); return the dependants as stored now."""
+    order = in_order(jobs)
+    if not order:
         return {}
-    rows = await conn.fetch(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1::text[])", settled)
+    counts = parent_counts(order)
+    rows = await conn.fetch(_LOCK_PARENTS, list(counts))
+    settled = settle_all(order, {r[0]: r[1] for r in rows}, now)
+    await conn.execute(_SETTLE_ALL, *_columns([(*s.params(), i) for i, s in settled]))
+    await conn.execute(_EDGES, *_columns(edges(order)))
+    await conn.execute(_COUNT_DEPENDANTS, list(counts), list(counts.values()))
+    ids = [job_id for job_id, _ in settled]
+    rows = await conn.fetch(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1::text[])", ids)
     return {r["id"]: job_from_row(r) for r in rows}
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as one list per column, for ``unnest``."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def insert_workflow_row(conn: Any, workflow: WorkflowRecord) -> None:

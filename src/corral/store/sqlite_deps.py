@@ -11,7 +11,7 @@ import orjson
 
 from corral.domain.jobs import Job, NewJob
 from corral.store.base import Dependencies, WorkflowRecord
-from corral.store.deps_common import in_order, settle
+from corral.store.deps_common import edges, in_order, parent_counts, settle_all
 from corral.store.rows import JOB_COLUMNS, job_from_row
 from corral.store.sqlite_engine import Readers, Writer
 
@@ -22,24 +22,31 @@ _SETTLE = (
 
 
 def link(conn: sqlite3.Connection, jobs: Sequence[NewJob], now: float) -> set[str]:
-    """Record the edges of the inserted ``jobs`` and settle each dependant; return the
-    ids whose stored state differs from ``NewJob.stored``."""
-    settled: set[str] = set()
-    for job in in_order(jobs):
-        marks = ",".join("?" for _ in job.depends_on)
-        rows = conn.execute(
-            f"UPDATE jobs SET dependants = dependants + 1 WHERE id IN ({marks}) "
-            "RETURNING id, status",
-            job.depends_on,
-        ).fetchall()
-        state = settle(job, {r[0]: r[1] for r in rows}, now)
-        conn.executemany(
-            "INSERT INTO job_deps (job_id, depends_on) VALUES (?, ?)",
-            [(job.id, parent) for parent in job.depends_on],
-        )
-        conn.execute(_SETTLE, (*state.params(), job.id))
-        settled.add(job.id)
-    return settled
+    """Record the edges of the inserted ``jobs`` and settle each dependant (in the order
+    ``deps_common`` explains); return the ids whose stored state differs from
+    ``NewJob.stored``."""
+    order = in_order(jobs)
+    if not order:
+        return set()
+    counts = parent_counts(order)
+    found: dict[str, str] = {}
+    ids = list(counts)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        marks = ",".join("?" for _ in chunk)
+        rows = conn.execute(f"SELECT id, status FROM jobs WHERE id IN ({marks})", chunk)
+        found.update((r[0], r[1]) for r in rows)
+    settled = settle_all(order, found, now)
+    conn.executemany(_SETTLE, [(*state.params(), job_id) for job_id, state in settled])
+    conn.executemany("INSERT INTO job_deps (job_id, depends_on) VALUES (?, ?)", edges(order))
+    conn.executemany(
+        "UPDATE jobs SET dependants = dependants + ? WHERE id = ?",
+        [(n, parent) for parent, n in counts.items()],
+    )
+    return {job_id for job_id, _ in settled}
+
+
+_CHUNK = 500  # ids per IN (...): well under SQLite's limit on bound parameters
 
 
 class SqliteDependencies:
