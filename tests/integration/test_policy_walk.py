@@ -140,6 +140,13 @@ POLICY: dict[RouteKey, Rule] = {
     ("GET", "/api/v1/jobs/{job_id}/output/follow"): READ,
     ("GET", "/api/v1/jobs/{job_id}/output/interleaved"): READ.but(other_user=OK),
     ("POST", "/api/v1/jobs/{job_id}/resubmit"): SUBMIT.but(other_user=403),
+    # native: dependencies and workflows (issue 15); a worker reads only the dependencies
+    # of a job whose lease it holds (the walk's job is nobody's lease: 403)
+    ("GET", "/api/v1/jobs/{job_id}/dependencies"): READ,
+    ("POST", "/api/v1/workflows"): SUBMIT,
+    ("GET", "/api/v1/workflows"): READ,
+    ("GET", "/api/v1/workflows/{workflow_id}"): READ,
+    ("DELETE", "/api/v1/workflows/{workflow_id}"): SUBMIT.but(other_user=403),
     # native: executors (another worker's lease: 409, the attempt is not its own)
     ("POST", "/api/v1/jobs/claim"): EXECUTE,
     ("PUT", "/api/v1/jobs/{job_id}/heartbeat"): EXECUTE.but(other_worker=409),
@@ -406,6 +413,7 @@ class World:
         # the objects, made by prepare()
         self.file_id = self.filename = self.owned_job = self.cmd_held = ""
         self.done_job = self.artifact_id = self.patch_target = ""
+        self.owned_workflow = ""  # submitter A's workflow, made by the first walk needing it
         self.held = self.other_held = Held("", 0)
         self.project = self.intake = self.other_project = ""  # TaskDriver projects
         self.agent_type = self.intake_type = ""  # a task type in each of the first two
@@ -746,6 +754,55 @@ def _submit(w: World, c: Caller) -> Call:
     return Call(
         "POST", "/api/v1/jobs", json=PARKED_JOB, on_success=_record_jobs(w, lambda b: [b["id"]])
     )
+
+
+WALK_WORKFLOW = {"name": "walk", "jobs": [{"key": "only", **PARKED_JOB}]}
+
+
+def _workflow_of(w: World, headers: dict[str, str]) -> str:
+    created = w.ok("POST", "/api/v1/workflows", headers, json=WALK_WORKFLOW)
+    w.jobs.update(created["jobs"].values())
+    workflow_id: str = created["id"]
+    return workflow_id
+
+
+def _owned_workflow(w: World) -> str:
+    """Submitter A's workflow, made once."""
+    if not w.owned_workflow:
+        w.owned_workflow = _workflow_of(w, bearer(w.jwt[SUBMITTER]))
+    return w.owned_workflow
+
+
+@request("GET", "/api/v1/jobs/{job_id}/dependencies")
+def _dependencies(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/v1/jobs/{w.owned_job}/dependencies")
+
+
+@request("POST", "/api/v1/workflows")
+def _submit_workflow(w: World, c: Caller) -> Call:
+    record = _record_jobs(w, lambda body: list(body["jobs"].values()))
+    return Call("POST", "/api/v1/workflows", json=WALK_WORKFLOW, on_success=record)
+
+
+@request("GET", "/api/v1/workflows")
+def _list_workflows(w: World, c: Caller) -> Call:
+    return Call("GET", "/api/v1/workflows")
+
+
+@request("GET", "/api/v1/workflows/{workflow_id}")
+def _get_workflow(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/v1/workflows/{_owned_workflow(w)}")
+
+
+@request("DELETE", "/api/v1/workflows/{workflow_id}")
+def _cancel_workflow(w: World, c: Caller) -> Call:
+    if c.role == SUBMITTER:  # its own, made with the very same credential
+        target = _workflow_of(w, w.credentials(c, "/api/v1/"))
+    elif c.role == ADMIN:  # anyone's
+        target = _workflow_of(w, bearer(w.jwt[SUBMITTER]))
+    else:
+        target = _owned_workflow(w)
+    return Call("DELETE", f"/api/v1/workflows/{target}")
 
 
 @request("POST", "/api/v1/jobs/bulk")

@@ -34,7 +34,7 @@ from corral.api.dialects.taskdriver import routes_task_types as td_task_types
 from corral.api.dialects.taskdriver import routes_tasks as td_tasks
 from corral.api.dialects.taskdriver.errors import TaskDriverRoute
 from corral.api.headers import CORS_EXPOSED, ResponseHeaders
-from corral.api.native import executing, files, fleet, jobs, tokens, users
+from corral.api.native import executing, files, fleet, jobs, tokens, users, workflows
 from corral.api.native.errors import NativeRoute, from_validation
 from corral.api.ratelimit import RateLimits
 from corral.api.responses import JSON
@@ -77,6 +77,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
     app.state.services = services
     routers = (
         jobs.router,
+        workflows.router,
         executing.router,
         fleet.router,
         files.router,

@@ -58,6 +58,13 @@ RIGHTS: dict[tuple[str, str], Right] = {
     ("POST", "/api/v1/jobs/{job_id}/release"): EXECUTE,
     ("POST", "/api/v1/jobs/{job_id}/output"): EXECUTE,
     ("POST", "/api/v1/jobs/{job_id}/artifacts"): EXECUTE,
+    # native: dependencies and workflows (issue 15); a worker reads the dependencies
+    # (and their results) of a job it holds
+    ("GET", "/api/v1/jobs/{job_id}/dependencies"): QUEUE_VIEW,
+    ("POST", "/api/v1/workflows"): SUBMIT,
+    ("GET", "/api/v1/workflows"): READ,
+    ("GET", "/api/v1/workflows/{workflow_id}"): READ,
+    ("DELETE", "/api/v1/workflows/{workflow_id}"): CANCEL,
     # native: executors, fleet, stats, files, administration
     ("POST", "/api/v1/executors"): REGISTER,
     ("POST", "/api/v1/executors/{executor_id}/heartbeat"): EXECUTE,

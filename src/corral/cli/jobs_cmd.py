@@ -91,6 +91,10 @@ def submit(
     no_network: bool = typer.Option(
         False, "--no-network", help="Run with no network (only on workers that can cut it)."
     ),
+    after: list[str] = typer.Option([], "--after", help="A job id to wait for (repeatable)."),
+    run_if: str | None = typer.Option(
+        None, "--run-if", help="success (default), failure or always: the --after jobs' ends."
+    ),
     wait: bool = typer.Option(False, "--wait", help="Wait for the job; exit with its code."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Stream output; exit with its code."),
     as_json: bool = JsonOpt,
@@ -118,6 +122,8 @@ def submit(
         "outputs": output or None,
         "resources": resources if any(v is not None for v in resources.values()) else None,
         "network": False if no_network else None,
+        "depends_on": after or None,  # docs/workflows.md
+        "run_if": run_if,
     }
     with client_session(server, token) as client:
         if input_archive is not None:

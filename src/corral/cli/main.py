@@ -16,6 +16,7 @@ from corral.cli import (
     watch_cmd,
     worker_cmd,
     workers_cmd,
+    workflow_cmd,
 )
 
 app = typer.Typer(
@@ -48,7 +49,7 @@ server_cmd.register(app)
 token_cmd.register(app)
 user_cmd.register(app)
 auth_cmd.register(app)
-for _module in (worker_cmd, jobs_cmd, logs_cmd, workers_cmd, files_cmd, watch_cmd):
+for _module in (worker_cmd, jobs_cmd, logs_cmd, workers_cmd, files_cmd, watch_cmd, workflow_cmd):
     _module.register(app)
 
 

@@ -167,6 +167,29 @@ class JsonClient:
         except httpx.HTTPError as exc:
             raise unreachable(self.url, exc) from exc
 
+    # ---- workflows (docs/workflows.md) -----------------------------------------------
+
+    def submit_workflow(
+        self, document: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Submit ``{"name", "jobs": [{"key", ...submit fields, "depends_on"}]}`` whole;
+        the answer maps each key to its job id."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._object("POST", "/workflows", json=document, headers=headers)
+
+    def workflow(self, workflow_id: str) -> dict[str, Any]:
+        return self._object("GET", f"/workflows/{workflow_id}")
+
+    def workflows(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
+        return self._array("GET", "/workflows", params={"limit": limit})
+
+    def cancel_workflow(self, workflow_id: str) -> dict[str, Any]:
+        return self._object("DELETE", f"/workflows/{workflow_id}")
+
+    def dependencies(self, job_id: str) -> dict[str, Any]:
+        """The job's dependencies (with their ``result``) and the jobs waiting for it."""
+        return self._object("GET", f"/jobs/{job_id}/dependencies")
+
     # ---- plumbing --------------------------------------------------------------------
 
     def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from corral.domain.dependencies import RunIf
 from corral.domain.env import validate_env
 from corral.domain.files import relative_path
 from corral.domain.states import AttemptStatus, JobStatus
@@ -178,6 +179,9 @@ class NewJob:
     batch_id: str | None = None
     task_type_id: str | None = None
     dedupe_key: str | None = None  # set for task types that refuse or fold duplicates
+    depends_on: tuple[str, ...] = ()  # ids of jobs it waits for (domain.dependencies)
+    run_if: RunIf = RunIf.SUCCESS
+    workflow_id: str | None = None
 
     def stored(self, seq: int) -> Job:
         """The job as it reads back right after insertion."""
@@ -194,6 +198,9 @@ class NewJob:
             project_id=self.project_id,
             batch_id=self.batch_id,
             task_type_id=self.task_type_id,
+            blocked=bool(self.depends_on),
+            run_if=self.run_if if self.depends_on else None,
+            workflow_id=self.workflow_id,
         )
 
     def validate(self) -> None:
@@ -245,6 +252,11 @@ class Job:
     cancel_requested: bool = False
     stdout: StreamState = StreamState()
     stderr: StreamState = StreamState()
+    # Pending but waiting for its dependencies: never claimed until they decide it.
+    blocked: bool = False
+    run_if: RunIf | None = None  # None: it depends on nothing
+    workflow_id: str | None = None
+    has_dependants: bool = False  # its end may start or cancel other jobs
 
     @property
     def terminal(self) -> bool:
@@ -330,6 +342,10 @@ class JobDraft:
     batch_id: str | None = None
     task_type_id: str | None = None
     dedupe_key: str | None = None
+    depends_on: tuple[str, ...] = ()
+    run_if: RunIf = RunIf.SUCCESS
+    workflow_id: str | None = None
+    job_id: str | None = None  # given by a workflow, whose jobs name each other's ids
 
     def to_new_job(self, job_id: str, owner_id: str, now: float) -> NewJob:
         return NewJob(
@@ -344,4 +360,7 @@ class JobDraft:
             batch_id=self.batch_id,
             task_type_id=self.task_type_id,
             dedupe_key=self.dedupe_key,
+            depends_on=self.depends_on,
+            run_if=self.run_if,
+            workflow_id=self.workflow_id,
         )

@@ -29,6 +29,7 @@ from corral.services.sessions import SessionService
 from corral.services.stats import StatsService, WaitEstimator
 from corral.services.streams import StreamSlots
 from corral.services.tokens import TokenService
+from corral.services.workflows import WorkflowService
 from corral.settings import ServerSettings
 from corral.store.base import Store
 
@@ -71,6 +72,7 @@ class Services:
         cap = self.settings.output_cap
         self.jobs = JobService(self.store, self.hub, self.metrics, cap)
         self.projects = ProjectService(self.store, self.jobs)
+        self.workflows = WorkflowService(self.store, self.jobs)
         self.leases = LeaseService(
             self.store, self.hub, self.metrics, RetryPolicy(), output_cap=cap
         )

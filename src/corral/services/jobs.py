@@ -21,9 +21,17 @@ from corral.errors import (
     InvalidInput,
     NotFound,
 )
+from corral.services.dependencies import check_parents
 from corral.services.events import JOBS, Hub, job_topic
 from corral.services.metrics import Metrics
-from corral.store.base import IdempotencyRecord, JobFilter, JobQuery, RenderFn, Store
+from corral.store.base import (
+    IdempotencyRecord,
+    JobFilter,
+    JobQuery,
+    RenderFn,
+    Store,
+    WorkflowRecord,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,22 +82,27 @@ class JobService:
         idempotency: Idempotency | None = None,
         render: RenderFn | None = None,
         status_code: int = 201,
+        workflow: WorkflowRecord | None = None,
     ) -> Submitted:
-        """Store every draft or none; with a key, the first response is kept for replays."""
+        """Store every draft or none; with a key, the first response is kept for replays.
+
+        Drafts naming ``depends_on`` may name only jobs the caller may see (or drafts of
+        the same request); ``workflow`` is stored with the jobs when they make one up."""
         require(principal, Action.SUBMIT)
         if idempotency is not None:
             replay = await self._replay(principal, idempotency)
             if replay is not None:
                 return Submitted([], replay)
         now = time.time()
-        new_jobs = [d.to_new_job(str(uuid.uuid4()), principal.id, now) for d in drafts]
+        new_jobs = [d.to_new_job(d.job_id or str(uuid.uuid4()), principal.id, now) for d in drafts]
         for job in new_jobs:
             job.validate()
+        await check_parents(self._store, principal, new_jobs)
         await self._check_input_files(new_jobs)
         await self._check_projects(new_jobs)
         record = self._record(principal, new_jobs, idempotency, render, status_code)
         try:
-            jobs = await self._store.insert_jobs(new_jobs, record)
+            jobs = await self._store.insert_jobs(new_jobs, record, workflow)
         except AlreadyExists:
             if idempotency is None:  # a duplicate task (dedupe key), not a replay
                 raise
@@ -222,6 +235,9 @@ class JobService:
         if cancelled.status == JobStatus.CANCELLED:
             self._metrics.jobs_finished.labels(status="cancelled").inc()
             self._hub.events.finished([cancelled], time.time())
+            if cancelled.has_dependants:  # run_if failure/always dependants may be due now
+                self._hub.fire(JOBS)
+                await self._store.announce(JOBS)
         self._hub.fire(job_topic(job_id))  # relayed to other replicas by the hub's outbox
         self._hub.job_changed()
         return cancelled

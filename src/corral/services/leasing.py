@@ -267,8 +267,10 @@ class LeaseService:
 
     def _freed(self, ended: list[Job]) -> None:
         """A job that reserved resources ended: its worker has room again, so claimers
-        waiting for room look again now rather than at the end of their long poll."""
-        if any(job.spec.placed for job in ended):
+        waiting for room look again now rather than at the end of their long poll.
+        A job others wait for ended: its dependants may be claimable now (the store
+        settled them in the same transaction), the same wake-up a submit gives."""
+        if any(job.spec.placed or job.has_dependants for job in ended):
             self._wake()
 
     def wake_at(self, when: float, now: float | None = None) -> None:

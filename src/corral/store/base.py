@@ -198,6 +198,25 @@ class Report:
     outcome: Outcome
 
 
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    """The jobs one job waits for, and the jobs that wait for it."""
+
+    parents: list[str]
+    children: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    """A graph of jobs submitted in one request; ``keys`` maps its keys to job ids."""
+
+    id: str
+    name: str
+    owner_id: str
+    created_at: float
+    keys: dict[str, str]
+
+
 RenderFn = Callable[[Sequence[Job]], bytes]
 Listener = Callable[[str], None]
 
@@ -224,12 +243,28 @@ class Store(Protocol):
 
     # --- jobs -------------------------------------------------------------
     async def insert_jobs(
-        self, jobs: Sequence[NewJob], idempotency: IdempotencyRecord | None = None
+        self,
+        jobs: Sequence[NewJob],
+        idempotency: IdempotencyRecord | None = None,
+        workflow: WorkflowRecord | None = None,
     ) -> list[Job]:
-        """Insert all jobs or none; record the idempotency key in the same transaction.
+        """Insert all jobs or none; record the idempotency key (and the workflow the
+        jobs make up) in the same transaction. Jobs naming ``depends_on`` are linked
+        and settled there too: blocked, pending, or cancelled at once, and an unknown
+        id is ``InvalidInput``.
 
         Raises ``AlreadyExists`` when the key was taken meanwhile, so the caller replays.
         """
+
+    async def get_dependencies(self, job_id: str) -> Dependencies: ...
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowRecord | None: ...
+
+    async def list_workflows(self, limit: int, offset: int) -> list[WorkflowRecord]:
+        """Newest first."""
+
+    async def workflow_edges(self, workflow_id: str) -> list[tuple[str, str]]:
+        """(dependant, dependency) for each edge of the workflow's jobs."""
 
     async def find_idempotency(self, principal_id: str, key: str) -> IdempotencyRecord | None: ...
 

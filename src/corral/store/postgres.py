@@ -41,6 +41,7 @@ from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError, NotFound, Unavailable
 from corral.store import lost
+from corral.store import postgres_deps as deps
 from corral.store import postgres_placement as placement
 from corral.store import postgres_sql as q
 from corral.store.base import (
@@ -49,7 +50,9 @@ from corral.store.base import (
     Listener,
     OutputSlice,
     Report,
+    WorkflowRecord,
 )
+from corral.store.postgres_deps import PostgresDependencies
 from corral.store.postgres_files import PostgresFiles
 from corral.store.postgres_fleet import PostgresFleet
 from corral.store.postgres_idempotency import PostgresIdempotency
@@ -64,6 +67,7 @@ from corral.store.rows import (
     load_migrations,
     new_job_params,
     splice,
+    status_counts,
 )
 from corral.store.shared import SET_LEFTOVERS, SharedOperations, leftover_rows
 
@@ -76,6 +80,7 @@ ANALYZE_AFTER_INSERTS = 10_000
 
 
 class PostgresStore(
+    PostgresDependencies,
     PostgresFiles,
     PostgresUsers,
     PostgresSessions,
@@ -255,12 +260,17 @@ class PostgresStore(
 
     # --- jobs -------------------------------------------------------------------
     async def insert_jobs(
-        self, jobs: Sequence[NewJob], idempotency: IdempotencyRecord | None = None
+        self,
+        jobs: Sequence[NewJob],
+        idempotency: IdempotencyRecord | None = None,
+        workflow: WorkflowRecord | None = None,
     ) -> list[Job]:
         columns = [list(c) for c in zip(*(new_job_params(j) for j in jobs), strict=True)]
         async with self._tx() as conn:
             if idempotency is not None:
                 await q.insert_idempotency(conn, idempotency)
+            if workflow is not None:
+                await deps.insert_workflow_row(conn, workflow)
             if not jobs:
                 return []
             try:
@@ -271,11 +281,12 @@ class PostgresStore(
                         "an identical task already exists", duplicate=True
                     ) from None
                 raise AlreadyExists("job id already exists") from None
+            settled = await deps.link(conn, jobs, time.time())
             # Wakes claimers on other replicas as soon as this commit lands.
             await conn.execute(q.NOTIFY, "jobs")
         self._note_growth(len(jobs))
         seqs = {r["id"]: r["seq"] for r in rows}
-        return [job.stored(seqs[job.id]) for job in jobs]
+        return [settled.get(job.id) or job.stored(seqs[job.id]) for job in jobs]
 
     def _note_growth(self, inserted: int) -> None:
         """Refresh the planner's statistics after a burst of inserts, in the background.
@@ -336,7 +347,7 @@ class PostgresStore(
 
     async def count_by_status(self) -> dict[JobStatus, int]:
         rows = await self._fetch("SELECT status, count(*) FROM jobs GROUP BY status")
-        return {JobStatus(r[0]): r[1] for r in rows}
+        return status_counts(rows)
 
     async def pending_by_priority(self) -> dict[int, int]:
         rows = await self._fetch(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from corral.store.rows import (
     PROJECT_COLUMNS,
     TASK_TYPE_COLUMNS,
     job_from_row,
+    job_status,
     labels_to_column,
     project_from_row,
     project_params,
@@ -59,6 +61,11 @@ _UPDATE_SPEC = """
 UPDATE jobs SET type = $1, runnable = $2, labels = nullif($3, '')::jsonb, spec = $4,
   dedupe_key = $5 WHERE seq = $6
 """
+
+
+# A task deleted while jobs wait for it ends first, as cancelled: the dependencies
+# trigger (migration 0019) then decides its dependants.
+_END_BEFORE_DELETE = "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE seq = $2"
 
 
 class PostgresProjects:
@@ -119,7 +126,8 @@ class PostgresProjects:
             )
         counts: dict[str, dict[JobStatus, int]] = {pid: {} for pid in project_ids}
         for project_id, status, n in rows:
-            counts[project_id][JobStatus(status)] = int(n)
+            per = counts[project_id]
+            per[job_status(status)] = per.get(job_status(status), 0) + int(n)
         return counts
 
     async def project_activity(self, project_id: str, since: float) -> ProjectActivity:
@@ -206,6 +214,9 @@ class PostgresProjects:
             job = await q.job_or_404(conn, job_id, lock=True)
             if job.status == JobStatus.RUNNING:
                 raise InvalidTransition("a running task cannot be deleted", job_id=job_id)
+            if job.has_dependants and not job.terminal:  # its dependants must not wait forever
+                await conn.execute(_END_BEFORE_DELETE, time.time(), job.seq)
+            await conn.execute("DELETE FROM job_deps WHERE job_id = $1", job_id)
             await conn.execute("DELETE FROM job_output WHERE job_id = $1", job_id)
             await conn.execute("DELETE FROM attempts WHERE job_id = $1", job_id)
             await conn.execute("DELETE FROM jobs WHERE seq = $1", job.seq)

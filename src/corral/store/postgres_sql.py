@@ -25,7 +25,13 @@ from corral.domain.states import AttemptStatus
 from corral.errors import AlreadyExists, InvalidInput, NotFound
 from corral.store import lost
 from corral.store.base import IdempotencyRecord, JobFilter
-from corral.store.rows import JOB_COLUMNS, JOB_INSERT_COLUMNS, job_from_row, result_to_json
+from corral.store.rows import (
+    JOB_COLUMNS,
+    JOB_INSERT_COLUMNS,
+    equals,
+    job_from_row,
+    result_to_json,
+)
 
 # What "the database cannot be reached" looks like from asyncpg.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -64,6 +70,8 @@ _INSERT_TYPES = (
     "int4",
     "int4",
     "int4",
+    "text",
+    "text",
 )
 _INSERT_ARGS = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_INSERT_TYPES))
 _INSERT_NAMES = ", ".join(f"c_{c}" for c in JOB_INSERT_COLUMNS)
@@ -374,7 +382,7 @@ class BatchWrite:
 def filter_sql(flt: JobFilter) -> tuple[str, list[Any]]:
     """A WHERE clause with $n placeholders for the filter's set fields, and their values."""
     fields = flt.set_fields()
-    clauses = [f"{column} = ${n}" for n, (column, _) in enumerate(fields, start=1)]
+    clauses = [equals(c, value, f"${n}") for n, (c, value) in enumerate(fields, start=1)]
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     return where, [value for _, value in fields]
 

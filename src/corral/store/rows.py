@@ -7,11 +7,12 @@ so one codec serves SQLite rows and asyncpg records alike.
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from corral.domain.dependencies import RunIf
 from corral.domain.jobs import (
     DEFAULT_TIMEOUT,
     Attempt,
@@ -37,8 +38,11 @@ JOB_COLUMNS = (
     "max_retries, lease_seconds, attempt, releases, executor_id, executor_ip, lease_principal_id, "
     "run_after, lease_expires_at, created_at, started_at, finished_at, exit_code, "
     "error_message, result, cancel_requested, stdout_size, stdout_truncated, "
-    "stderr_size, stderr_truncated"
+    "stderr_size, stderr_truncated, run_if, workflow_id, dependants"
 )
+# A job waiting for its dependencies is stored as 'blocked' (outside the claim
+# indexes) and read back as pending with ``blocked=True``.
+BLOCKED = "blocked"
 
 JOB_INSERT_COLUMNS = (
     "id",
@@ -60,6 +64,8 @@ JOB_INSERT_COLUMNS = (
     "req_memory_mb",
     "no_network",
     "placed",
+    "run_if",
+    "workflow_id",
 )
 
 
@@ -117,7 +123,7 @@ def new_job_params(job: NewJob) -> tuple[Any, ...]:
     return (
         job.id,
         job.spec.type,
-        JobStatus.PENDING.value,
+        BLOCKED if job.depends_on else JobStatus.PENDING.value,
         job.priority,
         job.spec.runnable_level,
         labels_to_column(job.spec.labels),
@@ -131,6 +137,8 @@ def new_job_params(job: NewJob) -> tuple[Any, ...]:
         job.created_at,
         job.dedupe_key,
         *placement_params(job.spec),
+        job.run_if.value if job.depends_on else None,
+        job.workflow_id,
     )
 
 
@@ -148,7 +156,7 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
         spec=spec_from_json(row["spec"]),
         priority=row["priority"],
         owner_id=row["owner_id"],
-        status=JobStatus(row["status"]),
+        status=job_status(row["status"]),
         created_at=row["created_at"],
         max_retries=row["max_retries"],
         lease_seconds=row["lease_seconds"],
@@ -170,7 +178,33 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
         cancel_requested=bool(row["cancel_requested"]),
         stdout=StreamState(row["stdout_size"], bool(row["stdout_truncated"])),
         stderr=StreamState(row["stderr_size"], bool(row["stderr_truncated"])),
+        blocked=row["status"] == BLOCKED,
+        run_if=RunIf(row["run_if"]) if row["run_if"] else None,
+        workflow_id=row["workflow_id"],
+        has_dependants=row["dependants"] > 0,
     )
+
+
+def job_status(stored: str) -> JobStatus:
+    """The status the domain sees: a blocked job is pending."""
+    return JobStatus.PENDING if stored == BLOCKED else JobStatus(stored)
+
+
+def equals(column: str, value: Any, mark: str) -> str:
+    """``column = mark`` for a filter; a pending status matches blocked jobs too, since
+    they are pending (the claim queries never use this: they want claimable ones)."""
+    if column == "status" and value == JobStatus.PENDING.value:
+        return f"status IN ({mark}, '{BLOCKED}')"
+    return f"{column} = {mark}"
+
+
+def status_counts(rows: Iterable[Sequence[Any]]) -> dict[JobStatus, int]:
+    """(stored status, count) rows summed by domain status (blocked counts as pending)."""
+    counts: dict[JobStatus, int] = {}
+    for stored, n in rows:
+        status = job_status(stored)
+        counts[status] = counts.get(status, 0) + int(n)
+    return counts
 
 
 def attempt_from_row(row: Mapping[str, Any]) -> Attempt:

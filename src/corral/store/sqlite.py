@@ -22,6 +22,7 @@ from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError
+from corral.store import sqlite_deps as deps
 from corral.store import sqlite_ops as ops
 from corral.store import sqlite_placement as placement
 from corral.store.base import (
@@ -30,6 +31,7 @@ from corral.store.base import (
     Listener,
     OutputSlice,
     Report,
+    WorkflowRecord,
 )
 from corral.store.lost import TAKEN_OVER, release_attempt_end, released
 from corral.store.rows import (
@@ -39,8 +41,10 @@ from corral.store.rows import (
     job_from_row,
     new_job_params,
     splice,
+    status_counts,
 )
 from corral.store.shared import SET_LEFTOVERS, SharedOperations, leftover_rows
+from corral.store.sqlite_deps import SqliteDependencies
 from corral.store.sqlite_engine import DURABLE, Readers, Writer
 from corral.store.sqlite_files import SqliteFiles
 from corral.store.sqlite_fleet import SqliteFleet
@@ -85,6 +89,7 @@ ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat
 
 
 class SqliteStore(
+    SqliteDependencies,
     SqliteFiles,
     SqliteUsers,
     SqliteSessions,
@@ -155,11 +160,18 @@ class SqliteStore(
 
     # --- jobs -------------------------------------------------------------------
     async def insert_jobs(
-        self, jobs: Sequence[NewJob], idempotency: IdempotencyRecord | None = None
+        self,
+        jobs: Sequence[NewJob],
+        idempotency: IdempotencyRecord | None = None,
+        workflow: WorkflowRecord | None = None,
     ) -> list[Job]:
+        now = self._clock()
+
         def op(conn: sqlite3.Connection) -> list[Job]:
             if idempotency is not None:
                 ops.insert_idempotency(conn, idempotency)
+            if workflow is not None:
+                deps.insert_workflow_row(conn, workflow)
             try:
                 conn.executemany(_INSERT_JOB, [new_job_params(j) for j in jobs])
             except sqlite3.IntegrityError as exc:
@@ -170,7 +182,12 @@ class SqliteStore(
                 raise AlreadyExists("job id already exists") from None
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
             first = last - len(jobs) + 1  # one writer, so the sequence is contiguous
-            return [job.stored(first + i) for i, job in enumerate(jobs)]
+            stored = [job.stored(first + i) for i, job in enumerate(jobs)]
+            settled = deps.link(conn, jobs, now)
+            if not settled:
+                return stored
+            fresh = deps.reread(conn, settled)
+            return [fresh.get(j.id, j) for j in stored]
 
         result: list[Job] = await self._write(op)
         return result
@@ -233,7 +250,7 @@ class SqliteStore(
     async def count_by_status(self) -> dict[JobStatus, int]:
         def op(conn: sqlite3.Connection) -> dict[JobStatus, int]:
             rows = conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
-            return {JobStatus(r[0]): r[1] for r in rows}
+            return status_counts(rows)
 
         return await self._readers.run(op)
 

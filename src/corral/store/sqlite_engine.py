@@ -43,6 +43,9 @@ def connect(
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA cache_size=-65536")
     conn.execute("PRAGMA temp_store=MEMORY")
+    # A dependency's end cancels dependants through a trigger, which must fire again
+    # for their own dependants (migrations/sqlite/0019): the cascade.
+    conn.execute("PRAGMA recursive_triggers=ON")
     if readonly:
         conn.execute("PRAGMA query_only=ON")
     return conn

@@ -23,7 +23,7 @@ from corral.domain.states import AttemptStatus, JobStatus
 from corral.errors import AlreadyExists, CorralError, InvalidInput, NotFound
 from corral.store import lost
 from corral.store.base import IdempotencyRecord, JobFilter, OutputSlice, Report
-from corral.store.rows import JOB_COLUMNS, job_from_row, load_migrations
+from corral.store.rows import JOB_COLUMNS, equals, job_from_row, load_migrations
 from corral.store.sqlite_engine import connect
 
 SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
@@ -252,7 +252,7 @@ def insert_idempotency(conn: sqlite3.Connection, record: IdempotencyRecord) -> N
 def filter_sql(flt: JobFilter) -> tuple[str, tuple[Any, ...]]:
     """A WHERE clause with ? placeholders for the filter's set fields, and their values."""
     fields = flt.set_fields()
-    where = " AND ".join(f"{column} = ?" for column, _ in fields)
+    where = " AND ".join(equals(column, value, "?") for column, value in fields)
     return (f"WHERE {where}" if where else ""), tuple(value for _, value in fields)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import time
 from collections.abc import Sequence
 
 from corral.domain.jobs import Job, JobSpec
@@ -22,6 +23,7 @@ from corral.store.rows import (
     PROJECT_COLUMNS,
     TASK_TYPE_COLUMNS,
     job_from_row,
+    job_status,
     labels_to_column,
     project_from_row,
     project_params,
@@ -51,6 +53,11 @@ SELECT coalesce(sum(status = 'completed'), 0), coalesce(sum(status = 'failed'), 
       THEN finished_at - started_at END)
 FROM jobs WHERE project_id = ? AND finished_at >= ?
 """
+
+
+# A task deleted while jobs wait for it ends first, as cancelled: the dependencies
+# trigger (migration 0019) then decides its dependants.
+_END_BEFORE_DELETE = "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE seq = ?"
 
 
 class SqliteProjects:
@@ -111,7 +118,8 @@ class SqliteProjects:
             ).fetchall()
             counts: dict[str, dict[JobStatus, int]] = {pid: {} for pid in ids}
             for project_id, status, n in rows:
-                counts[project_id][JobStatus(status)] = n
+                per = counts[project_id]
+                per[job_status(status)] = per.get(job_status(status), 0) + n
             return counts
 
         return await self._readers.run(op) if ids else {}
@@ -214,6 +222,9 @@ class SqliteProjects:
             job = ops.job_or_404(conn, job_id)
             if job.status == JobStatus.RUNNING:
                 raise InvalidTransition("a running task cannot be deleted", job_id=job_id)
+            if job.has_dependants and not job.terminal:  # its dependants must not wait forever
+                conn.execute(_END_BEFORE_DELETE, (time.time(), job.seq))
+            conn.execute("DELETE FROM job_deps WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM job_output WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM attempts WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM jobs WHERE seq = ?", (job.seq,))

@@ -15,6 +15,7 @@ from corral.api.dashboard import (
     routes_home,
     routes_job,
     routes_submit,
+    routes_workflows,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -26,6 +27,7 @@ ROUTERS = (
     routes_submit.router,
     routes_fleet.router,
     routes_accounts.router,
+    routes_workflows.router,
 )
 
 

@@ -70,6 +70,8 @@ async def job_page(
     context["streams"] = [] if fragment else await _tails(services, viewer, details.job)
     reasons = await services.placement.reasons([details.job])
     context["pending_reason"] = reasons.get(job_id)
+    if details.job.run_if is not None or details.job.has_dependants:  # issue 15
+        context["dependencies"] = await services.workflows.dependencies(viewer.principal, job_id)
     template = FRAGMENTS[fragment] if fragment else "job.html"
     return TEMPLATES.TemplateResponse(request, template, context)
 

@@ -56,6 +56,8 @@ def summary(job: Job) -> dict[str, Any]:
         "labels": list(job.spec.labels),
         "project_id": job.project_id,
         "batch_id": job.batch_id,
+        "blocked": job.blocked,
+        "workflow_id": job.workflow_id,
     }
 
 
@@ -93,6 +95,7 @@ def job_body(job: Job) -> dict[str, Any]:
         "result": job.result,
         "stdout_truncated": job.stdout.truncated,
         "stderr_truncated": job.stderr.truncated,
+        "run_if": job.run_if.value if job.run_if else None,
     }
 
 

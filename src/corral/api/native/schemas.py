@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 from corral.api.ranges import ATTEMPT, CPUS, EXIT_CODE, MEMORY_MB
 from corral.api.storable import storable
 from corral.domain import priority as prio
+from corral.domain.dependencies import MAX_DEPENDENCIES, RunIf
 from corral.domain.jobs import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_RETRIES,
@@ -82,6 +83,11 @@ class SubmitJob(Body):
     retry_on_failure: bool = Field(
         default=False, description="max_retries also reruns a non-zero exit or a timeout"
     )
+    # jobs this one waits for, and which of their outcomes let it run.
+    depends_on: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=MAX_DEPENDENCIES, description="job ids to wait for"
+    )
+    run_if: RunIf = Field(default=RunIf.SUCCESS, description="success | failure | always")
 
     def to_draft(self) -> JobDraft:
         """As documented, binary jobs must name their type and priority; command jobs may not."""
@@ -117,6 +123,8 @@ class SubmitJob(Body):
             lease_seconds=self.lease_seconds,
             project_id=self.project_id,
             batch_id=self.batch_id,
+            depends_on=tuple(self.depends_on),
+            run_if=self.run_if,
         )
 
 
