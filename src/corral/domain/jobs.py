@@ -172,6 +172,8 @@ class NewJob:
     batch_id: str | None = None
     task_type_id: str | None = None
     dedupe_key: str | None = None  # set for task types that refuse or fold duplicates
+    schedule_id: str | None = None  # fired by this schedule...
+    scheduled_for: float | None = None  # ...for this tick (unique per schedule)
 
     def stored(self, seq: int) -> Job:
         """The job as it reads back right after insertion."""
@@ -188,6 +190,8 @@ class NewJob:
             project_id=self.project_id,
             batch_id=self.batch_id,
             task_type_id=self.task_type_id,
+            schedule_id=self.schedule_id,
+            scheduled_for=self.scheduled_for,
         )
 
     def validate(self) -> None:
@@ -239,6 +243,8 @@ class Job:
     cancel_requested: bool = False
     stdout: StreamState = StreamState()
     stderr: StreamState = StreamState()
+    schedule_id: str | None = None  # the schedule that fired it, if any
+    scheduled_for: float | None = None  # the tick it was fired for, not its submit time
 
     @property
     def terminal(self) -> bool:

@@ -37,7 +37,7 @@ JOB_COLUMNS = (
     "max_retries, lease_seconds, attempt, releases, executor_id, executor_ip, lease_principal_id, "
     "run_after, lease_expires_at, created_at, started_at, finished_at, exit_code, "
     "error_message, result, cancel_requested, stdout_size, stdout_truncated, "
-    "stderr_size, stderr_truncated"
+    "stderr_size, stderr_truncated, schedule_id, scheduled_for"
 )
 
 JOB_INSERT_COLUMNS = (
@@ -60,6 +60,8 @@ JOB_INSERT_COLUMNS = (
     "req_memory_mb",
     "no_network",
     "placed",
+    "schedule_id",
+    "scheduled_for",
 )
 
 
@@ -128,6 +130,8 @@ def new_job_params(job: NewJob) -> tuple[Any, ...]:
         job.created_at,
         job.dedupe_key,
         *placement_params(job.spec),
+        job.schedule_id,
+        job.scheduled_for,
     )
 
 
@@ -167,6 +171,8 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
         cancel_requested=bool(row["cancel_requested"]),
         stdout=StreamState(row["stdout_size"], bool(row["stdout_truncated"])),
         stderr=StreamState(row["stderr_size"], bool(row["stderr_truncated"])),
+        schedule_id=row["schedule_id"],
+        scheduled_for=row["scheduled_for"],
     )
 
 
