@@ -77,7 +77,7 @@ class ScheduleService:
         require(principal, Action.SUBMIT)
         cron = validate(given.name, given.cron, given.timezone, given.jitter_seconds)
         await self._jobs.check_drafts(principal.id, [given.job])
-        now = await self._store.clock()
+        now = await self._scheduler.now()
         fresh = Schedule(
             id=str(uuid.uuid4()),
             name=given.name,
@@ -101,13 +101,13 @@ class ScheduleService:
 
     async def list(self, principal: Principal) -> list[ScheduleView]:
         require(principal, Action.READ)
-        now = await self._store.clock()
+        now = await self._scheduler.now()
         schedules = await self._store.list_schedules()
         return list(await asyncio.gather(*(self._view(s, now) for s in schedules)))
 
     async def get(self, principal: Principal, schedule_id: str) -> ScheduleView:
         schedule = await self._find(principal, schedule_id)
-        return await self._view(schedule, await self._store.clock())
+        return await self._view(schedule, await self._scheduler.now())
 
     async def update(
         self, principal: Principal, schedule_id: str, changes: ScheduleChanges
@@ -121,7 +121,7 @@ class ScheduleService:
         changed = dataclasses.replace(changed, cron=cron.expression)
         if changes.job is not None:
             await self._jobs.check_drafts(schedule.owner_id, [changes.job])
-        now = await self._store.clock()
+        now = await self._scheduler.now()
         if any(name in fields for name in _RESTARTING):
             changed = restart_from(changed, now)
         else:  # the jitter may have moved the next tick's due time
