@@ -52,6 +52,8 @@ def summary(job: Job) -> dict[str, Any]:
         "labels": list(job.spec.labels),
         "project_id": job.project_id,
         "batch_id": job.batch_id,
+        "schedule_id": job.schedule_id,  # issue 15: fired by this schedule, for this tick
+        "scheduled_for": iso(job.scheduled_for),
     }
 
 
