@@ -97,6 +97,24 @@ class CorralClient:
     def executors(self) -> builtins.list[dict[str, Any]]:
         return self._array("GET", "/executors")
 
+    # ---- schedules (issue 15) ---------------------------------------------------------
+
+    def create_schedule(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``body``: name, cron, job (a submit body) and the optional schedule fields."""
+        return self._object("POST", "/schedules", json=dict(body))
+
+    def schedules(self) -> builtins.list[dict[str, Any]]:
+        return self._array("GET", "/schedules")
+
+    def schedule(self, schedule_id: str) -> dict[str, Any]:
+        return self._object("GET", f"/schedules/{schedule_id}")
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> dict[str, Any]:
+        return self._object("PATCH", f"/schedules/{schedule_id}", json=changes)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self._json("DELETE", f"/schedules/{schedule_id}")
+
     # ---- files -----------------------------------------------------------------------
 
     def upload(self, path: str | Path, filename: str | None = None) -> dict[str, Any]:
