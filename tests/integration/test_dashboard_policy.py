@@ -48,6 +48,10 @@ DASHBOARD: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {
     ("GET", "/queues"): ("redirect", "page", "page", "page", 403),
     ("GET", "/projects"): ("redirect", "page", "page", "page", 403),
     ("GET", "/projects/{project_id}"): ("redirect", "page", "page", "page", 403),
+    # --- schedules (issue 15) ---
+    ("GET", "/schedules"): ("redirect", "page", "page", "page", 403),
+    ("POST", "/schedules/{schedule_id}/pause"): ("redirect", 403, 403, 403, 403),  # no CSRF token
+    ("POST", "/schedules/{schedule_id}/resume"): ("redirect", 403, 403, 403, 403),  # likewise
 }
 
 
@@ -100,6 +104,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             project = http.post("/api/projects", json={"name": "policy-walk"})
             assert project.status_code == 201, project.text
             PATH_PARAMS["project_id"] = project.json()["data"]["id"]
+            body = {"name": "walk", "cron": "0 0 1 1 *", "job": {"command": "true"}}
+            schedule = http.post("/api/v1/schedules", json=body)
+            assert schedule.status_code == 201, schedule.text
+            PATH_PARAMS["schedule_id"] = schedule.json()["id"]
         yield live
 
 

@@ -13,6 +13,7 @@ from corral.api.dashboard import (
     routes_fleet,
     routes_home,
     routes_job,
+    routes_schedules,
     routes_submit,
 )
 
@@ -24,6 +25,7 @@ ROUTERS = (
     routes_job.router,
     routes_submit.router,
     routes_fleet.router,
+    routes_schedules.router,
 )
 
 
