@@ -6,6 +6,9 @@ owner or an admin; the service checks again, so a forged form gets a 403.
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
@@ -25,7 +28,9 @@ async def schedules_page(request: Request, viewer: ViewerDep, services: Services
     rows = [
         {
             "view": view,
-            "next_runs": view.upcoming[:NEXT_RUNS],
+            "next_runs": [
+                (t, _local(t, view.schedule.timezone)) for t in view.upcoming[:NEXT_RUNS]
+            ],
             "last_job": view.last_jobs[0] if view.last_jobs else None,
             "can_change": viewer.can_cancel(view.schedule.owner_id),
         }
@@ -33,6 +38,11 @@ async def schedules_page(request: Request, viewer: ViewerDep, services: Services
     ]
     context = {"viewer": viewer, "nav": "schedules", "rows": rows}
     return TEMPLATES.TemplateResponse(request, "schedules.html", context)
+
+
+def _local(moment: float, timezone: str) -> str:
+    """The run as the schedule's own zone reads it (the cron is written in that zone)."""
+    return datetime.fromtimestamp(moment, ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 @router.post("/schedules/{schedule_id}/pause")
