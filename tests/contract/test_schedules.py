@@ -10,6 +10,7 @@ race through its one writer. Time is moved by hand: a pass at
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -219,3 +220,55 @@ async def test_schedule_round_trip_change_and_delete(
     await a.schedules.delete(OWNER, schedule_id)
     with pytest.raises(NotFound):
         await b.schedules.get(OWNER, schedule_id)
+
+
+async def test_the_loop_sleeps_when_idle_and_a_new_schedule_wakes_it(store: Store) -> None:
+    """Idle, the loop makes one pass and sleeps (no polling); creating a schedule wakes
+    it at once, and a schedule due in a year adds no passes. Real time, real store."""
+    hub, metrics = Hub(), Metrics()
+    scheduler = Scheduler(store, hub, metrics)
+    service = ScheduleService(store, JobService(store, hub, metrics, 1 << 20), scheduler)
+    loop = asyncio.create_task(scheduler.run_forever())
+    try:
+        await asyncio.sleep(1.2)
+        assert scheduler.passes == 1
+        given = ScheduleInput(name="yearly", cron="0 0 1 1 *", job=DRAFT)
+        await service.create(OWNER, given)
+        await asyncio.sleep(0.3)
+        assert scheduler.passes == 2  # woken by the change, then asleep again
+        await asyncio.sleep(1.0)
+        assert scheduler.passes == 2
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+
+
+async def test_a_schedule_made_on_one_replica_wakes_the_scheduler_of_another(
+    pg_dsn: str,
+) -> None:
+    """PostgreSQL only: the change travels by LISTEN/NOTIFY, not by the other's polling."""
+    a, b = PostgresStore(pg_dsn), PostgresStore(pg_dsn)
+    await a.open()
+    await b.open()
+    hub, metrics = Hub(), Metrics()
+    far = Scheduler(b, hub, metrics)
+    b.add_listener(far.heard)
+    near = Scheduler(a, Hub(), metrics)
+    service = ScheduleService(a, JobService(a, hub, metrics, 1 << 20), near)
+    loop = asyncio.create_task(far.run_forever())
+    try:
+        await asyncio.sleep(0.5)
+        assert far.passes == 1
+        await service.create(OWNER, ScheduleInput(name="y", cron="0 0 1 1 *", job=DRAFT))
+        for _ in range(50):
+            if far.passes == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert far.passes == 2
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+        await a.close()
+        await b.close()
