@@ -272,3 +272,41 @@ async def test_a_schedule_made_on_one_replica_wakes_the_scheduler_of_another(
             await loop
         await a.close()
         await b.close()
+
+
+async def test_a_change_read_before_a_tick_never_moves_the_cursor_back(
+    store: Store, clock: Clock, pair: tuple[Replica, Replica]
+) -> None:
+    """A PATCH that read the schedule before a tick fired is not written over the
+    tick's move (it would fire that tick again); the service retries on the fresh row."""
+    a, _ = pair
+    schedule_id = await _create(a)
+    stale = await store.get_schedule(schedule_id)
+    assert stale is not None
+    clock[0] = T0 + 1
+    assert len(await a.scheduler.run_once(clock[0])) == 1
+    renamed = dataclasses.replace(stale, name="stale")
+    assert await store.update_schedule(renamed, stale.last_tick) is False
+    view = await a.schedules.update(OWNER, schedule_id, ScheduleChanges(name="fresh"))
+    assert view.schedule.last_tick == T0 + 1 and view.schedule.name == "fresh"
+    clock[0] = T0 + 2
+    assert len(await a.scheduler.run_once(clock[0])) == 1
+    assert await _ticks(store, schedule_id) == [T0 + 1, T0 + 2]
+
+
+async def test_a_tick_that_already_has_its_job_gets_no_second_and_the_cursor_moves_on(
+    store: Store, clock: Clock, pair: tuple[Replica, Replica]
+) -> None:
+    a, _ = pair
+    schedule_id = await _create(a)
+    existing = dataclasses.replace(
+        DRAFT.to_new_job("already-fired", OWNER.id, T0),
+        schedule_id=schedule_id,
+        scheduled_for=T0 + 1,
+    )
+    await store.insert_jobs([existing])
+    clock[0] = T0 + 1
+    await a.scheduler.run_once(clock[0])
+    jobs = await store.schedule_jobs(schedule_id, 10)
+    assert [j.id for j in jobs] == ["already-fired"]
+    assert await store.next_schedule_due() == T0 + 2

@@ -92,7 +92,9 @@ def validate(name: str, cron: str, timezone: str, jitter_seconds: int) -> Cron:
     if not name.strip() or len(name) > MAX_NAME:
         raise InvalidInput(f"name must be 1-{MAX_NAME} characters", field="name")
     if not 0 <= jitter_seconds <= MAX_JITTER:
-        raise InvalidInput(f"jitter_seconds must be between 0 and {MAX_JITTER}", field="jitter")
+        raise InvalidInput(
+            f"jitter_seconds must be between 0 and {MAX_JITTER}", field="jitter_seconds"
+        )
     return Cron.parse(cron, timezone)
 
 

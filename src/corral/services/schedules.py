@@ -16,12 +16,13 @@ from corral.auth.policy import Action, require
 from corral.domain.jobs import Job, JobDraft
 from corral.domain.principals import Principal
 from corral.domain.schedules import CatchUp, Overlap, Schedule, restart_from, validate
-from corral.errors import NotFound
+from corral.errors import Conflict, NotFound
 from corral.services.jobs import JobService
 from corral.services.scheduler import SCHEDULES, Scheduler
 from corral.store.base import Store
 
 LAST_JOBS = 10  # jobs shown with a schedule
+UPDATE_ATTEMPTS = 5  # a change retried this often if ticks keep moving the cursor
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +113,20 @@ class ScheduleService:
     async def update(
         self, principal: Principal, schedule_id: str, changes: ScheduleChanges
     ) -> ScheduleView:
-        """For the owner or an admin; a new cron, zone or resume restarts it from now."""
-        schedule = await self._find(principal, schedule_id)
-        require(principal, Action.CANCEL, owner_id=schedule.owner_id)
+        """For the owner or an admin; a new cron, zone or resume restarts it from now.
+
+        The write is a compare-and-set on the cursor: if a tick moved it meanwhile,
+        the change is made again on the fresh row, never over the tick's move."""
+        for _ in range(UPDATE_ATTEMPTS):
+            schedule = await self._find(principal, schedule_id)
+            require(principal, Action.CANCEL, owner_id=schedule.owner_id)
+            changed = await self._changed_schedule(schedule, changes)
+            if await self._store.update_schedule(changed, schedule.last_tick):
+                await self._changed()
+                return await self._view(changed, changed.updated_at)
+        raise Conflict("the schedule kept ticking under the change; try again")
+
+    async def _changed_schedule(self, schedule: Schedule, changes: ScheduleChanges) -> Schedule:
         fields = changes.given()
         changed = dataclasses.replace(schedule, **fields)  # type: ignore[arg-type]
         cron = validate(changed.name, changed.cron, changed.timezone, changed.jitter_seconds)
@@ -126,10 +138,7 @@ class ScheduleService:
             changed = restart_from(changed, now)
         else:  # the jitter may have moved the next tick's due time
             changed = restart_from(changed, changed.last_tick)
-        changed = dataclasses.replace(changed, updated_at=now)
-        await self._store.update_schedule(changed)
-        await self._changed()
-        return await self._view(changed, now)
+        return dataclasses.replace(changed, updated_at=now)
 
     async def delete(self, principal: Principal, schedule_id: str) -> None:
         """For the owner or an admin; the jobs it fired stay, and keep its id."""

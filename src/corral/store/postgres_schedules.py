@@ -30,9 +30,12 @@ from corral.store.schedules_common import (
 _SELECT = f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
 _MUTABLE = [c for c in SCHEDULE_FIELDS if c not in ("id", "owner_id", "created_at")]
 _UPDATE = (
-    f"UPDATE schedules SET {', '.join(f'{c} = ${i + 2}' for i, c in enumerate(_MUTABLE))} "
-    "WHERE id = $1"
+    f"UPDATE schedules SET {', '.join(f'{c} = ${i + 3}' for i, c in enumerate(_MUTABLE))} "
+    "WHERE id = $1 AND last_tick = $2"
 )
+# A tick that already has its job keeps that one (the unique key on schedule and tick).
+_INSERT_FIRED = q.INSERT_JOBS.replace(" RETURNING ", " ON CONFLICT DO NOTHING RETURNING ")
+assert "ON CONFLICT" in _INSERT_FIRED, "INSERT_JOBS no longer ends in RETURNING"
 _MOVE_CURSOR = (
     "UPDATE schedules SET last_tick = $1, next_fire_at = $2 "
     "WHERE id = $3 AND last_tick = $4 AND paused = 0"
@@ -67,12 +70,16 @@ class PostgresSchedules:
             rows = await conn.fetch(f"{_SELECT} ORDER BY created_at, id")
         return [schedule_from_row(r) for r in rows]
 
-    async def update_schedule(self, schedule: Schedule) -> None:
+    async def update_schedule(self, schedule: Schedule, cursor: float) -> bool:
         values = dict(zip(SCHEDULE_FIELDS, schedule_params(schedule), strict=True))
+        mutable = (values[c] for c in _MUTABLE)
         async with self._conn() as conn:
-            status = await conn.execute(_UPDATE, schedule.id, *(values[c] for c in _MUTABLE))
-        if status.endswith(" 0"):
-            raise NotFound("schedule not found", schedule_id=schedule.id)
+            status = await conn.execute(_UPDATE, schedule.id, cursor, *mutable)
+            if not status.endswith(" 0"):
+                return True
+            if await conn.fetchval("SELECT 1 FROM schedules WHERE id = $1", schedule.id):
+                return False
+        raise NotFound("schedule not found", schedule_id=schedule.id)
 
     async def delete_schedule(self, schedule_id: str) -> None:
         async with self._conn() as conn:
@@ -98,19 +105,16 @@ class PostgresSchedules:
     async def fire_schedule(
         self, schedule_id: str, cursor: float, tick: Tick, jobs: Sequence[NewJob]
     ) -> bool:
-        try:
-            async with self._tx() as conn:
-                status = await conn.execute(
-                    _MOVE_CURSOR, tick.tick, tick.next_fire_at, schedule_id, cursor
-                )
-                if status.endswith(" 0"):
-                    return False
-                if jobs:
-                    params = (new_job_params(j) for j in jobs)
-                    await conn.fetch(q.INSERT_JOBS, *(list(c) for c in zip(*params, strict=True)))
-                    await conn.execute(q.NOTIFY, "jobs")  # claimers on every replica look
-        except asyncpg.UniqueViolationError:
-            return False  # the tick's job exists: someone else fired it
+        async with self._tx() as conn:
+            status = await conn.execute(
+                _MOVE_CURSOR, tick.tick, tick.next_fire_at, schedule_id, cursor
+            )
+            if status.endswith(" 0"):
+                return False
+            if jobs:
+                params = (new_job_params(j) for j in jobs)
+                await conn.fetch(_INSERT_FIRED, *(list(c) for c in zip(*params, strict=True)))
+                await conn.execute(q.NOTIFY, "jobs")  # claimers on every replica look
         return True
 
     async def schedule_jobs(

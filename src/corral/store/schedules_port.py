@@ -19,8 +19,10 @@ class ScheduleStore(Protocol):
     async def list_schedules(self) -> list[Schedule]:
         """Every schedule, oldest first."""
 
-    async def update_schedule(self, schedule: Schedule) -> None:
-        """Replace every field but id, owner and creation time; ``NotFound`` if gone."""
+    async def update_schedule(self, schedule: Schedule, cursor: float) -> bool:
+        """Replace every field but id, owner and creation time, if the cursor is still
+        at ``cursor``; False (nothing written) when a tick moved it meanwhile, so the
+        caller re-reads and tries again. ``NotFound`` if gone."""
 
     async def delete_schedule(self, schedule_id: str) -> None:
         """``NotFound`` if gone; the jobs it fired stay, as history."""
@@ -36,8 +38,9 @@ class ScheduleStore(Protocol):
     ) -> bool:
         """Decide one tick: move the cursor from ``cursor`` to ``tick.tick`` and insert
         every job of ``jobs``, all or nothing. False, with nothing written, when another
-        replica decided the tick first (the cursor moved, or the tick's job exists)
-        or the schedule was paused or deleted meanwhile."""
+        replica decided the tick first (the cursor moved) or the schedule was paused
+        or deleted meanwhile. A job whose tick already has one is not inserted (the
+        unique key refuses it) while the cursor still moves past the tick."""
 
     async def schedule_jobs(
         self, schedule_id: str, limit: int, unfinished: bool = False

@@ -25,21 +25,21 @@ from corral.store.schedules_common import (
 )
 from corral.store.sqlite_engine import Readers, Writer
 
+# OR IGNORE: a tick that already has its job keeps that one (the unique key on
+# schedule and tick); job ids are fresh UUIDs, so nothing else can collide.
 _INSERT_JOB = (
-    f"INSERT INTO jobs ({', '.join(JOB_INSERT_COLUMNS)}) "
+    f"INSERT OR IGNORE INTO jobs ({', '.join(JOB_INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in JOB_INSERT_COLUMNS)})"
 )
 _SELECT = f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
 _MUTABLE = [c for c in SCHEDULE_FIELDS if c not in ("id", "owner_id", "created_at")]
-_UPDATE = f"UPDATE schedules SET {', '.join(f'{c} = ?' for c in _MUTABLE)} WHERE id = ?"
+_UPDATE = (
+    f"UPDATE schedules SET {', '.join(f'{c} = ?' for c in _MUTABLE)} WHERE id = ? AND last_tick = ?"
+)
 _MOVE_CURSOR = (
     "UPDATE schedules SET last_tick = ?, next_fire_at = ? "
     "WHERE id = ? AND last_tick = ? AND paused = 0"
 )
-
-
-class _TickTaken(Exception):
-    """Raised inside the write so the writer undoes the cursor's move."""
 
 
 class SqliteSchedules:
@@ -68,15 +68,19 @@ class SqliteSchedules:
         rows = await self._read(f"{_SELECT} ORDER BY created_at, id", ())
         return [schedule_from_row(r) for r in rows]
 
-    async def update_schedule(self, schedule: Schedule) -> None:
+    async def update_schedule(self, schedule: Schedule, cursor: float) -> bool:
         values = dict(zip(SCHEDULE_FIELDS, schedule_params(schedule), strict=True))
-        params = (*(values[c] for c in _MUTABLE), schedule.id)
+        params = (*(values[c] for c in _MUTABLE), schedule.id, cursor)
 
-        def op(conn: sqlite3.Connection) -> None:
-            if conn.execute(_UPDATE, params).rowcount == 0:
-                raise NotFound("schedule not found", schedule_id=schedule.id)
+        def op(conn: sqlite3.Connection) -> bool:
+            if conn.execute(_UPDATE, params).rowcount == 1:
+                return True
+            if conn.execute("SELECT 1 FROM schedules WHERE id = ?", (schedule.id,)).fetchone():
+                return False
+            raise NotFound("schedule not found", schedule_id=schedule.id)
 
-        await self._writer.submit(op)
+        updated: bool = await self._writer.submit(op)
+        return updated
 
     async def delete_schedule(self, schedule_id: str) -> None:
         def op(conn: sqlite3.Connection) -> None:
@@ -106,18 +110,10 @@ class SqliteSchedules:
         def op(conn: sqlite3.Connection) -> bool:
             if conn.execute(_MOVE_CURSOR, move).rowcount != 1:
                 return False
-            try:
-                conn.executemany(_INSERT_JOB, [new_job_params(j) for j in jobs])
-            except sqlite3.IntegrityError:
-                raise _TickTaken from None
+            conn.executemany(_INSERT_JOB, [new_job_params(j) for j in jobs])
             return True
 
-        try:
-            won: bool = await self._writer.submit(op)
-        except _TickTaken:
-            return False
-        except AlreadyExists:
-            return False
+        won: bool = await self._writer.submit(op)
         return won
 
     async def schedule_jobs(
