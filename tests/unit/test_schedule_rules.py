@@ -57,7 +57,7 @@ def test_five_and_six_field_expressions_are_accepted_others_refused() -> None:
         1_800_000_020.0,
         1_800_000_030.0,
     ]
-    for bad in ("* * * *", "* * * * * * *", "61 * * * *", "@reboot", "not cron at all"):
+    for bad in ("* * * *", "* * * * * * *", "61 * * * *", "@reboot", "not cron", "0 0 30 2 *"):
         with pytest.raises(InvalidInput) as err:
             Cron.parse(bad, "UTC")
         assert err.value.context["field"] == "cron"

@@ -41,9 +41,13 @@ class Cron:
                 field="cron",
             )
         try:
-            croniter(text, datetime.now(UTC), second_at_beginning=True)
+            it = croniter(text, datetime.now(UTC), second_at_beginning=True)
         except (CroniterError, ValueError, KeyError) as exc:
             raise InvalidInput(f"invalid cron expression {text!r}: {exc}", field="cron") from None
+        try:  # valid fields can still name a day that never comes (30 February)
+            it.get_next(float)
+        except (CroniterError, ValueError) as exc:
+            raise InvalidInput(f"cron {text!r} never fires: {exc}", field="cron") from None
         zone_of(timezone)
         return cls(text, timezone)
 
