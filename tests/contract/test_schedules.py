@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from corral.domain.jobs import JobDraft, JobSpec
+from corral.domain.jobs import JobDraft, JobSpec, Outcome
 from corral.domain.principals import Principal, Role
 from corral.domain.schedules import CatchUp, Overlap
 from corral.domain.states import JobStatus
@@ -31,6 +31,7 @@ from corral.services.schedules import ScheduleChanges, ScheduleInput, ScheduleSe
 from corral.store.base import Store
 from corral.store.postgres import PostgresStore
 from corral.store.sqlite import SqliteStore
+from tests.contract.contract_support import POLICY, claim_request, ref
 
 T0 = 1_800_000_000.0  # a whole second, so every-second ticks fall on T0 + n
 OWNER = Principal(id="owner-1", name="owner", role=Role.SUBMITTER)
@@ -134,12 +135,15 @@ async def test_overlap_skip_passes_ticks_over_while_the_previous_run_is_unfinish
     schedule_id = await _create(a, overlap=Overlap.SKIP)
     clock[0] = T0 + 1
     [first] = await a.scheduler.run_once(clock[0])
-    for n in (2, 3):
-        clock[0] = T0 + n
-        assert await a.scheduler.run_once(clock[0]) == []  # still pending: skipped
-    await store.cancel(first.id, clock[0])  # the previous run ends
+    clock[0] = T0 + 2
+    assert await a.scheduler.run_once(clock[0]) == []  # still pending: skipped
+    [running] = await store.claim(claim_request(), clock[0])
+    assert running.id == first.id
+    clock[0] = T0 + 3
+    assert await a.scheduler.run_once(clock[0]) == []  # running: skipped
+    await store.finish(first.id, ref(), Outcome(JobStatus.COMPLETED, 0), clock[0], POLICY)
     clock[0] = T0 + 4
-    assert len(await a.scheduler.run_once(clock[0])) == 1
+    assert len(await a.scheduler.run_once(clock[0])) == 1  # the previous run ended
     assert await _ticks(store, schedule_id) == [T0 + 1, T0 + 4]
 
 
