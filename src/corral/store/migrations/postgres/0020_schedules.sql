@@ -25,3 +25,7 @@ ALTER TABLE jobs ADD COLUMN schedule_id TEXT;
 ALTER TABLE jobs ADD COLUMN scheduled_for double precision;
 CREATE UNIQUE INDEX jobs_schedule_tick ON jobs (schedule_id, scheduled_for)
     WHERE schedule_id IS NOT NULL;
+-- A schedule's unfinished runs, read before every tick of an overlap-checking
+-- schedule: only the queue's few rows, however long its history grows.
+CREATE INDEX jobs_schedule_unfinished ON jobs (schedule_id, scheduled_for)
+    WHERE schedule_id IS NOT NULL AND status IN ('pending', 'running');
