@@ -134,7 +134,7 @@ class ScheduleService:
         if changes.job is not None:
             await self._jobs.check_drafts(schedule.owner_id, [changes.job])
         now = await self._scheduler.now()
-        if any(name in fields for name in _RESTARTING):
+        if any(name in fields and fields[name] != getattr(schedule, name) for name in _RESTARTING):
             changed = restart_from(changed, now)
         else:  # the jitter may have moved the next tick's due time
             changed = restart_from(changed, changed.last_tick)
