@@ -74,11 +74,12 @@ async def pair(store: Store, clock: Clock) -> AsyncIterator[tuple[Replica, Repli
     other = _same_database(store)
     if other is not store:
         await other.open()
+    replicas = _replica(store, clock), _replica(other, clock)
     try:
-        yield _replica(store, clock), _replica(other, clock)
+        yield replicas
     finally:
-        if other is not store:
-            await other.close()
+        if replicas[1].store is not store:  # the one open now (a test may restart it)
+            await replicas[1].store.close()
 
 
 async def _create(replica: Replica, **fields: object) -> str:
