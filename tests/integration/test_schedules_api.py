@@ -61,8 +61,8 @@ def _wait_for_jobs(http: httpx.Client, schedule_id: str, count: int) -> list[dic
         ({"cron": "61 * * * *"}, "cron"),
         ({"timezone": "Nowhere/Atlantis"}, "timezone"),
         ({"job": {"binary_url": "https://example.com/x"}}, "job.type"),
-        ({"job": {"command": "   "}}, "command"),
-        ({"job": {"command": "true", "project_id": "no-such-project"}}, "project_id"),
+        ({"job": {"command": "   "}}, "job.command"),
+        ({"job": {"command": "true", "project_id": "no-such-project"}}, "job.project_id"),
         ({"overlap": "sometimes"}, "overlap"),
         ({"jitter_seconds": -1}, "jitter_seconds"),
     ],
@@ -74,7 +74,7 @@ def test_item15_bad_schedules_are_a_400_naming_the_field(
     with server.client() as http:
         answer = http.post(f"{API}/schedules", json=full)
     assert answer.status_code == 400, answer.text
-    assert field in str(answer.json()["context"].get("field", "")) + answer.json()["error"]
+    assert field in str(answer.json()["context"].get("field", ""))
 
 
 def test_item15_a_schedule_fires_jobs_that_carry_its_id_and_tick(server: LiveServer) -> None:

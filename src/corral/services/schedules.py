@@ -16,7 +16,7 @@ from corral.auth.policy import Action, require
 from corral.domain.jobs import Job, JobDraft
 from corral.domain.principals import Principal
 from corral.domain.schedules import CatchUp, Overlap, Schedule, restart_from, validate
-from corral.errors import Conflict, NotFound
+from corral.errors import Conflict, InvalidInput, NotFound
 from corral.services.jobs import JobService
 from corral.services.scheduler import SCHEDULES, Scheduler
 from corral.store.base import Store
@@ -77,7 +77,7 @@ class ScheduleService:
     async def create(self, principal: Principal, given: ScheduleInput) -> ScheduleView:
         require(principal, Action.SUBMIT)
         cron = validate(given.name, given.cron, given.timezone, given.jitter_seconds)
-        await self._jobs.check_drafts(principal.id, [given.job])
+        await self._check_job(principal.id, given.job)
         now = await self._scheduler.now()
         fresh = Schedule(
             id=str(uuid.uuid4()),
@@ -132,7 +132,7 @@ class ScheduleService:
         cron = validate(changed.name, changed.cron, changed.timezone, changed.jitter_seconds)
         changed = dataclasses.replace(changed, cron=cron.expression)
         if changes.job is not None:
-            await self._jobs.check_drafts(schedule.owner_id, [changes.job])
+            await self._check_job(schedule.owner_id, changes.job)
         now = await self._scheduler.now()
         if any(name in fields and fields[name] != getattr(schedule, name) for name in _RESTARTING):
             changed = restart_from(changed, now)
@@ -146,6 +146,15 @@ class ScheduleService:
         require(principal, Action.CANCEL, owner_id=schedule.owner_id)
         await self._store.delete_schedule(schedule_id)
         await self._changed()
+
+    async def _check_job(self, owner_id: str, job: JobDraft) -> None:
+        """The submit's own checks, errors named under ``job.`` as the body nests it."""
+        try:
+            await self._jobs.check_drafts(owner_id, [job])
+        except InvalidInput as exc:
+            field = exc.context.get("field")
+            context = {**exc.context, "field": f"job.{field}" if field else "job"}
+            raise InvalidInput(f"job: {exc.message}", **context) from exc
 
     async def _find(self, principal: Principal, schedule_id: str) -> Schedule:
         require(principal, Action.READ)
