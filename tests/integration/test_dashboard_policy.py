@@ -59,6 +59,10 @@ DASHBOARD: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {
     ("GET", "/tokens"): ("redirect", "page", "page", "page", 403),
     ("POST", "/tokens"): ("redirect", 403, 403, 403, 403),  # without the CSRF token
     ("POST", "/tokens/{token_id}/revoke"): ("redirect", 403, 403, 403, 403),  # without CSRF
+    # --- schedules ---
+    ("GET", "/schedules"): ("redirect", "page", "page", "page", 403),
+    ("POST", "/schedules/{schedule_id}/pause"): ("redirect", 403, 403, 403, 403),  # no CSRF token
+    ("POST", "/schedules/{schedule_id}/resume"): ("redirect", 403, 403, 403, 403),  # likewise
 }
 
 
@@ -116,6 +120,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             PATH_PARAMS["user_id"] = next(u["id"] for u in users if u["role"] == "viewer")
             token = http.post("/api/v1/admin/tokens", json={"role": "viewer", "name": "walk"})
             PATH_PARAMS["token_id"] = token.json()["id"]
+            body = {"name": "walk", "cron": "0 0 1 1 *", "job": {"command": "true"}}
+            schedule = http.post("/api/v1/schedules", json=body)
+            assert schedule.status_code == 201, schedule.text
+            PATH_PARAMS["schedule_id"] = schedule.json()["id"]
         yield live
 
 

@@ -140,13 +140,19 @@ POLICY: dict[RouteKey, Rule] = {
     ("GET", "/api/v1/jobs/{job_id}/output/follow"): READ,
     ("GET", "/api/v1/jobs/{job_id}/output/interleaved"): READ.but(other_user=OK),
     ("POST", "/api/v1/jobs/{job_id}/resubmit"): SUBMIT.but(other_user=403),
-    # native: dependencies and workflows (issue 15); a worker reads only the dependencies
+    # native: dependencies and workflows; a worker reads only the dependencies
     # of a job whose lease it holds (the walk's job is nobody's lease: 403)
     ("GET", "/api/v1/jobs/{job_id}/dependencies"): READ,
     ("POST", "/api/v1/workflows"): SUBMIT,
     ("GET", "/api/v1/workflows"): READ,
     ("GET", "/api/v1/workflows/{workflow_id}"): READ,
     ("DELETE", "/api/v1/workflows/{workflow_id}"): SUBMIT.but(other_user=403),
+    # native: schedules (owners and admins change or delete one)
+    ("POST", "/api/v1/schedules"): SUBMIT,
+    ("GET", "/api/v1/schedules"): READ,
+    ("GET", "/api/v1/schedules/{schedule_id}"): READ.but(other_user=OK),
+    ("PATCH", "/api/v1/schedules/{schedule_id}"): SUBMIT.but(other_user=403),
+    ("DELETE", "/api/v1/schedules/{schedule_id}"): SUBMIT.but(other_user=403),
     # native: executors (another worker's lease: 409, the attempt is not its own)
     ("POST", "/api/v1/jobs/claim"): EXECUTE,
     ("PUT", "/api/v1/jobs/{job_id}/heartbeat"): EXECUTE.but(other_worker=409),
@@ -260,6 +266,7 @@ DESTRUCTIVE: frozenset[RouteKey] = frozenset(
         ("POST", "/api/auth/logout"),
         ("POST", "/api/auth/refresh"),
         ("DELETE", "/api/v1/jobs/{job_id}"),
+        ("DELETE", "/api/v1/schedules/{schedule_id}"),
         ("POST", "/api/v1/jobs/bulk/cancel"),
         ("PUT", "/api/v1/jobs/{job_id}/complete"),
         ("PUT", "/api/v1/jobs/{job_id}/fail"),
@@ -334,6 +341,7 @@ CMD = {WORKER: "cmd-w1", OTHER_WORKER: "cmd-w2"}  # CMD Executor workers with bo
 CMD_TAG = "walk-cmd"
 PARKED = "walk-parked"  # a label no claim names: what the walk submits stays pending
 PARKED_JOB = {"command": "echo hi", "labels": [PARKED]}
+YEARLY = {"name": "walk", "cron": "0 0 1 1 *", "job": PARKED_JOB, "paused": True}
 # TaskDriver: the agent's project, whose queue the walk keeps empty (every task in it is
 # leased as soon as it is made), the project the walk's tasks go to, and another one.
 AGENT_NAME = "walk-agent"  # the agent session's name, in the agents' project
@@ -412,6 +420,7 @@ class World:
         self.tasks: set[str] = set()  # of the intake project (all of them are in ``jobs`` too)
         # the objects, made by prepare()
         self.file_id = self.filename = self.owned_job = self.cmd_held = ""
+        self.owned_schedule = ""  # submitter A's, on a timetable that never fires in a walk
         self.done_job = self.artifact_id = self.patch_target = ""
         self.owned_workflow = ""  # submitter A's workflow, made by the first walk needing it
         self.held = self.other_held = Held("", 0)
@@ -593,6 +602,18 @@ class World:
             return self.submit(bearer(self.jwt[SUBMITTER]))
         return self.owned_job
 
+    def schedule(self, headers: dict[str, str]) -> str:
+        schedule_id: str = self.ok("POST", "/api/v1/schedules", headers, json=YEARLY)["id"]
+        return schedule_id
+
+    def changeable_schedule(self, caller: Caller) -> str:
+        """A schedule the caller may change if the table lets it; else submitter A's."""
+        if caller.role == SUBMITTER:
+            return self.schedule(self.credentials(caller, "/api/v1/"))
+        if caller.role == ADMIN:
+            return self.schedule(bearer(self.jwt[SUBMITTER]))
+        return self.owned_schedule
+
     def reportable(self, caller: Caller) -> Held:
         return self.fresh_held() if caller.role in (WORKER, ADMIN) else self.held
 
@@ -621,6 +642,7 @@ class World:
         stored = self.ok("POST", "/api/v1/files", a, files=files)
         self.file_id, self.filename = stored["id"], stored["filename"]
         self.owned_job = self.submit(a)
+        self.owned_schedule = self.schedule(a)
         self.submit(self.admin, labels=["walk-held"], input_file_id=self.file_id, lease_seconds=600)
         self.held = self.claim(WORKER, "walk-held")
         self.submit(self.admin, labels=["walk-held-2"], lease_seconds=600)
@@ -811,6 +833,10 @@ def _submit_bulk(w: World, c: Caller) -> Call:
     return Call("POST", "/api/v1/jobs/bulk", json=[PARKED_JOB, PARKED_JOB], on_success=record)
 
 
+static("POST", "/api/v1/schedules", json=YEARLY)
+static("GET", "/api/v1/schedules")
+
+
 @request("POST", "/api/jobs/submit")
 def _cmd_submit(w: World, c: Caller) -> Call:
     return Call(
@@ -856,6 +882,22 @@ def _resubmit(w: World, c: Caller) -> Call:
 @request("DELETE", "/api/v1/jobs/{job_id}")
 def _cancel(w: World, c: Caller) -> Call:
     return Call("DELETE", f"/api/v1/jobs/{w.cancellable(c)}")
+
+
+@request("GET", "/api/v1/schedules/{schedule_id}")
+def _schedule(w: World, c: Caller) -> Call:
+    return Call("GET", f"/api/v1/schedules/{w.owned_schedule}")
+
+
+@request("PATCH", "/api/v1/schedules/{schedule_id}")
+def _change_schedule(w: World, c: Caller) -> Call:
+    url = f"/api/v1/schedules/{w.changeable_schedule(c)}"
+    return Call("PATCH", url, json={"name": "walked"})
+
+
+@request("DELETE", "/api/v1/schedules/{schedule_id}")
+def _delete_schedule(w: World, c: Caller) -> Call:
+    return Call("DELETE", f"/api/v1/schedules/{w.changeable_schedule(c)}")
 
 
 @request("POST", "/api/v1/jobs/bulk/cancel")

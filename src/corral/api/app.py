@@ -35,6 +35,7 @@ from corral.api.dialects.taskdriver import routes_tasks as td_tasks
 from corral.api.dialects.taskdriver.errors import TaskDriverRoute
 from corral.api.headers import CORS_EXPOSED, ResponseHeaders
 from corral.api.native import executing, files, fleet, jobs, tokens, users, workflows
+from corral.api.native import schedules as native_schedules
 from corral.api.native.errors import NativeRoute, from_validation
 from corral.api.ratelimit import RateLimits
 from corral.api.responses import JSON
@@ -96,6 +97,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
         td_projects.router,
         td_task_types.router,
         td_tasks.router,
+        native_schedules.router,
     )
     for router in routers:
         app.include_router(router)

@@ -88,6 +88,12 @@ RIGHTS: dict[tuple[str, str], Right] = {
     ("GET", "/api/v1/admin/users"): ADMIN,
     ("POST", "/api/v1/admin/users"): ADMIN,
     ("PATCH", "/api/v1/admin/users/{user_id}"): ADMIN,
+    # native: schedules (owners and admins change them: the service checks the owner)
+    ("POST", "/api/v1/schedules"): SUBMIT,
+    ("GET", "/api/v1/schedules"): READ,
+    ("GET", "/api/v1/schedules/{schedule_id}"): READ,
+    ("PATCH", "/api/v1/schedules/{schedule_id}"): CANCEL,
+    ("DELETE", "/api/v1/schedules/{schedule_id}"): CANCEL,
     # CMD Executor
     ("POST", "/api/workers/register"): REGISTER,
     ("POST", "/api/workers/heartbeat"): EXECUTE,

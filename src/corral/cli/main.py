@@ -10,6 +10,7 @@ from corral.cli import (
     files_cmd,
     jobs_cmd,
     logs_cmd,
+    schedule_cmd,
     server_cmd,
     token_cmd,
     user_cmd,
@@ -49,7 +50,16 @@ server_cmd.register(app)
 token_cmd.register(app)
 user_cmd.register(app)
 auth_cmd.register(app)
-for _module in (worker_cmd, jobs_cmd, logs_cmd, workers_cmd, files_cmd, watch_cmd, workflow_cmd):
+for _module in (
+    worker_cmd,
+    jobs_cmd,
+    logs_cmd,
+    workers_cmd,
+    files_cmd,
+    watch_cmd,
+    workflow_cmd,
+    schedule_cmd,
+):
     _module.register(app)
 
 

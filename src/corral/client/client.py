@@ -10,7 +10,7 @@ HTTP status (0 when the server could not be reached); see ``errors.py``.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -87,6 +87,24 @@ class JsonClient:
     def remove_executor(self, executor_id: str) -> dict[str, Any]:
         """Forget a worker and revoke its worker-bound tokens (admins)."""
         return self._object("DELETE", f"/executors/{executor_id}")
+
+    # ---- schedules ---------------------------------------------------------
+
+    def create_schedule(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``body``: name, cron, job (a submit body) and the optional schedule fields."""
+        return self._object("POST", "/schedules", json=dict(body))
+
+    def schedules(self) -> builtins.list[dict[str, Any]]:
+        return self._array("GET", "/schedules")
+
+    def schedule(self, schedule_id: str) -> dict[str, Any]:
+        return self._object("GET", f"/schedules/{schedule_id}")
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> dict[str, Any]:
+        return self._object("PATCH", f"/schedules/{schedule_id}", json=changes)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self._json("DELETE", f"/schedules/{schedule_id}")
 
     # ---- files -----------------------------------------------------------------------
 

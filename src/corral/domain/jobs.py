@@ -182,6 +182,8 @@ class NewJob:
     depends_on: tuple[str, ...] = ()  # ids of jobs it waits for (domain.dependencies)
     run_if: RunIf = RunIf.SUCCESS
     workflow_id: str | None = None
+    schedule_id: str | None = None  # fired by this schedule...
+    scheduled_for: float | None = None  # ...for this tick (unique per schedule)
 
     def stored(self, seq: int) -> Job:
         """The job as it reads back right after insertion."""
@@ -201,6 +203,8 @@ class NewJob:
             blocked=bool(self.depends_on),
             run_if=self.run_if if self.depends_on else None,
             workflow_id=self.workflow_id,
+            schedule_id=self.schedule_id,
+            scheduled_for=self.scheduled_for,
         )
 
     def validate(self) -> None:
@@ -257,6 +261,8 @@ class Job:
     run_if: RunIf | None = None  # None: it depends on nothing
     workflow_id: str | None = None
     has_dependants: bool = False  # its end may start or cancel other jobs
+    schedule_id: str | None = None  # the schedule that fired it, if any
+    scheduled_for: float | None = None  # the tick it was fired for, not its submit time
 
     @property
     def terminal(self) -> bool:

@@ -25,6 +25,8 @@ from corral.services.rates import RateService
 from corral.services.reaper import Reaper
 from corral.services.relay import relay_changes, relay_job_topics
 from corral.services.reports import ReportService
+from corral.services.scheduler import Scheduler
+from corral.services.schedules import ScheduleService
 from corral.services.sessions import SessionService
 from corral.services.stats import StatsService, WaitEstimator
 from corral.services.streams import StreamSlots
@@ -67,6 +69,7 @@ class Services:
     _forgetter: asyncio.Task[None] | None = None
     _relay: asyncio.Task[None] | None = None
     _job_relay: asyncio.Task[None] | None = None
+    _scheduling: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         cap = self.settings.output_cap
@@ -101,6 +104,8 @@ class Services:
             quota=self.settings.upload_quota_bytes,
         )
         self.streams = StreamSlots(self.settings.max_streams_per_principal)
+        self.scheduler = Scheduler(self.store, self.hub, self.metrics)
+        self.schedules = ScheduleService(self.store, self.jobs, self.scheduler)
 
     async def start(self) -> None:
         await self.store.open()
@@ -122,6 +127,10 @@ class Services:
         self._forgetter = asyncio.create_task(
             self._sweep_idempotency_forever(), name="corral-idempotency-sweeper"
         )
+        self.store.add_listener(self.scheduler.heard)  # schedules changed on another replica
+        self._scheduling = asyncio.create_task(
+            self.scheduler.run_forever(), name="corral-scheduler"
+        )
         if self.store.backend == "postgres":  # a SQLite file has one process: nobody to tell
             self._relay = asyncio.create_task(
                 relay_changes(self.hub, self.store), name="corral-relay"
@@ -139,6 +148,7 @@ class Services:
             self._forgetter,
             self._relay,
             self._job_relay,
+            self._scheduling,
         )
         for task in tasks:
             if task is not None:

@@ -121,6 +121,15 @@ class JobService:
             await asyncio.sleep(0)
         return Submitted(jobs)
 
+    async def check_drafts(self, owner_id: str, drafts: Sequence[JobDraft]) -> None:
+        """Every check ``submit`` makes before storing, for drafts kept to be submitted
+        later (a schedule's job): a bad one is a 400 now, not a failed tick later."""
+        new_jobs = [d.to_new_job("draft", owner_id, time.time()) for d in drafts]
+        for job in new_jobs:
+            job.validate()
+        await self._check_input_files(new_jobs)
+        await self._check_projects(new_jobs)
+
     async def _check_input_files(self, new_jobs: Sequence[NewJob]) -> None:
         """An ``input_file_id`` must name a stored, unexpired file: a 400 now, not a
         failed job later."""

@@ -23,6 +23,7 @@ from corral.domain.sessions import AgentSession
 from corral.domain.states import JobStatus
 from corral.domain.workers import Executor, ExecutorInfo
 from corral.errors import CorralError
+from corral.store.schedules_port import ScheduleStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +222,7 @@ RenderFn = Callable[[Sequence[Job]], bytes]
 Listener = Callable[[str], None]
 
 
-class Store(Protocol):
+class Store(ScheduleStore, Protocol):
     backend: str
 
     async def open(self) -> None:

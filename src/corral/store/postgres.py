@@ -58,6 +58,7 @@ from corral.store.postgres_fleet import PostgresFleet
 from corral.store.postgres_idempotency import PostgresIdempotency
 from corral.store.postgres_pages import PostgresPages
 from corral.store.postgres_projects import PostgresProjects
+from corral.store.postgres_schedules import PostgresSchedules
 from corral.store.postgres_sessions import PostgresSessions
 from corral.store.postgres_users import PostgresUsers
 from corral.store.rows import (
@@ -88,6 +89,7 @@ class PostgresStore(
     PostgresIdempotency,
     PostgresProjects,
     PostgresPages,
+    PostgresSchedules,
     SharedOperations,
 ):
     """``Store`` on a PostgreSQL database shared by any number of dispatchers; files live

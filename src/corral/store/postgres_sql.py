@@ -72,6 +72,8 @@ _INSERT_TYPES = (
     "int4",
     "text",
     "text",
+    "text",  # schedule_id
+    "float8",  # scheduled_for
 )
 _INSERT_ARGS = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_INSERT_TYPES))
 _INSERT_NAMES = ", ".join(f"c_{c}" for c in JOB_INSERT_COLUMNS)

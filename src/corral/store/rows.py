@@ -38,7 +38,7 @@ JOB_COLUMNS = (
     "max_retries, lease_seconds, attempt, releases, executor_id, executor_ip, lease_principal_id, "
     "run_after, lease_expires_at, created_at, started_at, finished_at, exit_code, "
     "error_message, result, cancel_requested, stdout_size, stdout_truncated, "
-    "stderr_size, stderr_truncated, run_if, workflow_id, dependants"
+    "stderr_size, stderr_truncated, run_if, workflow_id, dependants, schedule_id, scheduled_for"
 )
 # A job waiting for its dependencies is stored as 'blocked' (outside the claim
 # indexes) and read back as pending with ``blocked=True``.
@@ -66,6 +66,8 @@ JOB_INSERT_COLUMNS = (
     "placed",
     "run_if",
     "workflow_id",
+    "schedule_id",
+    "scheduled_for",
 )
 
 
@@ -139,6 +141,8 @@ def new_job_params(job: NewJob) -> tuple[Any, ...]:
         *placement_params(job.spec),
         job.run_if.value if job.depends_on else None,
         job.workflow_id,
+        job.schedule_id,
+        job.scheduled_for,
     )
 
 
@@ -182,6 +186,8 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
         run_if=RunIf(row["run_if"]) if row["run_if"] else None,
         workflow_id=row["workflow_id"],
         has_dependants=row["dependants"] > 0,
+        schedule_id=row["schedule_id"],
+        scheduled_for=row["scheduled_for"],
     )
 
 

@@ -51,6 +51,7 @@ from corral.store.sqlite_fleet import SqliteFleet
 from corral.store.sqlite_idempotency import SqliteIdempotency
 from corral.store.sqlite_pages import SqlitePages
 from corral.store.sqlite_projects import SqliteProjects
+from corral.store.sqlite_schedules import SqliteSchedules
 from corral.store.sqlite_sessions import SqliteSessions
 from corral.store.sqlite_users import SqliteUsers
 
@@ -97,6 +98,7 @@ class SqliteStore(
     SqliteIdempotency,
     SqliteProjects,
     SqlitePages,
+    SqliteSchedules,
     SharedOperations,
 ):
     """``Store`` on one SQLite file in WAL mode; files live in ``sqlite_files``, accounts

@@ -14,6 +14,7 @@ from corral.api.dashboard import (
     routes_fleet,
     routes_home,
     routes_job,
+    routes_schedules,
     routes_submit,
     routes_workflows,
 )
@@ -28,6 +29,7 @@ ROUTERS = (
     routes_fleet.router,
     routes_accounts.router,
     routes_workflows.router,
+    routes_schedules.router,
 )
 
 

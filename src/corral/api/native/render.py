@@ -58,6 +58,8 @@ def summary(job: Job) -> dict[str, Any]:
         "batch_id": job.batch_id,
         "blocked": job.blocked,
         "workflow_id": job.workflow_id,
+        "schedule_id": job.schedule_id,  # fired by this schedule, for this tick
+        "scheduled_for": iso(job.scheduled_for),
     }
 
 
