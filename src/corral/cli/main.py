@@ -7,6 +7,7 @@ import typer
 from corral.cli import (
     files_cmd,
     jobs_cmd,
+    mcp_cmd,
     server_cmd,
     token_cmd,
     user_cmd,
@@ -25,7 +26,7 @@ app = typer.Typer(
 server_cmd.register(app)
 token_cmd.register(app)
 user_cmd.register(app)
-for _module in (worker_cmd, jobs_cmd, files_cmd, watch_cmd):
+for _module in (worker_cmd, jobs_cmd, files_cmd, watch_cmd, mcp_cmd):
     _module.register(app)
 
 

@@ -53,6 +53,7 @@ def server(
 
     from corral.api.app import create_app
     from corral.api.serving import serve
+    from corral.mcp.http import install as install_mcp
 
     try:
         settings = ServerSettings(
@@ -80,4 +81,6 @@ def server(
         port,
         extra={"action": "server_start"},
     )
-    serve(create_app(settings), settings)  # returns once stopped (SIGINT, SIGTERM): status 0
+    app = create_app(settings)
+    install_mcp(app)  # /mcp: the MCP face (docs/mcp.md)
+    serve(app, settings)  # returns once stopped (SIGINT, SIGTERM): status 0

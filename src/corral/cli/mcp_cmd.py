@@ -1,0 +1,46 @@
+"""`corral mcp`: Corral as a stdio MCP server for desktop agent clients (docs/mcp.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("mcp")(mcp)
+
+
+def mcp(
+    server: str = typer.Option(
+        ..., "--server", envvar="CORRAL_SERVER", help="The dispatcher's URL (any replica)."
+    ),
+    token_file: Path = typer.Option(
+        ...,
+        "--token-file",
+        envvar="CORRAL_TOKEN_FILE",
+        help="A file holding the API token the agent acts with (e.g. an agent token).",
+    ),
+) -> None:
+    """Serve MCP over stdin/stdout, forwarding to the dispatcher's /mcp endpoint."""
+    import anyio
+
+    from corral.mcp.stdio import serve
+
+    try:
+        token = token_file.read_text().strip()
+    except OSError as exc:
+        typer.echo(f"error: cannot read {token_file}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
+    if not token:
+        typer.echo(f"error: {token_file} is empty", err=True)
+        raise typer.Exit(2)
+    try:
+        anyio.run(serve, server, token)
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:
+        from corral.mcp.stdio import endpoint
+
+        typer.echo(f"error: MCP session with {endpoint(server)} failed: {exc}", err=True)
+        raise typer.Exit(1) from None

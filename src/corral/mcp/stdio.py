@@ -1,0 +1,100 @@
+"""``corral mcp``: a stdio MCP server that is a proxy of a dispatcher's ``/mcp``.
+
+Desktop agent clients start MCP servers as subprocesses and speak to them over
+stdin/stdout. This process holds one MCP session with the dispatcher named by
+``--server`` (any replica: it only needs HTTP) and forwards listings, tool
+calls and prompts to it unchanged. The tools, their checks and their answers
+are therefore exactly those of ``/mcp``: one tool set, one behaviour, the
+policy and the rate limits applied once, in the dispatcher.
+
+A failure to reach the dispatcher mid-session (network, a revoked token, a
+rate limit) comes back as a tool result flagged ``isError`` naming it, so the
+agent reads why instead of losing its MCP server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp_types as types
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server import Server, ServerRequestContext
+from mcp.server.stdio import stdio_server
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+
+from corral import __version__
+from corral.mcp.server import INSTRUCTIONS
+
+
+def endpoint(server_url: str) -> str:
+    return server_url.rstrip("/") + "/mcp"
+
+
+class Proxy:
+    """The stdio server's handlers, each one call to the upstream session."""
+
+    def __init__(self, upstream: Client) -> None:
+        self._up = upstream
+
+    async def list_tools(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return await self._up.list_tools(cursor=params.cursor if params else None)
+
+    async def call_tool(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        try:
+            return await self._up.call_tool(params.name, params.arguments or {})
+        except MCPError:
+            raise
+        except Exception as exc:  # the dispatcher could not be asked: say so, as a result
+            text = f"unavailable: the Corral dispatcher did not answer ({_reason(exc)})"
+            return types.CallToolResult(
+                content=[types.TextContent(type="text", text=text)], is_error=True
+            )
+
+    async def list_prompts(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        return await self._up.list_prompts(cursor=params.cursor if params else None)
+
+    async def get_prompt(
+        self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        return await self._up.get_prompt(params.name, params.arguments)
+
+    def server(self) -> Server[Any]:
+        return Server(
+            "corral",
+            title="Corral",
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            on_list_tools=self.list_tools,
+            on_call_tool=self.call_tool,
+            on_list_prompts=self.list_prompts,
+            on_get_prompt=self.get_prompt,
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost message of an exception group (anyio wraps transport errors)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return str(exc) or type(exc).__name__
+
+
+async def serve(server_url: str, token: str) -> None:
+    """Open the upstream session first (a bad URL or token fails here, at start), then
+    serve stdin/stdout until the client closes them."""
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    async with http:
+        transport = streamable_http_client(endpoint(server_url), http_client=http)
+        # "legacy": the initialize handshake opens a session, which keeps the agent
+        # name this client works under from one call to the next.
+        async with Client(transport, mode="legacy") as upstream:
+            server = Proxy(upstream).server()
+            async with stdio_server() as (read, write):
+                await server.run(read, write, server.create_initialization_options())
