@@ -78,7 +78,9 @@ def allowed(principal: Principal | None, right: Right | None) -> bool:
     return right == ANYONE or may_call(principal, right)
 
 
-def _listed(result: HandlerResult, key: str, rights: dict[str, Right], who: Principal | None) -> Any:
+def _listed(
+    result: HandlerResult, key: str, rights: dict[str, Right], who: Principal | None
+) -> Any:
     if isinstance(result, dict) and isinstance(result.get(key), list):
         items = result[key]
         result[key] = [i for i in items if allowed(who, rights.get(str(i.get("name"))))]
@@ -94,7 +96,9 @@ def refusal(name: str, principal: Principal | None) -> CallToolResult:
 class ScopedAccess:
     """Server middleware: filters ``tools/list``/``prompts/list``, gates their calls."""
 
-    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
         who = principal_of_request(ctx.request)
         name = str((ctx.params or {}).get("name", ""))
         if ctx.method == "tools/call" and not allowed(who, TOOL_RIGHTS.get(name)):
@@ -102,10 +106,9 @@ class ScopedAccess:
         if ctx.method == "prompts/get" and not allowed(who, PROMPT_RIGHTS.get(name)):
             message = f"forbidden: this token may not use the prompt {name}"
             raise MCPError(code=INVALID_PARAMS, message=message)
-        result = await call_next(ctx)
+        result: HandlerResult = await call_next(ctx)
         if ctx.method == "tools/list":
             return _listed(result, "tools", TOOL_RIGHTS, who)
         if ctx.method == "prompts/list":
             return _listed(result, "prompts", PROMPT_RIGHTS, who)
         return result
-

@@ -37,7 +37,7 @@ def register(server: MCPServer, services: Services) -> None:
         command: str,
         ctx: Context,
         labels: list[str] | None = None,
-        timeout: int = 3600,
+        timeout: int = 3600,  # noqa: ASYNC109 (the tool's argument: the job's time limit)
         env: dict[str, str] | None = None,
         resources: dict[str, Any] | None = None,
     ) -> str:
@@ -68,7 +68,7 @@ def register(server: MCPServer, services: Services) -> None:
             return dump({**body, "attempts": [render.attempt(a) for a in details.attempts]})
 
     @server.tool(structured_output=False)
-    async def wait_for_job(jobId: str, ctx: Context, timeout: float = 30) -> str:
+    async def wait_for_job(jobId: str, ctx: Context, timeout: float = 30) -> str:  # noqa: ASYNC109
         """Wait until a job finishes, up to timeout seconds (at most 60). Returns at once
         when it finishes, else the status so far (finished: false): call it again
         rather than polling get_job."""
@@ -90,9 +90,7 @@ def register(server: MCPServer, services: Services) -> None:
         """A job's output: the last `lines` lines (default 50), or the bytes from `offset`
         on (then `nextOffset` continues). At most maxBytes (64 KiB) per call."""
         with tool_errors():
-            return dump(
-                await _tail(services, caller(ctx), jobId, stream, lines, offset, maxBytes)
-            )
+            return dump(await _tail(services, caller(ctx), jobId, stream, lines, offset, maxBytes))
 
     @server.tool(structured_output=False)
     async def cancel_job(jobId: str, ctx: Context) -> str:

@@ -100,9 +100,7 @@ def register(server: MCPServer, services: Services) -> None:
                 )
             )
             project_id = await projects.project_id_of(projectId)
-            view = await projects.update_project(
-                caller(ctx).principal, project_id, body.changes()
-            )
+            view = await projects.update_project(caller(ctx).principal, project_id, body.changes())
             return dump(render.project_view(view))
 
     register_task_types(server, services)
@@ -193,4 +191,3 @@ async def _type_id(services: Services, project_ref: str | None, type_ref: str) -
         return type_ref
     project_id = await services.projects.project_id_of(project_ref)
     return await services.projects.type_id_of(project_id, type_ref)
-

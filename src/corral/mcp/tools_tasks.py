@@ -94,9 +94,7 @@ def register(server: MCPServer, services: Services) -> None:
             project_id = await projects.project_id_of(projectId)
             items = [await _typed(services, project_id, t) for t in tasks]
             body = BulkBody.model_validate({"tasks": items, "batchId": batchId})
-            requests = [
-                _request(t, body.batch_id, f"tasks.{i}.") for i, t in enumerate(body.tasks)
-            ]
+            requests = [_request(t, body.batch_id, f"tasks.{i}.") for i, t in enumerate(body.tasks)]
             created = await projects.create_tasks(caller(ctx).principal, project_id, requests)
             return dump({**_created(created), "batchId": body.batch_id})
 

@@ -50,15 +50,15 @@ class OutputService:
         await self._job(job_id)
         return self._follow(job_id, chunk)
 
-    async def wait(self, principal: Principal, job_id: str, timeout: float) -> Job:
-        """The job once it is finished, or as it stands when ``timeout`` seconds passed.
+    async def wait(self, principal: Principal, job_id: str, seconds: float) -> Job:
+        """The job once it is finished, or as it stands when ``seconds`` passed.
 
         Woken by the job's signal (relayed between replicas), and re-read every few
         seconds anyway, so a waiter costs nothing while the job runs.
         """
         require(principal, Action.READ)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(0.0, timeout)
+        deadline = loop.time() + max(0.0, seconds)
         topic = job_topic(job_id)
         try:
             while True:
