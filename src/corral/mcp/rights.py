@@ -80,7 +80,7 @@ def allowed(principal: Principal | None, right: Right | None) -> bool:
 
 def _listed(
     result: HandlerResult, key: str, rights: dict[str, Right], who: Principal | None
-) -> Any:
+) -> HandlerResult:
     if isinstance(result, dict) and isinstance(result.get(key), list):
         items = result[key]
         result[key] = [i for i in items if allowed(who, rights.get(str(i.get("name"))))]
