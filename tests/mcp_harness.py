@@ -45,9 +45,9 @@ class Dispatcher:
         if project_id is not None:
             body["project_id"] = project_id
         with self.http() as http:
-            secret: str = http.post("/api/v1/admin/tokens", json=body).raise_for_status().json()[
-                "token"
-            ]
+            secret: str = (
+                http.post("/api/v1/admin/tokens", json=body).raise_for_status().json()["token"]
+            )
             return secret
 
 

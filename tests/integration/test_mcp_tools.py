@@ -36,7 +36,9 @@ async def test_item18_agents_get_extend_and_complete_tasks_the_second_agent_cann
     name = f"queue-{request.node.callspec.id}"
     async with connect(dispatcher.admin) as admin:
         project_id, type_id = await make_project(admin, name)
-        one = await call(admin, "create_task", projectId=name, typeId="greet", variables={"who": "a"})
+        one = await call(
+            admin, "create_task", projectId=name, typeId="greet", variables={"who": "a"}
+        )
         assert one["instructions"] == "greet a" and one["status"] == "queued"
         bulk = await call(
             admin,
@@ -66,16 +68,21 @@ async def test_item18_agents_get_extend_and_complete_tasks_the_second_agent_cann
         named = await refused(other, "complete_task", taskId=task_id, result="mine")
         assert "conflict" in named or "forbidden" in named, named
         done = await call(agent, "complete_task", taskId=task_id, result="ok", outputs={"n": 1})
-        assert done["status"] == "completed" and done["result"] == {"result": "ok", "outputs": {"n": 1}}
+        assert done["status"] == "completed" and done["result"] == {
+            "result": "ok",
+            "outputs": {"n": 1},
+        }
         theirs = await call(other, "get_next_task", projectId=name, agentName="other-agent")
         assert theirs["task"]["id"] != task_id and theirs["agentName"] == "other-agent"
-        failed = await call(other, "fail_task", taskId=theirs["task"]["id"], error="no", canRetry=False)
+        failed = await call(
+            other, "fail_task", taskId=theirs["task"]["id"], error="no", canRetry=False
+        )
         assert failed["status"] == "failed" and failed["error"] == "no"
         lease = await call(agent, "get_lease_stats", projectId=name)
         assert lease["runningTasks"] == 0 and lease["expiredLeases"] == 0
 
 
-async def test_item18_projects_and_task_types_by_id_or_name(
+async def test_item18_projects_task_types_and_the_work_queue_prompt(
     dispatcher: Dispatcher, connect: Connect, request: pytest.FixtureRequest
 ) -> None:
     name = f"types-{request.node.callspec.id}"
@@ -99,15 +106,9 @@ async def test_item18_projects_and_task_types_by_id_or_name(
         assert "not found" in missing
         bad = await refused(admin, "create_task_type", projectId=name, name="bad name!")
         assert "invalid argument" in bad and "name" in bad
-
-
-async def test_item18_the_work_queue_prompt_names_the_steps(
-    dispatcher: Dispatcher, connect: Connect
-) -> None:
-    async with connect(dispatcher.admin) as admin:
         prompts = await admin.list_prompts()
         assert [p.name for p in prompts.prompts] == ["work_queue"]
-        got = await admin.get_prompt("work_queue", {"projectId": "reports"})
+        got = await admin.get_prompt("work_queue", {"projectId": name})
         text = got.messages[0].content.text  # type: ignore[union-attr]
-        for step in ("get_project", "get_next_task", "complete_task", "fail_task", '"reports"'):
+        for step in ("get_project", "get_next_task", "complete_task", "fail_task", f'"{name}"'):
             assert step in text

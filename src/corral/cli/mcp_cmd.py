@@ -40,7 +40,7 @@ def mcp(
     except KeyboardInterrupt:
         pass
     except Exception as exc:
-        from corral.mcp.stdio import endpoint
+        from corral.mcp.stdio import endpoint, reason
 
-        typer.echo(f"error: MCP session with {endpoint(server)} failed: {exc}", err=True)
+        typer.echo(f"error: MCP session with {endpoint(server)} failed: {reason(exc)}", err=True)
         raise typer.Exit(1) from None

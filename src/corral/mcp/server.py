@@ -11,15 +11,9 @@ from mcp.server.mcpserver import MCPServer
 from corral import __version__
 from corral.mcp import prompts, tools_agents, tools_commands, tools_projects, tools_tasks
 from corral.mcp.caller import AgentNames
+from corral.mcp.guide import INSTRUCTIONS
 from corral.mcp.rights import ScopedAccess
 from corral.services.container import Services
-
-INSTRUCTIONS = (
-    "Corral runs shell commands on a fleet of workers and hands out TaskDriver tasks to "
-    "agents under leases. To work a project's queue: get_project (read its instructions), "
-    "get_next_task, do the task, complete_task or fail_task. To run a command: "
-    "submit_command, wait_for_job, tail_output."
-)
 
 
 def build_server(services: Services) -> MCPServer[Any]:

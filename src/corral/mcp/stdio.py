@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx2
 import mcp_types as types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -25,7 +26,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from corral import __version__
-from corral.mcp.server import INSTRUCTIONS
+from corral.mcp.guide import INSTRUCTIONS
 
 
 def endpoint(server_url: str) -> str:
@@ -51,7 +52,7 @@ class Proxy:
         except MCPError:
             raise
         except Exception as exc:  # the dispatcher could not be asked: say so, as a result
-            text = f"unavailable: the Corral dispatcher did not answer ({_reason(exc)})"
+            text = f"unavailable: the Corral dispatcher did not answer ({reason(exc)})"
             return types.CallToolResult(
                 content=[types.TextContent(type="text", text=text)], is_error=True
             )
@@ -79,7 +80,7 @@ class Proxy:
         )
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
     """The innermost message of an exception group (anyio wraps transport errors)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
@@ -94,7 +95,34 @@ async def serve(server_url: str, token: str) -> None:
         transport = streamable_http_client(endpoint(server_url), http_client=http)
         # "legacy": the initialize handshake opens a session, which keeps the agent
         # name this client works under from one call to the next.
-        async with Client(transport, mode="legacy") as upstream:
-            server = Proxy(upstream).server()
+        client = Client(transport, mode="legacy")
+        try:
+            await client.__aenter__()
+        except Exception as exc:
+            raise Refused(await _refusal(http, server_url) or reason(exc)) from None
+        try:
+            server = Proxy(client).server()
             async with stdio_server() as (read, write):
                 await server.run(read, write, server.create_initialization_options())
+        finally:
+            await client.__aexit__(None, None, None)
+
+
+class Refused(Exception):
+    """The dispatcher would not open a session: its own words, with the HTTP status."""
+
+
+async def _refusal(http: httpx2.AsyncClient, server_url: str) -> str | None:
+    """Why the session did not open, asked again plainly: the SDK keeps the status of a
+    refused handshake to itself, and "401: invalid or revoked token" is what a user needs."""
+    try:
+        answer = await http.post(endpoint(server_url), json={})
+    except httpx2.HTTPError as exc:
+        return f"cannot reach {endpoint(server_url)}: {exc}"
+    if answer.status_code < 400:
+        return None
+    try:
+        message = str(answer.json().get("error", ""))
+    except ValueError:
+        message = answer.text[:200]
+    return f"{answer.status_code}: {message}"
