@@ -90,7 +90,7 @@ class McpEndpoint:
         request = Request(scope, receive)
         if request.method == "GET":
             headers = {"Allow": "POST, DELETE"}
-            await JSON({"error": "no server-initiated stream here"}, 405, headers)(
+            await JSON({"error": "no server-initiated stream here", "status": 405}, 405, headers)(
                 scope, receive, send
             )
             return
