@@ -139,6 +139,7 @@ def test_item18_mcp_takes_bearer_tokens_and_the_same_rate_limits(dispatcher: Dis
     missing = httpx.post(endpoint, json={})
     assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
     assert "bearer" in missing.json()["error"].lower()
+    assert httpx.get(endpoint).status_code == 405  # no idle stream to hold a server's stop
     assert (
         httpx.post(endpoint, json={}, headers={"Authorization": "Bearer crl_x"}).status_code == 401
     )
