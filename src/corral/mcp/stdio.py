@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import httpx2
 import mcp_types as types
 from mcp import Client
@@ -27,6 +28,8 @@ from mcp.shared.exceptions import MCPError
 
 from corral import __version__
 from corral.mcp.guide import INSTRUCTIONS
+
+KEEP_ALIVE_SECONDS = 600.0  # well inside the server's 30-minute idle timeout
 
 
 def endpoint(server_url: str) -> str:
@@ -102,10 +105,24 @@ async def serve(server_url: str, token: str) -> None:
             raise Refused(await _refusal(http, server_url) or reason(exc)) from None
         try:
             server = Proxy(client).server()
-            async with stdio_server() as (read, write):
+            async with stdio_server() as (read, write), anyio.create_task_group() as tasks:
+                tasks.start_soon(_keep_alive, client)
                 await server.run(read, write, server.create_initialization_options())
+                tasks.cancel_scope.cancel()
         finally:
             await client.__aexit__(None, None, None)
+
+
+async def _keep_alive(client: Client) -> None:
+    """Ping the dispatcher now and then: it ends a session idle for half an hour, and a
+    desktop client may well sit that long between two tool calls."""
+    while True:
+        await anyio.sleep(KEEP_ALIVE_SECONDS)
+        with anyio.move_on_after(KEEP_ALIVE_SECONDS):
+            try:
+                await client.send_ping()
+            except Exception:  # the next tool call will say what is wrong
+                continue
 
 
 class Refused(Exception):
