@@ -20,6 +20,7 @@ from tests.mcp_harness import (
     make_project,
     refused,
     run_dispatcher,
+    stdio_session,
     tool_names,
 )
 from tests.processes import CORRAL, clean_env
@@ -164,3 +165,22 @@ def test_item18_corral_mcp_refuses_a_bad_token_at_start(dispatcher: Dispatcher) 
     )
     assert done.returncode != 0
     assert "401" in done.stderr and dispatcher.url + "/mcp" in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+async def test_item18_a_session_refused_mid_way_is_a_tool_error_over_stdio(
+    dispatcher: Dispatcher,
+) -> None:
+    """A TaskDriver session token logged out while ``corral mcp`` holds its session: the
+    next call is an ``isError`` result quoting the dispatcher, not a lost MCP server."""
+    async with http_session(dispatcher)(dispatcher.admin) as admin:
+        project_id, _ = await make_project(admin, "logged-out")
+    with dispatcher.http() as http:
+        login = {"agentName": "leaver", "projectId": project_id}
+        token = http.post("/api/auth/login", json=login).raise_for_status().json()["data"]["token"]
+    async with stdio_session(dispatcher)(token) as agent:
+        assert (await call(agent, "peek_next_task", projectId=project_id))["tasksAvailable"] == 0
+        with dispatcher.http(token) as http:
+            http.post("/api/auth/logout").raise_for_status()
+        text = await refused(agent, "peek_next_task", projectId=project_id)
+        assert text.startswith("refused by the Corral dispatcher: 401"), text

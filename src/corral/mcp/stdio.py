@@ -7,9 +7,9 @@ calls and prompts to it unchanged. The tools, their checks and their answers
 are therefore exactly those of ``/mcp``: one tool set, one behaviour, the
 policy and the rate limits applied once, in the dispatcher.
 
-A failure to reach the dispatcher mid-session (network, a revoked token, a
-rate limit) comes back as a tool result flagged ``isError`` naming it, so the
-agent reads why instead of losing its MCP server.
+A call the dispatcher refuses at the HTTP level mid-session (a revoked token, a
+rate limit) or cannot answer (network) comes back as a tool result flagged
+``isError`` saying so, so the agent reads why instead of losing its MCP server.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from mcp.shared.exceptions import MCPError
 from corral import __version__
 from corral.mcp.guide import INSTRUCTIONS
 
+REFUSALS = frozenset({401, 403, 429})  # what /mcp answers before the SDK sees a request
 KEEP_ALIVE_SECONDS = 600.0  # well inside the server's 30-minute idle timeout
 
 
@@ -39,8 +40,10 @@ def endpoint(server_url: str) -> str:
 class Proxy:
     """The stdio server's handlers, each one call to the upstream session."""
 
-    def __init__(self, upstream: Client) -> None:
+    def __init__(self, upstream: Client, http: httpx2.AsyncClient, server_url: str) -> None:
         self._up = upstream
+        self._http = http
+        self._url = server_url
 
     async def list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -52,10 +55,15 @@ class Proxy:
     ) -> types.CallToolResult:
         try:
             return await self._up.call_tool(params.name, params.arguments or {})
-        except MCPError:
-            raise
-        except Exception as exc:  # the dispatcher could not be asked: say so, as a result
-            text = f"unavailable: the Corral dispatcher did not answer ({reason(exc)})"
+        except Exception as exc:  # refused, or not answered: say why, as a result
+            refused = await _refusal(self._http, self._url)
+            if refused is None and isinstance(exc, MCPError):
+                raise  # a protocol error of the dispatcher's own: passed on as one
+            text = (
+                f"refused by the Corral dispatcher: {refused}"
+                if refused
+                else f"unavailable: the Corral dispatcher did not answer ({reason(exc)})"
+            )
             return types.CallToolResult(
                 content=[types.TextContent(type="text", text=text)], is_error=True
             )
@@ -104,7 +112,7 @@ async def serve(server_url: str, token: str) -> None:
         except Exception as exc:
             raise Refused(await _refusal(http, server_url) or reason(exc)) from None
         try:
-            server = Proxy(client).server()
+            server = Proxy(client, http, server_url).server()
             async with stdio_server() as (read, write), anyio.create_task_group() as tasks:
                 tasks.start_soon(_keep_alive, client)
                 await server.run(read, write, server.create_initialization_options())
@@ -130,13 +138,15 @@ class Refused(Exception):
 
 
 async def _refusal(http: httpx2.AsyncClient, server_url: str) -> str | None:
-    """Why the session did not open, asked again plainly: the SDK keeps the status of a
-    refused handshake to itself, and "401: invalid or revoked token" is what a user needs."""
+    """Why the dispatcher refuses this token, asked again plainly, or None when it does
+    not: the SDK keeps the status of a refused request to itself, and "401: invalid or
+    revoked token" is what a user needs. ``/mcp`` authenticates before it reads a
+    body, so an empty one tells a refusal (401, 403, 429) from anything else."""
     try:
         answer = await http.post(endpoint(server_url), json={})
-    except httpx2.HTTPError as exc:
-        return f"cannot reach {endpoint(server_url)}: {exc}"
-    if answer.status_code < 400:
+    except httpx2.HTTPError:
+        return None
+    if answer.status_code not in REFUSALS:
         return None
     try:
         message = str(answer.json().get("error", ""))
