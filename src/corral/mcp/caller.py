@@ -56,7 +56,8 @@ def caller(ctx: Context[Any, Any]) -> Caller:
 class AgentNames:
     """The agent name each session works under when a call names none.
 
-    A name given to ``get_next_task`` is remembered for the session; without one,
+    A name given to ``get_next_task`` is remembered for the session (a name given to
+    another tool is used for that call only); without one,
     an agent session's own name, else a name derived from the session key, so a
     client that never names itself still gets the same name on every call (and
     on every replica, for the credential-keyed sessions of the stateless protocol).
@@ -71,9 +72,11 @@ class AgentNames:
         while len(self._names) > REMEMBERED:
             self._names.popitem(last=False)
 
-    def name_for(self, who: Caller, given: str | None) -> str:
+    def name_for(self, who: Caller, given: str | None, *, remember: bool = False) -> str:
+        """``given`` if any (remembered when taking a task), else the session's name."""
         if given:
-            self.remember(who, given)
+            if remember:
+                self.remember(who, given)
             return given
         known = self._names.get(who.session_key)
         if known is not None:

@@ -35,7 +35,7 @@ def register(server: MCPServer, services: Services, names: AgentNames) -> None:
         complete_task or fail_task, and extend_task_lease for long work."""
         with tool_errors():
             who = caller(ctx)
-            name = names.name_for(who, agentName)
+            name = names.name_for(who, agentName, remember=True)
             project_id = await projects.project_id_of(projectId)
             job = await agents.next_task(who.principal, name, project_id)
             if job is None:
