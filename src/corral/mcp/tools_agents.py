@@ -17,6 +17,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from corral.api.dialects.taskdriver import render
 from corral.api.timefmt import iso
 from corral.errors import InvalidInput, Unavailable
+from corral.mcp.arguments import AgentName, OptionalProjectRef, ProjectRef, TaskId
 from corral.mcp.caller import AgentNames, caller
 from corral.mcp.failures import tool_errors
 from corral.mcp.results import dump
@@ -29,7 +30,9 @@ def register(server: MCPServer, services: Services, names: AgentNames) -> None:
     agents, projects = services.agents, services.projects
 
     @server.tool(structured_output=False)
-    async def get_next_task(projectId: str, ctx: Context, agentName: str | None = None) -> str:
+    async def get_next_task(
+        projectId: ProjectRef, ctx: Context, agentName: AgentName = None
+    ) -> str:
         """Take the next task of a project's queue under a lease (or resume the one this
         agent holds). Read the project's instructions (get_project) first; finish with
         complete_task or fail_task, and extend_task_lease for long work."""
@@ -43,7 +46,7 @@ def register(server: MCPServer, services: Services, names: AgentNames) -> None:
             return dump({"task": render.task_view(job), "agentName": name, "id": job.id})
 
     @server.tool(structured_output=False)
-    async def peek_next_task(projectId: str, ctx: Context) -> str:
+    async def peek_next_task(projectId: ProjectRef, ctx: Context) -> str:
         """How many tasks wait in a project's queue, without taking one."""
         with tool_errors():
             project_id = await projects.project_id_of(projectId)
@@ -52,12 +55,12 @@ def register(server: MCPServer, services: Services, names: AgentNames) -> None:
 
     @server.tool(structured_output=False)
     async def complete_task(
-        taskId: str,
+        taskId: TaskId,
         result: str,
         ctx: Context,
         outputs: dict[str, Any] | None = None,
-        agentName: str | None = None,
-        projectId: str | None = None,
+        agentName: AgentName = None,
+        projectId: OptionalProjectRef = None,
     ) -> str:
         """Report a task you hold as done, with its result text and structured outputs;
         this ends the lease."""
@@ -69,12 +72,12 @@ def register(server: MCPServer, services: Services, names: AgentNames) -> None:
 
     @server.tool(structured_output=False)
     async def fail_task(
-        taskId: str,
+        taskId: TaskId,
         error: str,
         ctx: Context,
         canRetry: bool = True,
-        agentName: str | None = None,
-        projectId: str | None = None,
+        agentName: AgentName = None,
+        projectId: OptionalProjectRef = None,
     ) -> str:
         """Report a task you hold as failed, saying why; with canRetry it is queued again
         while retries remain."""
@@ -86,10 +89,10 @@ def register(server: MCPServer, services: Services, names: AgentNames) -> None:
 
     async def extend(
         ctx: Context,
-        taskId: str,
+        taskId: TaskId,
         minutes: float | None,
         extensionMinutes: float | None,
-        agentName: str | None,
+        agentName: AgentName,
     ) -> str:
         with tool_errors():
             length = minutes if minutes is not None else extensionMinutes
@@ -109,11 +112,11 @@ def register(server: MCPServer, services: Services, names: AgentNames) -> None:
 
     @server.tool(structured_output=False)
     async def extend_task_lease(
-        taskId: str,
+        taskId: TaskId,
         ctx: Context,
         minutes: float | None = None,
         extensionMinutes: float | None = None,
-        agentName: str | None = None,
+        agentName: AgentName = None,
     ) -> str:
         """Keep a task you hold for longer: its lease then ends that many minutes from
         now (1-1440). Call it before the lease runs out on long work."""
@@ -121,11 +124,11 @@ def register(server: MCPServer, services: Services, names: AgentNames) -> None:
 
     @server.tool(structured_output=False)
     async def extend_lease(
-        taskId: str,
+        taskId: TaskId,
         ctx: Context,
         minutes: float | None = None,
         extensionMinutes: float | None = None,
-        agentName: str | None = None,
+        agentName: AgentName = None,
     ) -> str:
         """The same as extend_task_lease (its older name)."""
         return await extend(ctx, taskId, minutes, extensionMinutes, agentName)
@@ -137,7 +140,7 @@ def register_monitoring(server: MCPServer, services: Services) -> None:
     agents, projects = services.agents, services.projects
 
     @server.tool(structured_output=False)
-    async def list_active_agents(projectId: str, ctx: Context) -> str:
+    async def list_active_agents(projectId: ProjectRef, ctx: Context) -> str:
         """Agents working on a project's tasks now (one row per lease)."""
         with tool_errors():
             project_id = await projects.project_id_of(projectId)
@@ -145,7 +148,7 @@ def register_monitoring(server: MCPServer, services: Services) -> None:
             return dump([_lease(job) for job in running])
 
     @server.tool(structured_output=False)
-    async def get_project_stats(projectId: str, ctx: Context) -> str:
+    async def get_project_stats(projectId: ProjectRef, ctx: Context) -> str:
         """A project's task counts, queue depth, active agents and last hour's activity."""
         with tool_errors():
             project_id = await projects.project_id_of(projectId)
@@ -153,7 +156,7 @@ def register_monitoring(server: MCPServer, services: Services) -> None:
             return dump(render.stats_view(stats))
 
     @server.tool(structured_output=False)
-    async def get_lease_stats(projectId: str, ctx: Context) -> str:
+    async def get_lease_stats(projectId: ProjectRef, ctx: Context) -> str:
         """The leases of a project's running tasks: how many, and how many expired (which
         cleanup_expired_leases, or the reaper, will take back)."""
         with tool_errors():
@@ -171,7 +174,7 @@ def register_monitoring(server: MCPServer, services: Services) -> None:
             return dump(data)
 
     @server.tool(structured_output=False)
-    async def cleanup_expired_leases(projectId: str, ctx: Context) -> str:
+    async def cleanup_expired_leases(projectId: ProjectRef, ctx: Context) -> str:
         """Take back every expired lease now, rather than at the reaper's next pass."""
         with tool_errors():
             project_id = await projects.project_id_of(projectId)

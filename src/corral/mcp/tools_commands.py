@@ -16,6 +16,7 @@ from corral.api.native import render
 from corral.api.native.schemas import ResourceRequest, SubmitJob
 from corral.domain.states import JobStatus
 from corral.errors import InvalidInput
+from corral.mcp.arguments import JobId
 from corral.mcp.caller import caller
 from corral.mcp.failures import tool_errors
 from corral.mcp.results import dump
@@ -59,7 +60,7 @@ def register(server: MCPServer, services: Services) -> None:
             return dump(render.summary(submitted.jobs[0]))
 
     @server.tool(structured_output=False)
-    async def get_job(jobId: str, ctx: Context) -> str:
+    async def get_job(jobId: JobId, ctx: Context) -> str:
         """Everything about a job (status, exit code, attempts, error) but its output:
         read that with tail_output."""
         with tool_errors():
@@ -68,7 +69,7 @@ def register(server: MCPServer, services: Services) -> None:
             return dump({**body, "attempts": [render.attempt(a) for a in details.attempts]})
 
     @server.tool(structured_output=False)
-    async def wait_for_job(jobId: str, ctx: Context, timeout: float = 30) -> str:  # noqa: ASYNC109
+    async def wait_for_job(jobId: JobId, ctx: Context, timeout: float = 30) -> str:  # noqa: ASYNC109
         """Wait until a job finishes, up to timeout seconds (at most 60). Returns at once
         when it finishes, else the status so far (finished: false): call it again
         rather than polling get_job."""
@@ -80,7 +81,7 @@ def register(server: MCPServer, services: Services) -> None:
 
     @server.tool(structured_output=False)
     async def tail_output(
-        jobId: str,
+        jobId: JobId,
         ctx: Context,
         stream: Literal["stdout", "stderr"] = "stdout",
         lines: int | None = 50,
@@ -93,7 +94,7 @@ def register(server: MCPServer, services: Services) -> None:
             return dump(await _tail(services, caller(ctx), jobId, stream, lines, offset, maxBytes))
 
     @server.tool(structured_output=False)
-    async def cancel_job(jobId: str, ctx: Context) -> str:
+    async def cancel_job(jobId: JobId, ctx: Context) -> str:
         """Cancel a job: a pending one never starts, a running one is stopped."""
         with tool_errors():
             job = await jobs.cancel(caller(ctx).principal, jobId)

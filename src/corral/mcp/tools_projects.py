@@ -16,6 +16,7 @@ from corral.api.dialects.taskdriver.schemas import ProjectBody, TaskTypeBody
 from corral.domain.principals import Role
 from corral.domain.projects import ProjectStatus
 from corral.errors import InvalidInput
+from corral.mcp.arguments import OptionalProjectRef, ProjectRef, TypeRef
 from corral.mcp.caller import caller
 from corral.mcp.failures import tool_errors
 from corral.mcp.results import dump
@@ -75,7 +76,7 @@ def register(server: MCPServer, services: Services) -> None:
             return dump([render.project_view(v) for v in views])
 
     @server.tool(structured_output=False)
-    async def get_project(projectId: str, ctx: Context) -> str:
+    async def get_project(projectId: ProjectRef, ctx: Context) -> str:
         """Read a project, its instructions first: read them before starting any task."""
         with tool_errors():
             project_id = await projects.project_id_of(projectId)
@@ -84,7 +85,7 @@ def register(server: MCPServer, services: Services) -> None:
 
     @server.tool(structured_output=False)
     async def update_project(
-        projectId: str,
+        projectId: ProjectRef,
         ctx: Context,
         description: str | None = None,
         instructions: str | None = None,
@@ -111,7 +112,7 @@ def register_task_types(server: MCPServer, services: Services) -> None:
 
     @server.tool(structured_output=False)
     async def create_task_type(
-        projectId: str,
+        projectId: ProjectRef,
         name: str,
         ctx: Context,
         template: str | None = None,
@@ -140,7 +141,7 @@ def register_task_types(server: MCPServer, services: Services) -> None:
             return dump(render.task_type_view(task_type))
 
     @server.tool(structured_output=False)
-    async def list_task_types(projectId: str, ctx: Context) -> str:
+    async def list_task_types(projectId: ProjectRef, ctx: Context) -> str:
         """List a project's task types, to pick the typeId of the tasks to create."""
         with tool_errors():
             project_id = await projects.project_id_of(projectId)
@@ -148,7 +149,9 @@ def register_task_types(server: MCPServer, services: Services) -> None:
             return dump([render.task_type_view(t) for t in types])
 
     @server.tool(structured_output=False)
-    async def get_task_type(typeId: str, ctx: Context, projectId: str | None = None) -> str:
+    async def get_task_type(
+        typeId: TypeRef, ctx: Context, projectId: OptionalProjectRef = None
+    ) -> str:
         """Read one task type (by id, or by name within projectId)."""
         with tool_errors():
             type_id = await _type_id(services, projectId, typeId)
@@ -157,9 +160,9 @@ def register_task_types(server: MCPServer, services: Services) -> None:
 
     @server.tool(structured_output=False)
     async def update_task_type(
-        typeId: str,
+        typeId: TypeRef,
         ctx: Context,
-        projectId: str | None = None,
+        projectId: OptionalProjectRef = None,
         name: str | None = None,
         template: str | None = None,
         variables: list[str] | None = None,

@@ -15,6 +15,7 @@ from corral.api.dialects.taskdriver.schemas import BulkBody, TaskBody
 from corral.api.status_names import parse_status
 from corral.domain.priority import parse_priority
 from corral.errors import InvalidInput
+from corral.mcp.arguments import OptionalProjectRef, ProjectRef, TaskId, TypeRef
 from corral.mcp.caller import caller
 from corral.mcp.failures import tool_errors
 from corral.mcp.results import dump
@@ -53,8 +54,8 @@ def register(server: MCPServer, services: Services) -> None:
 
     @server.tool(structured_output=False)
     async def create_task(
-        projectId: str,
-        typeId: str,
+        projectId: ProjectRef,
+        typeId: TypeRef,
         ctx: Context,
         instructions: str | None = None,
         variables: dict[str, Any] | None = None,
@@ -86,7 +87,7 @@ def register(server: MCPServer, services: Services) -> None:
 
     @server.tool(structured_output=False)
     async def create_tasks_bulk(
-        projectId: str, tasks: list[dict[str, Any]], ctx: Context, batchId: str | None = None
+        projectId: ProjectRef, tasks: list[dict[str, Any]], ctx: Context, batchId: str | None = None
     ) -> str:
         """Queue many tasks at once, all or none: tasks is a list of {typeId,
         instructions?, variables?, batchId?}. Ideal for one task per file, item or row."""
@@ -100,7 +101,7 @@ def register(server: MCPServer, services: Services) -> None:
 
     @server.tool(structured_output=False)
     async def list_tasks(
-        projectId: str,
+        projectId: ProjectRef,
         ctx: Context,
         status: Literal["queued", "running", "completed", "failed", "cancelled"] | None = None,
         assignedTo: str | None = None,
@@ -123,7 +124,7 @@ def register(server: MCPServer, services: Services) -> None:
             return dump({"tasks": [render.task_view(j) for j in jobs], "total": total})
 
     @server.tool(structured_output=False)
-    async def get_task(taskId: str, ctx: Context, projectId: str | None = None) -> str:
+    async def get_task(taskId: TaskId, ctx: Context, projectId: OptionalProjectRef = None) -> str:
         """Read one task: status, agent, lease, result or error."""
         with tool_errors():
             job = await projects.get_task(caller(ctx).principal, taskId)
