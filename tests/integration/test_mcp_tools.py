@@ -102,6 +102,8 @@ async def test_item18_projects_task_types_and_the_work_queue_prompt(
         stats = await call(admin, "get_project_stats", projectId=name)
         assert stats["project"]["id"] == project_id and stats["queueDepth"] == 0
         assert (await call(admin, "health_check"))["status"] == "healthy"
+        default = await call(admin, "create_task", projectId=name, variables={"who": "x"})
+        assert default["typeId"] == type_id and default["instructions"] == "greet x"
         missing = await refused(admin, "get_project", projectId="no-such-project")
         assert "not found" in missing
         bad = await refused(admin, "create_task_type", projectId=name, name="bad name!")

@@ -11,6 +11,9 @@ OptionalProjectRef = Annotated[
     str | None, Field(description="The project's id or name (optional, for TaskDriver clients)")
 ]
 TypeRef = Annotated[str, Field(description="The task type's id, or its name in the project")]
+OptionalTypeRef = Annotated[
+    str | None, Field(description="The task type's id or name (default: the project's first)")
+]
 TaskId = Annotated[str, Field(description="The task's id (from get_next_task or list_tasks)")]
 JobId = Annotated[str, Field(description="The job's id (from submit_command or list_jobs)")]
 AgentName = Annotated[

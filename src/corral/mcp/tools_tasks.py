@@ -13,9 +13,10 @@ from mcp.server.mcpserver import Context, MCPServer
 from corral.api.dialects.taskdriver import render
 from corral.api.dialects.taskdriver.schemas import BulkBody, TaskBody
 from corral.api.status_names import parse_status
+from corral.domain.principals import Principal
 from corral.domain.priority import parse_priority
 from corral.errors import InvalidInput
-from corral.mcp.arguments import OptionalProjectRef, ProjectRef, TaskId, TypeRef
+from corral.mcp.arguments import OptionalProjectRef, OptionalTypeRef, ProjectRef, TaskId
 from corral.mcp.caller import caller
 from corral.mcp.failures import tool_errors
 from corral.mcp.results import dump
@@ -55,20 +56,22 @@ def register(server: MCPServer, services: Services) -> None:
     @server.tool(structured_output=False)
     async def create_task(
         projectId: ProjectRef,
-        typeId: TypeRef,
         ctx: Context,
+        typeId: OptionalTypeRef = None,
+        type: OptionalTypeRef = None,
         instructions: str | None = None,
         variables: dict[str, Any] | None = None,
         batchId: str | None = None,
         command: str | None = None,
         priority: Literal["high", "normal", "low"] = "normal",
     ) -> str:
-        """Queue one task for agents. typeId is the task type's id or name; without
-        instructions, the type's template is filled in with variables. Use
-        create_tasks_bulk for many similar tasks."""
+        """Queue one task for agents. typeId (or type) is the task type's id or name, by
+        default the project's first; without instructions, the type's template is
+        filled in with variables. Use create_tasks_bulk for many similar tasks."""
         with tool_errors():
+            principal = caller(ctx).principal
             project_id = await projects.project_id_of(projectId)
-            type_id = await projects.type_id_of(project_id, typeId)
+            type_id = await _task_type(services, principal, project_id, typeId or type)
             body = TaskBody.model_validate(
                 {
                     "typeId": type_id,
@@ -79,9 +82,7 @@ def register(server: MCPServer, services: Services) -> None:
                     "priority": priority,
                 }
             )
-            created = await projects.create_tasks(
-                caller(ctx).principal, project_id, [_request(body)]
-            )
+            created = await projects.create_tasks(principal, project_id, [_request(body)])
             view = render.task_view(created.tasks[0])
             return dump({**view, "created": created.created[0]})
 
@@ -129,6 +130,18 @@ def register(server: MCPServer, services: Services) -> None:
         with tool_errors():
             job = await projects.get_task(caller(ctx).principal, taskId)
             return dump(render.task_view(job))
+
+
+async def _task_type(
+    services: Services, principal: Principal, project_id: str, ref: str | None
+) -> str:
+    """The named type's id, or (as TaskDriver does) the project's first type's."""
+    if ref is not None:
+        return await services.projects.type_id_of(project_id, ref)
+    types = await services.projects.list_task_types(principal, project_id)
+    if not types:
+        raise InvalidInput("the project has no task type: create one first", field="typeId")
+    return types[0].id
 
 
 async def _typed(services: Services, project_id: str, task: Any) -> Any:
