@@ -75,7 +75,7 @@ async def test_item18_submit_command_runs_on_a_worker_wait_and_tail_report_it(
         assert tail["text"] == "second\n" and tail["nextOffset"] == len("first\nsecond\n")
         whole = await call(agent, "tail_output", jobId=job_id, offset=0)
         assert whole["text"] == "first\nsecond\n"
-        listed = await call(agent, "list_jobs", status="failed")
+        listed = await call(agent, "list_jobs", status="failed", mine=True)
         assert job_id in [j["id"] for j in listed["jobs"]]
         assert (await call(agent, "get_job", jobId=job_id))["attempts"][0]["exit_code"] == 3
 

@@ -104,18 +104,21 @@ def register(server: MCPServer, services: Services) -> None:
     async def list_jobs(
         ctx: Context,
         status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
-        label: str | None = None,
+        mine: bool = False,
         limit: int = 20,
         offset: int = 0,
     ) -> str:
-        """Recent jobs, newest first, optionally by status: to find a job's id again."""
+        """Recent jobs, newest first, optionally by status or only the ones this token
+        submitted (mine): to find a job's id again."""
         with tool_errors():
             if not 1 <= limit <= MAX_LIST or offset < 0:
                 raise InvalidInput(f"limit must be 1-{MAX_LIST}, offset at least 0", field="limit")
-            flt = JobFilter(status=JobStatus(status) if status else None)
-            found, total = await jobs.list_jobs(caller(ctx).principal, flt, limit, offset)
-            if label is not None:
-                found = [j for j in found if label in j.spec.labels]
+            principal = caller(ctx).principal
+            flt = JobFilter(
+                status=JobStatus(status) if status else None,
+                owner_id=principal.id if mine else None,
+            )
+            found, total = await jobs.list_jobs(principal, flt, limit, offset)
             return dump({"jobs": [render.summary(j) for j in found], "total": total})
 
     @server.tool(structured_output=False)
