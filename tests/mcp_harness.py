@@ -64,7 +64,7 @@ def run_dispatcher(root: Path, **env: str) -> Iterator[Dispatcher]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        poll(lambda: _up(url) and (data / "admin-token").exists(), 30, "corral server")
+        poll(lambda: _up(url) and (data / "admin-token").exists(), 90, "corral server")
         yield Dispatcher(url, root, (data / "admin-token").read_text().strip())
     finally:
         server.terminate()

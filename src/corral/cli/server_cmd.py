@@ -53,7 +53,7 @@ def server(
 
     from corral.api.app import create_app
     from corral.api.serving import serve
-    from corral.mcp.http import install as install_mcp
+    from corral.mcp.mount import install as install_mcp
 
     try:
         settings = ServerSettings(

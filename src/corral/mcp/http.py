@@ -15,15 +15,9 @@ and ``/mcp`` takes none (no cookie, only an ``Authorization`` header).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
-from fastapi import FastAPI
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from corral import errors
@@ -37,7 +31,6 @@ from corral.mcp.server import build_server
 from corral.services.container import Services
 from corral.services.sessions import is_session_token
 
-PATH = "/mcp"
 STATUS: list[tuple[type[errors.CorralError], int]] = [
     (errors.Unauthenticated, 401),
     (errors.Forbidden, 403),
@@ -104,19 +97,10 @@ class McpEndpoint:
         await self._manager.handle_request(scope, receive, send)
 
 
-def install(app: FastAPI) -> None:
-    """Serve ``/mcp`` on ``app``, the session manager running within the app's lifespan."""
-    services: Services = app.state.services
+def endpoint_for(services: Services) -> tuple[McpEndpoint, StreamableHTTPSessionManager]:
+    """The ``/mcp`` app over ``services``, and the session manager it needs running."""
     server = build_server(services)
     off = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     server.streamable_http_app(json_response=True, transport_security=off)  # makes the manager
     manager = server.session_manager
-    app.router.routes.append(Route(PATH, endpoint=McpEndpoint(manager)))
-    outer = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(instance: Any) -> AsyncIterator[Any]:
-        async with outer(instance) as state, manager.run():
-            yield state
-
-    app.router.lifespan_context = lifespan
+    return McpEndpoint(manager), manager
