@@ -41,6 +41,8 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dispatcher]
             "2",
             "--claim-wait",
             "3",
+            "--grace",
+            "1",
         )
         try:
             poll(lambda: _registered(running), 30, "the worker to register")
