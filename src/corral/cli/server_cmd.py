@@ -48,7 +48,7 @@ def server(
     log_level: str = typer.Option("info", envvar="CORRAL_LOG_LEVEL"),
     access_log: bool = typer.Option(False, envvar="CORRAL_ACCESS_LOG"),
 ) -> None:
-    """Run the dispatcher: HTTP API, OpenAPI docs at /api/docs, metrics."""
+    """Run the dispatcher: HTTP API, OpenAPI docs at /api/docs, metrics, MCP at /mcp."""
     from pydantic import ValidationError
 
     from corral.api.app import create_app
