@@ -4,9 +4,10 @@ Every request is authenticated as the HTTP faces authenticate theirs (Bearer:
 an API token, a login JWT or a TaskDriver session token), counted against the
 same rate limits, and refused in JSON (401, 403, 429) before the SDK reads it.
 The principal then rides in the ASGI scope to the tools (``caller.py``), so a
-revoked token stops working on its next message, mid-session.
+revoked token stops working mid-session (within the token cache's two seconds).
 
-Sessions are the SDK's stateful ones, kept by the replica that opened them.
+Sessions are the SDK's stateful ones, kept by the replica that opened them
+(clients of the session-less 2026-07-28 protocol need none).
 The standalone GET stream is refused (405): Corral sends no server-initiated
 messages, and an idle stream held open would only delay a server's stop. DNS
 rebinding protection is off: it guards servers that trust ambient credentials,
