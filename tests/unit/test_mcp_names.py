@@ -36,3 +36,24 @@ def test_item18_refusals_read_as_kind_then_message() -> None:
     limited = errors.RateLimited("Rate limit exceeded", retry_after=7)
     assert describe(limited) == "rate limited: Rate limit exceeded; retry after 7 s"
     assert describe(errors.StaleAttempt("lease lost")) == "conflict: lease lost"
+
+
+def test_item18_the_sdks_argument_check_reads_plainly() -> None:
+    from pydantic import BaseModel, ValidationError
+
+    from corral.mcp.failures import tidy
+
+    class get_next_taskArguments(BaseModel):
+        projectId: str
+        limit: int = 5
+
+    try:
+        get_next_taskArguments.model_validate({"projectId": ["x"], "limit": "many"})
+    except ValidationError as exc:
+        sdk_text = f"Error executing tool get_next_task: {exc}"
+    assert tidy(sdk_text) == (
+        "Error executing tool get_next_task: invalid argument: projectId: Input should be a "
+        "valid string; limit: Input should be a valid integer, unable to parse string as an "
+        "integer"
+    )
+    assert tidy("not found: project not found") == "not found: project not found"

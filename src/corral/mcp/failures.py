@@ -8,8 +8,10 @@ stack trace, no internal names).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
@@ -44,6 +46,32 @@ def describe_validation(exc: ValidationError) -> str:
         f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
     ]
     return "invalid argument: " + "; ".join(problems)
+
+
+# The SDK checks a call's arguments against the tool's schema before the tool runs, and
+# answers a mismatch with pydantic's own text (internal model names, a URL per problem).
+_SDK_CHECK = re.compile(r"\d+ validation errors? for \S+\n")
+_PROBLEM = re.compile(r"^(?P<loc>\S[^\n]*)\n  (?P<msg>[^\n]+?)(?: \[type=[^\n]*\])?$", re.M)
+
+
+def tidy(text: str) -> str:
+    """The SDK's argument-check text as ``invalid argument: <name>: <problem>; ...``."""
+    found = _SDK_CHECK.search(text)
+    if found is None:
+        return text
+    problems = [f"{m['loc']}: {m['msg']}" for m in _PROBLEM.finditer(text[found.end() :])]
+    if not problems:
+        return text
+    return text[: found.start()] + "invalid argument: " + "; ".join(problems)
+
+
+def tidy_result(result: Any) -> Any:
+    """A serialized ``tools/call`` error result with its text tidied (see ``tidy``)."""
+    if isinstance(result, dict) and (result.get("isError") or result.get("is_error")):
+        for block in result.get("content") or []:
+            if isinstance(block, dict) and isinstance(block.get("text"), str):
+                block["text"] = tidy(block["text"])
+    return result
 
 
 @contextmanager

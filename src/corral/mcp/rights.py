@@ -27,6 +27,7 @@ from corral.api.route_rights import (
 )
 from corral.domain.principals import Principal
 from corral.mcp.caller import principal_of_request
+from corral.mcp.failures import tidy_result
 
 ANYONE: Right = ()  # any authenticated caller
 
@@ -94,7 +95,8 @@ def refusal(name: str, principal: Principal | None) -> CallToolResult:
 
 
 class ScopedAccess:
-    """Server middleware: filters ``tools/list``/``prompts/list``, gates their calls."""
+    """Server middleware: filters ``tools/list``/``prompts/list``, gates their calls,
+    and tidies the SDK's text for arguments that do not fit a tool's schema."""
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
@@ -111,4 +113,7 @@ class ScopedAccess:
             return _listed(result, "tools", TOOL_RIGHTS, who)
         if ctx.method == "prompts/list":
             return _listed(result, "prompts", PROMPT_RIGHTS, who)
+        if ctx.method == "tools/call":
+            tidied: HandlerResult = tidy_result(result)
+            return tidied
         return result
