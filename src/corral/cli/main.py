@@ -10,6 +10,7 @@ from corral.cli import (
     files_cmd,
     jobs_cmd,
     logs_cmd,
+    mcp_cmd,
     schedule_cmd,
     server_cmd,
     token_cmd,
@@ -59,6 +60,7 @@ for _module in (
     watch_cmd,
     workflow_cmd,
     schedule_cmd,
+    mcp_cmd,
 ):
     _module.register(app)
 

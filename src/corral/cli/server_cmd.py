@@ -49,11 +49,12 @@ def server(
     log_format: str = LogFormatOpt,
     access_log: bool = typer.Option(False, envvar="CORRAL_ACCESS_LOG"),
 ) -> None:
-    """Run the dispatcher: HTTP API, OpenAPI docs at /api/docs, metrics."""
+    """Run the dispatcher: HTTP API, OpenAPI docs at /api/docs, metrics, MCP at /mcp."""
     from pydantic import ValidationError
 
     from corral.api.app import create_app
     from corral.api.serving import StartupFailed, serve
+    from corral.mcp.mount import install as install_mcp
 
     try:
         settings = ServerSettings(
@@ -78,7 +79,9 @@ def server(
     try:
         # Binds the port and opens the database before anything else, then says
         # "listening"; returns once stopped (SIGINT, SIGTERM): status 0.
-        serve(create_app(settings), settings)
+        app = create_app(settings)
+        install_mcp(app)  # /mcp: the MCP face (docs/mcp.md)
+        serve(app, settings)
     except StartupFailed as exc:  # a busy port, an unreachable database: one line
         logging.getLogger("corral.server").error(str(exc), extra={"action": exc.action})
         raise typer.Exit(1) from None

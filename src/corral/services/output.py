@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from corral.store.base import OutputSlice, Store
 
 STREAMS = ("stdout", "stderr")
 KEEPALIVE_SECONDS = 15.0
+RECHECK_SECONDS = 5.0  # a waiter re-reads the job at least this often (a missed wake-up)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,28 @@ class OutputService:
         require(principal, Action.READ)
         await self._job(job_id)
         return self._follow(job_id, chunk)
+
+    async def wait(self, principal: Principal, job_id: str, seconds: float) -> Job:
+        """The job once it is finished, or as it stands when ``seconds`` passed.
+
+        Woken by the job's signal (relayed between replicas), and re-read every few
+        seconds anyway, so a waiter costs nothing while the job runs.
+        """
+        require(principal, Action.READ)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, seconds)
+        topic = job_topic(job_id)
+        try:
+            while True:
+                signal = self._hub.signal(topic)
+                generation = signal.generation
+                job = await self._job(job_id)
+                left = deadline - loop.time()
+                if job.terminal or left <= 0:
+                    return job
+                await signal.wait(generation, min(left, RECHECK_SECONDS))
+        finally:
+            self._hub.release(topic)
 
     async def _follow(self, job_id: str, chunk: int) -> AsyncIterator[OutputEvent]:
         """Yield output as it is stored, then one ``end`` event once the job is finished.

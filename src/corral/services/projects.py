@@ -35,6 +35,7 @@ from corral.services.jobs import JobService
 from corral.store.base import JobFilter, ProjectActivity, Store
 
 RECENT_SECONDS = 3600.0
+NAME_SCAN = 500  # projects read per page while looking one up by name
 # Keys are stored only where a duplicate changes the answer.
 _KEYED = (DuplicateHandling.IGNORE, DuplicateHandling.FAIL)
 
@@ -151,6 +152,29 @@ class ProjectService:
         if project is None:
             raise NotFound("project not found", project_id=project_id)
         return project
+
+    async def project_id_of(self, ref: str) -> str:
+        """The id of the project ``ref`` names by id or by (unique) name, as TaskDriver's
+        MCP tools take either; who may then act on it is checked by the call that follows."""
+        if await self._store.get_project(ref) is not None:
+            return ref
+        offset = 0
+        while True:
+            projects, total = await self._store.list_projects(None, NAME_SCAN, offset)
+            found = next((p.id for p in projects if p.name == ref), None)
+            if found is not None:
+                return found
+            offset += len(projects)
+            if not projects or offset >= total:
+                raise NotFound("project not found", project_id=ref)
+
+    async def type_id_of(self, project_id: str, ref: str) -> str:
+        """The id of the task type ``ref`` names by id or by name within the project."""
+        types = await self._store.list_task_types(project_id)
+        for task_type in types:
+            if ref in (task_type.id, task_type.name):
+                return task_type.id
+        return ref  # left for the task check to refuse, naming the field
 
     # --- task types ---------------------------------------------------------------------
     async def list_task_types(self, principal: Principal, project_id: str) -> list[TaskType]:
