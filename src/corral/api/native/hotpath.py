@@ -22,12 +22,12 @@ body limits apply as before) and in front of FastAPI's own stack.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -172,10 +172,11 @@ def _replaying(raw: bytes, receive: Receive) -> Receive:
 
 
 def _valid_body(route: HotRoute, raw: bytes) -> Any:
-    """The validated body, or None for anything FastAPI should answer (any doubt at all:
-    orjson and FastAPI's json module agree on every document orjson accepts)."""
+    """The validated body, or None for anything FastAPI should answer. Parsed by the
+    json module, as FastAPI parses it (orjson would turn an integer past 64 bits into a
+    float, where FastAPI keeps the integer and its schema refuses it)."""
     try:
-        return route.body.validate_python(orjson.loads(raw))
+        return route.body.validate_python(json.loads(raw))
     except Exception:
         return None
 
