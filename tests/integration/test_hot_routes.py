@@ -83,6 +83,10 @@ def test_item2_hot_routes_refuse_as_fastapi_does(
         ("POST", f"{API}/jobs/results", [{"job_id": "nope", "executor_id": "hot-1"}]),
         ("POST", f"{API}/jobs/results", [{"job_id": "x", "executor_id": "h", "status": "ok"}]),
     ]
+    cases += [
+        ("POST", f"{API}/jobs", body)
+        for body in ({}, {"command": "true", "timeout": 2**70}, {"command": "true", "priority": 9})
+    ]
     results = [{"job_id": "nope", "executor_id": "hot-1", "attempt": 1, "status": "completed"}]
     cases.append(("POST", f"{API}/jobs/results", results))
     for method, path, body in cases:
@@ -94,6 +98,9 @@ def test_item2_hot_routes_refuse_as_fastapi_does(
 
 
 def test_item2_hot_routes_succeed_as_fastapi_does(http: httpx.Client) -> None:
+    submitted = both(http, "POST", f"{API}/jobs", {"command": "true", "type": "hot"})
+    assert submitted[0].status_code == 201, submitted[0].text
+    assert_same(*submitted, ignore=("id", "created_at"))
     first, second = two_running(http)
     lease = {"executor_id": "hot-1", "attempt": 1}
     for route, ignore in (("heartbeat", ("id", "lease_expires_at")), ("complete", ("id",))):

@@ -1,10 +1,10 @@
-"""The executor's hottest routes, served without FastAPI's per-request machinery.
+"""The hottest routes, served without FastAPI's per-request machinery.
 
-A worker's life is claim, heartbeat and one report per job; on a busy dispatcher
-these requests are most of the traffic, and FastAPI's layers (its middleware stack,
-route matching through every router, dependency solving) cost more CPU than the
-work each does. This pure ASGI middleware answers them itself, by calling the very
-same handlers (``executing.py``) with the same schemas, the same ``principal_of``
+A job's life is its submit, then a worker's claim, heartbeats and one report; on a
+busy dispatcher these requests are most of the traffic, and FastAPI's layers (its
+middleware stack, route matching through every router, dependency solving) cost
+more CPU than the work each does. This pure ASGI middleware answers them itself, by calling the very
+same handlers (``executing.py``, ``jobs.py``) with the same schemas, the same ``principal_of``
 (authentication, rate limits, route rights) and the same renderers, so the answers
 are the same, byte for byte.
 
@@ -36,9 +36,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from corral import errors
 from corral.api.deps import principal_of
-from corral.api.native import executing
+from corral.api.native import executing, jobs
 from corral.api.native.errors import from_domain
-from corral.api.native.schemas import Claim, Complete, ExecutorCall, Fail, ResultReport
+from corral.api.native.schemas import (
+    Claim,
+    Complete,
+    ExecutorCall,
+    Fail,
+    ResultReport,
+    SubmitJob,
+)
 from corral.api.routing import render_http_error
 from corral.domain.principals import Principal
 from corral.services.container import Services
@@ -61,14 +68,21 @@ class HotRoute:
     route: RouteKey
     body: TypeAdapter[Any]
     handle: Handler
+    unless: bytes | None  # a request header that sends the request to FastAPI
 
 
-def _route(method: str, template: str, body: Any, handle: Handler) -> HotRoute:
+def _route(
+    method: str, template: str, body: Any, handle: Handler, unless: bytes | None = None
+) -> HotRoute:
     pattern = re.compile("^" + template.replace("{job_id}", "(?P<job_id>[^/]+)") + "$")
-    return HotRoute(method, pattern, RouteKey(template), TypeAdapter(body), handle)
+    return HotRoute(method, pattern, RouteKey(template), TypeAdapter(body), handle, unless)
 
 
 # The handlers, called as FastAPI would call them; ``job_id`` is "" on routes without it.
+async def _submit(request: Request, s: Services, p: Principal, body: Any, _: str) -> Any:
+    return await jobs.submit_job(body, request, s, p, None)
+
+
 async def _claim(request: Request, s: Services, p: Principal, body: Any, _: str) -> Any:
     return await executing.claim(body, request, s, p)
 
@@ -90,6 +104,8 @@ async def _results(request: Request, s: Services, p: Principal, body: Any, _: st
 
 
 ROUTES = (
+    # A submit with an Idempotency-Key (a header FastAPI validates) goes to FastAPI.
+    _route("POST", "/api/v1/jobs", SubmitJob, _submit, unless=b"idempotency-key"),
     _route("POST", "/api/v1/jobs/claim", Claim, _claim),
     _route("PUT", "/api/v1/jobs/{job_id}/heartbeat", ExecutorCall, _heartbeat),
     _route("PUT", "/api/v1/jobs/{job_id}/complete", Complete, _complete),
@@ -130,19 +146,15 @@ class HotPaths:
 def _match(scope: Scope) -> tuple[HotRoute, str] | None:
     if scope["type"] != "http" or scope.get("root_path"):
         return None
-    if _content_type(scope) != JSON_TYPE:
+    headers = dict(reversed(scope["headers"]))  # a repeated header: its first value, as Starlette
+    if headers.get(b"content-type") != JSON_TYPE:
         return None
     method, path = scope["method"], scope["path"]
     for route in ROUTES:
         if route.method == method and (match := route.pattern.match(path)):
+            if route.unless is not None and route.unless in headers:
+                return None
             return route, match.groupdict().get("job_id") or ""
-    return None
-
-
-def _content_type(scope: Scope) -> bytes | None:
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            return bytes(value)
     return None
 
 
