@@ -131,16 +131,19 @@ class HotPaths:
             return
         if raw is None:  # the client left before its body was in
             return
-        replay = _replaying(raw, receive)
         body = _valid_body(route, raw)
-        if body is None:
-            await self.app(scope, replay, send)  # FastAPI says what is wrong, its own way
+        if body is None:  # FastAPI says what is wrong, its own way
+            await self.app(scope, _replaying(raw, receive), send)
             return
         scope["route"] = route.route
         scope["path_params"] = {"job_id": job_id} if job_id else {}
-        request = Request(scope, replay)
+        # The body is read: what the handler may still receive is the client leaving
+        # (a long-poll claim asks whether its caller is still there before leasing),
+        # and ``request.body()`` answers from the bytes read (Starlette's own cache).
+        request = Request(scope, receive)
+        request._body = raw
         response = await _answer(request, route, body, job_id)
-        await response(scope, replay, send)
+        await response(scope, receive, send)
 
 
 def _match(scope: Scope) -> tuple[HotRoute, str] | None:
