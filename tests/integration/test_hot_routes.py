@@ -77,6 +77,11 @@ def test_item2_hot_routes_refuse_as_fastapi_does(
         ("PUT", f"{API}/jobs/{job['id']}/complete", {"executor_id": "hot-1", "exit_code": 2**70}),
         ("PUT", f"{API}/jobs/{job['id']}/complete", b"{not json"),
         ("PUT", f"{API}/jobs/{job['id']}/complete", b""),
+        (
+            "PUT",
+            f"{API}/jobs/{job['id']}/complete",
+            {"executor_id": "h", "stdout": "x" * (5 << 20)},
+        ),
         ("POST", f"{API}/jobs/claim", {"executor_id": "hot-1", "n": 0}),
         ("POST", f"{API}/jobs/claim", {"executor_id": "hot-1", "wait": 61}),
         ("POST", f"{API}/jobs/claim", {"executor_id": "hot-1"}),  # nothing pending: 204
