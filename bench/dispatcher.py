@@ -6,7 +6,9 @@ it) and measures over HTTP on 127.0.0.1:
   2. claim(n=10) + complete cycles (jobs/s), results reported in one batched
      request per claim, and one request per job;
   3. claim latency p50/p99 with 100 pending jobs vs 100,000 pending jobs.
-On SQLite and, when PostgreSQL's binaries are present, on PostgreSQL.
+On SQLite and, when PostgreSQL's binaries are present, on PostgreSQL. Beside each
+rate, the server's CPU time per request (user + system, from /proc): on a machine
+shared with other work, rates swing with the load, the CPU a request costs much less.
 
     .venv/bin/python bench/dispatcher.py [--backend sqlite|postgres|all] [--jobs N]
 """
@@ -32,6 +34,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.rawhttp import RawClient  # noqa: E402
 from tests.live import free_port  # noqa: E402
 
 SHA = "a" * 64
@@ -42,6 +45,15 @@ UNTHROTTLED = {
     "CORRAL_AUTH_FAILURE_RATE_LIMIT": "off",
     "CORRAL_LOGIN_RATE_LIMIT": "off",
 }
+
+
+SERVER_PIDS: dict[str, int] = {}  # url -> pid of the server started by ``server``
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def job(i: int) -> dict[str, object]:
@@ -68,6 +80,7 @@ def server(data_dir: Path, database_url: str | None) -> Iterator[tuple[str, str]
     env = {**os.environ, **UNTHROTTLED}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     url = f"http://127.0.0.1:{port}"
+    SERVER_PIDS[url] = proc.pid
     deadline = time.monotonic() + 30
     token_file = data_dir / "admin-token"
     while True:
@@ -101,20 +114,22 @@ async def bulk_submit(http: httpx.AsyncClient, total: int, batch: int = 1000) ->
     return sent / (time.perf_counter() - start)
 
 
-async def _drain_part(url: str, token: str, total: int, batched: bool, tag: str) -> int:
-    """One client process: claim n=10 and complete until the queue is empty."""
-    headers = {"Authorization": f"Bearer {token}"}
-    done = 0
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
+async def _drain_part(url: str, token: str, total: int, batched: bool, tag: str) -> tuple[int, int]:
+    """One client process: claim n=10 and complete until the queue is empty; returns the
+    jobs done and the requests sent. Each claimer has its own connection (``RawClient``:
+    httpx would cost more CPU per request than the server it measures)."""
+    done = requests = 0
 
-        async def worker(idx: int) -> None:
-            nonlocal done
-            executor = f"bench-{tag}-{idx}"
+    async def worker(idx: int) -> None:
+        nonlocal done, requests
+        executor = f"bench-{tag}-{idx}"
+        async with RawClient(url, token) as http:
             while done < total:
-                r = await http.post("/api/v1/jobs/claim", json={"executor_id": executor, "n": 10})
-                if r.status_code == 204:
+                claim = {"executor_id": executor, "n": 10}
+                status, jobs = await http.request("POST", "/api/v1/jobs/claim", claim)
+                requests += 1
+                if status == 204:
                     return
-                jobs = r.json()
                 if batched:
                     reports = [
                         {
@@ -126,38 +141,44 @@ async def _drain_part(url: str, token: str, total: int, batched: bool, tag: str)
                         }
                         for j in jobs
                     ]
-                    (await http.post("/api/v1/jobs/results", json=reports)).raise_for_status()
+                    await http.request("POST", "/api/v1/jobs/results", reports)
+                    requests += 1
                 else:
                     for j in jobs:
                         body = {"executor_id": executor, "attempt": j["attempt"], "exit_code": 0}
-                        r = await http.put(f"/api/v1/jobs/{j['id']}/complete", json=body)
-                        r.raise_for_status()
+                        await http.request("PUT", f"/api/v1/jobs/{j['id']}/complete", body)
+                        requests += 1
                 done += len(jobs)
 
-        await asyncio.gather(*(worker(i) for i in range(6)))
-    return done
+    await asyncio.gather(*(worker(i) for i in range(6)))
+    return done, requests
 
 
-def drain(url: str, token: str, total: int, batched: bool) -> float:
-    """One client process with several concurrent claimers, as one worker agent would be.
+def drain(url: str, token: str, total: int, batched: bool) -> tuple[float, float]:
+    """One client process with several concurrent claimers, as one worker agent would be:
+    jobs/s, and the server's CPU milliseconds per request meanwhile.
 
     (More client processes only steal the server's CPU on a 2-core machine.)
     """
-    start = time.perf_counter()
-    done = asyncio.run(_drain_part(url, token, total, batched, "0"))
-    return done / (time.perf_counter() - start)
+    pid = SERVER_PIDS[url]
+    start, cpu = time.perf_counter(), cpu_seconds(pid)
+    done, requests = asyncio.run(_drain_part(url, token, total, batched, "0"))
+    rate = done / (time.perf_counter() - start)
+    return rate, (cpu_seconds(pid) - cpu) * 1000 / max(1, requests)
 
 
-async def claim_latency(http: httpx.AsyncClient, samples: int) -> tuple[float, float]:
+async def claim_latency(url: str, token: str, samples: int) -> tuple[float, float]:
     """Latency of single claims (each followed by an untimed complete), in ms."""
     times = []
-    for _ in range(samples):
-        t0 = time.perf_counter()
-        r = await http.post("/api/v1/jobs/claim", json={"executor_id": "lat", "n": 1})
-        times.append((time.perf_counter() - t0) * 1000)
-        j = r.json()[0]
-        body = {"executor_id": "lat", "attempt": j["attempt"], "exit_code": 0}
-        await http.put(f"/api/v1/jobs/{j['id']}/complete", json=body)
+    async with RawClient(url, token) as http:
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            _, jobs = await http.request(
+                "POST", "/api/v1/jobs/claim", {"executor_id": "lat", "n": 1}
+            )
+            times.append((time.perf_counter() - t0) * 1000)
+            body = {"executor_id": "lat", "attempt": jobs[0]["attempt"], "exit_code": 0}
+            await http.request("PUT", f"/api/v1/jobs/{jobs[0]['id']}/complete", body)
     times.sort()
     return statistics.median(times), times[int(len(times) * 0.99) - 1]
 
@@ -176,18 +197,29 @@ async def run_backend(name: str, database_url: str | None, jobs: int) -> None:
         async with httpx.AsyncClient(
             base_url=url, headers=headers, limits=limits, timeout=60
         ) as http:
+            pid, cpu = SERVER_PIDS[url], cpu_seconds(SERVER_PIDS[url])
             rate = await bulk_submit(http, jobs)
-            print(f"[{name}] bulk submit: {rate:,.0f} jobs/s ({jobs:,} jobs, 1,000 per request)")
-            rate = await asyncio.to_thread(drain, url, token, jobs, True)
-            print(f"[{name}] claim(n=10) + batched results: {rate:,.0f} jobs/s")
+            per_job = (cpu_seconds(pid) - cpu) * 1e6 / jobs
+            print(
+                f"[{name}] bulk submit: {rate:,.0f} jobs/s ({jobs:,} jobs, 1,000 per request; "
+                f"server CPU {per_job:.0f} us per job)"
+            )
+            rate, ms = await asyncio.to_thread(drain, url, token, jobs, True)
+            print(
+                f"[{name}] claim(n=10) + batched results: {rate:,.0f} jobs/s "
+                f"(server CPU {ms:.2f} ms per request)"
+            )
             await fill(http, jobs // 2)
-            rate = await asyncio.to_thread(drain, url, token, jobs // 2, False)
-            print(f"[{name}] claim(n=10) + one complete per job: {rate:,.0f} jobs/s")
+            rate, ms = await asyncio.to_thread(drain, url, token, jobs // 2, False)
+            print(
+                f"[{name}] claim(n=10) + one complete per job: {rate:,.0f} jobs/s "
+                f"(server CPU {ms:.2f} ms per request)"
+            )
             await fill(http, 100)
-            p50, p99 = await claim_latency(http, 90)
+            p50, p99 = await claim_latency(url, token, 90)
             print(f"[{name}] claim latency, 100 pending: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
             await fill(http, 100_000)
-            q50, q99 = await claim_latency(http, 300)
+            q50, q99 = await claim_latency(url, token, 300)
             print(
                 f"[{name}] claim latency, 100,000 pending: p50 {q50:.2f} ms, p99 {q99:.2f} ms"
                 f" (p50 ratio {q50 / p50:.2f}x)"

@@ -6,7 +6,10 @@ are kept as the result, on one worker with 8 slots:
     `--pool threads --concurrency 8` whose task is bench/celery_app.py's `run`
     (`subprocess.run(cmd, shell=True, capture_output=True)`), jobs submitted as a group;
   - Corral: a real `corral server` on SQLite and one `corral worker --concurrency 8`,
-    jobs submitted in bulk (bench/dispatcher.py and bench/worker.py do the driving).
+    jobs submitted in bulk (bench/dispatcher.py and bench/worker.py do the driving),
+    twice: at `--isolation none` (like for like: Celery's task runs the command bare)
+    and at the default `--isolation auto` (a bubblewrap sandbox and a uid of its own
+    per job, where the machine allows: docs/isolation.md), to show what that costs.
 Rounds alternate (Celery, Corral, Celery, Corral, ...) so both sides see the same
 machine, each round on fresh processes; each side is judged by its best round.
 
@@ -170,12 +173,12 @@ def celery_round(redis: str, python: Path, jobs: int, samples: int) -> Round:
 # ---- the Corral side -----------------------------------------------------------------
 
 
-def corral_round(jobs: int, samples: int) -> Round:
+def corral_round(jobs: int, samples: int, isolation: str) -> Round:
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp), None) as (url, admin):
         token = mint(url, admin, "worker")
         auth = {"Authorization": f"Bearer {admin}"}
         with (
-            worker(url, token, Path(tmp) / "work", 8),
+            worker(url, token, Path(tmp) / "work", 8, isolation),
             httpx.Client(base_url=url, headers=auth, timeout=60) as http,
         ):
             wait_for_worker(http)
@@ -186,6 +189,13 @@ def corral_round(jobs: int, samples: int) -> Round:
 
 # ---- the table -----------------------------------------------------------------------
 
+# Each side of the table: how it runs a round. Corral twice: at ``--isolation none``, like
+# for like with Celery's bare ``subprocess.run``, and at the default (``auto``: a
+# bubblewrap sandbox and a uid of its own per job where the machine allows), to show
+# what isolation costs.
+SIDES = ("Celery", "Corral", "Corral auto")
+ISOLATION = {"Corral": "none", "Corral auto": "auto"}
+
 
 def best(rounds: list[Round]) -> Round:
     """Each figure from the side's best round for that figure."""
@@ -194,20 +204,31 @@ def best(rounds: list[Round]) -> Round:
     )
 
 
-def table(celery: Round, corral: Round, jobs: int, samples: int) -> str:
+def table(sides: dict[str, Round], jobs: int, samples: int) -> str:
+    celery, corral, auto = (sides[name] for name in SIDES)
     rows = [
-        (f"end to end, {jobs:,} jobs (jobs/s)", celery.throughput, corral.throughput, "higher"),
-        (f"submit-to-running p50, {samples} jobs (ms)", celery.p50, corral.p50, "lower"),
-        (f"submit-to-running p99, {samples} jobs (ms)", celery.p99, corral.p99, "lower"),
+        (f"end to end, {jobs:,} jobs (jobs/s)", "throughput", "higher"),
+        (f"submit-to-running p50, {samples} jobs (ms)", "p50", "lower"),
+        (f"submit-to-running p99, {samples} jobs (ms)", "p99", "lower"),
     ]
-    lines = [f"{'':44} {'Celery+Redis':>13} {'Corral':>10} {'Corral/Celery':>14}"]
-    for label, theirs, ours, better in rows:
+    lines = [
+        f"{'':42} {'Celery+Redis':>12} {'Corral':>8} {'ratio':>6} {'Corral auto':>11} {'ratio':>6}",
+        f"{'':42} {'':>12} {'(none)':>8} {'':>6} {'(sandbox)':>11}",
+    ]
+    for label, field, better in rows:
+        theirs, ours, iso = (getattr(r, field) for r in (celery, corral, auto))
         digits = 0 if theirs > 100 else 1
         lines.append(
-            f"{label:44} {theirs:>13,.{digits}f} {ours:>10,.{digits}f} "
-            f"{ours / theirs:>13.2f}x  ({better} is better)"
+            f"{label:42} {theirs:>12,.{digits}f} {ours:>8,.{digits}f} {ours / theirs:>5.2f}x "
+            f"{iso:>11,.{digits}f} {iso / theirs:>5.2f}x  ({better} is better)"
         )
     return "\n".join(lines)
+
+
+def run_round(name: str, redis: str, python: Path, jobs: int, samples: int) -> Round:
+    if name == "Celery":
+        return celery_round(redis, python, jobs, samples)
+    return corral_round(jobs, samples, ISOLATION[name])
 
 
 def main() -> None:
@@ -224,21 +245,19 @@ def main() -> None:
     print(f"Corral vs Celery+Redis, {when}, {os.cpu_count()} cores, python {version}")
     spawn, shell = spawn_true(SPAWN_SAMPLES), spawn_shell(SPAWN_SAMPLES)
     print(f"raw spawn from Python: /bin/true {spawn:,.0f}/s; sh -c true, captured {shell:,.0f}/s")
-    sides: dict[str, list[Round]] = {"Celery": [], "Corral": []}
+    sides: dict[str, list[Round]] = {name: [] for name in SIDES}
     for n in range(1, args.rounds + 1):
-        for name in sides:
-            if name == "Celery":
-                figures = celery_round(redis, python, args.jobs, args.latency_jobs)
-            else:
-                figures = corral_round(args.jobs, args.latency_jobs)
+        for name in SIDES:
+            figures = run_round(name, redis, python, args.jobs, args.latency_jobs)
             sides[name].append(figures)
             print(
-                f"  round {n} {name:6}: {figures.throughput:,.0f} jobs/s, "
+                f"  round {n} {name:11}: {figures.throughput:,.0f} jobs/s, "
                 f"p50 {figures.p50:.1f} ms, p99 {figures.p99:.1f} ms",
                 flush=True,
             )
-    print(table(best(sides["Celery"]), best(sides["Corral"]), args.jobs, args.latency_jobs))
-    print(f"(best of {args.rounds} alternating rounds per side)")
+    bests = {name: best(rounds) for name, rounds in sides.items()}
+    print(table(bests, args.jobs, args.latency_jobs))
+    print(f"(best of {args.rounds} alternating rounds per side; ratio: Corral / Celery)")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from corral.api.headers import CORS_EXPOSED, ResponseHeaders
 from corral.api.native import executing, files, fleet, jobs, tokens, users, workflows
 from corral.api.native import schedules as native_schedules
 from corral.api.native.errors import NativeRoute, from_validation
+from corral.api.native.hotpath import HotPaths
 from corral.api.ratelimit import RateLimits
 from corral.api.responses import JSON
 from corral.api.routing import DialectRoute, render_http_error
@@ -108,6 +109,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
     app.state.cors_origins = frozenset(settings.cors_origins)  # deps.check_cookie_origin
     # add_middleware wraps what is there, so the last added is the outermost: the common
     # headers go on every answer (CORS preflights too), and the body limit wraps only receive.
+    app.add_middleware(HotPaths)  # innermost: the executor's hot routes, within the limits
     app.add_middleware(
         BodyLimit,
         max_json_bytes=settings.max_json_bytes,

@@ -54,6 +54,7 @@ from corral.store.base import (
 )
 from corral.store.postgres_deps import PostgresDependencies
 from corral.store.postgres_files import PostgresFiles
+from corral.store.postgres_finish import finish_plain, is_plain
 from corral.store.postgres_fleet import PostgresFleet
 from corral.store.postgres_idempotency import PostgresIdempotency
 from corral.store.postgres_pages import PostgresPages
@@ -418,6 +419,11 @@ class PostgresStore(
         """
         if not reports:
             return []
+        if len(reports) == 1 and now is None and is_plain(reports[0]):
+            async with self._conn() as conn:
+                job = await finish_plain(conn, reports[0])
+            if job is not None:  # else the general path below says why, or decides afresh
+                return [job]
         out: list[Job | CorralError] = []
         batch = q.BatchWrite()
         async with self._tx() as conn:
