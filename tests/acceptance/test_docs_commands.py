@@ -37,6 +37,8 @@ DOCS_URL = "http://127.0.0.1:3000"
 def problems_of(words: list[str]) -> list[str]:
     """What is wrong with ``corral WORDS...``: an unknown command or an unknown option."""
     command: Any = typer.main.get_command(app)  # typer's own (vendored) click classes
+    # Sub-commands inherit the root's context settings: -h is help everywhere.
+    help_names = set(command.context_settings.get("help_option_names", ["--help"]))
     rest = list(words)
     while hasattr(command, "commands") and rest and not rest[0].startswith("-"):
         names = rest.pop(0).split("|")  # "drain|remove": each must exist
@@ -46,7 +48,7 @@ def problems_of(words: list[str]) -> list[str]:
         command = found[0]
     options = {
         opt for param in command.params for opt in (*param.opts, *param.secondary_opts)
-    } | set(command.context_settings.get("help_option_names", ["--help"]))
+    } | help_names
     return [
         f"{' '.join(words)!r}: {word.split('=')[0]} is not an option of {command.name}"
         for word in rest
