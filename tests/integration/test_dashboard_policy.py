@@ -63,6 +63,10 @@ DASHBOARD: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {
     ("GET", "/schedules"): ("redirect", "page", "page", "page", 403),
     ("POST", "/schedules/{schedule_id}/pause"): ("redirect", 403, 403, 403, 403),  # no CSRF token
     ("POST", "/schedules/{schedule_id}/resume"): ("redirect", 403, 403, 403, 403),  # likewise
+    # --- workflows ---
+    ("GET", "/workflows"): ("redirect", "page", "page", "page", 403),
+    ("GET", "/workflows/{workflow_id}"): ("redirect", "page", "page", "page", 403),
+    ("POST", "/workflows/{workflow_id}/cancel"): ("redirect", 403, 403, 403, 403),  # no CSRF
 }
 
 
@@ -124,6 +128,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             schedule = http.post("/api/v1/schedules", json=body)
             assert schedule.status_code == 201, schedule.text
             PATH_PARAMS["schedule_id"] = schedule.json()["id"]
+            body = {"name": "walk", "jobs": [{"key": "only", "command": "true"}]}
+            workflow = http.post("/api/v1/workflows", json=body)
+            assert workflow.status_code == 201, workflow.text
+            PATH_PARAMS["workflow_id"] = workflow.json()["id"]
         yield live
 
 
