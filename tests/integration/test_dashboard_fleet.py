@@ -147,6 +147,85 @@ def test_a_silent_worker_turns_offline_after_the_threshold(tmp_path: Path) -> No
     assert '<span class="state offline">offline</span>' in row_html(html, "silent-1")
 
 
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)  # the sign-out form has one
+    assert found is not None
+    return found[1]
+
+
+def cmd_worker(live: LiveServer, worker_id: str) -> str:
+    """A CMD Executor worker registered with a join token: the token it gets back is
+    bound to it."""
+    body = {"workerId": worker_id}
+    with live.client(live.token("worker")) as join:
+        answer = join.post("/api/workers/register", json=body)
+    assert answer.status_code == 201, answer.text
+    token: str = answer.json()["token"]
+    return token
+
+
+def beats(live: LiveServer, token: str, worker_id: str) -> int:
+    answer = httpx.post(
+        f"{live.url}/api/workers/heartbeat",
+        json={"workerId": worker_id},
+        headers={"x-worker-token": token},
+        timeout=10,
+    )
+    return answer.status_code
+
+
+def test_admins_drain_and_remove_workers_others_cannot(server: LiveServer) -> None:
+    bound = cmd_worker(server, "act-bound")
+    with server.client(server.token("worker")) as worker:
+        register(worker, "act-drain")
+        assert beats(server, bound, "act-bound") == 200
+        with sign_in(server) as viewer:
+            html = page(viewer, "/workers")
+            assert "/drain" not in html and "/remove" not in html  # no buttons for viewers
+            for action in ("drain", "remove"):  # and a forged form is refused
+                answer = viewer.post(f"/workers/act-drain/{action}", data={"csrf": csrf_of(html)})
+                assert answer.status_code == 403, answer.text
+        with sign_in(server, ADMIN) as admin:
+            html = page(admin, "/workers")
+            drain = row_html(html, "act-drain")
+            assert 'action="/workers/act-drain/drain"' in drain
+            assert 'action="/workers/act-drain/remove"' in drain and "data-confirm=" in drain
+            assert admin.post("/workers/act-drain/drain").status_code == 403  # no CSRF token
+            assert rows(page(admin, "/workers"))["act-drain"] == "online"
+
+            answer = admin.post("/workers/act-drain/drain", data={"csrf": csrf_of(html)})
+            assert answer.status_code == 303
+            assert answer.headers["location"] == "/workers?done=drained"
+            html = page(admin, answer.headers["location"])
+            assert '<p id="notice" class="notice" role="status">Worker draining' in html
+            assert rows(html)["act-drain"] == "draining"
+            assert "/workers/act-drain/drain" not in html  # no second Drain on a draining row
+            # The worker hears it on its next heartbeat, as from `corral workers drain`.
+            beat = worker.post(f"{API}/executors/act-drain/heartbeat", json={})
+            assert beat.json().get("drain") is True
+
+            answer = admin.post("/workers/act-bound/remove", data={"csrf": csrf_of(html)})
+            assert answer.headers["location"] == "/workers?done=removed"
+            html = page(admin, answer.headers["location"])
+            assert "Worker removed" in html and "act-bound" not in rows(html)
+            assert beats(server, bound, "act-bound") == 401  # its bound token is revoked
+            again = admin.post("/workers/act-bound/remove", data={"csrf": csrf_of(html)})
+            assert again.headers["location"] == "/workers?done=gone"
+            assert "no longer registered" in page(admin, again.headers["location"])
+
+
+def test_an_offline_worker_can_be_removed_but_not_drained(tmp_path: Path) -> None:
+    with start(tmp_path / "data", executor_offline_after=0.5) as live:
+        with live.client(live.token("worker")) as worker:
+            register(worker, "gone-1")
+        time.sleep(1.0)
+        with sign_in(live, ADMIN) as admin:
+            html = page(admin, "/workers")
+    assert rows(html) == {"gone-1": "offline"}
+    row = row_html(html, "gone-1")
+    assert "/workers/gone-1/remove" in row and "/workers/gone-1/drain" not in row
+
+
 def test_worker_tokens_do_not_see_the_pages(server: LiveServer) -> None:
     client = httpx.Client(base_url=server.url, follow_redirects=False, timeout=10)
     client.cookies.set("auth_token", server.token("worker"))

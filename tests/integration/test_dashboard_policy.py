@@ -47,6 +47,8 @@ DASHBOARD: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {
     ("POST", "/submit"): ("redirect", 403, 403, 403, 403),  # without the CSRF token
     # --- workers, queues, projects ---
     ("GET", "/workers"): ("redirect", "page", "page", "page", 403),
+    ("POST", "/workers/{executor_id}/drain"): ("redirect", 403, 403, 403, 403),  # no CSRF token
+    ("POST", "/workers/{executor_id}/remove"): ("redirect", 403, 403, 403, 403),  # likewise
     ("GET", "/queues"): ("redirect", "page", "page", "page", 403),
     ("GET", "/projects"): ("redirect", "page", "page", "page", 403),
     ("GET", "/projects/{project_id}"): ("redirect", "page", "page", "page", 403),
@@ -63,6 +65,10 @@ DASHBOARD: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {
     ("GET", "/schedules"): ("redirect", "page", "page", "page", 403),
     ("POST", "/schedules/{schedule_id}/pause"): ("redirect", 403, 403, 403, 403),  # no CSRF token
     ("POST", "/schedules/{schedule_id}/resume"): ("redirect", 403, 403, 403, 403),  # likewise
+    # --- workflows ---
+    ("GET", "/workflows"): ("redirect", "page", "page", "page", 403),
+    ("GET", "/workflows/{workflow_id}"): ("redirect", "page", "page", "page", 403),
+    ("POST", "/workflows/{workflow_id}/cancel"): ("redirect", 403, 403, 403, 403),  # no CSRF
 }
 
 
@@ -124,6 +130,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             schedule = http.post("/api/v1/schedules", json=body)
             assert schedule.status_code == 201, schedule.text
             PATH_PARAMS["schedule_id"] = schedule.json()["id"]
+            body = {"name": "walk", "jobs": [{"key": "only", "command": "true"}]}
+            workflow = http.post("/api/v1/workflows", json=body)
+            assert workflow.status_code == 201, workflow.text
+            PATH_PARAMS["workflow_id"] = workflow.json()["id"]
+        with live.client(live.token("worker")) as worker:
+            executor = worker.post("/api/v1/executors", json={"executor_id": "policy-walk"})
+            assert executor.status_code == 201, executor.text
+            PATH_PARAMS["executor_id"] = "policy-walk"
         yield live
 
 

@@ -5,6 +5,11 @@ as a fragment of its own (``?fragment=...``), which ``app.js`` re-fetches when
 ``/ui/events`` says a topic moved. Charts are SVG drawn here, on the server:
 the geometry is computed below so templates only place shapes, and the page
 needs no script and no inline style (the CSP allows neither).
+
+Admins drain and remove workers from ``/workers`` with plain forms (CSRF-checked),
+through the same executor service as ``POST /api/v1/executors/{id}/drain`` and
+``DELETE /api/v1/executors/{id}``, so the same policy decides: a forged form from
+anyone else gets a 403.
 """
 
 from __future__ import annotations
@@ -17,15 +22,18 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse
 
 from corral.api.dashboard.routing import PageRoute
-from corral.api.dashboard.session import ViewerDep
+from corral.api.dashboard.session import CsrfViewerDep, ViewerDep
 from corral.api.dashboard.templating import TEMPLATES, duration
 from corral.api.deps import ServicesDep
 from corral.api.ranges import COUNT
+from corral.auth.policy import Action, require
 from corral.domain.priority import LEVELS, QUEUE_CLASSES
 from corral.domain.states import JobStatus
 from corral.domain.workers import ExecutorState
+from corral.errors import NotFound
 from corral.services.executors import ExecutorView
 from corral.services.rates import Activity, Interval, Latency
 
@@ -41,6 +49,11 @@ TASK_STATUSES = (
     (JobStatus.FAILED, "failed"),
     (JobStatus.CANCELLED, "cancelled"),
 )
+NOTICES = {
+    "drained": "Worker draining: it takes no new jobs, finishes the running ones, then exits.",
+    "removed": "Worker removed, and the tokens bound to it revoked.",
+    "gone": "That worker is no longer registered.",
+}
 
 # Chart geometry, in viewBox units: the plot sits between the margins.
 WIDTH, HEIGHT = 320.0, 150.0
@@ -59,6 +72,7 @@ async def workers(
     viewer: ViewerDep,
     services: ServicesDep,
     fragment: Literal["rows"] | None = None,
+    done: str = "",
 ) -> Response:
     views = await services.executors.views(viewer.principal)
     views.sort(key=lambda v: (STATE_ORDER[v.state], v.executor.info.executor_id))
@@ -70,8 +84,32 @@ async def workers(
         "offline_after": services.executors.offline_after,
         "now": time.time(),
         "shown": RUNNING_SHOWN,
+        "notice": NOTICES.get(done),
     }
     return _render(request, "workers_fleet.html" if fragment else "workers.html", context)
+
+
+@router.post("/workers/{executor_id}/drain")
+async def drain_worker(executor_id: str, viewer: CsrfViewerDep, services: ServicesDep) -> Response:
+    """As ``corral workers drain``: its next heartbeat tells the worker to stop claiming,
+    finish its running jobs and exit."""
+    require(viewer.principal, Action.EXECUTE)  # the API's gate on the route (route_rights)
+    try:
+        await services.executors.set_draining(viewer.principal, executor_id)
+    except NotFound:  # it left (a drained worker deregisters) since the page was drawn
+        return RedirectResponse("/workers?done=gone", status_code=303)
+    return RedirectResponse("/workers?done=drained", status_code=303)
+
+
+@router.post("/workers/{executor_id}/remove")
+async def remove_worker(executor_id: str, viewer: CsrfViewerDep, services: ServicesDep) -> Response:
+    """As ``corral workers remove``: forget the worker and revoke the tokens bound to it."""
+    require(viewer.principal, Action.EXECUTE)  # before the service's "not found", as the API
+    try:
+        await services.executors.remove(viewer.principal, executor_id)
+    except NotFound:
+        return RedirectResponse("/workers?done=gone", status_code=303)
+    return RedirectResponse("/workers?done=removed", status_code=303)
 
 
 def _state_counts(views: Sequence[ExecutorView]) -> dict[str, int]:

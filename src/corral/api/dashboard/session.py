@@ -42,6 +42,12 @@ class Viewer:
     def is_admin(self) -> bool:
         return can(self.principal, Action.ADMIN)
 
+    @property
+    def can_manage_workers(self) -> bool:
+        """Drain and remove any worker: admins. The only others the API lets drain or
+        remove one are the tokens that registered it, and those never see a page."""
+        return self.is_admin
+
 
 async def current_viewer(request: Request, services: ServicesDep) -> Viewer:
     token = request.cookies.get(AUTH_COOKIE)
