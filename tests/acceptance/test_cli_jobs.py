@@ -215,6 +215,29 @@ def test_item5_workers_drain_then_remove(cluster: Cluster, later_worker: Any) ->
     assert gone.returncode == 2 and "not found" in gone.stderr.lower()
 
 
+@pytest.mark.slow  # a worker starts, is removed, and registers again: about 5 s
+def test_a_running_worker_removed_by_an_admin_registers_again_whole(cluster: Cluster) -> None:
+    """Its long-poll claim recreates a bare record at once (claims may come from executors
+    that never registered); the heartbeat then tells it to register, so it comes back
+    with its hostname, isolation and capacity instead of staying an empty record."""
+    worker = cluster.worker("phoenix")
+    try:
+        poll(lambda: "phoenix" in _worker_names(cluster), 15, "the worker to register")
+        removed = cluster.cli("workers", "remove", "phoenix")
+        assert removed.returncode == 0, removed.stderr
+
+        def whole() -> dict[str, Any] | None:
+            rows = json.loads(cluster.cli("workers", "--json").stdout)
+            row = next((w for w in rows if w["executor_id"] == "phoenix"), None)
+            return row if row and row.get("hostname") and row.get("isolation") else None
+
+        back = poll(whole, 20, "the removed worker to register again")
+        assert back["capacity"]["cpus"] > 0, back
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
 def _worker_names(cluster: Cluster) -> set[str]:
     return {w["executor_id"] for w in json.loads(cluster.cli("workers", "--json").stdout)}
 

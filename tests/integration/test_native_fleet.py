@@ -144,7 +144,8 @@ def test_heartbeat_of_finished_job_is_lost(live_server: LiveServer) -> None:
         claim_one(http, "agent")
         http.put(f"{API}/jobs/{job_id}/complete", json={"executor_id": "agent"})
         body = beat(http, "agent", jobs=[{"job_id": job_id, "attempt": 1}]).json()
-    assert body == {"renewed": [], "lost": [job_id], "cancel": []}
+    # "agent" only claimed, it never registered: the answer asks it to.
+    assert body == {"renewed": [], "lost": [job_id], "cancel": [], "register": True}
 
 
 def test_heartbeat_for_another_executors_job_is_lost(live_server: LiveServer) -> None:

@@ -147,6 +147,9 @@ class Renewal:
             )
             return
         self._apply_heartbeat(answer, {h.run.job_id: h for h in held}, sent)
+        if answer.get("register"):  # removed by an admin while running: say who we are again
+            log.info("registering again", extra=log_extra("reregister"))
+            await self.reregister()
 
     def _apply_heartbeat(self, answer: dict[str, Any], held: dict[str, Held], sent: float) -> None:
         if answer.get("drain") and self.drain is not None and not self.draining():

@@ -52,6 +52,9 @@ class Executor:
     draining: bool
     jobs_completed: int
     reported_status: str | None = None  # what the executor last said it was doing
+    # False for a record a claim made (an executor may claim without registering):
+    # a `corral worker` told so registers again, with its hostname and capacity.
+    registered: bool = True
 
     def state(self, now: float, offline_after: float) -> ExecutorState:
         """Offline is derived from heartbeat age, so no sweeper has to write it."""

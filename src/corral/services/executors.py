@@ -214,10 +214,14 @@ class ExecutorService:
         await self._store.upsert_executor(found.info, time.time(), draining=True)
         self._hub.fleet_changed()
 
-    async def drain_asked(self, executor_id: str) -> bool:
-        """Whether the executor is marked draining (by an admin, or by its own beat)."""
+    async def orders(self, executor_id: str) -> tuple[bool, bool]:
+        """(drain, register): whether the executor is marked draining (by an admin, or by
+        its own beat), and whether its record is one a claim made rather than a
+        registration (an admin removed it while it ran), so it should register again."""
         found = await self._store.get_executor(executor_id)
-        return found is not None and found.draining
+        if found is None:
+            return False, False
+        return found.draining, not found.registered
 
     async def remove(self, principal: Principal, executor_id: str) -> None:
         found = await self._store.get_executor(executor_id)

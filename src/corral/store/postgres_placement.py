@@ -21,8 +21,8 @@ ANY_PLACED = "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND pla
 # $1 executor, $2 principal, $3 ip, $4 now (None: the database's). Records the
 # executor as seen and holds its row until the claim commits.
 LOCK_EXECUTOR = f"""
-INSERT INTO executors (executor_id, principal_id, ip, registered_at, last_heartbeat)
-SELECT $1, $2, $3, t, t FROM (SELECT {CLOCK.replace("$1", "$4")} AS t) AS clock
+INSERT INTO executors (executor_id, principal_id, ip, registered_at, last_heartbeat, registered)
+SELECT $1, $2, $3, t, t, false FROM (SELECT {CLOCK.replace("$1", "$4")} AS t) AS clock
 ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat,
   ip = coalesce(excluded.ip, executors.ip)
 RETURNING coalesce(cpus, cpu_count, 0)::float8 AS cpus, coalesce(memory_mb, 0) AS memory_mb,

@@ -120,8 +120,8 @@ DB_NOW = "SELECT extract(epoch from now())::float8"
 # resources or no network waits, it claims nothing (see ``postgres_placement``).
 CLAIM = f"""
 WITH clock AS (SELECT {CLOCK} AS t), seen AS (
-  INSERT INTO executors (executor_id, principal_id, ip, registered_at, last_heartbeat)
-  SELECT $6, $8, $7, t, t FROM clock
+  INSERT INTO executors (executor_id, principal_id, ip, registered_at, last_heartbeat, registered)
+  SELECT $6, $8, $7, t, t, false FROM clock
   ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat,
     ip = coalesce(excluded.ip, executors.ip)
 ), picked AS (
@@ -304,7 +304,7 @@ ON CONFLICT (executor_id) DO UPDATE SET principal_id = excluded.principal_id,
   cpu_count = excluded.cpu_count, memory_mb = excluded.memory_mb, os = excluded.os,
   labels = excluded.labels, concurrency = excluded.concurrency,
   metadata = excluded.metadata, last_heartbeat = excluded.last_heartbeat,
-  draining = excluded.draining
+  draining = excluded.draining, registered = true
 RETURNING *
 """
 
@@ -320,8 +320,9 @@ ON CONFLICT (executor_id) DO UPDATE SET principal_id = excluded.principal_id,
   memory_mb = excluded.memory_mb, os = excluded.os, labels = excluded.labels,
   concurrency = excluded.concurrency, metadata = excluded.metadata,
   registered_at = excluded.registered_at, last_heartbeat = excluded.last_heartbeat,
-  draining = 0, jobs_completed = 0, reported_status = NULL
+  draining = 0, jobs_completed = 0, reported_status = NULL, registered = true
 WHERE executors.last_heartbeat < $12
+  OR (NOT executors.registered AND executors.principal_id = excluded.principal_id)
 RETURNING *
 """
 

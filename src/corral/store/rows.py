@@ -251,6 +251,7 @@ def executor_from_row(row: Mapping[str, Any]) -> Executor:
         draining=bool(row["draining"]),
         jobs_completed=row["jobs_completed"],
         reported_status=row["reported_status"],
+        registered=bool(row["registered"]),
     )
 
 

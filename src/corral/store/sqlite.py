@@ -82,8 +82,8 @@ WHERE seq IN ({_CLAIM_CANDIDATES})
 RETURNING {JOB_COLUMNS}
 """
 _UPSERT_SEEN_EXECUTOR = """
-INSERT INTO executors (executor_id, principal_id, ip, registered_at, last_heartbeat)
-VALUES (?, ?, ?, ?, ?)
+INSERT INTO executors (executor_id, principal_id, ip, registered_at, last_heartbeat, registered)
+VALUES (?, ?, ?, ?, ?, 0)
 ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat,
   ip = coalesce(excluded.ip, executors.ip)
 """

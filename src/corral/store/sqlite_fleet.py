@@ -38,7 +38,7 @@ class SqliteFleet:
                 "cpu_count = excluded.cpu_count, memory_mb = excluded.memory_mb, "
                 "os = excluded.os, labels = excluded.labels, concurrency = excluded.concurrency, "
                 "metadata = excluded.metadata, last_heartbeat = excluded.last_heartbeat, "
-                "draining = excluded.draining RETURNING *",
+                "draining = excluded.draining, registered = 1 RETURNING *",
                 (
                     *executor_params(info),
                     now,
@@ -69,7 +69,9 @@ class SqliteFleet:
                 "concurrency = excluded.concurrency, metadata = excluded.metadata, "
                 "registered_at = excluded.registered_at, "
                 "last_heartbeat = excluded.last_heartbeat, draining = 0, jobs_completed = 0, "
-                "reported_status = NULL WHERE executors.last_heartbeat < ? RETURNING *",
+                "reported_status = NULL, registered = 1 WHERE executors.last_heartbeat < ? "
+                "OR (NOT executors.registered AND executors.principal_id = excluded.principal_id) "
+                "RETURNING *",
                 (
                     *executor_params(info),
                     now,

@@ -59,10 +59,12 @@ async def executor_heartbeat(
         await services.executors.restate(principal, executor_id, capacity)
     held = [(j.job_id, j.attempt) for j in body.jobs]
     leases = await services.leases.renew_all(principal, executor_id, held)
-    # Said only when true ("drain": an admin drained it), so older answers read the same.
-    drain = not body.draining and await services.executors.drain_asked(executor_id)
+    # Said only when true ("drain": an admin drained it; "register": an admin removed it
+    # and only its claims know it now), so older answers read the same.
+    drain, register = await services.executors.orders(executor_id)
     return {
-        **({"drain": True} if drain else {}),
+        **({"drain": True} if drain and not body.draining else {}),
+        **({"register": True} if register else {}),
         "renewed": [
             {
                 "job_id": j.id,
