@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything Corral needs on a fresh Debian machine: a virtualenv with
 # the project and its dev tools; with CORRAL_SETUP_TESTS=1 (`make test`) also what
-# only the tests use: PostgreSQL's server binaries, Chromium, axios.
+# only the tests use: PostgreSQL's server binaries, HAProxy, Chromium, axios.
 # Safe to run again; it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,10 @@ tests="${CORRAL_SETUP_TESTS:-0}"
 if [ "$tests" = 1 ] && ! command -v initdb >/dev/null 2>&1 \
     && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)
+fi
+# HAProxy: the multi-host test runs deploy/haproxy.cfg in front of three replicas.
+if [ "$tests" = 1 ] && [ ! -x /usr/sbin/haproxy ] && ! command -v haproxy >/dev/null 2>&1; then
+  need_apt+=(haproxy)
 fi
 # curl: run.sh waits for the server with it, and the tests run CMD Executor's walkthroughs.
 if ! command -v curl >/dev/null 2>&1; then

@@ -63,6 +63,7 @@ class PgServer:
         self.bin = find_pg_bin()
         self.as_root = os.geteuid() == 0
         self.port = 0
+        self.host = "127.0.0.1"  # where it listens (tests/multihost.py: a host's address)
         self.root: Path | None = None
         self._counter = itertools.count(1)
         self._template_ready = False
@@ -73,12 +74,18 @@ class PgServer:
         return self.root / "data"
 
     def dsn(self, database: str = "postgres") -> str:
-        return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{USER}@{self.host}:{self.port}/{database}"
+
+    def _command(self, *args: str) -> list[str]:
+        """One of the server binaries with its arguments, as the server's own user."""
+        command = [str(self.bin / args[0]), *args[1:]]
+        return ["runuser", "-u", _RUN_AS, "--", *command] if self.as_root else command
+
+    def _next_port(self) -> int:
+        return _free_port()
 
     def _run(self, *args: str) -> None:
-        command = [str(self.bin / args[0]), *args[1:]]
-        if self.as_root:
-            command = ["runuser", "-u", _RUN_AS, "--", *command]
+        command = self._command(*args)
         done = subprocess.run(command, cwd=self.root, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             log = self.root / "server.log" if self.root else None
@@ -115,10 +122,15 @@ class PgServer:
             "--locale=C",
             "--no-sync",
         )
+        self.launch()
+
+    def launch(self) -> None:
+        """``pg_ctl start`` on the initialised data directory; waits until it serves."""
+        assert self.root is not None
         for tries in range(3):
-            self.port = _free_port()
+            self.port = self._next_port()
             options = (
-                f"-p {self.port} -c listen_addresses=127.0.0.1 "
+                f"-p {self.port} -c listen_addresses={self.host} "
                 f"-c unix_socket_directories={self.root} -c max_connections=200 "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             )
