@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 import httpx
 
 REPEATABLE = "corral_repeatable"  # request extension: the caller says a repeat is harmless
+_REST = "corral_path_after_home"  # request extension: its path and query below ``home``
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
@@ -74,6 +75,7 @@ class Endpoints:
             raise ValueError("no server URL given")
         self.urls = tuple(httpx.URL(u) for u in urls)
         self.home = self.urls[0]  # clients build their requests on it (``base_url``)
+        self._prefix = self.home.raw_path.rstrip(b"/")
         self._current = 0
 
     @property
@@ -87,7 +89,7 @@ class Endpoints:
 
     def owns(self, url: httpx.URL) -> bool:
         """Whether ``url`` was built on ``home`` (else it goes elsewhere, untouched)."""
-        prefix = self.home.raw_path.rstrip(b"/")
+        prefix = self._prefix
         rest = url.raw_path[len(prefix) :]
         same_origin = (url.scheme, url.host, url.port) == (
             self.home.scheme,
@@ -96,21 +98,19 @@ class Endpoints:
         )
         return same_origin and url.raw_path.startswith(prefix) and rest[:1] in (b"", b"/", b"?")
 
-    def rebase(self, request: httpx.Request, to: httpx.URL) -> httpx.Request:
-        """``request`` as sent to the replica at ``to`` instead of ``home``."""
-        if to == self.home:
-            return request
-        rest = request.url.raw_path[len(self.home.raw_path.rstrip(b"/")) :]
-        url = to.copy_with(raw_path=to.raw_path.rstrip(b"/") + rest)
-        headers = request.headers.copy()
-        headers["Host"] = url.netloc.decode("ascii")
-        return httpx.Request(
-            request.method,
-            url,
-            headers=headers,
-            stream=request.stream,
-            extensions=request.extensions,
-        )
+    def rebase(self, request: httpx.Request, to: httpx.URL) -> None:
+        """Point ``request`` (built on ``home`` or rebased before) at the replica ``to``.
+
+        In place: a new ``httpx.Request`` per try would cost more than the rest of
+        this module together, and the response's ``request`` then says where it went.
+        """
+        if request.url.host == to.host and request.url.port == to.port:
+            return
+        rest = request.extensions.get(_REST)
+        if rest is None:
+            rest = request.extensions[_REST] = request.url.raw_path[len(self._prefix) :]
+        request.url = to.copy_with(raw_path=to.raw_path.rstrip(b"/") + rest)
+        request.headers["Host"] = request.url.netloc.decode("ascii")
 
 
 class Attempts:
@@ -210,7 +210,8 @@ class FailoverTransport(httpx.BaseTransport):
         while True:
             url = self.endpoints.current
             try:
-                response = self.inner.handle_request(self.endpoints.rebase(request, url))
+                self.endpoints.rebase(request, url)
+                response = self.inner.handle_request(request)
             except httpx.TransportError as exc:
                 pause = attempts.after_error(url, exc)
                 if pause is None:
@@ -251,9 +252,8 @@ class AsyncFailoverTransport(httpx.AsyncBaseTransport):
         while True:
             url = self.endpoints.current
             try:
-                response = await self.inner.handle_async_request(
-                    self.endpoints.rebase(request, url)
-                )
+                self.endpoints.rebase(request, url)
+                response = await self.inner.handle_async_request(request)
             except httpx.TransportError as exc:
                 pause = attempts.after_error(url, exc)
                 if pause is None:
