@@ -35,7 +35,9 @@ from collections.abc import Callable, Sequence
 import httpx
 
 REPEATABLE = "corral_repeatable"  # request extension: the caller says a repeat is harmless
-_REST = "corral_path_after_home"  # request extension: its path and query below ``home``
+# Request extension: the replica a request points at now, and its path and query below
+# the URL it was built on.
+_REBASED = "corral_rebased"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
@@ -104,11 +106,12 @@ class Endpoints:
         In place: a new ``httpx.Request`` per try would cost more than the rest of
         this module together, and the response's ``request`` then says where it went.
         """
-        if request.url.host == to.host and request.url.port == to.port:
+        at, rest = request.extensions.get(_REBASED, (self.home, b""))
+        if at is to:  # ``to`` is one of ``urls``: identity is enough, and cheap
             return
-        rest = request.extensions.get(_REST)
-        if rest is None:
-            rest = request.extensions[_REST] = request.url.raw_path[len(self._prefix) :]
+        if at is self.home:
+            rest = request.url.raw_path[len(self._prefix) :]
+        request.extensions[_REBASED] = (to, rest)
         request.url = to.copy_with(raw_path=to.raw_path.rstrip(b"/") + rest)
         request.headers["Host"] = request.url.netloc.decode("ascii")
 

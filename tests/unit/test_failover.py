@@ -131,6 +131,10 @@ def test_a_request_is_rebased_on_the_replica_in_use_with_its_host() -> None:
     endpoints.rebase(request, httpx.URL("http://lb/corral"))  # a retry goes back to the first
     assert str(request.url) == "http://lb/corral/api/v1/jobs?limit=5"
     assert request.headers["Host"] == "lb"
+    same_host = Endpoints(("http://lb/a", "http://lb/b"))
+    moved = httpx.Request("GET", "http://lb/a/api/v1/jobs")
+    same_host.rebase(moved, httpx.URL("http://lb/b"))
+    assert str(moved.url) == "http://lb/b/api/v1/jobs"
     assert not endpoints.owns(httpx.URL("http://elsewhere/file.bin"))
     assert not endpoints.owns(httpx.URL("http://lb/other"))
     assert not endpoints.owns(httpx.URL("http://lb/corralled/x"))
