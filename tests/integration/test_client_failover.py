@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 
+from corral.cli.config import resolve_credentials
 from corral.client import (
     AsyncCorralClient,
     CorralClient,
@@ -66,28 +69,44 @@ async def test_the_async_sdk_moves_on_too(server: LiveServer) -> None:
         assert (await corral.get(job.id)).id == job.id
 
 
-def test_the_cli_takes_a_comma_separated_server_list(server: LiveServer, tmp_path: Path) -> None:
-    servers = f"{dead()},{server.url}"
-    env = clean_env(XDG_CONFIG_HOME=str(tmp_path))
-    submitted = subprocess.run(
-        [*CORRAL, "submit", "--", "true"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**env, "CORRAL_URL": servers, "CORRAL_TOKEN": server.admin_token},
-    )
+def test_the_cli_takes_a_server_list_and_never_submits_twice(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """The first replica takes ``corral submit``'s request and dies before answering: the
+    command sends it again to the second, with the Idempotency-Key it made, and gets the
+    same job back."""
+    lost = Countdown(1)
+
+    def dies_after_forwarding(call: Call) -> str:
+        return DROP_AFTER if call.method == "POST" and lost.take() else PASS
+
+    command = f"echo cli-{uuid.uuid4()}"
+    with FaultProxy(server.url, dies_after_forwarding) as first:
+        submitted = subprocess.run(
+            [*CORRAL, "submit", command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env(
+                XDG_CONFIG_HOME=str(tmp_path),
+                CORRAL_URL=f"{first.url},{server.url}",
+                CORRAL_TOKEN=server.admin_token,
+            ),
+        )
+        forwarded = first.seen("/api/v1/jobs")
     assert submitted.returncode == 0, submitted.stderr
+    assert [c.status for c in forwarded] == [None]  # taken, never answered
+    job_id = submitted.stdout.strip()
+    assert json.loads(forwarded[0].answer)["id"] == job_id
     with CorralClient(server.url, server.admin_token) as corral:
-        assert corral.get(submitted.stdout.strip()).command == "true"
-    bad = subprocess.run(
-        [*CORRAL, "jobs", "--server", f"{server.url},localhost:3000", "--token", "t"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-    assert bad.returncode != 0 and "not an http(s) URL: 'localhost:3000'" in bad.stderr
-    assert "Traceback" not in bad.stderr
+        assert [job.id for job in corral.list(text=command)] == [job_id]
+
+
+def test_a_malformed_server_list_is_one_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(typer.Exit) as stopped:
+        resolve_credentials("http://127.0.0.1:3000,localhost:3000", "t")
+    assert stopped.value.exit_code == 1
+    assert capsys.readouterr().err == "error: not an http(s) URL: 'localhost:3000'\n"
 
 
 def test_503_is_retried_for_what_is_safe_to_repeat_and_answered_for_the_rest(
