@@ -1,7 +1,10 @@
 """A throwaway PostgreSQL server for tests: real engine, real concurrency, no mocks.
 
 One server per test session (``PgServer.start``/``stop``), tuned for speed
-(no fsync), listening on a free port on 127.0.0.1. Migrations run once into
+(no fsync), listening on a free port on 127.0.0.1. Tests that restart PostgreSQL
+under load start one of their own (``PgServer(durable=True)``: a commit is on
+disk before it is acknowledged, as in production, so an immediate stop loses
+nothing acknowledged) and ``restart`` it on the same port. Migrations run once into
 ``corral_template``; each test then gets its own database copied from it
 (``CREATE DATABASE ... TEMPLATE``), which takes milliseconds.
 
@@ -59,7 +62,8 @@ def _free_port() -> int:
 class PgServer:
     """One PostgreSQL instance in a temporary directory."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
         self.bin = find_pg_bin()
         self.as_root = os.geteuid() == 0
         self.port = 0
@@ -129,29 +133,42 @@ class PgServer:
         assert self.root is not None
         for tries in range(3):
             self.port = self._next_port()
-            options = (
-                f"-p {self.port} -c listen_addresses={self.host} "
-                f"-c unix_socket_directories={self.root} -c max_connections=200 "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            )
             try:
-                self._run(
-                    "pg_ctl",
-                    "-D",
-                    str(self.data),
-                    "-l",
-                    str(self.root / "server.log"),
-                    "-w",
-                    "-t",
-                    "60",
-                    "-o",
-                    options,
-                    "start",
-                )
+                self.start_again()
                 return
             except RuntimeError:
                 if tries == 2:  # the free port may have been taken meanwhile; try another
                     raise
+
+    def start_again(self) -> None:
+        """Start the server on its port (after ``halt``, or the first time)."""
+        assert self.root is not None
+        # Without fsync a commit still reaches the OS before it is acknowledged when
+        # synchronous_commit is on: a killed server loses none (an OS crash could).
+        commit = "on" if self.durable else "off"
+        options = (
+            f"-p {self.port} -c listen_addresses={self.host} "
+            f"-c unix_socket_directories={self.root} -c max_connections=200 "
+            f"-c fsync=off -c synchronous_commit={commit} -c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        )
+
+    def halt(self, mode: str = "immediate") -> None:
+        """Stop the server, keeping its data: ``immediate`` is a crash (recovery at the
+        next start), ``fast`` a clean shutdown that disconnects every client."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def stop(self) -> None:
         if self.root is None:

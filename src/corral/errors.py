@@ -18,7 +18,11 @@ error body in a single ``errors.py``. Routes never build HTTP errors by hand.
     │   └── Forbidden             valid credentials without the right to act
     ├── MethodNotAllowed          the path exists, but not with this HTTP method
     ├── RateLimited               the caller spent its request budget; ``retry_after`` seconds
-    └── Unavailable               the storage cannot be reached
+    └── Unavailable               the storage cannot be reached; ``retry_after`` seconds
+
+The two kinds that say "not now" rather than "no" carry ``retry_after``; every
+face sends it as a ``Retry-After`` header (``CorralError.retry_after`` is None
+on the others).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from typing import Any
 
 class CorralError(Exception):
     """Base of every error a Corral service raises on purpose."""
+
+    retry_after: int | None = None  # seconds worth waiting before the same request again
 
     def __init__(self, message: str, **context: Any) -> None:
         super().__init__(message)
@@ -99,5 +105,17 @@ class RateLimited(CorralError):
         self.retry_after = retry_after
 
 
+# A PostgreSQL restart takes a few seconds; a client asked to wait this long between
+# tries rides it out without hammering a database that is starting up.
+UNAVAILABLE_RETRY_AFTER = 2
+
+
 class Unavailable(CorralError):
-    pass
+    """The database cannot be reached now: nothing was done, or (a commit cut off) the
+    outcome is unknown, so only a request safe to repeat should be sent again."""
+
+    def __init__(
+        self, message: str, *, retry_after: int = UNAVAILABLE_RETRY_AFTER, **context: Any
+    ) -> None:
+        super().__init__(message, retry_after=retry_after, **context)
+        self.retry_after = retry_after

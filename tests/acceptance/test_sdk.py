@@ -123,7 +123,7 @@ def test_item1_errors_are_typed_with_status_and_message(corral: LiveServer) -> N
         stranger.list()
     assert no.value.status == 401 and isinstance(no.value, CorralAPIError)
     with (
-        CorralClient(f"http://127.0.0.1:{free_port()}", "t") as nobody,
+        CorralClient(f"http://127.0.0.1:{free_port()}", "t", retry_for=0) as nobody,
         pytest.raises(CorralConnectionError) as down,
     ):
         nobody.list()

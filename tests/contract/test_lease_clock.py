@@ -4,13 +4,17 @@ of that clock expires every lease at once. Clocks are moved by hand, never slept
 
 from __future__ import annotations
 
+import pytest
+
 from corral.domain.jobs import Outcome
 from corral.domain.states import JobStatus
+from corral.errors import Unavailable
 from corral.services.events import Hub
 from corral.services.leasing import LeaseService
 from corral.services.metrics import Metrics
 from corral.services.reaper import Reaper
 from corral.store.base import Store
+from corral.store.postgres import PostgresStore
 from tests.contract.contract_support import NOW, POLICY, claim_request, new_job, ref
 
 
@@ -58,6 +62,37 @@ async def test_item12_after_a_restart_each_lease_is_spared_only_its_own_period(
     assert await reaper.run_once(mono=59.0, wall=NOW + 459) == []
     [long] = await reaper.run_once(mono=60.0, wall=NOW + 460)  # the grace's cap
     assert long.id == "long"
+
+
+async def test_after_the_database_was_away_each_lease_is_spared_its_own_period(
+    pg_dsn: str,
+) -> None:
+    """Nobody could renew while the database was away: once it is back, leases get their
+    own period again (as after a restart), so a worker's outcome or renewal delivered
+    then still counts, rather than finding its job reaped at the first pass. (PostgreSQL
+    only: a SQLite file does not go away while its server runs.)"""
+    store = PostgresStore(pg_dsn)
+    await store.open()
+    try:
+        await _spared_after_an_outage(store)
+    finally:
+        await store.close()
+
+
+async def _spared_after_an_outage(store: PostgresStore) -> None:
+    await store.insert_jobs([new_job("short", lease_seconds=3)])
+    await store.claim(claim_request(), NOW)
+    reaper = _reaper(store)
+    reaper.start(wall=NOW, mono=0.0)
+    assert await reaper.run_once(mono=1.0, wall=NOW + 1) == []
+    await store.close()  # the database goes away...
+    with pytest.raises(Unavailable):
+        await reaper.run_once(mono=2.0, wall=NOW + 2)
+    await store.open()  # ...and is back long after the lease ran out
+    assert await reaper.run_once(mono=10.0, wall=NOW + 10) == []
+    assert await reaper.run_once(mono=12.5, wall=NOW + 12.5) == []
+    [short] = await reaper.run_once(mono=13.5, wall=NOW + 13.5)  # 3 s after, not 60
+    assert short.id == "short" and short.status == JobStatus.PENDING
 
 
 async def test_item12_a_forward_clock_jump_is_not_a_mass_expiry(store: Store) -> None:

@@ -8,19 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
+from corral.domain.jobs import Outcome
+from corral.domain.principals import Principal, Role
+from corral.domain.states import JobStatus
 from corral.errors import Unavailable
+from corral.services import output
+from corral.services.events import Hub
+from corral.services.output import OutputService
+from corral.store import postgres_listen
+from corral.store.base import RESYNC
 from corral.store.postgres import PostgresStore
 from corral.store.rows import load_migrations
-from tests.contract.contract_support import NOW, claim_request, new_job
+from tests.contract.contract_support import NOW, POLICY, claim_request, new_job, ref
 from tests.pg_server import PgServer
 
 WAIT = 10.0  # generous upper bound; each wait ends as soon as the event arrives
+READER = Principal(id="viewer-1", name="viewer", role=Role.VIEWER)
 
 
 class Heard:
@@ -97,18 +108,44 @@ async def test_lost_listen_connection_is_reestablished(
     first, second = replicas
     heard = Heard()
     first.add_listener(heard)
-    listen_pid = first._listen_conn.get_server_pid()
+    listen_pid = first._listening.conn.get_server_pid()
     admin = await asyncpg.connect(pg_dsn)
     try:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", listen_pid)
     finally:
         await admin.close()
-    # On reconnecting the store tells its listeners to look again ("jobs"), since
+    # On reconnecting the store tells its listeners to look again (RESYNC), since
     # announcements made while it was away are lost.
-    await heard.wait_for("jobs")
-    assert first._listen_conn.get_server_pid() != listen_pid
+    await heard.wait_for(RESYNC)
+    assert first._listening.conn.get_server_pid() != listen_pid
     await second.announce("after-reconnect")
     await heard.wait_for("after-reconnect")
+
+
+async def test_a_listen_connection_that_stops_answering_is_replaced(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A LISTEN connection can die without a word (the database's host rebooted, the
+    network was cut): frozen here with SIGSTOP on its backend, it fails its ping and is
+    replaced, and listeners are told to look again."""
+    monkeypatch.setattr(postgres_listen, "PING_EVERY", 0.2)
+    monkeypatch.setattr(postgres_listen, "PING_TIMEOUT", 0.5)
+    first, second = PostgresStore(pg_dsn), PostgresStore(pg_dsn)
+    await first.open()
+    await second.open()
+    heard = Heard()
+    first.add_listener(heard)
+    frozen = first._listening.conn.get_server_pid()
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        await heard.wait_for(RESYNC)
+        assert first._listening.conn.get_server_pid() != frozen
+        await second.announce("after-the-freeze")
+        await heard.wait_for("after-the-freeze")
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+        await first.close()
+        await second.close()
 
 
 async def test_replicas_claiming_together_never_share_a_job(
@@ -187,5 +224,33 @@ async def test_a_killed_pool_connection_surfaces_as_unavailable_then_heals(pg_ds
         await store.ping()  # ...and the pool then replaces it
         await store.insert_jobs([new_job("j1")])
         assert await store.get_job("j1") is not None
+    finally:
+        await store.close()
+
+
+async def test_a_follower_rides_out_the_database_going_away(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live follow has long sent its 200: while the database is away it keeps the stream
+    open with keep-alives, and goes on with the job's output once it is back."""
+    monkeypatch.setattr(output, "OUTAGE_RECHECK_SECONDS", 0.01)
+    monkeypatch.setattr(output, "KEEPALIVE_SECONDS", 0.01)
+    store = PostgresStore(pg_dsn)
+    await store.open()
+    try:
+        await store.insert_jobs([new_job("j1")])
+        await store.claim(claim_request(), NOW)
+        follow = await OutputService(store, Hub()).follow(READER, "j1")
+        assert (await anext(follow)).kind == "keepalive"
+        await store.close()  # the database goes away under the stream
+        assert [(await anext(follow)).kind for _ in range(3)] == ["keepalive"] * 3
+        await store.open()
+        await store.append_output("j1", ref(), "stdout", b"after the outage\n")
+        await store.finish("j1", ref(), Outcome(JobStatus.COMPLETED, 0), None, POLICY)
+        rest = [event async for event in follow if event.kind != "keepalive"]
+        assert [(e.kind, e.data) for e in rest] == [
+            ("output", b"after the outage\n"),
+            ("end", b""),
+        ]
     finally:
         await store.close()

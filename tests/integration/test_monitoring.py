@@ -64,6 +64,7 @@ def test_health_is_503_in_both_shapes_when_the_database_does_not_answer(
     monkeypatch.setattr(SqliteStore, "ping", down)
     answer = httpx.get(f"{live_server.url}/health")
     assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "2"  # a load balancer or client knows when
     body = answer.json()
     assert body["status"] == "unhealthy"
     assert body["message"] == "Database connection failed"

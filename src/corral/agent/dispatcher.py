@@ -5,6 +5,13 @@ agent reacts to exactly three situations: the dispatcher cannot be reached (back
 off and retry), the attempt is no longer ours (409: stop, report nothing), and
 the dispatcher refused the call for another reason (log it; fatal when it is
 about our credentials).
+
+The dispatcher may be several replicas (``--server A,B``): every call goes to
+the one in use and, when it cannot be reached, to the next at once
+(``corral.failover``; the heartbeat's pool and the others move together). A
+call that may have taken effect is not repeated here but raises ``Unreachable``
+as before, and its caller's own backoff sends it again, to the next replica:
+so a lease is renewed, and an outcome delivered, through whichever answers.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from corral.agent.jobfiles import TransferError
 from corral.agent.output import StopSending
 from corral.agent.spool import Chunk
 from corral.domain.jobs import DEFAULT_TIMEOUT, JobSpec
+from corral.failover import REPEATABLE, AsyncFailoverTransport, Endpoints, parse_urls
 
 API = "/api/v1"
 TRANSFER_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
@@ -55,20 +63,24 @@ class Dispatcher:
 
     def __init__(self, url: str, token: str, executor_id: str, *, timeout: float = 30.0) -> None:
         self.executor_id = executor_id
+        self.endpoints = Endpoints(parse_urls(url))
         common: dict[str, Any] = {
-            "base_url": url.rstrip("/"),
+            "base_url": str(self.endpoints.home),
             "headers": {"Authorization": f"Bearer {token}", "User-Agent": "corral-worker"},
             "timeout": httpx.Timeout(timeout, connect=10.0),
         }
-        self.http = httpx.AsyncClient(
-            **common, limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)
-        )
+        self.http = httpx.AsyncClient(**common, transport=self._transport(64, 32))
         # Heartbeats get a pool of their own: behind output, artifact uploads and long
         # polls in a shared pool, a heartbeat could wait for a free connection until
         # the leases it renews are gone.
-        self.beats = httpx.AsyncClient(
-            **common, limits=httpx.Limits(max_connections=2, max_keepalive_connections=1)
-        )
+        self.beats = httpx.AsyncClient(**common, transport=self._transport(2, 1))
+
+    def _transport(self, connections: int, keepalive: int) -> AsyncFailoverTransport:
+        """One round over the replicas per call, no waiting and no retried answers: the
+        agent's loops back off themselves, and read 503s and their ``Retry-After``."""
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=keepalive)
+        inner = httpx.AsyncHTTPTransport(limits=limits)
+        return AsyncFailoverTransport(self.endpoints, 0.0, retry_answers=False, inner=inner)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -82,11 +94,14 @@ class Dispatcher:
         *,
         limit_s: float | None = None,
         client: httpx.AsyncClient | None = None,
+        repeatable: bool = False,
     ) -> Any:
         """One request; JSON in, JSON out (None for 204)."""
         content = None if body is None else orjson.dumps(body)
         headers = {"Content-Type": "application/json"} if content is not None else None
         extra: dict[str, Any] = {} if limit_s is None else {"timeout": limit_s}
+        if repeatable:
+            extra["extensions"] = {REPEATABLE: True}
         try:
             response = await (client or self.http).request(
                 method, API + path, content=content, headers=headers, **extra
@@ -121,8 +136,10 @@ class Dispatcher:
     ) -> dict[str, Any]:
         body = {"jobs": [{"job_id": j, "attempt": a} for j, a in held], "draining": draining}
         path = f"/executors/{self.executor_id}/heartbeat"
+        # A heartbeat renews leases: sent twice, it renews them twice. So one cut off with
+        # its replica goes on to the next at once, rather than after a backoff.
         answer: dict[str, Any] = await self.call(
-            "POST", path, body, limit_s=limit_s, client=self.beats
+            "POST", path, body, limit_s=limit_s, client=self.beats, repeatable=True
         )
         return answer
 

@@ -56,12 +56,12 @@ async def health(services: ServicesDep) -> JSON:
     """Unauthenticated, as both documents say; 503 when the database does not answer."""
     now = time.time()
     uptime = int(max(now - services.started_at, 0))
+    retry_after: int | None = None
     try:
         await services.store.ping()
-    except Unavailable:
-        healthy = False
-    else:
-        healthy = True
+    except Unavailable as exc:
+        retry_after = exc.retry_after
+    healthy = retry_after is None
     status = "healthy" if healthy else "unhealthy"
     body: dict[str, Any] = {
         "status": status,
@@ -78,7 +78,8 @@ async def health(services: ServicesDep) -> JSON:
     if healthy:
         return JSON(body)
     extra = {"message": DATABASE_DOWN, "error": DATABASE_DOWN, "timestamp": iso(now)}
-    return JSON({**body, **extra, "correlationId": current_request_id()}, status_code=503)
+    headers = {"Retry-After": str(retry_after)}
+    return JSON({**body, **extra, "correlationId": current_request_id()}, 503, headers)
 
 
 def _provider(backend: str) -> str:

@@ -23,6 +23,7 @@ from corral.cli.config import fail, resolve_credentials
 from corral.cli.durations import seconds
 from corral.cli.remote import Remote, RemoteError, remote_errors
 from corral.client.credentials import SavedLogin, forget_login, save_login
+from corral.failover import parse_urls
 
 DEFAULT_LIFETIME = "90d"
 
@@ -33,7 +34,10 @@ def register(app: typer.Typer) -> None:
 
 
 def login(
-    url: str = typer.Argument(..., help="Dispatcher URL, e.g. http://127.0.0.1:3000"),
+    url: str = typer.Argument(
+        ...,
+        help="Dispatcher URL, e.g. http://127.0.0.1:3000 (or replicas' URLs, comma-separated)",
+    ),
     email: str | None = typer.Option(None, help="Your login email (prompted when omitted)."),
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="Read the password from standard input."
@@ -46,7 +50,10 @@ def login(
     ),
 ) -> None:
     """Sign in (email and password) and save a personal token for later commands."""
-    url = url.rstrip("/")
+    try:
+        url = ",".join(parse_urls(url))
+    except ValueError as exc:
+        fail(str(exc), 2)
     if token is not None:
         with Remote(url, token) as remote, remote_errors():
             me = remote.call("GET", "/api/v1/me")
@@ -81,7 +88,9 @@ def _sign_in(url: str, email: str, password: str, lifetime: int | None) -> Saved
 
 
 def whoami(
-    server: str | None = typer.Option(None, "--server", envvar="CORRAL_URL", help="Dispatcher."),
+    server: str | None = typer.Option(
+        None, "--server", envvar="CORRAL_URL", help="Dispatcher URL (or replicas' URLs)."
+    ),
     token: str | None = typer.Option(None, "--token", envvar="CORRAL_TOKEN", help="API token."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:

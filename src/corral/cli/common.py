@@ -18,7 +18,13 @@ import typer
 from corral.cli.config import fail, resolve_credentials
 from corral.client import CorralAPIError, JsonClient
 
-ServerOpt = typer.Option(None, "--server", envvar="CORRAL_URL", help="Dispatcher URL.")
+ServerOpt = typer.Option(
+    None,
+    "--server",
+    envvar="CORRAL_URL",
+    help="Dispatcher URL, or replicas' URLs comma-separated (the next is tried when one "
+    "cannot be reached).",
+)
 TokenOpt = typer.Option(None, "--token", envvar="CORRAL_TOKEN", help="API token.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON.")
 TERMINAL = ("completed", "failed", "cancelled")

@@ -11,13 +11,16 @@ from typing import NoReturn
 import typer
 
 from corral.client.credentials import CredentialsError, resolve
+from corral.failover import parse_urls
 
 
 def resolve_credentials(url: str | None, token: str | None) -> tuple[str, str]:
-    """The dispatcher URL and token to use; exits with one clear line when no token is known."""
+    """The dispatcher URL (or replicas' URLs, comma-separated) and token to use; exits
+    with one clear line when a URL is malformed or no token is known."""
     try:
         url, secret = resolve(url, token)
-    except CredentialsError as exc:
+        parse_urls(url)
+    except (CredentialsError, ValueError) as exc:
         fail(str(exc))
     if not secret:
         fail(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import uuid
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,7 +129,9 @@ def submit(
     with client_session(server, token) as client:
         if input_archive is not None:
             fields["input_file_id"] = client.upload(input_archive)["id"]
-        job = client.submit(**fields)
+        # A key of its own: a submit whose answer was lost with its replica is sent again
+        # (to the next one, with --server A,B) and answered with the same job, never a second.
+        job = client.submit(idempotency_key=f"cli-{uuid.uuid4()}", **fields)
         if not (wait or follow):
             typer.echo(json.dumps(job) if as_json else job["id"])
             return

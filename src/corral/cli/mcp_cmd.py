@@ -14,7 +14,10 @@ def register(app: typer.Typer) -> None:
 
 def mcp(
     server: str = typer.Option(
-        ..., "--server", envvar="CORRAL_URL", help="The dispatcher's URL (any replica)."
+        ...,
+        "--server",
+        envvar="CORRAL_URL",
+        help="The dispatcher's URL (any replica; of a comma-separated list, the first).",
     ),
     token_file: Path | None = typer.Option(
         None,
@@ -30,6 +33,7 @@ def mcp(
     from corral.mcp.stdio import endpoint, reason, serve
 
     token = _token(token_file)
+    server = server.split(",")[0].strip()  # one MCP session lives on one replica
     try:
         anyio.run(serve, server, token)
     except KeyboardInterrupt:

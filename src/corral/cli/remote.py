@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from corral.cli.config import fail
+from corral.client.session import DEFAULT_RETRY_FOR, sync_http
 
 
 class RemoteError(Exception):
@@ -34,7 +35,7 @@ class Remote:
         headers = {"User-Agent": "corral-cli"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+        self._http = sync_http(self.url, headers, 30.0, DEFAULT_RETRY_FOR)
 
     def __enter__(self) -> Remote:
         return self

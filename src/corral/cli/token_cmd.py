@@ -37,7 +37,10 @@ COLUMNS = ("id", "name", "role", "state", "owner", "expires_at", "last_used_at")
 HTTP_HINT = ", or manage tokens over HTTP with --server URL (or CORRAL_URL) and an admin token"
 
 ServerOpt = typer.Option(
-    None, "--server", envvar="CORRAL_URL", help="Act over HTTP on this dispatcher."
+    None,
+    "--server",
+    envvar="CORRAL_URL",
+    help="Act over HTTP on this dispatcher (or replicas' URLs, comma-separated).",
 )
 TokenOpt = typer.Option(None, "--token", envvar="CORRAL_TOKEN", help="API token (HTTP only).")
 

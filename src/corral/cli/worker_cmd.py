@@ -35,7 +35,10 @@ def register(app: typer.Typer) -> None:
 
 def worker(
     server: str | None = typer.Option(
-        None, envvar=["CORRAL_SERVER", "CORRAL_URL"], help="Dispatcher URL."
+        None,
+        envvar=["CORRAL_SERVER", "CORRAL_URL"],
+        help="Dispatcher URL, or replicas' URLs comma-separated: the first is used while "
+        "it answers, then the next (leases and outcomes carry over).",
     ),
     token: str | None = typer.Option(
         None,

@@ -34,6 +34,7 @@ from corral.client.models import (
     OutputPage,
     StoredFile,
 )
+from corral.client.session import DEFAULT_RETRY_FOR, async_http
 from corral.client.sse import SseParser
 from corral.client.sync import session_headers
 
@@ -44,12 +45,15 @@ class AsyncCorralClient:
     """A session with one dispatcher; ``async with`` it or ``await close()``."""
 
     def __init__(
-        self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retry_for: float = DEFAULT_RETRY_FOR,
     ) -> None:
         self.url, token = resolve(url, token)
-        self.http = httpx.AsyncClient(
-            base_url=self.url, headers=session_headers(token), timeout=timeout
-        )
+        self.http = async_http(self.url, session_headers(token), timeout, retry_for)
 
     async def __aenter__(self) -> AsyncCorralClient:
         return self

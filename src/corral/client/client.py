@@ -20,6 +20,7 @@ import httpx
 from corral.client.calls import answer
 from corral.client.errors import CorralConnectionError, error_for, unreachable
 from corral.client.models import EndEvent, OutputEvent
+from corral.client.session import DEFAULT_RETRY_FOR, sync_http
 from corral.client.sse import SseParser
 
 API = "/api/v1"
@@ -27,14 +28,22 @@ USER_AGENT = "corral-client"
 
 
 class JsonClient:
-    """A session with one dispatcher; use as a context manager or call ``close()``."""
+    """A session with one dispatcher (``url`` may list replicas, comma-separated, as
+    for ``CorralClient``); use as a context manager or call ``close()``."""
 
-    def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retry_for: float = DEFAULT_RETRY_FOR,
+    ) -> None:
         headers = {"User-Agent": USER_AGENT}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self.http = sync_http(self.url, headers, timeout, retry_for)
 
     def __enter__(self) -> JsonClient:
         return self

@@ -8,7 +8,9 @@ environment override it, so scripts never depend on it.
 
 The saved token is sent only to the server it was saved for: with another URL
 given (``--server`` or ``CORRAL_URL``) and no token, ``resolve`` returns no
-token rather than hand one dispatcher's credential to another.
+token rather than hand one dispatcher's credential to another. A URL may list
+replicas, comma-separated (``corral login http://a:3000,http://b:3000``); the
+saved token then goes to any of those, and to no other.
 """
 
 from __future__ import annotations
@@ -93,6 +95,11 @@ def resolve(url: str | None = None, token: str | None = None) -> tuple[str, str 
     saved = load_saved() if url is None or token is None else None
     if url is None:
         url = saved.url if saved is not None else DEFAULT_URL
-    if token is None and saved is not None and saved.url == url:
+    if token is None and saved is not None and _servers(url) <= _servers(saved.url):
         token = saved.token
     return url, token
+
+
+def _servers(url: str) -> set[str]:
+    """The replicas a (comma-separated) URL names."""
+    return {part.strip().rstrip("/") for part in url.split(",") if part.strip()}

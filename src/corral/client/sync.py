@@ -36,6 +36,7 @@ from corral.client.models import (
     OutputPage,
     StoredFile,
 )
+from corral.client.session import DEFAULT_RETRY_FOR, sync_http
 from corral.client.sse import SseParser
 
 USER_AGENT = "corral-sdk"
@@ -52,13 +53,21 @@ class CorralClient:
     """A session with one dispatcher; use as a context manager or call ``close()``.
 
     ``url`` and ``token`` default to ``CORRAL_URL`` and ``CORRAL_TOKEN``, then to the
-    login ``corral login`` saved (for its own server only), then to a local server."""
+    login ``corral login`` saved (for its own server only), then to a local server.
+    ``url`` may list replicas, comma-separated: a call moves on to the next when one
+    cannot be reached, and connection errors and 502/503/504 are retried for up to
+    ``retry_for`` seconds (only what is safe to repeat; see ``session.py``)."""
 
     def __init__(
-        self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retry_for: float = DEFAULT_RETRY_FOR,
     ) -> None:
         self.url, token = resolve(url, token)
-        self.http = httpx.Client(base_url=self.url, headers=session_headers(token), timeout=timeout)
+        self.http = sync_http(self.url, session_headers(token), timeout, retry_for)
 
     def __enter__(self) -> CorralClient:
         return self

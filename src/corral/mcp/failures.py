@@ -36,7 +36,7 @@ def describe(exc: errors.CorralError) -> str:
     field = exc.context.get("field")
     where = f" ({field})" if field and str(field) not in exc.message else ""
     text = f"{label}: {exc.message}{where}"
-    if isinstance(exc, errors.RateLimited):
+    if exc.retry_after is not None:
         text += f"; retry after {exc.retry_after} s"
     return text
 

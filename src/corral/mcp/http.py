@@ -69,7 +69,7 @@ def refusal(exc: errors.CorralError) -> JSON:
     response = JSON({"error": exc.message, "status": status}, status_code=status)
     if isinstance(exc, errors.Unauthenticated):
         response.headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, errors.RateLimited):
+    if exc.retry_after is not None:  # 429 and 503: when to come back
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 

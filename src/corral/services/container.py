@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from corral.domain.retry import RetryPolicy
+from corral.errors import Unavailable
 from corral.services.accounts import AccountService
 from corral.services.agents import AgentService
 from corral.services.events import Hub
@@ -164,6 +165,8 @@ class Services:
             await asyncio.sleep(self.settings.reaper_interval)
             try:
                 reaped = await self.reaper.run_once(time.monotonic())
+            except Unavailable:  # the store logs the outage once; the next pass retries
+                continue
             except Exception:
                 log.exception("reaper pass failed", extra={"action": "reap_failed"})
                 continue
@@ -177,6 +180,8 @@ class Services:
             try:
                 while await self.files.sweep():
                     pass
+            except Unavailable:  # the store logs the outage once; the next sweep retries
+                pass
             except Exception:
                 log.exception("file sweep failed", extra={"action": "file_sweep_failed"})
 
@@ -192,6 +197,8 @@ class Services:
             await asyncio.sleep(interval)
             try:
                 await self._forget_old_keys(keep)
+            except Unavailable:  # the store logs the outage once; the next sweep retries
+                pass
             except Exception:
                 log.exception(
                     "idempotency sweep failed", extra={"action": "idempotency_sweep_failed"}

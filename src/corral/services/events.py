@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from corral.auth.policy import Action, require
 from corral.domain.jobs import Job
 from corral.domain.principals import Principal
+from corral.store.base import RESYNC
 
 JOBS = "jobs"  # new claimable work
 CHANGES = "changes"  # some job changed state (relayed between replicas for live views)
@@ -130,11 +131,7 @@ class Hub:
         self.events.close()
         if self.outbox is not None:
             self.outbox.close()
-        self.jobs.fire()
-        self.changes.fire()
-        self.fleet.fire()
-        for sig in list(self._topics.values()):
-            sig.fire()
+        self.wake_all()
 
     def job_changed(self) -> None:
         self.local_changes += 1
@@ -161,10 +158,22 @@ class Hub:
 
     def relayed(self, payload: str) -> None:
         """Another replica announced these topics: wake the waiters here, and only here
-        (announcing them again would echo between replicas for ever)."""
+        (announcing them again would echo between replicas for ever). ``RESYNC``
+        (announcements were lost while the database was away) wakes every waiter, each
+        to look at the store again."""
+        if payload == RESYNC:
+            self.wake_all()
+            return
         for topic in payload.split(TOPIC_SEPARATOR):
             if topic:
                 self._wake(topic)
+
+    def wake_all(self) -> None:
+        self.jobs.fire()
+        self.changes.fire()
+        self.fleet.fire()
+        for topic in list(self._topics):
+            self._wake(topic)
 
     def _wake(self, topic: str) -> None:
         if topic == JOBS:

@@ -10,13 +10,14 @@ from corral.auth.policy import Action, require
 from corral.domain.jobs import Job
 from corral.domain.outcomes import Piece, interleave
 from corral.domain.principals import Principal
-from corral.errors import NotFound
+from corral.errors import NotFound, Unavailable
 from corral.services.events import Hub, job_topic
 from corral.store.base import OutputSlice, Store
 
 STREAMS = ("stdout", "stderr")
 KEEPALIVE_SECONDS = 15.0
 RECHECK_SECONDS = 5.0  # a waiter re-reads the job at least this often (a missed wake-up)
+OUTAGE_RECHECK_SECONDS = 1.0  # a follower's next look while the database is away
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,10 @@ class OutputService:
     async def _follow(self, job_id: str, chunk: int) -> AsyncIterator[OutputEvent]:
         """Yield output as it is stored, then one ``end`` event once the job is finished.
 
-        Waits on the job's signal between reads, so a quiet job costs nothing.
+        Waits on the job's signal between reads, so a quiet job costs nothing. While
+        the database is away the stream stays open (keep-alives, a look every
+        ``OUTAGE_RECHECK_SECONDS``) and goes on from where it was once it is back: its
+        headers are long gone, so a 503 could not be said, only a cut stream.
         """
         offsets = dict.fromkeys(STREAMS, 0)
         attempt = -1
@@ -90,12 +94,22 @@ class OutputService:
         while True:
             signal = self._hub.signal(topic)
             generation = signal.generation
-            job = await self._job(job_id)
-            if job.attempt != attempt:  # a new attempt starts its output afresh
-                attempt, offsets = job.attempt, dict.fromkeys(STREAMS, 0)
+            try:
+                job = await self._job(job_id)
+                if job.attempt != attempt:  # a new attempt starts its output afresh
+                    attempt, offsets = job.attempt, dict.fromkeys(STREAMS, 0)
+                pieces = [
+                    await self._store.read_output(job_id, stream, offsets[stream], chunk)
+                    for stream in STREAMS
+                ]
+            except Unavailable:
+                if self._hub.closing:
+                    return
+                await signal.wait(generation, OUTAGE_RECHECK_SECONDS)
+                yield OutputEvent("keepalive")
+                continue
             moved = False
-            for stream in STREAMS:
-                piece = await self._store.read_output(job_id, stream, offsets[stream], chunk)
+            for stream, piece in zip(STREAMS, pieces, strict=True):
                 if piece.data:
                     moved = True
                     yield OutputEvent("output", stream, offsets[stream], piece.data)

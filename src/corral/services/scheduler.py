@@ -24,9 +24,10 @@ from collections.abc import Callable
 from corral.domain.jobs import Job, NewJob
 from corral.domain.schedules import Overlap, Schedule, Tick, decide
 from corral.domain.states import JobStatus
+from corral.errors import Unavailable
 from corral.services.events import JOBS, Hub, Signal, job_topic
 from corral.services.metrics import Metrics
-from corral.store.base import Store
+from corral.store.base import RESYNC, Store
 
 log = logging.getLogger("corral.services")
 SCHEDULES = "schedules"  # topic announced when a schedule is created or changed
@@ -51,8 +52,9 @@ class Scheduler:
         self._signal.fire()
 
     def heard(self, topic: str) -> None:
-        """A store listener: another replica changed a schedule."""
-        if topic == SCHEDULES:
+        """A store listener: another replica changed a schedule (or, ``RESYNC``, may
+        have while the database was away)."""
+        if topic in (SCHEDULES, RESYNC):
             self._signal.fire()
 
     async def now(self) -> float:
@@ -71,6 +73,8 @@ class Scheduler:
             await self.run_once(now)
             due = await self._store.next_schedule_due()
             after = await self.now()
+        except Unavailable:  # the store logs the outage once; retry soon, quietly
+            return RETRY_SLEEP
         except Exception:
             log.exception("scheduler pass failed", extra={"action": "schedule_pass_failed"})
             return RETRY_SLEEP

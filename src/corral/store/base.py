@@ -220,6 +220,10 @@ class WorkflowRecord:
 
 RenderFn = Callable[[Sequence[Job]], bytes]
 Listener = Callable[[str], None]
+# What a listener hears when announcements may have been missed (the PostgreSQL
+# LISTEN connection was lost and is back): every waiter should look again. No
+# topic a replica announces is ever this.
+RESYNC = "*"
 
 
 class Store(ScheduleStore, Protocol):
@@ -237,7 +241,8 @@ class Store(ScheduleStore, Protocol):
         """Bytes the database occupies, for the stats views."""
 
     def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(topic)`` when another process announces a change (PostgreSQL)."""
+        """Call ``listener(topic)`` when another process announces a change (PostgreSQL),
+        and ``listener(RESYNC)`` when some announcements may have been lost."""
 
     async def announce(self, topic: str) -> None:
         """Tell other dispatcher processes sharing this database about a change."""

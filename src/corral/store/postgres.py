@@ -57,6 +57,8 @@ from corral.store.postgres_files import PostgresFiles
 from corral.store.postgres_finish import finish_plain, is_plain
 from corral.store.postgres_fleet import PostgresFleet
 from corral.store.postgres_idempotency import PostgresIdempotency
+from corral.store.postgres_listen import Listening
+from corral.store.postgres_outage import UNAVAILABLE, Outage, quiet_pool_warnings
 from corral.store.postgres_pages import PostgresPages
 from corral.store.postgres_projects import PostgresProjects
 from corral.store.postgres_schedules import PostgresSchedules
@@ -75,9 +77,9 @@ from corral.store.shared import SET_LEFTOVERS, SharedOperations, leftover_rows
 
 log = logging.getLogger(__name__)
 
-_RECONNECT_MAX_DELAY = 5.0
-
-
+# How long opening a connection may take: past it the database counts as unreachable
+# (a request answers 503 rather than hang on a host that does not answer at all).
+CONNECT_TIMEOUT = 5.0
 ANALYZE_AFTER_INSERTS = 10_000
 
 
@@ -107,16 +109,14 @@ class PostgresStore(
         self._max_size = max_size
         self._pool: Any = None
         self._listeners: list[Listener] = []
-        self._listen_conn: Any = None
-        self._listen_lost = asyncio.Event()
-        self._supervisor: asyncio.Task[None] | None = None
-        self._closing = False
+        self._listening = Listening(dsn, self._deliver, CONNECT_TIMEOUT)
+        self._outage = Outage()
         self._inserted_since_analyze = 0
         self._analyzer: asyncio.Task[None] | None = None
 
     # --- lifecycle --------------------------------------------------------------
     async def open(self) -> None:
-        self._closing = False
+        quiet_pool_warnings()
         try:
             self._pool = await asyncpg.create_pool(
                 self.dsn,
@@ -125,34 +125,24 @@ class PostgresStore(
                 # Short OLTP statements: JIT compilation only ever costs time here.
                 server_settings={"jit": "off", "application_name": "corral"},
                 reset=_keep_session,
+                timeout=CONNECT_TIMEOUT,
             )
         except q.CONNECTION_ERRORS as exc:
             raise Unavailable(f"cannot reach PostgreSQL: {exc}") from exc
         try:
             await self._migrate()
-            # Listen before returning, so a change announced after open() is never missed.
-            await self._listen()
+            await self._listening.start()
         except BaseException as exc:
             await self._pool.close()
             self._pool = None
             if isinstance(exc, q.CONNECTION_ERRORS):
                 raise Unavailable(f"cannot reach PostgreSQL: {exc}") from exc
             raise
-        self._supervisor = asyncio.create_task(self._keep_listening(), name="corral-pg-listen")
 
     async def close(self) -> None:
-        self._closing = True
         if self._analyzer is not None:
             await asyncio.gather(self._analyzer, return_exceptions=True)
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
-        if self._listen_conn is not None:
-            with contextlib.suppress(*q.CONNECTION_ERRORS):
-                await self._listen_conn.close()
-            self._listen_conn = None
+        await self._listening.close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -165,14 +155,20 @@ class PostgresStore(
 
     @contextlib.asynccontextmanager
     async def _conn(self) -> AsyncIterator[Any]:
-        """A pooled connection; losing the server surfaces as ``Unavailable``."""
+        """A pooled connection; losing the server surfaces as ``Unavailable`` (503).
+
+        Nothing more is needed to come back: the pool drops a connection that broke
+        and opens a new one at the next acquire, once the database answers again.
+        """
         if self._pool is None:
             raise Unavailable("the PostgreSQL store is not open")
         try:
             async with self._pool.acquire() as conn:
                 yield conn
         except q.CONNECTION_ERRORS as exc:
-            raise Unavailable(f"PostgreSQL unavailable: {exc}") from exc
+            self._outage.failed(exc)
+            raise Unavailable(UNAVAILABLE) from exc
+        self._outage.answered()
 
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[Any]:
@@ -220,46 +216,12 @@ class PostgresStore(
     async def announce(self, topic: str) -> None:
         await self._execute(q.NOTIFY, topic)
 
-    async def _listen(self) -> None:
-        conn = await asyncpg.connect(
-            self.dsn, server_settings={"application_name": "corral-listen"}
-        )
-        conn.add_termination_listener(self._on_listen_lost)
-        await conn.add_listener(q.CHANNEL, self._on_notify)
-        self._listen_conn = conn
-
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        self._deliver(payload)
-
     def _deliver(self, topic: str) -> None:
         for listener in list(self._listeners):
             try:
                 listener(topic)
             except Exception:  # one broken listener must not silence the others
                 log.exception("listener failed on topic %r", topic)
-
-    def _on_listen_lost(self, _conn: Any) -> None:
-        if not self._closing:
-            self._listen_lost.set()
-
-    async def _keep_listening(self) -> None:
-        """Reconnect a lost LISTEN connection, with backoff, for as long as the store is open."""
-        while True:
-            await self._listen_lost.wait()
-            self._listen_lost.clear()
-            log.warning("PostgreSQL LISTEN connection lost; reconnecting")
-            delay = 0.05
-            while True:
-                try:
-                    await self._listen()
-                    break
-                except q.CONNECTION_ERRORS as exc:
-                    log.warning("LISTEN reconnect failed (%s); retrying in %.2fs", exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, _RECONNECT_MAX_DELAY)
-            log.info("PostgreSQL LISTEN connection restored")
-            # Announcements sent while we were away are lost: make claimers look again.
-            self._deliver("jobs")
 
     # --- jobs -------------------------------------------------------------------
     async def insert_jobs(

@@ -71,6 +71,8 @@ class PageRoute(APIRoute):
             except errors.CorralError as exc:
                 status, title = next((s, t) for k, s, t in STATUS if isinstance(exc, k))
                 response = error_page(request, status, title, exc.message)
+                if exc.retry_after is not None:  # 429 and 503: when to come back
+                    response.headers["Retry-After"] = str(exc.retry_after)
             except RequestValidationError as exc:
                 first = exc.errors()[0] if exc.errors() else {}
                 response = error_page(request, 400, "Invalid input", str(first.get("msg", "")))

@@ -43,7 +43,7 @@ def from_domain(exc: errors.CorralError) -> JSON:
     response = error_response(status_of(exc), exc.message, exc.context)
     if isinstance(exc, errors.Unauthenticated):
         response.headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, errors.RateLimited):
+    if exc.retry_after is not None:  # 429 and 503: when to come back
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 

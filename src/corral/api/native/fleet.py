@@ -130,11 +130,13 @@ async def admin_stats(services: ServicesDep, principal: PrincipalDep) -> dict[st
 
 @router.get("/health")
 async def health(services: ServicesDep) -> JSON:
-    """Unauthenticated, as documented; 503 when the database does not answer."""
+    """Unauthenticated; 503 when the database does not answer, so a load balancer
+    checking it takes this replica out until the database is back."""
     try:
         await services.store.ping()
-    except Unavailable:
-        return JSON({"status": "unhealthy", "database": "disconnected"}, 503)
+    except Unavailable as exc:
+        body = {"status": "unhealthy", "database": "disconnected", "error": exc.message}
+        return JSON(body, 503, {"Retry-After": str(exc.retry_after)})
     return JSON({"status": "healthy", "database": "connected"})
 
 

@@ -44,6 +44,8 @@ def from_domain(exc: errors.CorralError) -> JSON:
     response = error_response(status, title, exc.message, exc.context, code)
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    if exc.retry_after is not None:  # 503: when to come back
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 

@@ -59,7 +59,7 @@ def classify(exc: errors.CorralError) -> tuple[int, str]:
 def with_headers(response: JSON, exc: errors.CorralError) -> JSON:
     if isinstance(exc, errors.Unauthenticated):
         response.headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, errors.RateLimited):
+    if exc.retry_after is not None:  # 429 and 503: when to come back
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 

@@ -58,7 +58,7 @@ def from_domain(exc: errors.CorralError) -> JSON:
     response = error_response(status, message, **extra)
     if isinstance(exc, errors.Unauthenticated):
         response.headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, errors.RateLimited):
+    if exc.retry_after is not None:  # 429 and 503: when to come back
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
