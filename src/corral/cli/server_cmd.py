@@ -37,7 +37,8 @@ def server(
     ),
     forwarded_allow_ips: str = typer.Option(
         "127.0.0.1,::1",
-        envvar="CORRAL_FORWARDED_ALLOW_IPS",
+        # uvicorn's own variable too, for setups written for a bare uvicorn.
+        envvar=["CORRAL_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS"],
         help="Proxies whose X-Forwarded-For/-Proto are believed (addresses or networks, "
         "comma-separated; * for any).",
     ),
