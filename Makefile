@@ -1,5 +1,5 @@
 # One entry point for newcomers and CI. `make run` starts Corral, `make test` checks it.
-.PHONY: setup setup-tests run test lint pytest bench bench-compare clean
+.PHONY: setup setup-tests run test lint pytest bench bench-compare dist clean
 
 setup:
 	@bash scripts/setup.sh
@@ -32,5 +32,9 @@ bench: setup
 bench-compare: setup
 	.venv/bin/python bench/vs_celery.py
 
+# The wheel a host that only runs Corral installs (scripts/install.sh, docs/deploy.md).
+dist: setup
+	@bash scripts/dist.sh
+
 clean:
-	rm -rf .venv corral-data .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf .venv dist build corral-data .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from limits import parse_many
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 RATE_LIMIT_OFF = "off"  # or an empty value: the limit is not applied at all
@@ -20,6 +20,23 @@ class ServerSettings(BaseSettings):
     data_dir: Path = Path("./corral-data")
     database_url: str | None = Field(
         default=None, description="postgresql://... to share one database between replicas"
+    )
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="most PostgreSQL connections one replica's pool opens (plus one for "
+        "LISTEN); the database needs replicas x (this + 1) of its max_connections",
+    )
+    tls_cert: Path | None = Field(
+        default=None, description="PEM certificate chain: serve HTTPS (with tls_key)"
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        description="proxies (comma-separated addresses or networks, '*' for any) whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed; the client address the "
+        "per-IP limits count is then the one the proxy saw",
     )
     output_cap: int = Field(default=1 << 20, ge=1024, description="bytes kept per output stream")
     max_upload_bytes: int = Field(
@@ -156,6 +173,13 @@ class ServerSettings(BaseSettings):
                     f"CORRAL_CORS_ORIGINS entries look like https://host[:port], not {origin!r}"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSettings:
+        """A certificate without its key (or the reverse) would serve plain HTTP by mistake."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together: give both or neither")
+        return self
 
     @property
     def sqlite_path(self) -> Path:

@@ -163,3 +163,21 @@ async def test_a_sandboxed_job_reaches_its_home_under_a_closed_parent() -> None:
             assert (result.exit_code, out) == (0, "reached\n")
     finally:
         shutil.rmtree(closed)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to run a worker without one cap")
+def test_a_worker_without_cap_fowner_does_not_claim_the_user_level() -> None:
+    """Without CAP_FOWNER every job failed at the user level ("could not isolate the
+    job"): the chmod after the chown is refused. The level check now asks for it."""
+    import subprocess
+    import sys
+
+    probe = "from corral.agent.isolation import can_switch_uid; print(can_switch_uid())"
+    caps = "--bounding-set=-all,+chown,+dac_override,+setuid,+setgid,+kill"
+    done = subprocess.run(
+        ["setpriv", caps, "--inh-caps=-all", sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "(False, 'the worker lacks CAP_FOWNER (run it as root)')"

@@ -29,8 +29,16 @@ log = logging.getLogger("corral.agent.isolation")
 
 DEFAULT_UID_RANGE = "200000-265535"
 SETPRIV = "setpriv"
-# CAP_CHOWN (0), CAP_DAC_OVERRIDE (1), CAP_SETGID (6), CAP_SETUID (7): what ``user`` needs.
-USER_CAPS = (0, 1, 6, 7)
+# What ``user`` needs: CAP_CHOWN (0) and CAP_FOWNER (3) to hand a job its directory
+# (chown, then chmod 0700 a directory no longer ours), CAP_DAC_OVERRIDE (1) to read
+# and remove what jobs leave, CAP_SETGID (6) and CAP_SETUID (7) for setpriv.
+USER_CAPS = {
+    0: "CAP_CHOWN",
+    1: "CAP_DAC_OVERRIDE",
+    3: "CAP_FOWNER",
+    6: "CAP_SETGID",
+    7: "CAP_SETUID",
+}
 # The worker's own identity, which a job running as another uid must not carry.
 DROPPED_ENV = ("USER", "LOGNAME")
 
@@ -82,9 +90,9 @@ def can_switch_uid() -> tuple[bool, str]:
     """Whether this process may chown job dirs and exec jobs as other uids through setpriv."""
     if shutil.which(SETPRIV) is None:
         return False, "setpriv (util-linux) is not installed"
-    missing = [cap for cap in USER_CAPS if not _has_cap(cap)]
+    missing = [name for cap, name in USER_CAPS.items() if not _has_cap(cap)]
     if missing:
-        return False, "the worker is not root and lacks CAP_SETUID/CAP_SETGID/CAP_CHOWN"
+        return False, f"the worker lacks {', '.join(missing)} (run it as root)"
     return True, "ok"
 
 

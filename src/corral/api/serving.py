@@ -15,12 +15,14 @@ Corral's start, in order, so that a server that cannot run says why in one line
 before it has done anything (today's alternative: "listening", a minted admin
 token, then a traceback):
 
-1. bind the port (``StartupFailed`` when it is taken or not ours to take);
-2. open the database once and close it (``StartupFailed`` when it is unreachable:
+1. with ``--tls-cert``/``--tls-key``, load them (``StartupFailed`` when a file is
+   missing or unreadable, the key is encrypted or does not match the certificate);
+2. bind the port (``StartupFailed`` when it is taken or not ours to take);
+3. open the database once and close it (``StartupFailed`` when it is unreachable:
    wrong URL, server down, bad password, unwritable data dir);
-3. uvicorn's start on that socket: the lifespan opens the services and mints the
+4. uvicorn's start on that socket: the lifespan opens the services and mints the
    first admin token on a new database;
-4. only then the "corral listening on ..." line.
+5. only then the "corral listening on ..." line (``https://`` when serving TLS).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import errno
 import logging
 import os
 import socket
+import ssl
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
@@ -65,7 +69,8 @@ class CorralServer(uvicorn.Server):
             port = sockets[0].getsockname()[1] if sockets else self.config.port  # --port 0
             shown = f"[{host}]" if ":" in host else host
             log.info(
-                "corral listening on http://%s:%d/ (API docs at /api/docs)",
+                "corral listening on %s://%s:%d/ (API docs at /api/docs)",
+                "https" if self.config.is_ssl else "http",
                 shown,
                 port,
                 extra={"action": "server_start"},
@@ -81,6 +86,8 @@ class CorralServer(uvicorn.Server):
 
 def serve(app: FastAPI, settings: ServerSettings) -> None:
     """Run until stopped; ``StartupFailed`` before anything happened when it cannot."""
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        check_tls(settings.tls_cert, settings.tls_key)
     listener = bind(settings.host, settings.port)
     try:
         asyncio.run(check_database(settings))
@@ -95,10 +102,53 @@ def serve(app: FastAPI, settings: ServerSettings) -> None:
             log_config=None,
             timeout_graceful_shutdown=int(GRACEFUL_SECONDS),
             backlog=BACKLOG,
+            ssl_certfile=settings.tls_cert,
+            ssl_keyfile=settings.tls_key,
+            # Behind a proxy: the client address (per-IP limits, executor_ip) and the
+            # scheme come from these proxies' X-Forwarded-For / X-Forwarded-Proto.
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )
         CorralServer(config, app).run(sockets=[listener])
     finally:
         listener.close()
+
+
+def check_tls(cert: Path, key: Path) -> None:
+    """Load the pair as uvicorn will, so a bad one is one line before the port is taken.
+
+    The password callback refuses an encrypted key instead of letting OpenSSL prompt
+    on a terminal that a service does not have.
+    """
+    for path in (cert, key):
+        try:
+            path.open("rb").close()
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise StartupFailed(f"cannot read the TLS file {path}: {why}", "tls_failed") from None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key, password=_no_password)
+    except _EncryptedKey:
+        raise StartupFailed(
+            f"the TLS key {key} is encrypted: give it unencrypted, readable by the server only",
+            "tls_failed",
+        ) from None
+    except (ssl.SSLError, OSError) as exc:
+        why = getattr(exc, "reason", None) or str(exc)
+        raise StartupFailed(
+            f"cannot use the TLS certificate {cert} with the key {key}: {why} "
+            "(both PEM, the key matching the certificate)",
+            "tls_failed",
+        ) from None
+
+
+class _EncryptedKey(Exception):
+    """OpenSSL asked for the key's password."""
+
+
+def _no_password() -> str:
+    raise _EncryptedKey
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -7,6 +7,7 @@ import typer
 from corral import __version__
 from corral.cli import (
     auth_cmd,
+    backup_cmd,
     files_cmd,
     jobs_cmd,
     logs_cmd,
@@ -61,6 +62,7 @@ for _module in (
     workflow_cmd,
     schedule_cmd,
     mcp_cmd,
+    backup_cmd,
 ):
     _module.register(app)
 

@@ -24,6 +24,24 @@ def server(
     database_url: str | None = typer.Option(
         None, envvar="CORRAL_DATABASE_URL", help="postgresql://... to use PostgreSQL."
     ),
+    database_pool_size: int = typer.Option(
+        10,
+        envvar="CORRAL_DATABASE_POOL_SIZE",
+        help="Most PostgreSQL connections this replica opens (plus one for LISTEN).",
+    ),
+    tls_cert: Path | None = typer.Option(
+        None, envvar="CORRAL_TLS_CERT", help="PEM certificate chain: serve HTTPS (with --tls-key)."
+    ),
+    tls_key: Path | None = typer.Option(
+        None, envvar="CORRAL_TLS_KEY", help="PEM private key of --tls-cert, unencrypted."
+    ),
+    forwarded_allow_ips: str = typer.Option(
+        "127.0.0.1,::1",
+        # uvicorn's own variable too, for setups written for a bare uvicorn.
+        envvar=["CORRAL_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS"],
+        help="Proxies whose X-Forwarded-For/-Proto are believed (addresses or networks, "
+        "comma-separated; * for any).",
+    ),
     output_cap: int = typer.Option(1 << 20, envvar="CORRAL_OUTPUT_CAP", help="Bytes per stream."),
     lease_grace: float | None = typer.Option(
         None,
@@ -62,6 +80,10 @@ def server(
             port=port,
             data_dir=data_dir,
             database_url=database_url,
+            database_pool_size=database_pool_size,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            forwarded_allow_ips=forwarded_allow_ips,
             output_cap=output_cap,
             log_level=log_level,
             access_log=access_log,

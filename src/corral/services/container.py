@@ -46,7 +46,11 @@ def open_store(settings: ServerSettings) -> Store:
     if settings.database_url:
         from corral.store.postgres import PostgresStore
 
-        pg: Store = PostgresStore(settings.database_url, output_cap=settings.output_cap)
+        pg: Store = PostgresStore(
+            settings.database_url,
+            output_cap=settings.output_cap,
+            max_size=settings.database_pool_size,
+        )
         return pg
     from corral.store.sqlite import SqliteStore
 
