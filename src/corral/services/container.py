@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from corral.domain.retry import RetryPolicy
 from corral.services.accounts import AccountService
 from corral.services.agents import AgentService
+from corral.services.allowances import SharedCounting
+from corral.services.counting import Counting, LocalCounting
 from corral.services.events import Hub
 from corral.services.executors import ExecutorService
 from corral.services.files import FileService
@@ -38,6 +40,7 @@ from corral.store.base import Store
 log = logging.getLogger("corral.services")
 DEFAULT_GRACE = 60.0
 FILE_SWEEP_INTERVAL = 60.0
+WINDOW_BATCH = 1000  # ended rate-limit windows forgotten per write
 IDEMPOTENCY_SWEEPS_PER_TTL = 4  # a record outlives its TTL by at most a quarter of it
 
 
@@ -70,6 +73,7 @@ class Services:
     _relay: asyncio.Task[None] | None = None
     _job_relay: asyncio.Task[None] | None = None
     _scheduling: asyncio.Task[None] | None = None
+    _window_sweeper: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         cap = self.settings.output_cap
@@ -106,6 +110,12 @@ class Services:
         self.streams = StreamSlots(self.settings.max_streams_per_principal)
         self.scheduler = Scheduler(self.store, self.hub, self.metrics)
         self.schedules = ScheduleService(self.store, self.jobs, self.scheduler)
+        # Rate limits: one process owns a SQLite file, so its memory is the whole truth;
+        # PostgreSQL replicas share their budgets through the database (allowances.py).
+        self.shared_counting = (
+            SharedCounting(self.store) if self.store.backend == "postgres" else None
+        )
+        self.counting: Counting = self.shared_counting or LocalCounting()
 
     async def start(self) -> None:
         await self.store.open()
@@ -138,6 +148,10 @@ class Services:
             self._job_relay = asyncio.create_task(
                 relay_job_topics(self.hub.start_relaying(), self.store), name="corral-job-relay"
             )
+        if self.shared_counting is not None:
+            self._window_sweeper = asyncio.create_task(
+                self._sweep_windows_forever(self.shared_counting), name="corral-window-sweeper"
+            )
 
     async def stop(self) -> None:
         self.hub.close()
@@ -149,6 +163,7 @@ class Services:
             self._relay,
             self._job_relay,
             self._scheduling,
+            self._window_sweeper,
         )
         for task in tasks:
             if task is not None:
@@ -203,6 +218,16 @@ class Services:
             if await self.jobs.forget_idempotency(time.time(), keep) < IDEMPOTENCY_BATCH:
                 return
             await asyncio.sleep(0)  # a SQLite write never yields: let requests in between
+
+    async def _sweep_windows_forever(self, counting: SharedCounting) -> None:
+        """Forget rate-limit windows that ended, a batch per write, every minute."""
+        while True:
+            await asyncio.sleep(FILE_SWEEP_INTERVAL)
+            try:
+                while await counting.forget(WINDOW_BATCH) == WINDOW_BATCH:
+                    pass  # a full batch: there may be more
+            except Exception:
+                log.exception("window sweep failed", extra={"action": "window_sweep_failed"})
 
     async def _sample_rates_forever(self) -> None:
         """Read the throughput counters every interval, for the queues page's rates.
