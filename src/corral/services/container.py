@@ -13,6 +13,7 @@ from corral.services.accounts import AccountService
 from corral.services.agents import AgentService
 from corral.services.allowances import SharedCounting
 from corral.services.counting import Counting, LocalCounting
+from corral.services.event_relay import RelayedEvents
 from corral.services.events import Hub
 from corral.services.executors import ExecutorService
 from corral.services.files import FileService
@@ -74,6 +75,7 @@ class Services:
     _job_relay: asyncio.Task[None] | None = None
     _scheduling: asyncio.Task[None] | None = None
     _window_sweeper: asyncio.Task[None] | None = None
+    _event_relay: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         cap = self.settings.output_cap
@@ -148,6 +150,11 @@ class Services:
             self._job_relay = asyncio.create_task(
                 relay_job_topics(self.hub.start_relaying(), self.store), name="corral-job-relay"
             )
+            relayed = RelayedEvents(self.store, self.hub.events)  # other replicas' job events
+            self.hub.on_event = relayed.heard
+            self._event_relay = asyncio.create_task(
+                relayed.run_forever(), name="corral-event-relay"
+            )
         if self.shared_counting is not None:
             self._window_sweeper = asyncio.create_task(
                 self._sweep_windows_forever(self.shared_counting), name="corral-window-sweeper"
@@ -164,6 +171,7 @@ class Services:
             self._job_relay,
             self._scheduling,
             self._window_sweeper,
+            self._event_relay,
         )
         for task in tasks:
             if task is not None:
