@@ -24,7 +24,7 @@ from corral.services.output import OutputService
 from corral.services.owners import OwnerService
 from corral.services.placement import PlacementService
 from corral.services.projects import ProjectService
-from corral.services.rates import RateService
+from corral.services.rates import FLUSH_EVERY, RateService
 from corral.services.reaper import Reaper
 from corral.services.relay import relay_changes, relay_job_topics
 from corral.services.reports import ReportService
@@ -41,6 +41,7 @@ from corral.store.base import Store
 log = logging.getLogger("corral.services")
 DEFAULT_GRACE = 60.0
 FILE_SWEEP_INTERVAL = 60.0
+ACTIVITY_SWEEP_EVERY = 60  # activity flushes between two sweeps of old slots
 WINDOW_BATCH = 1000  # ended rate-limit windows forgotten per write
 IDEMPOTENCY_SWEEPS_PER_TTL = 4  # a record outlives its TTL by at most a quarter of it
 
@@ -69,7 +70,7 @@ class Services:
     started_at: float = field(default_factory=time.time)
     _reaper: asyncio.Task[None] | None = None
     _sweeper: asyncio.Task[None] | None = None
-    _sampler: asyncio.Task[None] | None = None
+    _activity: asyncio.Task[None] | None = None
     _forgetter: asyncio.Task[None] | None = None
     _relay: asyncio.Task[None] | None = None
     _job_relay: asyncio.Task[None] | None = None
@@ -97,7 +98,7 @@ class Services:
         self.accounts = AccountService(self.store, secret.get_secret_value() if secret else None)
         self.reports = ReportService(self.store, self.leases, cap)
         self.stats = StatsService(self.store)
-        self.rates = RateService(self.metrics)
+        self.rates = RateService(self.store, self.metrics)
         self.sessions = SessionService(self.store)
         self.agents = AgentService(self.store, self.leases)
         self.wait_estimate = WaitEstimator(self.store, self.settings.executor_offline_after)
@@ -135,7 +136,7 @@ class Services:
             self.leases.wake_at(due, store_now)
         self._reaper = asyncio.create_task(self._reap_forever(), name="corral-reaper")
         self._sweeper = asyncio.create_task(self._sweep_files_forever(), name="corral-sweeper")
-        self._sampler = asyncio.create_task(self._sample_rates_forever(), name="corral-rates")
+        self._activity = asyncio.create_task(self._flush_activity_forever(), name="corral-rates")
         self._forgetter = asyncio.create_task(
             self._sweep_idempotency_forever(), name="corral-idempotency-sweeper"
         )
@@ -165,7 +166,7 @@ class Services:
         tasks = (
             self._reaper,
             self._sweeper,
-            self._sampler,
+            self._activity,
             self._forgetter,
             self._relay,
             self._job_relay,
@@ -178,6 +179,8 @@ class Services:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        with contextlib.suppress(Exception):  # the last second's counts, if the store is up
+            await self.rates.flush()
         await self.store.close()
 
     async def _reap_forever(self) -> None:
@@ -237,14 +240,19 @@ class Services:
             except Exception:
                 log.exception("window sweep failed", extra={"action": "window_sweep_failed"})
 
-    async def _sample_rates_forever(self) -> None:
-        """Read the throughput counters every interval, for the queues page's rates.
+    async def _flush_activity_forever(self) -> None:
+        """Add this replica's claims, finishes and waits to the shared activity slots
+        every second, and forget the slots past the dashboard's window now and then.
 
-        Only counters in this process are read (no I/O), so it cannot fail on the
-        store; monotonic time keeps the rates right across wall-clock jumps.
+        A failed addition (the database away) is kept and added with the next one.
         """
-        sampler = self.rates.sampler
-        sampler.record(time.monotonic())
+        flushes = 0
         while True:
-            await asyncio.sleep(self.rates.interval)
-            sampler.record(time.monotonic())
+            await asyncio.sleep(FLUSH_EVERY)
+            try:
+                await self.rates.flush()
+                flushes += 1
+                if flushes % ACTIVITY_SWEEP_EVERY == 0:
+                    await self.rates.forget()
+            except Exception:
+                log.warning("could not add to the activity slots", extra={"action": "rates_failed"})
