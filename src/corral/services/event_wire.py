@@ -24,6 +24,15 @@ STARTED, FINISHED, OUTPUT = "s", "f", "o"
 
 
 @dataclass(frozen=True, slots=True)
+class Stored:
+    """Where published output lies in the store: ``attempt``'s bytes [start, end)."""
+
+    attempt: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
 class Descriptor:
     origin: str
     kind: str  # STARTED, FINISHED or OUTPUT

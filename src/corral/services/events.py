@@ -240,15 +240,6 @@ class JobFinished:
 
 
 @dataclass(frozen=True, slots=True)
-class Stored:
-    """Where published output lies in the store: ``attempt``'s bytes [start, end)."""
-
-    attempt: int
-    start: int
-    end: int
-
-
-@dataclass(frozen=True, slots=True)
 class EventsDropped:
     """Stands where ``count`` events were lost because the subscriber fell behind."""
 
@@ -374,7 +365,12 @@ class JobEvents:
                 self.publish(JobStarted(job, now))
 
     def output(
-        self, job_id: str, stream: str, data: bytes, now: float, stored: Stored | None = None
+        self,
+        job_id: str,
+        stream: str,
+        data: bytes,
+        now: float,
+        stored: event_wire.Stored | None = None,
     ) -> None:
         """``stored`` says where the bytes lie, for other replicas to read them there."""
         if self._outbox is not None and stored is not None and stored.end > stored.start:

@@ -30,7 +30,8 @@ from corral.domain.principals import Principal, Role
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus
 from corral.errors import CorralError, InvalidInput, InvalidTransition, NotFound, StaleAttempt
-from corral.services.events import JOBS, Hub, Stored, job_topic
+from corral.services.event_wire import Stored
+from corral.services.events import JOBS, Hub, job_topic
 from corral.services.metrics import Metrics
 from corral.store.base import OutputSlice, Report, Store
 
