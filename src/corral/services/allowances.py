@@ -17,9 +17,11 @@ What that guarantees, with N replicas and a limit L per window:
   caller's next requests reach them, and lost at the window's end otherwise;
 * once a take finds the window spent, the replica refuses without asking again
   until the window ends, so a flood costs the database nothing;
-* ``exhausted`` (the check before authentication) reads another replica's count
-  at most once per ``PEEK_EVERY`` per key, so a key spent elsewhere is refused
-  here within that time;
+* a replica whose take finds a window spent tells the others (a NOTIFY), which
+  then refuse that key too, without a query; ``exhausted`` (the check before
+  authentication, on every request) reads a key's shared count only the first
+  time it meets the key in a window and then once per ``PEEK_EVERY``, in case
+  such a notification was lost;
 * windows are cut by each replica's own clock: skew between replicas lets the
   requests of that skew at a window's edge count in the neighbouring window.
 
@@ -30,6 +32,7 @@ take plus what it holds: exact with one replica, a little high with several.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -40,8 +43,10 @@ from limits import RateLimitItem
 from corral.services.counting import Count
 from corral.store.base import Store
 
+log = logging.getLogger("corral.services")
 CHUNK_SHARE = 32  # a replica takes at most this fraction of a limit at once
-PEEK_EVERY = 1.0  # seconds a replica trusts its last read of a key's shared count
+PEEK_EVERY = 30.0  # seconds a replica trusts its last read (spent windows are announced)
+SPENT = "spent:"  # announced: spent:BUDGET:WINDOW_START:RESET:KEY (the key last: it may hold ":")
 KEEP_AFTER = 60.0  # seconds a window's row outlives its end (clock skew between replicas)
 SWEEP_FLOOR = 1024  # states kept before the first sweep of ended windows
 
@@ -74,6 +79,7 @@ class SharedCounting:
         self._monotonic = monotonic
         self._states: dict[tuple[str, str], Allowance] = {}
         self._sweep_at = SWEEP_FLOOR
+        self._announcing: set[asyncio.Task[None]] = set()
 
     async def hit(self, rate: RateLimitItem, budget: str, key: str) -> Count:
         state = self._state(rate, budget, key)
@@ -113,6 +119,22 @@ class SharedCounting:
         state = self._state(rate, budget, key)
         return Count(True, _remaining(rate, state), state.reset)
 
+    def heard(self, topic: str) -> None:
+        """A store listener: some replica found a window spent; refuse its key here too."""
+        if not topic.startswith(SPENT):
+            return
+        try:
+            budget, start, reset, key = topic[len(SPENT) :].split(":", 3)
+            window_start, ends = int(start), float(reset)
+        except ValueError:
+            return
+        state = self._states.get((budget, key))
+        if state is not None and state.window_start == window_start:
+            state.spent = True  # what it still holds was taken in time: it stays spendable
+        elif (state is None or state.window_start < window_start) and ends > self._clock():
+            fresh = Allowance(window_start, ends, 1, spent=True, read_at=self._monotonic())
+            self._remember(budget, key, fresh)
+
     async def forget(self, limit: int = 1000) -> int:
         """Delete a batch of windows that ended (every replica sweeps; see ``Services``)."""
         return await self._store.forget_windows(self._clock(), limit)
@@ -131,6 +153,19 @@ class SharedCounting:
         state.used = used
         state.spent = used >= rate.amount  # nothing left to take: stop asking
         state.chunk = min(chunk * 2, _largest_chunk(rate))
+        if state.spent:
+            self._announce(f"{SPENT}{budget}:{state.window_start}:{state.reset:.0f}:{key}")
+
+    def _announce(self, topic: str) -> None:
+        """In the background: the request that found the window spent need not wait."""
+        task = asyncio.get_running_loop().create_task(self._store.announce(topic))
+        self._announcing.add(task)
+        task.add_done_callback(self._announced)
+
+    def _announced(self, task: asyncio.Task[None]) -> None:
+        self._announcing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not announce a spent window", extra={"action": "relay_failed"})
 
     def _state(self, rate: RateLimitItem, budget: str, key: str) -> Allowance:
         now = self._clock()
@@ -143,10 +178,13 @@ class SharedCounting:
         # steady caller does not climb from one unit again every window.
         chunk = max(1, state.chunk // 2) if state is not None else 1
         fresh = Allowance(window_start, float(window_start + period), chunk)
-        self._states[(budget, key)] = fresh
-        if len(self._states) > self._sweep_at:
-            self._sweep(now)
+        self._remember(budget, key, fresh)
         return fresh
+
+    def _remember(self, budget: str, key: str, state: Allowance) -> None:
+        self._states[(budget, key)] = state
+        if len(self._states) > self._sweep_at:
+            self._sweep(self._clock())
 
     def _sweep(self, now: float) -> None:
         """Drop the states of ended windows; amortised, so O(1) per request."""
@@ -161,4 +199,6 @@ def _largest_chunk(rate: RateLimitItem) -> int:
 
 
 def _remaining(rate: RateLimitItem, state: Allowance) -> int:
-    return max(0, rate.amount - state.used) + state.left
+    """What the database had left at the last take or read, plus what is held here;
+    a window known to be spent has only what is held here."""
+    return state.left if state.spent else max(0, rate.amount - state.used) + state.left

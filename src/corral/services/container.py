@@ -157,6 +157,7 @@ class Services:
                 relayed.run_forever(), name="corral-event-relay"
             )
         if self.shared_counting is not None:
+            self.store.add_listener(self.shared_counting.heard)  # windows spent elsewhere
             self._window_sweeper = asyncio.create_task(
                 self._sweep_windows_forever(self.shared_counting), name="corral-window-sweeper"
             )
