@@ -12,7 +12,7 @@ What that guarantees, with N replicas and a limit L per window:
 
 * never more than L requests admitted in a window, whatever N (no overshoot): a
   take that finds fewer than its chunk left gets only what is left;
-* a request may be refused while up to ``(N - 1) * ceil(L / CHUNK_SHARE)`` units
+* a request may be refused while up to ``(N - 1) * max(1, L // CHUNK_SHARE)`` units
   are still held, unspent, by other replicas: they are spent there when the
   caller's next requests reach them, and lost at the window's end otherwise;
 * once a take finds the window spent, the replica refuses without asking again
