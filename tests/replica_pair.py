@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,43 +36,46 @@ class Replica:
             return False
 
 
-@contextmanager
-def replica(root: Path, name: str, dsn: str, env: dict[str, str]) -> Iterator[Replica]:
-    """``corral server`` in a child process on a free port; yields once /health answers."""
+def spawn(root: Path, name: str, dsn: str, env: dict[str, str]) -> Replica:
+    """``corral server`` in a child process on a free port, not yet waited for."""
     port = free_port()
-    data_dir = root / name
     log = root / f"{name}.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [*CORRAL, "server", "--port", str(port), "--data-dir", str(data_dir)],
+            [*CORRAL, "server", "--port", str(port), "--data-dir", str(root / name)],
             env=clean_env(CORRAL_DATABASE_URL=dsn, CORRAL_LOG_LEVEL="warning", **env),
             stdout=out,
             stderr=out,
         )
-    running = Replica(name, f"http://127.0.0.1:{port}", process, log)
+    return Replica(name, f"http://127.0.0.1:{port}", process, log)
+
+
+def stop(replica: Replica) -> None:
+    replica.process.terminate()
     try:
-        poll(running.healthy, 30, f"replica {name} to answer")
-        yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        replica.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        replica.process.kill()
+        replica.process.wait(timeout=10)
 
 
 @contextmanager
 def replica_pair(
     root: Path, dsn: str, env: dict[str, str], first_only: dict[str, str] | None = None
 ) -> Iterator[tuple[Replica, Replica, str]]:
-    """Replicas ``a`` and ``b`` and the admin token ``a`` minted on the empty database.
+    """Replicas ``a`` and ``b``, started side by side, and an admin token.
 
-    ``b`` starts once ``a`` answers, so ``a`` alone migrates and bootstraps;
-    ``first_only`` is more environment for ``a`` (the first admin, say).
+    ``first_only`` is more environment for ``a`` (the first admin user, say). The
+    first to find the database without an admin token mints one (both may).
     """
-    with ExitStack() as stack:
-        a = stack.enter_context(replica(root, "a", dsn, {**env, **(first_only or {})}))
-        token = (root / "a" / "admin-token").read_text().strip()
-        b = stack.enter_context(replica(root, "b", dsn, env))
+    a = spawn(root, "a", dsn, {**env, **(first_only or {})})
+    b = spawn(root, "b", dsn, env)
+    try:
+        for replica in (a, b):
+            poll(replica.healthy, 60, f"replica {replica.name} to answer")
+        minted = [root / name / "admin-token" for name in ("a", "b")]
+        token = next(path for path in minted if path.exists()).read_text().strip()
         yield a, b, token
+    finally:
+        for replica in (a, b):
+            stop(replica)
