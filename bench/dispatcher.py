@@ -10,7 +10,11 @@ On SQLite and, when PostgreSQL's binaries are present, on PostgreSQL. Beside eac
 rate, the server's CPU time per request (user + system, from /proc): on a machine
 shared with other work, rates swing with the load, the CPU a request costs much less.
 
-    .venv/bin/python bench/dispatcher.py [--backend sqlite|postgres|all] [--jobs N]
+    .venv/bin/python bench/dispatcher.py [--backend sqlite|postgres|all] [--jobs N] [--rate-limits]
+
+``--rate-limits`` counts every request against budgets too large to refuse any
+(``COUNTED``), so the figures include what the rate limits cost per request: in
+memory on SQLite, in the shared counters every replica reaches on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -45,6 +49,13 @@ UNTHROTTLED = {
     "CORRAL_AUTH_FAILURE_RATE_LIMIT": "off",
     "CORRAL_LOGIN_RATE_LIMIT": "off",
 }
+# ``--rate-limits``: every request counted, none refused (16,667 a second per principal).
+COUNTED = {
+    **UNTHROTTLED,
+    "CORRAL_RATE_LIMIT": "1000000/minute",
+    "CORRAL_WORKER_RATE_LIMIT": "1000000/minute",
+}
+SERVER_ENV = dict(UNTHROTTLED)  # what ``server`` adds to the environment; see ``main``
 
 
 SERVER_PIDS: dict[str, int] = {}  # url -> pid of the server started by ``server``
@@ -77,7 +88,7 @@ def server(data_dir: Path, database_url: str | None) -> Iterator[tuple[str, str]
     ]
     if database_url:
         cmd += ["--database-url", database_url]
-    env = {**os.environ, **UNTHROTTLED}
+    env = {**os.environ, **SERVER_ENV}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     url = f"http://127.0.0.1:{port}"
     SERVER_PIDS[url] = proc.pid
@@ -235,7 +246,13 @@ def run_benchmark(title: str, run: Backend, default_jobs: int) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--jobs", type=int, default=default_jobs)
+    parser.add_argument(
+        "--rate-limits", action="store_true", help="count requests against huge budgets"
+    )
     args = parser.parse_args()
+    if args.rate_limits:
+        SERVER_ENV.update(COUNTED)
+        title += " (rate limits counted)"
     print(f"corral {title} benchmark, {os.cpu_count()} cores, python {sys.version.split()[0]}")
     if args.backend in ("sqlite", "all"):
         asyncio.run(run("sqlite", None, args.jobs))

@@ -69,8 +69,8 @@ class ServerSettings(BaseSettings):
     )
     admin_email: str | None = Field(default=None, description="first admin user, if none exists")
     admin_password: SecretStr | None = None
-    # Rate limits ("100/minute", "5/second", "1000 per hour"; "off" disables), counted
-    # in this process's memory: with N replicas a caller may get up to N times as many.
+    # Rate limits ("100/minute", "5/second", "1000 per hour"; "off" disables): in this
+    # process's memory with SQLite, shared by every replica with PostgreSQL.
     rate_limit: str | None = Field(
         default="6000/minute", description="per principal, for every role but worker"
     )

@@ -105,7 +105,7 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
     install_dashboard(app)
     install_api_docs(app, path_owner)
     _install_fallback_errors(app)
-    app.state.rate_limits = RateLimits(settings)  # per process: see ratelimit.py
+    app.state.rate_limits = RateLimits(settings, services.counting)  # see ratelimit.py
     app.state.cors_origins = frozenset(settings.cors_origins)  # deps.check_cookie_origin
     # add_middleware wraps what is there, so the last added is the outermost: the common
     # headers go on every answer (CORS preflights too), and the body limit wraps only receive.

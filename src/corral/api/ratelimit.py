@@ -8,12 +8,10 @@ password is checked), right password included, never refuse them. An attempt
 is counted as failed from the start and refunded once it succeeds, so parallel
 guesses cannot all slip in before the first failure is counted.
 
-Counted with the ``limits`` library in this process's memory. That makes every
-limit per replica (N replicas behind a balancer admit up to N times the rate),
-a price paid so that the hot path never waits on a shared store. Fixed windows,
-because they cost one counter per key, O(1) per request, and give every request
-of a window the same reset time, which is what ``X-RateLimit-Reset`` promises;
-a moving window keeps one entry per request (6,000 a minute per principal).
+Counted by the services' ``Counting``: in this process's memory with SQLite (one
+process), and with PostgreSQL in the database every replica shares, so N
+replicas behind a balancer admit a principal its limit once, not N times
+(``services/allowances.py`` says how, and what it costs per request).
 
 Each check leaves its figures in the ASGI scope's state, where the headers
 middleware (``headers.py``) turns them into ``X-RateLimit-*`` on the response,
@@ -31,12 +29,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import FixedWindowRateLimiter
 from starlette.requests import HTTPConnection
 
 from corral.domain.principals import Principal, Role
 from corral.errors import InvalidCredentials, RateLimited, Unauthenticated
+from corral.services.counting import Count, Counting
 from corral.settings import ServerSettings
 
 STATE_KEY = "corral.rate_limit"  # scope["state"][STATE_KEY]: the figures of the last check
@@ -77,32 +74,27 @@ class Spent:
 class Budget:
     """One configured rate, counted separately for each key it is spent against."""
 
-    def __init__(
-        self,
-        limiter: FixedWindowRateLimiter,
-        storage: MemoryStorage,
-        rate: RateLimitItem,
-        name: str,
-    ) -> None:
-        self._limiter = limiter
-        self._storage = storage
+    def __init__(self, counting: Counting, rate: RateLimitItem, name: str) -> None:
+        self._counting = counting
         self._rate = rate
         self.name = name
 
     async def spend(self, key: str) -> Spent:
-        allowed = await self._limiter.hit(self._rate, self.name, key)
-        return Spent(allowed, await self.figures(key))
+        count = await self._counting.hit(self._rate, self.name, key)
+        return Spent(count.allowed, self._figures(count))
 
     async def refund(self, key: str) -> None:
         """Give back one spent unit (never below zero)."""
-        await self._storage.decr(self._rate.key_for(self.name, key))
+        await self._counting.refund(self._rate, self.name, key)
 
     async def exhausted(self, key: str) -> bool:
-        return not await self._limiter.test(self._rate, self.name, key)
+        return await self._counting.exhausted(self._rate, self.name, key)
 
     async def figures(self, key: str) -> Figures:
-        reset, remaining = await self._limiter.get_window_stats(self._rate, self.name, key)
-        return Figures(self._rate.amount, remaining, reset)
+        return self._figures(await self._counting.peek(self._rate, self.name, key))
+
+    def _figures(self, count: Count) -> Figures:
+        return Figures(self._rate.amount, count.remaining, count.reset)
 
     def refusal(self, figures: Figures) -> RateLimited:
         retry_after = figures.retry_after(time.time())
@@ -112,12 +104,9 @@ class Budget:
 class RateLimits:
     """Every budget of one app; a budget that is ``None`` is switched off."""
 
-    def __init__(self, settings: ServerSettings) -> None:
-        storage = MemoryStorage()
-        limiter = FixedWindowRateLimiter(storage)
-
+    def __init__(self, settings: ServerSettings, counting: Counting) -> None:
         def budget(rate: str | None, name: str) -> Budget | None:
-            return Budget(limiter, storage, parse(rate), name) if rate else None
+            return Budget(counting, parse(rate), name) if rate else None
 
         self.principal = budget(settings.rate_limit, "principal")
         self.worker = budget(settings.worker_rate_limit, "worker")

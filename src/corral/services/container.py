@@ -12,6 +12,9 @@ from corral.domain.retry import RetryPolicy
 from corral.errors import Unavailable
 from corral.services.accounts import AccountService
 from corral.services.agents import AgentService
+from corral.services.allowances import SharedCounting
+from corral.services.counting import Counting, LocalCounting
+from corral.services.event_relay import RelayedEvents
 from corral.services.events import Hub
 from corral.services.executors import ExecutorService
 from corral.services.files import FileService
@@ -22,7 +25,7 @@ from corral.services.output import OutputService
 from corral.services.owners import OwnerService
 from corral.services.placement import PlacementService
 from corral.services.projects import ProjectService
-from corral.services.rates import RateService
+from corral.services.rates import FLUSH_EVERY, RateService
 from corral.services.reaper import Reaper
 from corral.services.relay import relay_changes, relay_job_topics
 from corral.services.reports import ReportService
@@ -39,6 +42,8 @@ from corral.store.base import Store
 log = logging.getLogger("corral.services")
 DEFAULT_GRACE = 60.0
 FILE_SWEEP_INTERVAL = 60.0
+ACTIVITY_SWEEP_EVERY = 60  # activity flushes between two sweeps of old slots
+WINDOW_BATCH = 1000  # ended rate-limit windows forgotten per write
 IDEMPOTENCY_SWEEPS_PER_TTL = 4  # a record outlives its TTL by at most a quarter of it
 
 
@@ -70,11 +75,13 @@ class Services:
     started_at: float = field(default_factory=time.time)
     _reaper: asyncio.Task[None] | None = None
     _sweeper: asyncio.Task[None] | None = None
-    _sampler: asyncio.Task[None] | None = None
+    _activity: asyncio.Task[None] | None = None
     _forgetter: asyncio.Task[None] | None = None
     _relay: asyncio.Task[None] | None = None
     _job_relay: asyncio.Task[None] | None = None
     _scheduling: asyncio.Task[None] | None = None
+    _window_sweeper: asyncio.Task[None] | None = None
+    _event_relay: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         cap = self.settings.output_cap
@@ -96,7 +103,7 @@ class Services:
         self.accounts = AccountService(self.store, secret.get_secret_value() if secret else None)
         self.reports = ReportService(self.store, self.leases, cap)
         self.stats = StatsService(self.store)
-        self.rates = RateService(self.metrics)
+        self.rates = RateService(self.store, self.metrics)
         self.sessions = SessionService(self.store)
         self.agents = AgentService(self.store, self.leases)
         self.wait_estimate = WaitEstimator(self.store, self.settings.executor_offline_after)
@@ -111,6 +118,12 @@ class Services:
         self.streams = StreamSlots(self.settings.max_streams_per_principal)
         self.scheduler = Scheduler(self.store, self.hub, self.metrics)
         self.schedules = ScheduleService(self.store, self.jobs, self.scheduler)
+        # Rate limits: one process owns a SQLite file, so its memory is the whole truth;
+        # PostgreSQL replicas share their budgets through the database (allowances.py).
+        self.shared_counting = (
+            SharedCounting(self.store) if self.store.backend == "postgres" else None
+        )
+        self.counting: Counting = self.shared_counting or LocalCounting()
 
     async def start(self) -> None:
         await self.store.open()
@@ -128,7 +141,7 @@ class Services:
             self.leases.wake_at(due, store_now)
         self._reaper = asyncio.create_task(self._reap_forever(), name="corral-reaper")
         self._sweeper = asyncio.create_task(self._sweep_files_forever(), name="corral-sweeper")
-        self._sampler = asyncio.create_task(self._sample_rates_forever(), name="corral-rates")
+        self._activity = asyncio.create_task(self._flush_activity_forever(), name="corral-rates")
         self._forgetter = asyncio.create_task(
             self._sweep_idempotency_forever(), name="corral-idempotency-sweeper"
         )
@@ -143,23 +156,37 @@ class Services:
             self._job_relay = asyncio.create_task(
                 relay_job_topics(self.hub.start_relaying(), self.store), name="corral-job-relay"
             )
+            relayed = RelayedEvents(self.store, self.hub.events)  # other replicas' job events
+            self.hub.on_event = relayed.heard
+            self._event_relay = asyncio.create_task(
+                relayed.run_forever(), name="corral-event-relay"
+            )
+        if self.shared_counting is not None:
+            self.store.add_listener(self.shared_counting.heard)  # windows spent elsewhere
+            self._window_sweeper = asyncio.create_task(
+                self._sweep_windows_forever(self.shared_counting), name="corral-window-sweeper"
+            )
 
     async def stop(self) -> None:
         self.hub.close()
         tasks = (
             self._reaper,
             self._sweeper,
-            self._sampler,
+            self._activity,
             self._forgetter,
             self._relay,
             self._job_relay,
             self._scheduling,
+            self._window_sweeper,
+            self._event_relay,
         )
         for task in tasks:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        with contextlib.suppress(Exception):  # the last second's counts, if the store is up
+            await self.rates.flush()
         await self.store.close()
 
     async def _reap_forever(self) -> None:
@@ -215,14 +242,29 @@ class Services:
                 return
             await asyncio.sleep(0)  # a SQLite write never yields: let requests in between
 
-    async def _sample_rates_forever(self) -> None:
-        """Read the throughput counters every interval, for the queues page's rates.
-
-        Only counters in this process are read (no I/O), so it cannot fail on the
-        store; monotonic time keeps the rates right across wall-clock jumps.
-        """
-        sampler = self.rates.sampler
-        sampler.record(time.monotonic())
+    async def _sweep_windows_forever(self, counting: SharedCounting) -> None:
+        """Forget rate-limit windows that ended, a batch per write, every minute."""
         while True:
-            await asyncio.sleep(self.rates.interval)
-            sampler.record(time.monotonic())
+            await asyncio.sleep(FILE_SWEEP_INTERVAL)
+            try:
+                while await counting.forget(WINDOW_BATCH) == WINDOW_BATCH:
+                    pass  # a full batch: there may be more
+            except Exception:
+                log.exception("window sweep failed", extra={"action": "window_sweep_failed"})
+
+    async def _flush_activity_forever(self) -> None:
+        """Add this replica's claims, finishes and waits to the shared activity slots
+        every second, and forget the slots past the dashboard's window now and then.
+
+        A failed addition (the database away) is kept and added with the next one.
+        """
+        flushes = 0
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            try:
+                await self.rates.flush()
+                flushes += 1
+                if flushes % ACTIVITY_SWEEP_EVERY == 0:
+                    await self.rates.forget()
+            except Exception:
+                log.warning("could not add to the activity slots", extra={"action": "rates_failed"})

@@ -8,20 +8,24 @@ every per-job topic fired here (claim, output, finish, cancel, reap) goes into
 the ``Outbox``, which ``relay.relay_job_topics`` announces; what other replicas
 announce arrives through ``Hub.relayed`` and is never announced again.
 
-``JobEvents`` (below) carries what happened to a job to live watchers; unlike
-the signals it is not relayed between replicas.
+``JobEvents`` (below) carries what happened to a job to live watchers; with
+relaying on, each event also goes into the outbox as a small descriptor
+(``event_wire.py``), which other replicas turn back into events for their own
+watchers (``event_relay.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from corral.auth.policy import Action, require
 from corral.domain.jobs import Job
 from corral.domain.principals import Principal
+from corral.services import event_wire
 from corral.store.base import RESYNC
 
 JOBS = "jobs"  # new claimable work
@@ -118,11 +122,14 @@ class Hub:
         self._topics: dict[str, Signal] = {}
         self.events = JobEvents()
         self.outbox: Outbox | None = None  # set once job topics are relayed to other replicas
+        # Set when job events from other replicas are turned into events here.
+        self.on_event: Callable[[str], None] | None = None
 
     def start_relaying(self) -> Outbox:
         """From now on every job topic fired here is also queued for the other replicas."""
         if self.outbox is None:
             self.outbox = Outbox()
+            self.events.relay_to(self.outbox)
         return self.outbox
 
     def close(self) -> None:
@@ -165,7 +172,10 @@ class Hub:
             self.wake_all()
             return
         for topic in payload.split(TOPIC_SEPARATOR):
-            if topic:
+            if topic.startswith(event_wire.PREFIX):
+                if self.on_event is not None:
+                    self.on_event(topic)
+            elif topic:
                 self._wake(topic)
 
     def wake_all(self) -> None:
@@ -201,9 +211,9 @@ class Hub:
 # --- job lifecycle events -------------------------------------------------------
 #
 # Unlike the signals above (which say only "look again"), these carry what
-# happened, for clients that watch jobs live (CMD Executor's WebSocket). They
-# are in-process: a subscriber sees the jobs claimed, fed and finished through
-# its own replica only.
+# happened, for clients that watch jobs live (CMD Executor's WebSocket). A
+# subscriber sees the events of its own replica as they are published, and those
+# of the other replicas as ``event_relay.RelayedEvents`` rebuilds them.
 
 SUBSCRIBER_BOUND = 1000  # events queued per subscriber before it starts losing them
 
@@ -309,16 +319,31 @@ class JobEvents:
     """Fan-out of job events to subscribers, on the claim/finish hot path.
 
     The publishing helpers return at once when nobody listens, before building
-    any event, so a dispatcher without watchers pays one truth test per call.
+    any event, so a dispatcher without watchers pays one truth test per call (and,
+    when relaying, one short descriptor per event for the other replicas).
     """
 
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
         self.closed = False
+        self.origin = secrets.token_hex(4)  # this replica, in the descriptors it sends
+        self._outbox: Outbox | None = None
 
     @property
     def active(self) -> bool:
         return bool(self._subscribers)
+
+    @property
+    def relaying(self) -> bool:
+        return self._outbox is not None
+
+    def relay_to(self, outbox: Outbox) -> None:
+        """From now on every event published here is also announced to other replicas."""
+        self._outbox = outbox
+
+    def wants(self, job_id: str) -> bool:
+        """Whether any subscriber here would take an event of ``job_id``."""
+        return any(sub.job_id in (None, job_id) for sub in self._subscribers)
 
     def watch(self, principal: Principal, job_id: str | None = None) -> Subscription:
         """Events are job state: whoever may read jobs may watch them."""
@@ -341,20 +366,42 @@ class JobEvents:
             sub.offer(event)
 
     def started(self, jobs: Iterable[Job], now: float) -> None:
+        if self._outbox is not None:
+            for job in jobs:
+                self._outbox.add(event_wire.started(self.origin, job.id, job.attempt, now))
         if self._subscribers:
             for job in jobs:
                 self.publish(JobStarted(job, now))
 
-    def output(self, job_id: str, stream: str, data: bytes, now: float) -> None:
+    def output(
+        self,
+        job_id: str,
+        stream: str,
+        data: bytes,
+        now: float,
+        stored: event_wire.Stored | None = None,
+    ) -> None:
+        """``stored`` says where the bytes lie, for other replicas to read them there."""
+        if self._outbox is not None and stored is not None and stored.end > stored.start:
+            self._outbox.add(
+                event_wire.output(
+                    self.origin, job_id, stored.attempt, stream, stored.start, stored.end, now
+                )
+            )
         if self._subscribers and data:
             self.publish(JobOutput(job_id, stream, data.decode("utf-8", "replace"), now))
 
     def finished(self, jobs: Iterable[Job], now: float) -> None:
         """Only jobs that reached a terminal status; a retried job is pending again."""
+        if self._outbox is None and not self._subscribers:
+            return
+        ended = [job for job in jobs if job.terminal]
+        if self._outbox is not None:
+            for job in ended:
+                self._outbox.add(event_wire.finished(self.origin, job.id, now))
         if self._subscribers:
-            for job in jobs:
-                if job.terminal:
-                    self.publish(JobFinished(job, now))
+            for job in ended:
+                self.publish(JobFinished(job, now))
 
     def close(self) -> None:
         """Shutdown: end every subscription so nobody waits on a stopping server."""

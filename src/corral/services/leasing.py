@@ -30,6 +30,7 @@ from corral.domain.principals import Principal, Role
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus
 from corral.errors import CorralError, InvalidInput, InvalidTransition, NotFound, StaleAttempt
+from corral.services.event_wire import Stored
 from corral.services.events import JOBS, Hub, job_topic
 from corral.services.metrics import Metrics
 from corral.store.base import OutputSlice, Report, Store
@@ -144,7 +145,7 @@ class LeaseService:
         outcome = bounded_outcome(outcome, self.output_cap)
         job = await self._store.finish(job_id, ref, outcome, None, self.policy)
         now = time.time()
-        self._publish_report_output(job_id, outcome, now)
+        self._publish_report_output(job, outcome, now)
         self._after_finish([job], now)
         return job
 
@@ -164,23 +165,28 @@ class LeaseService:
         stored = iter(await self._store.finish_many(bounded, None, self.policy) if bounded else [])
         results = [next(stored) if a is None else a for a in answers]
         now = time.time()
-        if self._hub.events.active:
+        if self._hub.events.active or self._hub.events.relaying:
             for report, result in zip(reports, results, strict=True):
                 if isinstance(result, Job):
-                    self._publish_report_output(report.job_id, report.outcome, now)
+                    self._publish_report_output(result, report.outcome, now)
         self._after_finish([r for r in results if isinstance(r, Job)], now)
         return results
 
-    def _publish_report_output(self, job_id: str, outcome: Outcome, now: float) -> None:
+    def _publish_report_output(self, job: Job, outcome: Outcome, now: float) -> None:
         """Output that came with the final report is news to watchers, before the end.
 
         No more than the cap: the store kept at most that much of it, and every
         watcher's queue would otherwise get a copy of whatever the report carried.
+        The stored bytes end where the stream now ends (other replicas read them there).
         """
         events = self._hub.events
-        if events.active:
-            events.output(job_id, "stdout", outcome.stdout.encode()[: self.output_cap], now)
-            events.output(job_id, "stderr", outcome.stderr.encode()[: self.output_cap], now)
+        if not (events.active or events.relaying):
+            return
+        for stream, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
+            data = text.encode()[: self.output_cap]
+            end = (job.stdout if stream == "stdout" else job.stderr).size
+            stored = Stored(job.attempt, max(0, end - len(data)), end)
+            events.output(job.id, stream, data, now, stored)
 
     def _after_finish(self, jobs: list[Job], now: float) -> None:
         self._hub.events.finished(jobs, now)
@@ -224,10 +230,11 @@ class LeaseService:
             job_id, ref, stream, data, at=at, truncated=truncated
         )
         events = self._hub.events
-        if events.active:  # only the bytes the store kept: a resent prefix, past the cap
-            skip = 0 if at is None else max(0, written.offset - at)
+        if events.active or events.relaying:  # only the bytes the store kept (not a resent
+            skip = 0 if at is None else max(0, written.offset - at)  # prefix, nor past the cap)
             kept = data[skip : skip + written.size - written.offset]
-            events.output(job_id, stream, kept, time.time())
+            stored = Stored(written.attempt, written.offset, written.size)
+            events.output(job_id, stream, kept, time.time(), stored)
         self._hub.fire(job_topic(job_id))  # relayed to other replicas by the hub's outbox
         return written
 

@@ -23,6 +23,7 @@ from corral.domain.sessions import AgentSession
 from corral.domain.states import JobStatus
 from corral.domain.workers import Executor, ExecutorInfo
 from corral.errors import CorralError
+from corral.store.counts_port import CountStore
 from corral.store.schedules_port import ScheduleStore
 
 
@@ -226,7 +227,7 @@ Listener = Callable[[str], None]
 RESYNC = "*"
 
 
-class Store(ScheduleStore, Protocol):
+class Store(ScheduleStore, CountStore, Protocol):
     backend: str
 
     async def open(self) -> None:

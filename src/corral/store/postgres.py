@@ -52,6 +52,7 @@ from corral.store.base import (
     Report,
     WorkflowRecord,
 )
+from corral.store.postgres_counts import PostgresCounts
 from corral.store.postgres_deps import PostgresDependencies
 from corral.store.postgres_files import PostgresFiles
 from corral.store.postgres_finish import finish_plain, is_plain
@@ -84,6 +85,7 @@ ANALYZE_AFTER_INSERTS = 10_000
 
 
 class PostgresStore(
+    PostgresCounts,
     PostgresDependencies,
     PostgresFiles,
     PostgresUsers,

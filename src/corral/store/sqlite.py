@@ -44,6 +44,7 @@ from corral.store.rows import (
     status_counts,
 )
 from corral.store.shared import SET_LEFTOVERS, SharedOperations, leftover_rows
+from corral.store.sqlite_counts import SqliteCounts
 from corral.store.sqlite_deps import SqliteDependencies
 from corral.store.sqlite_engine import DURABLE, Readers, Writer
 from corral.store.sqlite_files import SqliteFiles
@@ -90,6 +91,7 @@ ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat
 
 
 class SqliteStore(
+    SqliteCounts,
     SqliteDependencies,
     SqliteFiles,
     SqliteUsers,

@@ -148,7 +148,7 @@ async def queues(
     fragment: Literal["charts"] | None = None,
 ) -> Response:
     queue = await services.stats.queue(viewer.principal)
-    activity = services.rates.activity(viewer.principal)
+    activity = await services.rates.activity(viewer.principal)
     pending = _pending_rows(queue.pending_by_priority)
     context = {
         "viewer": viewer,

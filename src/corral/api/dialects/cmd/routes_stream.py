@@ -7,8 +7,9 @@ that fails authentication or authorization is refused with an HTTP answer
 closed, so a client learns why; servers without the denial-response extension
 close with 1008 instead.
 
-Events are those of this replica only (``services/events.py``), from the moment
-of subscription on: nothing is replayed.
+Events are those of every job, whichever replica it went through (another
+replica's arrive relayed: ``services/event_relay.py``), from the moment of
+subscription on: nothing is replayed.
 """
 
 from __future__ import annotations
