@@ -236,7 +236,8 @@ def test_replicas_answer_503_while_postgresql_restarts_and_lose_nothing_answered
         acked = set(client.acked)
 
         def all_ran() -> bool:
-            ran = {line.split()[0] for line in ledger.read_text().splitlines()}
+            text = ledger.read_text() if ledger.exists() else ""  # no job has run yet
+            ran = {line.split()[0] for line in text.splitlines()}
             return acked <= ran
 
         poll(all_ran, 60, "every acknowledged job to run")
