@@ -23,6 +23,7 @@ from corral.domain.sessions import AgentSession
 from corral.domain.states import JobStatus
 from corral.domain.workers import Executor, ExecutorInfo
 from corral.errors import CorralError
+from corral.store.retention_port import RetentionStore
 from corral.store.schedules_port import ScheduleStore
 
 
@@ -222,7 +223,7 @@ RenderFn = Callable[[Sequence[Job]], bytes]
 Listener = Callable[[str], None]
 
 
-class Store(ScheduleStore, Protocol):
+class Store(ScheduleStore, RetentionStore, Protocol):
     backend: str
 
     async def open(self) -> None:

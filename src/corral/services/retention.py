@@ -1,0 +1,163 @@
+"""Retention: the purge that keeps the database from growing without end.
+
+A pass deletes finished jobs past their age (``domain.retention``) with everything
+that hangs off them, then expired files, then executors silent for a week, then
+(SQLite) gives surplus free pages back to the file system. Every step is a run of
+short batches with a pause after each, as long as the batch took: the purge gets
+at most about half of the store's writer, and claims and reports, which need it for
+a millisecond at a time, slip in between batches instead of queueing behind one
+long delete. On PostgreSQL a pass stops at the first batch another replica (or
+``corral prune``) holds the purge for; it is that one's turn.
+
+The server runs a pass every ``retention_interval`` seconds; ``corral prune`` runs
+one by hand, with its own age, waiting for its turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from corral.domain.retention import EXECUTOR_RETENTION, PruneCursor, RetentionRule, describe
+from corral.services.metrics import Metrics
+from corral.store.base import Store
+from corral.store.retention_port import Pruned
+
+log = logging.getLogger("corral.services")
+
+BATCH = 200  # jobs per batch: a few milliseconds of the writer (bench/retention.py)
+RECLAIM_PAGES = 128  # pages given back per op: each is moved, about 0.1 ms apiece
+MIN_PAUSE = 0.002  # seconds between batches, however quick the batch was
+
+
+@dataclass(frozen=True, slots=True)
+class PassReport:
+    """What one pass did; ``busy``: another process holds the purge, nothing more was
+    done after its first refused batch."""
+
+    pruned: Pruned
+    files: int = 0
+    executors: int = 0
+    reclaimed_bytes: int = 0
+    busy: bool = False
+    finished_at: float = 0.0
+
+
+class RetentionService:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        retention: float,
+        *,
+        batch: int = BATCH,
+        pace: bool = True,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self.retention = retention  # seconds a finished job is kept; 0: for ever
+        self._batch = batch
+        self._pace = pace
+        self.last: PassReport | None = None
+
+    @property
+    def description(self) -> str:
+        """``30 days``, ``for ever``: for the dashboard and the logs."""
+        return describe(self.retention)
+
+    async def run_pass(
+        self,
+        now: float | None = None,
+        *,
+        older_than: float | None = None,
+        dry_run: bool = False,
+        wait: bool = False,
+    ) -> PassReport:
+        """One pass at ``now`` (the store's clock by default); ``older_than`` replaces
+        the server's retention for jobs without their own. A dry run only counts the
+        jobs it would delete."""
+        at = await self._store.clock() if now is None else now
+        rule = RetentionRule(at, self.retention if older_than is None else older_than)
+        pruned, busy = await self._prune_jobs(rule, dry_run, wait)
+        report = PassReport(pruned, busy=busy, finished_at=time.time())
+        if not (busy or dry_run):
+            report = PassReport(
+                pruned,
+                files=await self._repeat(lambda: self._store.delete_expired_files(at)),
+                executors=await self._store.prune_executors(at - EXECUTOR_RETENTION),
+                reclaimed_bytes=await self._repeat(
+                    lambda: self._store.reclaim_space(RECLAIM_PAGES)
+                ),
+                finished_at=time.time(),
+            )
+            self._count_rest(report)
+        if not dry_run:
+            self.last = report
+            self._log(report)
+        return report
+
+    async def _prune_jobs(
+        self, rule: RetentionRule, dry_run: bool, wait: bool
+    ) -> tuple[Pruned, bool]:
+        total = Pruned()
+        decided: set[str] = set()
+        for stream in rule.streams():
+            cursor: PruneCursor | None = PruneCursor(stream)
+            while cursor is not None:
+                started = time.monotonic()
+                done = await self._store.prune_batch(
+                    rule, cursor, self._batch, dry_run=dry_run, wait=wait, decided=decided
+                )
+                if done.busy:
+                    return total, True
+                total += done.pruned
+                if not dry_run:
+                    self._count(done.pruned)
+                cursor = done.cursor
+                await self._pause(time.monotonic() - started)
+        return total, False
+
+    async def _repeat(self, step: Callable[[], Awaitable[int]]) -> int:
+        """Run a batch step until it does nothing more, pausing after each."""
+        total = 0
+        while True:
+            started = time.monotonic()
+            done = await step()
+            total += done
+            if done == 0:
+                return total
+            await self._pause(time.monotonic() - started)
+
+    async def _pause(self, took: float) -> None:
+        await asyncio.sleep(max(MIN_PAUSE, took) if self._pace else 0)
+
+    def _count(self, pruned: Pruned) -> None:
+        for kind, count in pruned.counts().items():
+            if count:
+                self._metrics.pruned.labels(kind=kind).inc(count)
+
+    def _count_rest(self, report: PassReport) -> None:
+        if report.files:
+            self._metrics.pruned.labels(kind="files").inc(report.files)
+        if report.executors:
+            self._metrics.pruned.labels(kind="executors").inc(report.executors)
+        if report.reclaimed_bytes:
+            self._metrics.reclaimed_bytes.inc(report.reclaimed_bytes)
+
+    def _log(self, report: PassReport) -> None:
+        counts = {k: v for k, v in report.pruned.counts().items() if v}
+        if not (counts or report.files or report.executors or report.reclaimed_bytes):
+            return
+        log.info(
+            "retention pass",
+            extra={
+                "action": "retention_pass",
+                **counts,
+                "files": report.files,
+                "executors": report.executors,
+                "reclaimed_bytes": report.reclaimed_bytes,
+            },
+        )
