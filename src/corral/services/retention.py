@@ -94,7 +94,7 @@ class RetentionService:
                 finished_at=time.time(),
             )
             self._count_rest(report)
-        if not dry_run:
+        if not (dry_run or busy):  # a busy pass was another replica's turn
             self.last = report
             self._log(report)
         return report
