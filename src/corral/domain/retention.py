@@ -139,8 +139,13 @@ class Plan:
     after it; candidates past it are left for that batch)."""
 
     job_ids: list[str] = field(default_factory=list)
+    job_seqs: list[int] = field(default_factory=list)  # the same jobs: the key to delete by
     workflow_ids: list[str] = field(default_factory=list)
     last: Finished | None = None
+
+    def take(self, job: Finished) -> None:
+        self.job_ids.append(job.id)
+        self.job_seqs.append(job.seq)
 
 
 def plan(
@@ -171,14 +176,15 @@ def plan(
         workflow = job.workflow_id
         if workflow is None:
             if job.id not in held:
-                result.job_ids.append(job.id)
+                result.take(job)
             continue
         if workflow in decided:
             continue
         decided.add(workflow)
         jobs = by_workflow.get(workflow, [job])
         if all(_deletable(j, held, rule) for j in jobs):
-            result.job_ids.extend(j.id for j in jobs)
+            for member in jobs:
+                result.take(member)
             result.workflow_ids.append(workflow)
     return result
 

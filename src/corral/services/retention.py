@@ -3,10 +3,10 @@
 A pass deletes finished jobs past their age (``domain.retention``) with everything
 that hangs off them, then expired files, then executors silent for a week, then
 (SQLite) gives surplus free pages back to the file system. Every step is a run of
-short batches with a pause after each, as long as the batch took: the purge gets
-at most about half of the store's writer, and claims and reports, which need it for
-a millisecond at a time, slip in between batches instead of queueing behind one
-long delete. On PostgreSQL a pass stops at the first batch another replica (or
+short batches with a pause after each, twice as long as the batch took: the purge
+gets at most about a third of the store's writer, and claims and reports, which need
+it for a millisecond at a time, slip in between batches instead of queueing behind
+one long delete. On PostgreSQL a pass stops at the first batch another replica (or
 ``corral prune``) holds the purge for; it is that one's turn.
 
 The server runs a pass every ``retention_interval`` seconds; ``corral prune`` runs
@@ -21,6 +21,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from prometheus_client import Counter
+
 from corral.domain.retention import EXECUTOR_RETENTION, PruneCursor, RetentionRule, describe
 from corral.services.metrics import Metrics
 from corral.store.base import Store
@@ -29,8 +31,12 @@ from corral.store.retention_port import Pruned
 log = logging.getLogger("corral.services")
 
 BATCH = 200  # jobs per batch: a few milliseconds of the writer (bench/retention.py)
-RECLAIM_PAGES = 128  # pages given back per op: each is moved, about 0.1 ms apiece
-MIN_PAUSE = 0.002  # seconds between batches, however quick the batch was
+RECLAIM_PAGES = 64  # pages given back per op: each is moved, about 0.1 ms apiece
+# After each batch the purge rests twice as long as the batch took (at least
+# MIN_PAUSE): it takes at most a third of the writer (and of the server's CPU), so a
+# server busy with claims keeps most of its speed while a large backlog drains.
+PAUSE_RATIO = 2.0
+MIN_PAUSE = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +90,14 @@ class RetentionService:
         pruned, busy = await self._prune_jobs(rule, dry_run, wait)
         report = PassReport(pruned, busy=busy, finished_at=time.time())
         if not (busy or dry_run):
-            report = PassReport(
-                pruned,
-                files=await self._repeat(lambda: self._store.delete_expired_files(at)),
-                executors=await self._store.prune_executors(at - EXECUTOR_RETENTION),
-                reclaimed_bytes=await self._repeat(
-                    lambda: self._store.reclaim_space(RECLAIM_PAGES)
-                ),
-                finished_at=time.time(),
+            pruned_files = self._metrics.pruned.labels(kind="files")
+            files = await self._repeat(lambda: self._store.delete_expired_files(at), pruned_files)
+            executors = await self._store.prune_executors(at - EXECUTOR_RETENTION)
+            self._metrics.pruned.labels(kind="executors").inc(executors)
+            reclaim = self._repeat(
+                lambda: self._store.reclaim_space(RECLAIM_PAGES), self._metrics.reclaimed_bytes
             )
-            self._count_rest(report)
+            report = PassReport(pruned, files, executors, await reclaim, finished_at=time.time())
         if not (dry_run or busy):  # a busy pass was another replica's turn
             self.last = report
             self._log(report)
@@ -120,32 +124,26 @@ class RetentionService:
                 await self._pause(time.monotonic() - started)
         return total, False
 
-    async def _repeat(self, step: Callable[[], Awaitable[int]]) -> int:
-        """Run a batch step until it does nothing more, pausing after each."""
+    async def _repeat(self, step: Callable[[], Awaitable[int]], counter: Counter) -> int:
+        """Run a batch step until it does nothing more, pausing after each, and count
+        what each did as it goes."""
         total = 0
         while True:
             started = time.monotonic()
             done = await step()
+            counter.inc(done)
             total += done
             if done == 0:
                 return total
             await self._pause(time.monotonic() - started)
 
     async def _pause(self, took: float) -> None:
-        await asyncio.sleep(max(MIN_PAUSE, took) if self._pace else 0)
+        await asyncio.sleep(max(MIN_PAUSE, took * PAUSE_RATIO) if self._pace else 0)
 
     def _count(self, pruned: Pruned) -> None:
         for kind, count in pruned.counts().items():
             if count:
                 self._metrics.pruned.labels(kind=kind).inc(count)
-
-    def _count_rest(self, report: PassReport) -> None:
-        if report.files:
-            self._metrics.pruned.labels(kind="files").inc(report.files)
-        if report.executors:
-            self._metrics.pruned.labels(kind="executors").inc(report.executors)
-        if report.reclaimed_bytes:
-            self._metrics.reclaimed_bytes.inc(report.reclaimed_bytes)
 
     def _log(self, report: PassReport) -> None:
         counts = {k: v for k, v in report.pruned.counts().items() if v}

@@ -62,15 +62,15 @@ async def batch(
     if dry_run:
         pruned = Pruned(jobs=len(chosen.job_ids))
     else:
-        pruned = await delete(conn, chosen.job_ids, chosen.workflow_ids)
+        pruned = await delete(conn, chosen.job_seqs, chosen.workflow_ids)
     return PruneBatch(pruned, next_cursor(cursor, chosen))
 
 
-async def delete(conn: Any, job_ids: Sequence[str], workflow_ids: Sequence[str]) -> Pruned:
-    if not job_ids:
+async def delete(conn: Any, seqs: Sequence[int], workflow_ids: Sequence[str]) -> Pruned:
+    if not seqs:
         return Pruned()
-    # Rows are locked in id order, like every statement here that takes several.
-    gone = [r[0] for r in await conn.fetch(_ids(rc.DELETE_JOBS_SQL), sorted(job_ids))]
+    sql = rc.DELETE_JOBS_SQL.format(ids="= ANY($1::int8[])")
+    gone = [r[0] for r in await conn.fetch(sql, sorted(seqs))]
     counts = dict.fromkeys(Pruned().counts(), 0)
     counts["jobs"] = len(gone)
     if gone:

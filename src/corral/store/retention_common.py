@@ -56,8 +56,9 @@ SELECT j.id FROM jobs AS j WHERE j.id {{ids}} AND (
       WHERE n.schedule_id = j.schedule_id AND n.scheduled_for > j.scheduled_for)))
 """
 
-# The status is checked again as the rows go: a job the walk read may have moved since.
-DELETE_JOBS_SQL = f"DELETE FROM jobs WHERE id {{ids}} AND status IN {TERMINAL_SQL} RETURNING id"
+# By seq (the primary key: on id SQLite would rather walk jobs_status), the status
+# checked again as the rows go: a job the walk read may have moved since.
+DELETE_JOBS_SQL = f"DELETE FROM jobs WHERE seq {{ids}} AND status IN {TERMINAL_SQL} RETURNING id"
 # What hangs off a deleted job, by the ``Pruned`` field that counts it (None: not
 # counted). Chunks go before their files, since they are found through them. A job's
 # edges to the jobs it waited for go with it; edges from its dependants stay theirs.

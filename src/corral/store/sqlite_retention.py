@@ -19,7 +19,7 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from corral.domain.retention import PruneCursor, RetentionRule, next_cursor, plan
 from corral.store import retention_common as rc
@@ -27,6 +27,7 @@ from corral.store.retention_port import PruneBatch, Pruned
 from corral.store.sqlite_engine import Readers, Writer, connect
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 CONVERT_BELOW = 64 << 20  # existing databases smaller than this are converted at start
@@ -78,11 +79,11 @@ def vacuum(conn: sqlite3.Connection) -> None:
     conn.execute("VACUUM")
 
 
-def _marks(ids: Sequence[str]) -> str:
+def _marks(ids: Sequence[object]) -> str:
     return f"IN ({', '.join('?' for _ in ids)})"
 
 
-def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
+def _chunks(ids: Sequence[T]) -> list[Sequence[T]]:
     return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
 
 
@@ -118,13 +119,13 @@ def batch(
     if dry_run:
         pruned = Pruned(jobs=len(chosen.job_ids))
     else:
-        pruned = delete(conn, chosen.job_ids, chosen.workflow_ids)
+        pruned = delete(conn, chosen.job_seqs, chosen.workflow_ids)
     return PruneBatch(pruned, next_cursor(cursor, chosen))
 
 
-def delete(conn: sqlite3.Connection, job_ids: Sequence[str], workflow_ids: Sequence[str]) -> Pruned:
+def delete(conn: sqlite3.Connection, seqs: Sequence[int], workflow_ids: Sequence[str]) -> Pruned:
     counts = dict.fromkeys(Pruned().counts(), 0)
-    for chunk in _chunks(job_ids):
+    for chunk in _chunks(seqs):
         gone = [r[0] for r in conn.execute(rc.DELETE_JOBS_SQL.format(ids=_marks(chunk)), chunk)]
         counts["jobs"] += len(gone)
         if not gone:
@@ -133,9 +134,9 @@ def delete(conn: sqlite3.Connection, job_ids: Sequence[str], workflow_ids: Seque
             deleted = conn.execute(sql.format(ids=_marks(gone)), gone).rowcount
             if name is not None:
                 counts[name] += deleted
-    for chunk in _chunks(workflow_ids):
+    for ids in _chunks(workflow_ids):
         counts["workflows"] += conn.execute(
-            rc.DELETE_WORKFLOWS_SQL.format(ids=_marks(chunk)), chunk
+            rc.DELETE_WORKFLOWS_SQL.format(ids=_marks(ids)), ids
         ).rowcount
     return Pruned(**counts)
 
