@@ -77,6 +77,7 @@ def test_the_jobs_page_says_how_long_jobs_are_kept(server: LiveServer) -> None:
         note = page(browser, "/")
     assert "Finished jobs are kept for 2 seconds, then deleted" in note
     assert "<code>retention_days</code>" in note
+    assert "This server last deleted 1 job <time" in note  # the purge of the first test
 
 
 def test_prune_by_hand_on_sqlite(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from corral.domain.retention import (
     plan,
 )
 from corral.errors import InvalidInput
+from corral.services.metrics import Metrics
+from corral.services.retention import MIN_PAUSE, RetentionService
 from corral.settings import ServerSettings
 
 NOW = 100 * DAY
@@ -105,3 +107,15 @@ def test_a_batch_takes_a_ready_workflow_whole_and_stops_near_its_limit() -> None
     assert chosen.job_ids == ["w1", "w2", "w3"]  # never split, even past the limit
     assert chosen.workflow_ids == ["wf"]
     assert chosen.last == candidates[0]  # the next batch starts at "a"
+
+
+def test_the_purge_rests_longer_while_the_server_answers_requests() -> None:
+    answered = [0]
+    purge = RetentionService(None, Metrics(), 30 * DAY, requests=lambda: answered[0])  # type: ignore[arg-type]
+    assert purge.rest_after(0.01) == pytest.approx(0.09)  # nothing seen yet: assume busy
+    assert purge.rest_after(0.01) == pytest.approx(0.01)  # no request since: idle
+    answered[0] += 1
+    assert purge.rest_after(0.01) == pytest.approx(0.09)
+    assert purge.rest_after(0.0) == MIN_PAUSE
+    blind = RetentionService(None, Metrics(), 30 * DAY)  # type: ignore[arg-type]
+    assert blind.rest_after(0.01) == pytest.approx(0.09)  # `corral prune`: always gentle

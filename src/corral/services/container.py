@@ -105,7 +105,12 @@ class Services:
             quota=self.settings.upload_quota_bytes,
         )
         self.streams = StreamSlots(self.settings.max_streams_per_principal)
-        self.retention = RetentionService(self.store, self.metrics, self.settings.retention)
+        self.retention = RetentionService(
+            self.store,
+            self.metrics,
+            self.settings.retention,
+            requests=lambda: self.metrics.http.total,  # it slows down while they come
+        )
         self.scheduler = Scheduler(self.store, self.hub, self.metrics)
         self.schedules = ScheduleService(self.store, self.jobs, self.scheduler)
 

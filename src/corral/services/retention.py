@@ -3,11 +3,12 @@
 A pass deletes finished jobs past their age (``domain.retention``) with everything
 that hangs off them, then expired files, then executors silent for a week, then
 (SQLite) gives surplus free pages back to the file system. Every step is a run of
-short batches with a pause after each, twice as long as the batch took: the purge
-gets at most about a third of the store's writer, and claims and reports, which need
-it for a millisecond at a time, slip in between batches instead of queueing behind
-one long delete. On PostgreSQL a pass stops at the first batch another replica (or
-``corral prune``) holds the purge for; it is that one's turn.
+short batches with a rest after each, longer while the server is busy: claims and
+reports, which need the store's writer for a millisecond at a time, slip in between
+batches instead of queueing behind one long delete, and the purge takes at most a
+tenth of the writer while requests keep coming. On PostgreSQL a pass stops at the
+first batch another replica (or ``corral prune``) holds the purge for; it is that
+one's turn.
 
 The server runs a pass every ``retention_interval`` seconds; ``corral prune`` runs
 one by hand, with its own age, waiting for its turn.
@@ -32,10 +33,13 @@ log = logging.getLogger("corral.services")
 
 BATCH = 200  # jobs per batch: a few milliseconds of the writer (bench/retention.py)
 RECLAIM_PAGES = 64  # pages given back per op: each is moved, about 0.1 ms apiece
-# After each batch the purge rests twice as long as the batch took (at least
-# MIN_PAUSE): it takes at most a third of the writer (and of the server's CPU), so a
-# server busy with claims keeps most of its speed while a large backlog drains.
-PAUSE_RATIO = 2.0
+# After each batch the purge rests a multiple of the time the batch took (at least
+# MIN_PAUSE). While the server is answering requests it rests nine times as long,
+# taking at most a tenth of the writer and of the server's CPU, so claims keep their
+# speed; while nobody asks anything it rests as long as the batch took and a backlog
+# drains five times faster. Without a way to tell (``corral prune``), it assumes busy.
+BUSY_PAUSE_RATIO = 9.0
+IDLE_PAUSE_RATIO = 1.0
 MIN_PAUSE = 0.002
 
 
@@ -61,13 +65,18 @@ class RetentionService:
         *,
         batch: int = BATCH,
         pace: bool = True,
+        requests: Callable[[], int] | None = None,
     ) -> None:
+        """``requests``: how many requests the server has answered so far; the purge
+        slows down while it grows (None: always go slowly). ``pace=False``: no rests."""
         self._store = store
         self._metrics = metrics
         self.retention = retention  # seconds a finished job is kept; 0: for ever
         self._batch = batch
         self._pace = pace
-        self.last: PassReport | None = None
+        self._requests = requests
+        self._answered = -1
+        self.last: PassReport | None = None  # the last pass that deleted jobs
 
     @property
     def description(self) -> str:
@@ -98,8 +107,9 @@ class RetentionService:
                 lambda: self._store.reclaim_space(RECLAIM_PAGES), self._metrics.reclaimed_bytes
             )
             report = PassReport(pruned, files, executors, await reclaim, finished_at=time.time())
-        if not (dry_run or busy):  # a busy pass was another replica's turn
+        if not (dry_run or busy) and report.pruned.jobs:  # busy: another replica's turn
             self.last = report
+        if not dry_run:
             self._log(report)
         return report
 
@@ -138,7 +148,16 @@ class RetentionService:
             await self._pause(time.monotonic() - started)
 
     async def _pause(self, took: float) -> None:
-        await asyncio.sleep(max(MIN_PAUSE, took * PAUSE_RATIO) if self._pace else 0)
+        await asyncio.sleep(self.rest_after(took) if self._pace else 0)
+
+    def rest_after(self, took: float) -> float:
+        """Seconds to rest after a batch that took ``took``: long if a request was
+        answered since the last batch (or nobody says), short otherwise."""
+        busy = True
+        if self._requests is not None:
+            before, self._answered = self._answered, self._requests()
+            busy = self._answered != before
+        return max(MIN_PAUSE, took * (BUSY_PAUSE_RATIO if busy else IDLE_PAUSE_RATIO))
 
     def _count(self, pruned: Pruned) -> None:
         for kind, count in pruned.counts().items():
