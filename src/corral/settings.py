@@ -14,6 +14,15 @@ from corral.domain.retention import DEFAULT_RETENTION, parse_duration
 RATE_LIMIT_OFF = "off"  # or an empty value: the limit is not applied at all
 
 
+def _retention(value: str | float) -> float:
+    """``--retention`` / ``CORRAL_RETENTION``: a typo must not start a server that
+    deletes every job a few seconds after it ends."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"--retention (CORRAL_RETENTION): {exc}") from None
+
+
 class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CORRAL_", extra="ignore")
 
@@ -31,7 +40,7 @@ class ServerSettings(BaseSettings):
         default=7 * 86400.0, gt=0, description="seconds an uploaded file or artifact is kept"
     )
     reaper_interval: float = Field(default=1.0, gt=0)
-    retention: Annotated[float, BeforeValidator(parse_duration)] = Field(
+    retention: Annotated[float, BeforeValidator(_retention)] = Field(
         default=DEFAULT_RETENTION,
         description="how long finished jobs are kept: 30d, 12h, 45m, 90s; 0 keeps for ever",
     )

@@ -110,6 +110,13 @@ def test_prune_by_hand_on_postgres(pg_server: PgServer) -> None:
     asyncio.run(pg_server.drop_database(dsn))
 
 
+def test_a_server_given_a_bare_number_refuses_to_start(tmp_path: Path) -> None:
+    refused = _cli("server", "--retention", "30", "--data-dir", str(tmp_path / "data"))
+    assert refused.returncode == 2
+    assert "--retention (CORRAL_RETENTION): a duration is a number and a unit" in refused.stderr
+    assert not (tmp_path / "data").exists()
+
+
 async def _fill(store: Store) -> None:
     """Three jobs that ended eight days ago, with artifacts; one that ended yesterday."""
     await store.open()
