@@ -6,10 +6,28 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from limits import parse_many
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from corral.domain.retention import DEFAULT_RETENTION, parse_duration
+
 RATE_LIMIT_OFF = "off"  # or an empty value: the limit is not applied at all
+
+
+def _retention(value: str | float) -> float:
+    """``--retention`` / ``CORRAL_RETENTION``: a typo must not start a server that
+    deletes every job a few seconds after it ends."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"--retention (CORRAL_RETENTION): {exc}") from None
 
 
 class ServerSettings(BaseSettings):
@@ -46,6 +64,13 @@ class ServerSettings(BaseSettings):
         default=7 * 86400.0, gt=0, description="seconds an uploaded file or artifact is kept"
     )
     reaper_interval: float = Field(default=1.0, gt=0)
+    retention: Annotated[float, BeforeValidator(_retention)] = Field(
+        default=DEFAULT_RETENTION,
+        description="how long finished jobs are kept: 30d, 12h, 45m, 90s; 0 keeps for ever",
+    )
+    retention_interval: float = Field(
+        default=60.0, gt=0, description="seconds between two purges (docs/flow-control.md)"
+    )
     idempotency_ttl: float = Field(
         default=86400.0, ge=1, description="seconds an Idempotency-Key's first answer is kept"
     )

@@ -12,6 +12,7 @@ from corral.cli import (
     jobs_cmd,
     logs_cmd,
     mcp_cmd,
+    prune_cmd,
     schedule_cmd,
     server_cmd,
     token_cmd,
@@ -49,6 +50,7 @@ def _root(
 
 # Command registration: each module adds its commands to `app`.
 server_cmd.register(app)
+prune_cmd.register(app)
 token_cmd.register(app)
 user_cmd.register(app)
 auth_cmd.register(app)

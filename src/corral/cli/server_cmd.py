@@ -58,6 +58,11 @@ def server(
     reaper_interval: float = typer.Option(
         1.0, envvar="CORRAL_REAPER_INTERVAL", help="Seconds between reaper passes."
     ),
+    retention: str = typer.Option(
+        "30d",
+        envvar="CORRAL_RETENTION",
+        help="How long finished jobs are kept (30d, 12h, 45m, 90s; 0 keeps for ever).",
+    ),
     idempotency_ttl: float = typer.Option(
         86400.0,
         envvar="CORRAL_IDEMPOTENCY_TTL",
@@ -89,6 +94,7 @@ def server(
             access_log=access_log,
             lease_grace=lease_grace,
             reaper_interval=reaper_interval,
+            retention=retention,
             idempotency_ttl=idempotency_ttl,
             max_upload_bytes=max_upload_bytes,
             file_ttl=file_ttl,

@@ -68,6 +68,7 @@ class Job(Model):
     timeout: float | None = None
     max_retries: int | None = None
     lease_seconds: float | None = None
+    retention_days: int | None = None  # kept this long once finished; None: the server's
     project_id: str | None = None
     batch_id: str | None = None
     executor_id: str | None = None

@@ -15,6 +15,7 @@ from typing import Any
 from corral.domain.dependencies import RunIf
 from corral.domain.env import validate_env
 from corral.domain.files import relative_path
+from corral.domain.retention import check_retention_days
 from corral.domain.states import AttemptStatus, JobStatus
 from corral.errors import InvalidInput
 
@@ -109,6 +110,9 @@ class JobSpec:
     name: str | None = None  # a label for people: shown in lists, matched by text search
     # Rerun on a non-zero exit (or timeout) while retries remain, not only on lost leases.
     retry_on_failure: bool = False
+    # Days to keep the job once finished (domain.retention): None follows the server's
+    # --retention, 0 keeps it for ever.
+    retention_days: int | None = None
 
     @property
     def placed(self) -> bool:
@@ -142,6 +146,7 @@ class JobSpec:
             self.resources.validate()
         if self.name is not None and not _NAME.match(self.name):
             raise InvalidInput("name must be 1-200 characters, no control characters", field="name")
+        check_retention_days(self.retention_days)
 
     def _validate_target(self) -> None:
         if self.command is not None and self.binary_url is not None:

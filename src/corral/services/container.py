@@ -29,6 +29,7 @@ from corral.services.rates import FLUSH_EVERY, RateService
 from corral.services.reaper import Reaper
 from corral.services.relay import relay_changes, relay_job_topics
 from corral.services.reports import ReportService
+from corral.services.retention import RetentionService
 from corral.services.scheduler import Scheduler
 from corral.services.schedules import ScheduleService
 from corral.services.sessions import SessionService
@@ -41,7 +42,7 @@ from corral.store.base import Store
 
 log = logging.getLogger("corral.services")
 DEFAULT_GRACE = 60.0
-FILE_SWEEP_INTERVAL = 60.0
+FILE_SWEEP_INTERVAL = 60.0  # the idempotency sweep's longest pause
 ACTIVITY_SWEEP_EVERY = 60  # activity flushes between two sweeps of old slots
 WINDOW_BATCH = 1000  # ended rate-limit windows forgotten per write
 IDEMPOTENCY_SWEEPS_PER_TTL = 4  # a record outlives its TTL by at most a quarter of it
@@ -116,6 +117,12 @@ class Services:
             quota=self.settings.upload_quota_bytes,
         )
         self.streams = StreamSlots(self.settings.max_streams_per_principal)
+        self.retention = RetentionService(
+            self.store,
+            self.metrics,
+            self.settings.retention,
+            requests=lambda: self.metrics.http.total,  # it slows down while they come
+        )
         self.scheduler = Scheduler(self.store, self.hub, self.metrics)
         self.schedules = ScheduleService(self.store, self.jobs, self.scheduler)
         # Rate limits: one process owns a SQLite file, so its memory is the whole truth;
@@ -140,7 +147,7 @@ class Services:
         if due is not None:
             self.leases.wake_at(due, store_now)
         self._reaper = asyncio.create_task(self._reap_forever(), name="corral-reaper")
-        self._sweeper = asyncio.create_task(self._sweep_files_forever(), name="corral-sweeper")
+        self._sweeper = asyncio.create_task(self._retain_forever(), name="corral-retention")
         self._activity = asyncio.create_task(self._flush_activity_forever(), name="corral-rates")
         self._forgetter = asyncio.create_task(
             self._sweep_idempotency_forever(), name="corral-idempotency-sweeper"
@@ -204,17 +211,17 @@ class Services:
             if reaped:
                 log.info("leases expired", extra={"action": "leases_reaped", "count": len(reaped)})
 
-    async def _sweep_files_forever(self) -> None:
-        """Delete expired files (and abandoned uploads) every minute, a batch at a time."""
+    async def _retain_forever(self) -> None:
+        """A purge every ``retention_interval``: finished jobs past their age, expired
+        files (and abandoned uploads), executors silent for a week (``RetentionService``)."""
         while True:
-            await asyncio.sleep(FILE_SWEEP_INTERVAL)
+            await asyncio.sleep(self.settings.retention_interval)
             try:
-                while await self.files.sweep():
-                    pass
-            except Unavailable:  # the store logs the outage once; the next sweep retries
+                await self.retention.run_pass()
+            except Unavailable:  # the store logs the outage once; the next pass retries
                 pass
             except Exception:
-                log.exception("file sweep failed", extra={"action": "file_sweep_failed"})
+                log.exception("retention pass failed", extra={"action": "retention_failed"})
 
     async def _sweep_idempotency_forever(self) -> None:
         """Forget idempotency records past ``idempotency_ttl``, a small batch per write.

@@ -338,7 +338,3 @@ class FileService:
         if download.file.job_id != job_id:
             raise NotFound("artifact not found", job_id=job_id, artifact_id=artifact_id)
         return download
-
-    async def sweep(self) -> int:
-        """Delete expired files, a few hundred per call."""
-        return await self._store.delete_expired_files(time.time())

@@ -44,6 +44,18 @@ class Metrics:
             ["priority"],
             registry=self.registry,
         )
+        self.pruned = Counter(
+            "corral_pruned",
+            "Rows deleted by retention, by kind: jobs, attempts, output_chunks, artifacts, "
+            "file_chunks, idempotency_keys, workflows, files, executors",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.reclaimed_bytes = Counter(
+            "corral_reclaimed_bytes",
+            "Bytes of free SQLite pages given back to the file system after a purge",
+            registry=self.registry,
+        )
         self.http = HttpCounters()
         self.registry.register(HttpCollector(self.http))
 

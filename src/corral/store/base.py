@@ -24,6 +24,7 @@ from corral.domain.states import JobStatus
 from corral.domain.workers import Executor, ExecutorInfo
 from corral.errors import CorralError
 from corral.store.counts_port import CountStore
+from corral.store.retention_port import RetentionStore
 from corral.store.schedules_port import ScheduleStore
 
 
@@ -227,7 +228,7 @@ Listener = Callable[[str], None]
 RESYNC = "*"
 
 
-class Store(ScheduleStore, CountStore, Protocol):
+class Store(ScheduleStore, CountStore, RetentionStore, Protocol):
     backend: str
 
     async def open(self) -> None:

@@ -62,6 +62,7 @@ from corral.store.postgres_listen import Listening
 from corral.store.postgres_outage import UNAVAILABLE, Outage, quiet_pool_warnings
 from corral.store.postgres_pages import PostgresPages
 from corral.store.postgres_projects import PostgresProjects
+from corral.store.postgres_retention import PostgresRetention
 from corral.store.postgres_schedules import PostgresSchedules
 from corral.store.postgres_sessions import PostgresSessions
 from corral.store.postgres_users import PostgresUsers
@@ -95,6 +96,7 @@ class PostgresStore(
     PostgresProjects,
     PostgresPages,
     PostgresSchedules,
+    PostgresRetention,
     SharedOperations,
 ):
     """``Store`` on a PostgreSQL database shared by any number of dispatchers; files live
@@ -235,7 +237,7 @@ class PostgresStore(
         columns = [list(c) for c in zip(*(new_job_params(j) for j in jobs), strict=True)]
         async with self._tx() as conn:
             if idempotency is not None:
-                await q.insert_idempotency(conn, idempotency)
+                await q.insert_idempotency(conn, idempotency, jobs[0].id if jobs else None)
             if workflow is not None:
                 await deps.insert_workflow_row(conn, workflow)
             if not jobs:

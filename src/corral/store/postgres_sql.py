@@ -74,6 +74,7 @@ _INSERT_TYPES = (
     "text",
     "text",  # schedule_id
     "float8",  # scheduled_for
+    "int4",  # retention_days
 )
 _INSERT_ARGS = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_INSERT_TYPES))
 _INSERT_NAMES = ", ".join(f"c_{c}" for c in JOB_INSERT_COLUMNS)
@@ -88,8 +89,9 @@ INSERT_JOBS = (
 NOTIFY = "SELECT pg_notify('corral_events', $1)"
 
 INSERT_IDEMPOTENCY = """
-INSERT INTO idempotency_keys (principal_id, key, request_hash, status_code, body, created_at)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO idempotency_keys (principal_id, key, request_hash, status_code, body, created_at,
+  job_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (principal_id, key) DO NOTHING
 RETURNING 1
 """
@@ -426,7 +428,8 @@ def fit(
     return new, chunk
 
 
-async def insert_idempotency(conn: Any, record: IdempotencyRecord) -> None:
+async def insert_idempotency(conn: Any, record: IdempotencyRecord, job_id: str | None) -> None:
+    """``job_id``: the (first) job the request made; pruning that job frees the key."""
     taken = await conn.fetchval(
         INSERT_IDEMPOTENCY,
         record.principal_id,
@@ -435,6 +438,7 @@ async def insert_idempotency(conn: Any, record: IdempotencyRecord) -> None:
         record.status_code,
         record.body,
         time.time(),
+        job_id,
     )
     if taken is None:
         raise AlreadyExists("idempotency key already used", key=record.key)

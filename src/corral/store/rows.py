@@ -68,6 +68,7 @@ JOB_INSERT_COLUMNS = (
     "workflow_id",
     "schedule_id",
     "scheduled_for",
+    "retention_days",
 )
 
 
@@ -103,6 +104,8 @@ def spec_to_json(spec: JobSpec) -> str:
         doc["network"] = False
     if spec.retry_on_failure:
         doc["retry_on_failure"] = True
+    if spec.retention_days is not None:
+        doc["retention_days"] = spec.retention_days
     return orjson.dumps(doc).decode()
 
 
@@ -143,6 +146,7 @@ def new_job_params(job: NewJob) -> tuple[Any, ...]:
         job.workflow_id,
         job.schedule_id,
         job.scheduled_for,
+        job.spec.retention_days,
     )
 
 

@@ -25,6 +25,7 @@ from corral.errors import AlreadyExists, CorralError
 from corral.store import sqlite_deps as deps
 from corral.store import sqlite_ops as ops
 from corral.store import sqlite_placement as placement
+from corral.store import sqlite_retention as retention
 from corral.store.base import (
     IdempotencyRecord,
     JobFilter,
@@ -52,6 +53,7 @@ from corral.store.sqlite_fleet import SqliteFleet
 from corral.store.sqlite_idempotency import SqliteIdempotency
 from corral.store.sqlite_pages import SqlitePages
 from corral.store.sqlite_projects import SqliteProjects
+from corral.store.sqlite_retention import SqliteRetention
 from corral.store.sqlite_schedules import SqliteSchedules
 from corral.store.sqlite_sessions import SqliteSessions
 from corral.store.sqlite_users import SqliteUsers
@@ -101,6 +103,7 @@ class SqliteStore(
     SqliteProjects,
     SqlitePages,
     SqliteSchedules,
+    SqliteRetention,
     SharedOperations,
 ):
     """``Store`` on one SQLite file in WAL mode; files live in ``sqlite_files``, accounts
@@ -126,7 +129,12 @@ class SqliteStore(
     # --- lifecycle ------------------------------------------------------------
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if fresh:
+            retention.create_incremental(self.path)
         ops.migrate(self.path)
+        if not fresh:
+            retention.convert_small(self.path)
         self._writer.start()
 
     async def close(self) -> None:
@@ -173,7 +181,7 @@ class SqliteStore(
 
         def op(conn: sqlite3.Connection) -> list[Job]:
             if idempotency is not None:
-                ops.insert_idempotency(conn, idempotency)
+                ops.insert_idempotency(conn, idempotency, jobs[0].id if jobs else None)
             if workflow is not None:
                 deps.insert_workflow_row(conn, workflow)
             try:

@@ -231,11 +231,14 @@ def end_attempt(
     conn.execute(_END_ATTEMPT, (status.value, now, exit_code, error, job.id, job.attempt))
 
 
-def insert_idempotency(conn: sqlite3.Connection, record: IdempotencyRecord) -> None:
+def insert_idempotency(
+    conn: sqlite3.Connection, record: IdempotencyRecord, job_id: str | None
+) -> None:
+    """``job_id``: the (first) job the request made; pruning that job frees the key."""
     try:
         conn.execute(
             "INSERT INTO idempotency_keys (principal_id, key, request_hash, status_code, body, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "created_at, job_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 record.principal_id,
                 record.key,
@@ -243,6 +246,7 @@ def insert_idempotency(conn: sqlite3.Connection, record: IdempotencyRecord) -> N
                 record.status_code,
                 record.body,
                 time.time(),
+                job_id,
             ),
         )
     except sqlite3.IntegrityError:

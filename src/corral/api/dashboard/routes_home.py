@@ -72,8 +72,9 @@ async def home(
     query = parse_query(filters, before, after)
     page, query = await load(services, viewer, query)
     context = render_context(viewer, filters, query, page)
-    if not fragment:  # the filter form is not part of the live rows
+    if not fragment:  # the filter form (and the retention note) are not live rows
         context["projects"] = await project_choices(services, viewer, filters.get("project"))
+        context["retention"] = services.retention
     return TEMPLATES.TemplateResponse(
         request, "jobs_rows.html" if fragment else "home.html", context
     )

@@ -84,6 +84,7 @@ def job_body(job: Job) -> dict[str, Any]:
         "network": spec.network,
         "max_retries": job.max_retries,
         "retry_on_failure": job.spec.retry_on_failure,
+        "retention_days": spec.retention_days,
         "retries": describe_retries(
             job.max_retries, job.spec.retry_on_failure, attempts_spent(job), RetryPolicy()
         ),

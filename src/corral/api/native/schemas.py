@@ -26,6 +26,7 @@ from corral.domain.jobs import (
     Outcome,
     Resources,
 )
+from corral.domain.retention import MAX_RETENTION_DAYS
 from corral.domain.states import JobStatus
 from corral.errors import InvalidInput
 
@@ -83,6 +84,13 @@ class SubmitJob(Body):
     retry_on_failure: bool = Field(
         default=False, description="max_retries also reruns a non-zero exit or a timeout"
     )
+    retention_days: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RETENTION_DAYS,
+        description="days the job is kept once finished, then deleted with its output; "
+        "0 keeps it for ever; unset: the server's --retention",
+    )
     # jobs this one waits for, and which of their outcomes let it run.
     depends_on: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=MAX_DEPENDENCIES, description="job ids to wait for"
@@ -115,6 +123,7 @@ class SubmitJob(Body):
             network=self.network,
             name=self.name,
             retry_on_failure=self.retry_on_failure,
+            retention_days=self.retention_days,
         )
         return JobDraft(
             spec=spec,
