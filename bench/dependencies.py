@@ -63,11 +63,11 @@ async def run_backend(name: str, database_url: str | None, jobs: int) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
             await fill(http, 100)
-            p50, p99 = await claim_latency(http, 100)
+            p50, p99 = await claim_latency(url, token, 100)
             print(f"[{name}] claim latency, 100 pending: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
             await blocked_behind(http, jobs)
             await fill(http, 100)
-            q50, q99 = await claim_latency(http, 100)
+            q50, q99 = await claim_latency(url, token, 100)
             print(
                 f"[{name}] claim latency, 100 pending + {jobs:,} blocked: p50 {q50:.2f} ms, "
                 f"p99 {q99:.2f} ms (p50 ratio {q50 / p50:.2f}x)"
