@@ -34,9 +34,9 @@ from corral.client.models import (
     OutputPage,
     StoredFile,
 )
-from corral.client.session import DEFAULT_RETRY_FOR, async_http
+from corral.client.session import DEFAULT_RETRY_FOR, async_http, session_headers
 from corral.client.sse import SseParser
-from corral.client.sync import session_headers
+from corral.client.sync import USER_AGENT
 
 UPLOAD_PIECE = 1 << 20
 
@@ -53,7 +53,7 @@ class AsyncCorralClient:
         retry_for: float = DEFAULT_RETRY_FOR,
     ) -> None:
         self.url, token = resolve(url, token)
-        self.http = async_http(self.url, session_headers(token), timeout, retry_for)
+        self.http = async_http(self.url, session_headers(token, USER_AGENT), timeout, retry_for)
 
     async def __aenter__(self) -> AsyncCorralClient:
         return self

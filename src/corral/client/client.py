@@ -20,7 +20,7 @@ import httpx
 from corral.client.calls import answer
 from corral.client.errors import CorralConnectionError, error_for, unreachable
 from corral.client.models import EndEvent, OutputEvent
-from corral.client.session import DEFAULT_RETRY_FOR, sync_http
+from corral.client.session import DEFAULT_RETRY_FOR, session_headers, sync_http
 from corral.client.sse import SseParser
 
 API = "/api/v1"
@@ -39,11 +39,8 @@ class JsonClient:
         timeout: float = 30.0,
         retry_for: float = DEFAULT_RETRY_FOR,
     ) -> None:
-        headers = {"User-Agent": USER_AGENT}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
         self.url = url.rstrip("/")
-        self.http = sync_http(self.url, headers, timeout, retry_for)
+        self.http = sync_http(self.url, session_headers(token, USER_AGENT), timeout, retry_for)
 
     def __enter__(self) -> JsonClient:
         return self

@@ -17,6 +17,14 @@ from corral.failover import AsyncFailoverTransport, Endpoints, FailoverTransport
 DEFAULT_RETRY_FOR = 10.0  # rides out a replica's restart or PostgreSQL's
 
 
+def session_headers(token: str | None, user_agent: str) -> dict[str, str]:
+    """The headers every request of a session carries: who calls, and its token if any."""
+    headers = {"User-Agent": user_agent}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
 def endpoints(url: str) -> Endpoints:
     """The replicas named by ``url``; ``ValueError`` when an entry is not an http(s) URL."""
     return Endpoints(parse_urls(url))

@@ -36,17 +36,10 @@ from corral.client.models import (
     OutputPage,
     StoredFile,
 )
-from corral.client.session import DEFAULT_RETRY_FOR, sync_http
+from corral.client.session import DEFAULT_RETRY_FOR, session_headers, sync_http
 from corral.client.sse import SseParser
 
 USER_AGENT = "corral-sdk"
-
-
-def session_headers(token: str | None) -> dict[str, str]:
-    headers = {"User-Agent": USER_AGENT}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return headers
 
 
 class CorralClient:
@@ -67,7 +60,7 @@ class CorralClient:
         retry_for: float = DEFAULT_RETRY_FOR,
     ) -> None:
         self.url, token = resolve(url, token)
-        self.http = sync_http(self.url, session_headers(token), timeout, retry_for)
+        self.http = sync_http(self.url, session_headers(token, USER_AGENT), timeout, retry_for)
 
     def __enter__(self) -> CorralClient:
         return self
