@@ -74,16 +74,62 @@ _INSERT_TYPES = (
     "text",
     "text",  # schedule_id
     "float8",  # scheduled_for
+    "text",  # concurrency_key
+    "int4",  # concurrency_limit
+    "text",  # share_id
 )
 _INSERT_ARGS = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_INSERT_TYPES))
 _INSERT_NAMES = ", ".join(f"c_{c}" for c in JOB_INSERT_COLUMNS)
 _INSERT_VALUES = ", ".join(
     "nullif(c_labels, '')::jsonb" if c == "labels" else f"c_{c}" for c in JOB_INSERT_COLUMNS
 )
-INSERT_JOBS = (
-    f"INSERT INTO jobs ({', '.join(JOB_INSERT_COLUMNS)}) "
-    f"SELECT {_INSERT_VALUES} FROM unnest({_INSERT_ARGS}) AS t({_INSERT_NAMES}) "
-    "RETURNING seq, id"
+# The jobs as parallel arrays, each given its fair-share turn (domain/fairness.py): per
+# (share, priority) of the batch, the first turn is max(the turn being served at that
+# priority, the owner's last pending turn + 1), and each further job of the group the
+# next one. Rows go in in the arrays' order, so seq follows submission order.
+INSERT_JOBS = f"""
+WITH given AS (
+  SELECT * FROM unnest({_INSERT_ARGS}) WITH ORDINALITY AS t({_INSERT_NAMES}, ord)
+), heads AS (
+  SELECT p, (SELECT turn FROM jobs WHERE status = 'pending' AND priority = p
+      AND run_after <= extract(epoch from now())::float8
+      ORDER BY priority DESC, turn, seq LIMIT 1) AS head
+  FROM (SELECT DISTINCT c_priority AS p FROM given) AS ps
+), bases AS (
+  SELECT g.s, g.p, greatest(coalesce(heads.head, 0), coalesce((
+      SELECT turn + 1 FROM jobs WHERE status = 'pending' AND share_id = g.s
+        AND priority = g.p ORDER BY turn DESC LIMIT 1), 0)) AS base
+  FROM (SELECT DISTINCT c_share_id AS s, c_priority AS p FROM given) AS g
+  JOIN heads ON heads.p = g.p
+)
+INSERT INTO jobs ({", ".join(JOB_INSERT_COLUMNS)}, turn)
+SELECT {_INSERT_VALUES},
+  bases.base + row_number() OVER (PARTITION BY c_share_id, c_priority ORDER BY ord) - 1
+FROM given JOIN bases ON bases.s = given.c_share_id AND bases.p = given.c_priority
+ORDER BY ord RETURNING seq, id
+"""
+# Concurrency keys (domain/concurrency.py; the functions are migration 0021's). A batch
+# naming keys locks them all first, in one order, then admits what fits once it is in.
+LOCK_KEYS = "SELECT corral_lock_keys($1::text[])"
+ADMIT_KEYS = (
+    "SELECT count(corral_admit(k)) FROM "
+    "(SELECT k FROM unnest($1::text[]) AS u(k) GROUP BY k ORDER BY hashtext(k)) AS s"
+)
+KEY_SLOTS = (
+    "SELECT concurrency_key, status, count(*) FROM jobs "
+    "WHERE status IN ('pending', 'running') AND concurrency_key = ANY($1::text[]) "
+    "GROUP BY 1, 2"
+)
+KEY_HELD = """
+SELECT h.key, h.n, (SELECT concurrency_limit FROM jobs
+    WHERE status = 'held' AND concurrency_key = h.key
+    ORDER BY priority DESC, turn, seq LIMIT 1) AS next_limit
+FROM (SELECT concurrency_key AS key, count(*) AS n FROM jobs
+      WHERE status = 'held' AND concurrency_key = ANY($1::text[]) GROUP BY 1) AS h
+"""
+MOST_HELD = (
+    "SELECT concurrency_key, count(*) AS n FROM jobs WHERE status = 'held' "
+    "GROUP BY concurrency_key ORDER BY n DESC, concurrency_key LIMIT $1"
 )
 NOTIFY = "SELECT pg_notify('corral_events', $1)"
 
@@ -130,7 +176,7 @@ WITH clock AS (SELECT {CLOCK} AS t), seen AS (
     AND (labels IS NULL OR labels <@ $2::jsonb)
     AND runnable >= $3::integer
     AND ($4::text IS NULL OR project_id = $4)
-  ORDER BY priority DESC, seq
+  ORDER BY priority DESC, turn, seq
   LIMIT CASE WHEN EXISTS (SELECT 1 FROM jobs AS w WHERE w.status = 'pending' AND w.placed = 1)
     THEN 0 ELSE $5 END
   FOR UPDATE SKIP LOCKED
@@ -146,7 +192,7 @@ WITH clock AS (SELECT {CLOCK} AS t), seen AS (
     claimed_at, status)
   SELECT id, attempt, $6, $7, $8, started_at, 'running' FROM claimed
 )
-SELECT * FROM claimed ORDER BY priority DESC, seq
+SELECT * FROM claimed ORDER BY priority DESC, turn, seq
 """
 
 # $1 now (None: the database's), $2 seq, $3 duration (None: the job's lease_seconds),
@@ -456,6 +502,9 @@ async def end_lost(
         new, ended = lost.decide_lost(job, now, policy)
         batch.end(new, None, job, ended, None, why)
         ended_jobs.append(new)
+    keys = sorted({j.spec.concurrency_key for j in ended_jobs if j.spec.concurrency_key})
+    if len(keys) > 1:  # slots of several keys free: their locks in the one order first
+        await conn.execute(LOCK_KEYS, keys)
     if ended_jobs:
         await conn.execute(WRITE_BATCH, now, *batch.params())
     return ended_jobs
