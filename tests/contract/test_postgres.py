@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import AsyncIterator
 
@@ -15,6 +16,7 @@ import asyncpg
 import pytest
 
 from corral.errors import Unavailable
+from corral.store import postgres_sql as q
 from corral.store.postgres import PostgresStore
 from corral.store.rows import load_migrations
 from tests.contract.contract_support import NOW, claim_request, new_job
@@ -132,6 +134,33 @@ async def test_replicas_claiming_together_never_share_a_job(
     )
     claimed = [job_id for got in results for job_id in got]
     assert len(claimed) == len(set(claimed)) == 150
+
+
+def _scanned_tables(plan: object) -> list[str]:
+    """Relations the plan reads with a sequential scan, anywhere in its tree."""
+    if isinstance(plan, list):
+        return [t for item in plan for t in _scanned_tables(item)]
+    if not isinstance(plan, dict):
+        return []
+    found = [plan["Relation Name"]] if plan.get("Node Type") == "Seq Scan" else []
+    return found + [t for value in plan.values() for t in _scanned_tables(value)]
+
+
+async def test_a_claim_walks_the_queue_index_however_deep_the_queue(pg_dsn: str) -> None:
+    """Planned for its own parameters (as the first claims of each connection are), the
+    claim must not hash the whole pending queue to update the few rows it picked."""
+    store = PostgresStore(pg_dsn)
+    await store.open()
+    try:
+        for batch in range(2):
+            await store.insert_jobs([new_job(f"j{batch}-{i:05}") for i in range(10_000)])
+        async with store._conn() as conn:
+            await conn.execute("ANALYZE jobs")
+            args = (NOW, "[]", 0, None, 10, "exec-1", None, "worker-1")
+            [plan] = await conn.fetchrow(f"EXPLAIN (FORMAT JSON) {q.CLAIM}", *args)  # not run
+    finally:
+        await store.close()
+    assert "jobs" not in _scanned_tables(json.loads(plan))
 
 
 async def test_concurrent_open_applies_migrations_once(pg_server: PgServer) -> None:

@@ -65,7 +65,8 @@ WITH clock AS (SELECT {CLOCK} AS t), free AS (
     executor_ip = $7, lease_principal_id = $8, lease_expires_at = clock.t + lease_seconds,
     started_at = clock.t, cancel_requested = 0, stdout_size = 0, stdout_truncated = 0,
     stderr_size = 0, stderr_truncated = 0, exit_code = NULL, error_message = NULL
-  FROM fitting, clock WHERE jobs.seq = fitting.picked_seq AND jobs.status = 'pending'
+  FROM clock WHERE jobs.seq = ANY(ARRAY(SELECT picked_seq FROM fitting))
+    AND jobs.status = 'pending'
   RETURNING {JOB_COLUMNS}
 ), opened AS (
   INSERT INTO attempts (job_id, number, executor_id, executor_ip, principal_id,

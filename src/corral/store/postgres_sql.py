@@ -164,6 +164,10 @@ DB_NOW = "SELECT extract(epoch from now())::float8"
 # round trip per claim: the executor is recorded as seen, the rows are picked past
 # other claimers' locks, leased, and their attempts opened. While a job that asks for
 # resources or no network waits, it claims nothing (see ``postgres_placement``).
+# The picked rows are updated by ``seq = ANY(ARRAY(...))``, an index lookup of each:
+# joined instead, the planner cannot tell how few rows the LIMIT leaves (its value
+# depends on the EXISTS) and hashes every pending row, a scan of the whole queue on
+# each claim planned for its parameters (the first five of every connection).
 CLAIM = f"""
 WITH clock AS (SELECT {CLOCK} AS t), seen AS (
   INSERT INTO executors (executor_id, principal_id, ip, registered_at, last_heartbeat)
@@ -185,7 +189,8 @@ WITH clock AS (SELECT {CLOCK} AS t), seen AS (
     executor_ip = $7, lease_principal_id = $8, lease_expires_at = clock.t + lease_seconds,
     started_at = clock.t, cancel_requested = 0, stdout_size = 0, stdout_truncated = 0,
     stderr_size = 0, stderr_truncated = 0, exit_code = NULL, error_message = NULL
-  FROM picked, clock WHERE jobs.seq = picked.picked_seq AND jobs.status = 'pending'
+  FROM clock WHERE jobs.seq = ANY(ARRAY(SELECT picked_seq FROM picked))
+    AND jobs.status = 'pending'
   RETURNING {JOB_COLUMNS}
 ), opened AS (
   INSERT INTO attempts (job_id, number, executor_id, executor_ip, principal_id,
