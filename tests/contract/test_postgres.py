@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from corral.domain.jobs import Outcome
+from corral.domain.states import JobStatus
 from corral.errors import Unavailable
 from corral.store import postgres_sql as q
 from corral.store.postgres import PostgresStore
 from corral.store.rows import load_migrations
-from tests.contract.contract_support import NOW, claim_request, new_job
+from tests.contract.contract_support import NOW, POLICY, claim_request, new_job, ref
 from tests.pg_server import PgServer
 
 WAIT = 10.0  # generous upper bound; each wait ends as soon as the event arrives
@@ -161,6 +163,33 @@ async def test_a_claim_walks_the_queue_index_however_deep_the_queue(pg_dsn: str)
     finally:
         await store.close()
     assert "jobs" not in _scanned_tables(json.loads(plan))
+
+
+async def test_admission_passes_over_a_held_job_being_cancelled(pg_dsn: str) -> None:
+    """A slot frees while another transaction is cancelling the key's next held job:
+    the admission neither waits for that transaction nor brings the cancelled job back;
+    it admits the job after it."""
+    store = PostgresStore(pg_dsn)
+    await store.open()
+    other = await asyncpg.connect(pg_dsn)
+    try:
+        key = {"concurrency_key": "deploy"}
+        await store.insert_jobs([new_job(f"k{i}", **key) for i in range(3)])
+        [running] = await store.claim(claim_request(), NOW)
+        async with other.transaction():
+            await other.execute("SELECT 1 FROM jobs WHERE id = 'k1' FOR UPDATE")
+            done = Outcome(JobStatus.COMPLETED, exit_code=0)
+            finishing = store.finish(running.id, ref(), done, NOW, POLICY)
+            await asyncio.wait_for(finishing, WAIT)
+            await other.execute(
+                "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE id = 'k1'", NOW
+            )
+        jobs = {j.id: j for j in await store.get_jobs(["k1", "k2"])}
+        assert jobs["k1"].status is JobStatus.CANCELLED
+        assert jobs["k2"].status is JobStatus.PENDING and not jobs["k2"].held
+    finally:
+        await other.close()
+        await store.close()
 
 
 async def test_concurrent_open_applies_migrations_once(pg_server: PgServer) -> None:

@@ -34,7 +34,7 @@ _LAST = (
 # Migration 0021's trigger body, for one key (:key): admit the best held jobs while the
 # first one's limit leaves room.
 ADMIT = """
-UPDATE jobs SET status = 'pending' WHERE seq IN (
+UPDATE jobs SET status = 'pending' WHERE status = 'held' AND seq IN (
   SELECT seq FROM jobs INDEXED BY jobs_held
   WHERE status = 'held' AND concurrency_key = :key
   ORDER BY priority DESC, turn, seq

@@ -48,9 +48,14 @@ BEGIN
   IF taken >= lim THEN
     RETURN;
   END IF;
-  UPDATE jobs SET status = 'pending' WHERE seq IN (
+  -- SKIP LOCKED: a held job being cancelled meanwhile is passed over, not waited for
+  -- and then counted as admitted; the status test keeps a job that stopped being held
+  -- after this statement's snapshot (cancelled) from being brought back. ARRAY(...)
+  -- picks once: as an IN (...) subquery, rescanned per row, the rows this statement
+  -- updated would be skipped as locked, and each rescan would pick further jobs.
+  UPDATE jobs SET status = 'pending' WHERE status = 'held' AND seq = ANY(ARRAY(
     SELECT seq FROM jobs WHERE status = 'held' AND concurrency_key = k
-    ORDER BY priority DESC, turn, seq LIMIT lim - taken);
+    ORDER BY priority DESC, turn, seq LIMIT lim - taken FOR UPDATE SKIP LOCKED));
 END $$;
 
 CREATE FUNCTION corral_key_gate() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -48,7 +48,7 @@ WHEN NEW.concurrency_key IS NOT NULL
   AND ((OLD.status IN ('pending', 'running') AND NEW.status NOT IN ('pending', 'running'))
     OR (NEW.status = 'held' AND OLD.status <> 'held'))
 BEGIN
-  UPDATE jobs SET status = 'pending' WHERE seq IN (
+  UPDATE jobs SET status = 'pending' WHERE status = 'held' AND seq IN (
     SELECT seq FROM jobs INDEXED BY jobs_held
     WHERE status = 'held' AND concurrency_key = NEW.concurrency_key
     ORDER BY priority DESC, turn, seq
