@@ -1,8 +1,9 @@
 """Claims against a shallow and a deep queue, side by side: part of ``bench/dispatcher.py``.
 
 Two servers run at once, one with 100 jobs pending and one with 100,000, and the
-samples alternate between them (a claim on one, then on the other), so the load of
-a shared machine weighs on both alike: the ratio of the two is the figure. Each
+samples alternate between them (a claim on one, then on the other, the order
+swapped each round, a pause of 5 ms before each), so the load of a shared machine
+weighs on both alike: the ratio of the two is the figure. Each
 queue is kept at its depth by submitting one job for each one claimed. The same is
 done again with concurrency keys in the queue: half the jobs carry one of 100 keys
 (limit 2), so most of them are held back and the claim walks past none of them.
@@ -115,9 +116,14 @@ async def compare(name: str, label: str, shallow: Queue, deep: Queue) -> None:
         for _ in range(50):  # warm up, untimed
             await shallow.claim_once(a)
             await deep.claim_once(b)
-        for _ in range(300):
-            times["shallow"].append(await shallow.claim_once(a))
-            times["deep"].append(await deep.claim_once(b))
+        for n in range(300):
+            # Which goes first alternates, and each waits for the other's after-work
+            # (a finish's wake-up, the refill's commit) to end: on two cores the one
+            # sampled right after the other would otherwise pay for it.
+            for key in ("shallow", "deep") if n % 2 else ("deep", "shallow"):
+                queue, http = (shallow, a) if key == "shallow" else (deep, b)
+                await asyncio.sleep(0.005)
+                times[key].append(await queue.claim_once(http))
     seconds = {"shallow": 0.0, "deep": 0.0}
     for _ in range(8):
         seconds["shallow"] += await shallow.drain(250)

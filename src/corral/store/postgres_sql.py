@@ -86,16 +86,17 @@ _INSERT_VALUES = ", ".join(
 # The jobs as parallel arrays, each given its fair-share turn (domain/fairness.py): per
 # (share, priority) of the batch, the first turn is max(the turn being served at that
 # priority, the owner's last pending turn + 1), and each further job of the group the
-# next one. Rows go in in the arrays' order, so seq follows submission order.
+# next one. Rows go in in the arrays' order, so seq follows submission order. The
+# first turns are MATERIALIZED: inlined, each would be looked up again for every row.
 INSERT_JOBS = f"""
 WITH given AS (
   SELECT * FROM unnest({_INSERT_ARGS}) WITH ORDINALITY AS t({_INSERT_NAMES}, ord)
-), heads AS (
+), heads AS MATERIALIZED (
   SELECT p, (SELECT turn FROM jobs WHERE status = 'pending' AND priority = p
       AND run_after <= extract(epoch from now())::float8
       ORDER BY priority DESC, turn, seq LIMIT 1) AS head
   FROM (SELECT DISTINCT c_priority AS p FROM given) AS ps
-), bases AS (
+), bases AS MATERIALIZED (
   SELECT g.s, g.p, greatest(coalesce(heads.head, 0), coalesce((
       SELECT turn + 1 FROM jobs WHERE status = 'pending' AND share_id = g.s
         AND priority = g.p ORDER BY turn DESC LIMIT 1), 0)) AS base
