@@ -17,6 +17,30 @@ from corral.domain.concurrency import KeyUsage
 from corral.domain.jobs import Job, NewJob
 from corral.store import postgres_sql as q
 
+# Migration 0021's ``corral_admit`` for each key, in the locks' order.
+ADMIT_KEYS = (
+    "SELECT count(corral_admit(k)) FROM "
+    "(SELECT k FROM unnest($1::text[]) AS u(k) GROUP BY k ORDER BY hashtext(k)) AS s"
+)
+# What the dashboard and ``pending_reason`` read: each key's slots taken, its held jobs
+# and the limit of the one admitted next.
+KEY_SLOTS = (
+    "SELECT concurrency_key, status, count(*) FROM jobs "
+    "WHERE status IN ('pending', 'running') AND concurrency_key = ANY($1::text[]) "
+    "GROUP BY 1, 2"
+)
+KEY_HELD = """
+SELECT h.key, h.n, (SELECT concurrency_limit FROM jobs
+    WHERE status = 'held' AND concurrency_key = h.key
+    ORDER BY priority DESC, turn, seq LIMIT 1) AS next_limit
+FROM (SELECT concurrency_key AS key, count(*) AS n FROM jobs
+      WHERE status = 'held' AND concurrency_key = ANY($1::text[]) GROUP BY 1) AS h
+"""
+MOST_HELD = (
+    "SELECT concurrency_key, count(*) AS n FROM jobs WHERE status = 'held' "
+    "GROUP BY concurrency_key ORDER BY n DESC, concurrency_key LIMIT $1"
+)
+
 
 def keys_of(jobs: Iterable[NewJob | Job]) -> list[str]:
     """The distinct concurrency keys of ``jobs``, sorted."""
@@ -34,7 +58,7 @@ async def admit_new(conn: Any, jobs: Sequence[NewJob]) -> list[str]:
     in (its best jobs go first); the ids of the jobs inserted held, to read back."""
     held = [j for j in jobs if j.spec.concurrency_key is not None and not j.depends_on]
     if held:
-        await conn.execute(q.ADMIT_KEYS, keys_of(held))
+        await conn.execute(ADMIT_KEYS, keys_of(held))
     return [j.id for j in held]
 
 
@@ -49,13 +73,13 @@ class PostgresFlow:
         if not wanted:
             return {}
         found: dict[str, dict[str, Any]] = {k: {"key": k} for k in wanted}
-        for key, status, n in await self._fetch(q.KEY_SLOTS, wanted):
+        for key, status, n in await self._fetch(KEY_SLOTS, wanted):
             found[key]["running" if status == "running" else "queued"] = int(n)
-        for key, n, limit in await self._fetch(q.KEY_HELD, wanted):
+        for key, n, limit in await self._fetch(KEY_HELD, wanted):
             found[key].update(held=int(n), limit=limit)
         return {key: KeyUsage(**fields) for key, fields in found.items()}
 
     async def held_keys(self, limit: int) -> list[KeyUsage]:
-        keys = [row[0] for row in await self._fetch(q.MOST_HELD, limit)]
+        keys = [row[0] for row in await self._fetch(MOST_HELD, limit)]
         found = await self.key_usage(keys)
         return [found[k] for k in keys]

@@ -109,29 +109,9 @@ SELECT {_INSERT_VALUES},
 FROM given JOIN bases ON bases.s = given.c_share_id AND bases.p = given.c_priority
 ORDER BY ord RETURNING seq, id
 """
-# Concurrency keys (domain/concurrency.py; the functions are migration 0021's). A batch
-# naming keys locks them all first, in one order, then admits what fits once it is in.
+# Concurrency keys: a statement ending jobs of several keys takes their admission locks
+# first, in one order (migration 0021's function; see postgres_flow).
 LOCK_KEYS = "SELECT corral_lock_keys($1::text[])"
-ADMIT_KEYS = (
-    "SELECT count(corral_admit(k)) FROM "
-    "(SELECT k FROM unnest($1::text[]) AS u(k) GROUP BY k ORDER BY hashtext(k)) AS s"
-)
-KEY_SLOTS = (
-    "SELECT concurrency_key, status, count(*) FROM jobs "
-    "WHERE status IN ('pending', 'running') AND concurrency_key = ANY($1::text[]) "
-    "GROUP BY 1, 2"
-)
-KEY_HELD = """
-SELECT h.key, h.n, (SELECT concurrency_limit FROM jobs
-    WHERE status = 'held' AND concurrency_key = h.key
-    ORDER BY priority DESC, turn, seq LIMIT 1) AS next_limit
-FROM (SELECT concurrency_key AS key, count(*) AS n FROM jobs
-      WHERE status = 'held' AND concurrency_key = ANY($1::text[]) GROUP BY 1) AS h
-"""
-MOST_HELD = (
-    "SELECT concurrency_key, count(*) AS n FROM jobs WHERE status = 'held' "
-    "GROUP BY concurrency_key ORDER BY n DESC, concurrency_key LIMIT $1"
-)
 NOTIFY = "SELECT pg_notify('corral_events', $1)"
 
 INSERT_IDEMPOTENCY = """
