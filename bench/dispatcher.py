@@ -5,12 +5,14 @@ it) and measures over HTTP on 127.0.0.1:
   1. bulk submit throughput (jobs/s, 1,000 jobs per request);
   2. claim(n=10) + complete cycles (jobs/s), results reported in one batched
      request per claim, and one request per job;
-  3. claim latency p50/p99 with 100 pending jobs vs 100,000 pending jobs.
+  3. claim latency p50/p99 and claim throughput with 100 pending jobs vs 100,000,
+     without and with concurrency keys in the queue (``bench/queue_depth.py``).
 On SQLite and, when PostgreSQL's binaries are present, on PostgreSQL. Beside each
 rate, the server's CPU time per request (user + system, from /proc): on a machine
 shared with other work, rates swing with the load, the CPU a request costs much less.
 
-    .venv/bin/python bench/dispatcher.py [--backend sqlite|postgres|all] [--jobs N] [--rate-limits]
+    .venv/bin/python bench/dispatcher.py [--backend sqlite|postgres|all] [--jobs N]
+        [--part all|throughput|depth] [--no-keys] [--rate-limits]
 
 ``--rate-limits`` counts every request against budgets too large to refuse any
 (``COUNTED``), so the figures include what the rate limits cost per request: in
@@ -38,6 +40,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import queue_depth  # noqa: E402
 from bench.rawhttp import RawClient  # noqa: E402
 from tests.live import free_port  # noqa: E402
 
@@ -59,6 +62,7 @@ SERVER_ENV = dict(UNTHROTTLED)  # what ``server`` adds to the environment; see `
 
 
 SERVER_PIDS: dict[str, int] = {}  # url -> pid of the server started by ``server``
+ARGS: dict[str, Any] = {}  # the command line, once ``run_benchmark`` parsed it
 
 
 def cpu_seconds(pid: int) -> float:
@@ -202,6 +206,15 @@ async def fill(http: httpx.AsyncClient, count: int) -> None:
 
 
 async def run_backend(name: str, database_url: str | None, jobs: int) -> None:
+    if ARGS.get("part", "all") in ("all", "throughput"):
+        await throughput(name, database_url, jobs)
+    if ARGS.get("part", "all") in ("all", "depth"):
+        # Claims with 100 and 100,000 pending, with and without concurrency keys: two
+        # servers side by side per variant (bench/queue_depth.py).
+        await queue_depth.run(name, database_url, server, keys=not ARGS.get("no_keys"))
+
+
+async def throughput(name: str, database_url: str | None, jobs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp), database_url) as (url, token):
         headers = {"Authorization": f"Bearer {token}"}
         limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
@@ -226,15 +239,6 @@ async def run_backend(name: str, database_url: str | None, jobs: int) -> None:
                 f"[{name}] claim(n=10) + one complete per job: {rate:,.0f} jobs/s "
                 f"(server CPU {ms:.2f} ms per request)"
             )
-            await fill(http, 100)
-            p50, p99 = await claim_latency(url, token, 90)
-            print(f"[{name}] claim latency, 100 pending: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
-            await fill(http, 100_000)
-            q50, q99 = await claim_latency(url, token, 300)
-            print(
-                f"[{name}] claim latency, 100,000 pending: p50 {q50:.2f} ms, p99 {q99:.2f} ms"
-                f" (p50 ratio {q50 / p50:.2f}x)"
-            )
 
 
 Backend = Callable[[str, str | None, int], Coroutine[Any, Any, None]]
@@ -246,10 +250,13 @@ def run_benchmark(title: str, run: Backend, default_jobs: int) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--jobs", type=int, default=default_jobs)
+    parser.add_argument("--part", choices=["all", "throughput", "depth"], default="all")
+    parser.add_argument("--no-keys", action="store_true", help="depth: no concurrency keys")
     parser.add_argument(
         "--rate-limits", action="store_true", help="count requests against huge budgets"
     )
     args = parser.parse_args()
+    ARGS.update(vars(args))
     if args.rate_limits:
         SERVER_ENV.update(COUNTED)
         title += " (rate limits counted)"

@@ -25,8 +25,17 @@ def new_job(
     project_id: str | None = None,
     batch_id: str | None = None,
     type: str = "shell",
+    concurrency_key: str | None = None,
+    concurrency_limit: int = 1,
 ) -> NewJob:
-    spec = JobSpec(type=type, command=command, labels=labels, instructions=instructions)
+    spec = JobSpec(
+        type=type,
+        command=command,
+        labels=labels,
+        instructions=instructions,
+        concurrency_key=concurrency_key,
+        concurrency_limit=concurrency_limit,
+    )
     return NewJob(
         id=job_id,
         spec=spec,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from corral.services import output
 from corral.services.events import Hub
 from corral.services.output import OutputService
 from corral.store import postgres_listen
+from corral.store import postgres_sql as q
 from corral.store.base import RESYNC
 from corral.store.postgres import PostgresStore
 from corral.store.rows import load_migrations
@@ -169,6 +171,60 @@ async def test_replicas_claiming_together_never_share_a_job(
     )
     claimed = [job_id for got in results for job_id in got]
     assert len(claimed) == len(set(claimed)) == 150
+
+
+def _scanned_tables(plan: object) -> list[str]:
+    """Relations the plan reads with a sequential scan, anywhere in its tree."""
+    if isinstance(plan, list):
+        return [t for item in plan for t in _scanned_tables(item)]
+    if not isinstance(plan, dict):
+        return []
+    found = [plan["Relation Name"]] if plan.get("Node Type") == "Seq Scan" else []
+    return found + [t for value in plan.values() for t in _scanned_tables(value)]
+
+
+async def test_a_claim_walks_the_queue_index_however_deep_the_queue(pg_dsn: str) -> None:
+    """Planned for its own parameters (as the first claims of each connection are), the
+    claim must not hash the whole pending queue to update the few rows it picked."""
+    store = PostgresStore(pg_dsn)
+    await store.open()
+    try:
+        for batch in range(2):
+            await store.insert_jobs([new_job(f"j{batch}-{i:05}") for i in range(10_000)])
+        async with store._conn() as conn:
+            await conn.execute("ANALYZE jobs")
+            args = (NOW, "[]", 0, None, 10, "exec-1", None, "worker-1")
+            [plan] = await conn.fetchrow(f"EXPLAIN (FORMAT JSON) {q.CLAIM}", *args)  # not run
+    finally:
+        await store.close()
+    assert "jobs" not in _scanned_tables(json.loads(plan))
+
+
+async def test_admission_passes_over_a_held_job_being_cancelled(pg_dsn: str) -> None:
+    """A slot frees while another transaction is cancelling the key's next held job:
+    the admission neither waits for that transaction nor brings the cancelled job back;
+    it admits the job after it."""
+    store = PostgresStore(pg_dsn)
+    await store.open()
+    other = await asyncpg.connect(pg_dsn)
+    try:
+        key = {"concurrency_key": "deploy"}
+        await store.insert_jobs([new_job(f"k{i}", **key) for i in range(3)])
+        [running] = await store.claim(claim_request(), NOW)
+        async with other.transaction():
+            await other.execute("SELECT 1 FROM jobs WHERE id = 'k1' FOR UPDATE")
+            done = Outcome(JobStatus.COMPLETED, exit_code=0)
+            finishing = store.finish(running.id, ref(), done, NOW, POLICY)
+            await asyncio.wait_for(finishing, WAIT)
+            await other.execute(
+                "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE id = 'k1'", NOW
+            )
+        jobs = {j.id: j for j in await store.get_jobs(["k1", "k2"])}
+        assert jobs["k1"].status is JobStatus.CANCELLED
+        assert jobs["k2"].status is JobStatus.PENDING and not jobs["k2"].held
+    finally:
+        await other.close()
+        await store.close()
 
 
 async def test_concurrent_open_applies_migrations_once(pg_server: PgServer) -> None:

@@ -31,7 +31,7 @@ from corral.services.schedules import ScheduleChanges, ScheduleInput, ScheduleSe
 from corral.store.base import Store
 from corral.store.postgres import PostgresStore
 from corral.store.sqlite import SqliteStore
-from tests.contract.contract_support import POLICY, claim_request, ref
+from tests.contract.contract_support import POLICY, claim_request, new_job, ref
 
 T0 = 1_800_000_000.0  # a whole second, so every-second ticks fall on T0 + n
 OWNER = Principal(id="owner-1", name="owner", role=Role.SUBMITTER)
@@ -146,6 +146,27 @@ async def test_overlap_skip_passes_ticks_over_while_the_previous_run_is_unfinish
     clock[0] = T0 + 4
     assert len(await a.scheduler.run_once(clock[0])) == 1  # the previous run ended
     assert await _ticks(store, schedule_id) == [T0 + 1, T0 + 4]
+
+
+async def test_a_keyed_run_waits_for_its_key_and_counts_as_unfinished(
+    store: Store, clock: Clock, pair: tuple[Replica, Replica]
+) -> None:
+    """A schedule's job with a concurrency key goes through the key like any job; held
+    back, it is still the schedule's unfinished run, so ``skip`` passes the next tick."""
+    a, _ = pair
+    spec = JobSpec(command="echo tick", concurrency_key="nightly")
+    schedule_id = await _create(a, job=JobDraft(spec=spec, priority=0), overlap=Overlap.SKIP)
+    [holder] = await store.insert_jobs([new_job("holder", concurrency_key="nightly")])
+    clock[0] = T0 + 1
+    [fired] = await a.scheduler.run_once(clock[0])
+    [stored] = await store.get_jobs([fired.id])
+    assert stored.held and stored.spec.concurrency_key == "nightly"
+    clock[0] = T0 + 2
+    assert await a.scheduler.run_once(clock[0]) == []  # held, so unfinished: skipped
+    await store.cancel(holder.id, clock[0])  # the key's slot frees: the run is admitted
+    [running] = await store.claim(claim_request(), clock[0])
+    assert running.id == fired.id
+    assert await _ticks(store, schedule_id) == [T0 + 1]
 
 
 async def test_overlap_cancel_previous_cancels_the_unfinished_run_and_fires(

@@ -96,6 +96,18 @@ def submit(
     run_if: str | None = typer.Option(
         None, "--run-if", help="success (default), failure or always: the --after jobs' ends."
     ),
+    concurrency_key: str | None = typer.Option(
+        None,
+        "--concurrency-key",
+        help="Jobs sharing this key run at most --concurrency-limit at once (default 1).",
+    ),
+    concurrency_limit: int | None = typer.Option(
+        None,
+        "--concurrency-limit",
+        min=1,
+        max=1000,
+        help="How many jobs of --concurrency-key may run at once (1-1000).",
+    ),
     wait: bool = typer.Option(False, "--wait", help="Wait for the job; exit with its code."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Stream output; exit with its code."),
     as_json: bool = JsonOpt,
@@ -125,6 +137,8 @@ def submit(
         "network": False if no_network else None,
         "depends_on": after or None,  # docs/workflows.md
         "run_if": run_if,
+        "concurrency_key": concurrency_key,  # docs/flow-control.md
+        "concurrency_limit": concurrency_limit,
     }
     with client_session(server, token) as client:
         if input_archive is not None:
@@ -174,6 +188,8 @@ def status(
         "labels",
         "resources",
         "outputs",
+        "concurrency_key",
+        "concurrency_limit",
         "pending_reason",
         "retries",
     )

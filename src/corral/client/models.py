@@ -82,6 +82,9 @@ class Job(Model):
     error_message: str | None = None
     result: Any = None
     pending_reason: str | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    held: bool = False  # pending, waiting for a slot of its concurrency key
     stdout: str | None = None
     stderr: str | None = None
     stdout_truncated: bool = False

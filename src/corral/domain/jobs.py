@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from corral.domain import concurrency
 from corral.domain.dependencies import RunIf
 from corral.domain.env import validate_env
 from corral.domain.files import relative_path
@@ -113,6 +114,9 @@ class JobSpec:
     # Days to keep the job once finished (domain.retention): None follows the server's
     # --retention, 0 keeps it for ever.
     retention_days: int | None = None
+    # At most ``concurrency_limit`` jobs with this key run at once (domain/concurrency.py).
+    concurrency_key: str | None = None
+    concurrency_limit: int = concurrency.DEFAULT_LIMIT
 
     @property
     def placed(self) -> bool:
@@ -147,6 +151,7 @@ class JobSpec:
         if self.name is not None and not _NAME.match(self.name):
             raise InvalidInput("name must be 1-200 characters, no control characters", field="name")
         check_retention_days(self.retention_days)
+        concurrency.validate(self.concurrency_key, self.concurrency_limit)
 
     def _validate_target(self) -> None:
         if self.command is not None and self.binary_url is not None:
@@ -189,6 +194,11 @@ class NewJob:
     workflow_id: str | None = None
     schedule_id: str | None = None  # fired by this schedule...
     scheduled_for: float | None = None  # ...for this tick (unique per schedule)
+    share_id: str | None = None  # whose fair share it counts against; None: its owner's
+
+    @property
+    def share(self) -> str:
+        return self.share_id or self.owner_id
 
     def stored(self, seq: int) -> Job:
         """The job as it reads back right after insertion."""
@@ -206,6 +216,7 @@ class NewJob:
             batch_id=self.batch_id,
             task_type_id=self.task_type_id,
             blocked=bool(self.depends_on),
+            held=not self.depends_on and self.spec.concurrency_key is not None,
             run_if=self.run_if if self.depends_on else None,
             workflow_id=self.workflow_id,
             schedule_id=self.schedule_id,
@@ -263,6 +274,9 @@ class Job:
     stderr: StreamState = StreamState()
     # Pending but waiting for its dependencies: never claimed until they decide it.
     blocked: bool = False
+    # Pending but waiting for a slot of its concurrency key (domain/concurrency.py).
+    held: bool = False
+    turn: int = 0  # its place among its owner's jobs for fair share (domain/fairness.py)
     run_if: RunIf | None = None  # None: it depends on nothing
     workflow_id: str | None = None
     has_dependants: bool = False  # its end may start or cancel other jobs

@@ -64,6 +64,13 @@ def apply_verdict(job: Job, verdict: LeaseVerdict, now: float) -> Job:
     )
 
 
+def cancelled_waiting(job: Job, now: float) -> Job:
+    """A job cancelled before it ran: no longer waiting for dependencies or a key."""
+    return dataclasses.replace(
+        job, status=JobStatus.CANCELLED, finished_at=now, blocked=False, held=False
+    )
+
+
 def unseen(size: int, data: bytes, at: int | None) -> bytes:
     """The part of ``data``, sent to be stored at offset ``at``, not stored yet.
 

@@ -75,6 +75,8 @@ class Project:
     # Whether agentName + projectId alone open a session, without an agent token: only
     # where every caller that can reach the server may act as this project's agents.
     open_agent_login: bool = False
+    # Who made it: its tasks count against this principal's fair share (domain/fairness.py).
+    created_by: str | None = None
 
     def validate(self) -> None:
         if not _NAME.match(self.name):

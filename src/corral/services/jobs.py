@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from corral.auth.policy import Action, require
+from corral.domain.fairness import share_of
 from corral.domain.jobs import Attempt, Job, JobDraft, NewJob
 from corral.domain.principals import Principal
 from corral.domain.projects import ProjectStatus
@@ -99,7 +100,7 @@ class JobService:
             job.validate()
         await check_parents(self._store, principal, new_jobs)
         await self._check_input_files(new_jobs)
-        await self._check_projects(new_jobs)
+        new_jobs = await self._check_projects(new_jobs)
         record = self._record(principal, new_jobs, idempotency, render, status_code)
         try:
             jobs = await self._store.insert_jobs(new_jobs, record, workflow)
@@ -150,9 +151,13 @@ class JobService:
         """
         return await self._store.delete_idempotency_before(now - keep, IDEMPOTENCY_BATCH)
 
-    async def _check_projects(self, new_jobs: Sequence[NewJob]) -> None:
+    async def _check_projects(self, new_jobs: Sequence[NewJob]) -> list[NewJob]:
         """A job joins an existing, open project or none: a ``project_id`` decides which
-        agents and project claims see the job, so a typo must not park it unseen."""
+        agents and project claims see the job, so a typo must not park it unseen.
+
+        The jobs come back with the share they count against for fair share: a
+        project's tasks count as the project's creator, whoever submits them."""
+        creators: dict[str, str | None] = {}
         for project_id in sorted({j.project_id for j in new_jobs if j.project_id is not None}):
             project = await self._store.get_project(project_id)
             if project is None:
@@ -165,6 +170,15 @@ class JobService:
                     field="project_id",
                     project_id=project_id,
                 )
+            creators[project_id] = project.created_by
+        return [
+            j
+            if j.project_id is None
+            else dataclasses.replace(
+                j, share_id=share_of(j.owner_id, j.project_id, creators[j.project_id])
+            )
+            for j in new_jobs
+        ]
 
     async def _replay(self, principal: Principal, idem: Idempotency) -> IdempotencyRecord | None:
         found = await self._store.find_idempotency(principal.id, idem.key)
@@ -244,7 +258,9 @@ class JobService:
         if cancelled.status == JobStatus.CANCELLED:
             self._metrics.jobs_finished.labels(status="cancelled").inc()
             self._hub.events.finished([cancelled], time.time())
-            if cancelled.has_dependants:  # run_if failure/always dependants may be due now
+            # run_if failure/always dependants may be due now; an admitted job of a
+            # concurrency key freed its slot, and the key's next held job was admitted.
+            if cancelled.has_dependants or (job.spec.concurrency_key and not job.held):
                 self._hub.fire(JOBS)
                 await self._store.announce(JOBS)
         self._hub.fire(job_topic(job_id))  # relayed to other replicas by the hub's outbox

@@ -276,8 +276,10 @@ class LeaseService:
         """A job that reserved resources ended: its worker has room again, so claimers
         waiting for room look again now rather than at the end of their long poll.
         A job others wait for ended: its dependants may be claimable now (the store
-        settled them in the same transaction), the same wake-up a submit gives."""
-        if any(job.spec.placed or job.has_dependants for job in ended):
+        settled them in the same transaction), the same wake-up a submit gives.
+        A job with a concurrency key ended: the store admitted the key's next held job
+        in the same transaction, so it too is claimable now, on every replica."""
+        if any(job.spec.placed or job.has_dependants or _freed_slot(job) for job in ended):
             self._wake()
 
     def wake_at(self, when: float, now: float | None = None) -> None:
@@ -294,3 +296,8 @@ class LeaseService:
         self._hub.fire(JOBS)
         task = asyncio.ensure_future(self._store.announce(JOBS))
         task.add_done_callback(lambda t: t.exception())
+
+
+def _freed_slot(job: Job) -> bool:
+    """Whether ``job``'s end freed a slot of its concurrency key (a requeue keeps it)."""
+    return job.spec.concurrency_key is not None and job.terminal

@@ -107,7 +107,9 @@ class ProjectService:
         """``changes`` holds ``Project`` field names; ``config`` is a partial dict of its own."""
         require(principal, Action.ADMIN)
         now = time.time()
-        blank = Project(id=str(uuid.uuid4()), name="", created_at=now, updated_at=now)
+        blank = Project(
+            id=str(uuid.uuid4()), name="", created_at=now, updated_at=now, created_by=principal.id
+        )
         project = _apply_project(blank, changes)
         await self._store.create_project(project)
         return ProjectView(project, {})

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from corral.auth.policy import Action, require
+from corral.domain.concurrency import KeyUsage
 from corral.domain.principals import Principal
 from corral.domain.states import JobStatus
 from corral.domain.workers import ExecutorState
@@ -17,6 +18,7 @@ from corral.store.base import JobFilter, Store
 
 T = TypeVar("T")
 RUNNING_SCAN_LIMIT = 10000
+HELD_KEYS_SHOWN = 20
 CPU_WINDOW = 1.0  # seconds: shorter windows make the CPU figure swing between 0 and 100
 PROC_STATUS = "/proc/self/status"
 
@@ -69,6 +71,11 @@ class StatsService:
         by_status = await self._store.count_by_status()
         full = {status: by_status.get(status, 0) for status in JobStatus}
         return QueueStats(full, await self._store.pending_by_priority())
+
+    async def held_keys(self, principal: Principal, limit: int = HELD_KEYS_SHOWN) -> list[KeyUsage]:
+        """The concurrency keys holding jobs back now, most held first (the Queues page)."""
+        require(principal, Action.READ)
+        return await self._store.held_keys(limit)
 
     async def overview(
         self, principal: Principal, *, started_at: float, offline_after: float

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from corral.domain.concurrency import KeyUsage
 from corral.domain.files import NewFile, StoredFile
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, JobSpec, NewJob, Outcome
 from corral.domain.outcomes import Piece
@@ -298,6 +299,13 @@ class Store(ScheduleStore, CountStore, RetentionStore, Protocol):
     async def count_by_status(self) -> dict[JobStatus, int]: ...
 
     async def pending_by_priority(self) -> dict[int, int]: ...
+
+    # --- concurrency keys (domain/concurrency.py) ------------------------------
+    async def key_usage(self, keys: Sequence[str]) -> dict[str, KeyUsage]:
+        """How each key stands now: jobs running, admitted and held (every key given)."""
+
+    async def held_keys(self, limit: int) -> list[KeyUsage]:
+        """The keys holding jobs back, most held first, at most ``limit``."""
 
     # --- the lease lifecycle ---------------------------------------------
     # ``now: float | None``: the time the operation happens at. None reads the store's

@@ -42,6 +42,7 @@ from corral.domain.states import AttemptStatus, JobStatus, check_pending, check_
 from corral.errors import AlreadyExists, CorralError, NotFound, Unavailable
 from corral.store import lost
 from corral.store import postgres_deps as deps
+from corral.store import postgres_flow as flow
 from corral.store import postgres_placement as placement
 from corral.store import postgres_sql as q
 from corral.store.base import (
@@ -57,6 +58,7 @@ from corral.store.postgres_deps import PostgresDependencies
 from corral.store.postgres_files import PostgresFiles
 from corral.store.postgres_finish import finish_plain, is_plain
 from corral.store.postgres_fleet import PostgresFleet
+from corral.store.postgres_flow import PostgresFlow
 from corral.store.postgres_idempotency import PostgresIdempotency
 from corral.store.postgres_listen import Listening
 from corral.store.postgres_outage import UNAVAILABLE, Outage, quiet_pool_warnings
@@ -87,6 +89,7 @@ ANALYZE_AFTER_INSERTS = 10_000
 
 class PostgresStore(
     PostgresCounts,
+    PostgresFlow,
     PostgresDependencies,
     PostgresFiles,
     PostgresUsers,
@@ -172,6 +175,10 @@ class PostgresStore(
         except q.CONNECTION_ERRORS as exc:
             self._outage.failed(exc)
             raise Unavailable(UNAVAILABLE) from exc
+        except asyncpg.DeadlockDetectedError as exc:
+            # Rare: two transactions ending jobs whose dependants hold concurrency keys
+            # in opposite orders. PostgreSQL rolled this one back; sent again, it passes.
+            raise Unavailable("the database resolved a deadlock; try again") from exc
         self._outage.answered()
 
     @contextlib.asynccontextmanager
@@ -250,7 +257,11 @@ class PostgresStore(
                         "an identical task already exists", duplicate=True
                     ) from None
                 raise AlreadyExists("job id already exists") from None
+            await flow.lock_keys(conn, flow.keys_of(jobs))
             settled = await deps.link(conn, jobs, time.time())
+            if held := await flow.admit_new(conn, jobs):
+                reread = await conn.fetch(q.SELECT_JOBS, held)
+                settled.update((r["id"], job_from_row(r)) for r in reread)
             # Wakes claimers on other replicas as soon as this commit lands.
             await conn.execute(q.NOTIFY, "jobs")
         self._note_growth(len(jobs))
@@ -406,6 +417,7 @@ class PostgresStore(
                 current[new.id] = new
                 out.append(new)
             if batch.jobs:
+                await flow.lock_keys(conn, flow.keys_of(current.values()))
                 if len(batch.completed) > 1:
                     await conn.execute(q.LOCK_EXECUTORS, sorted(batch.completed))
                 await conn.execute(q.WRITE_BATCH, now, *batch.params())
@@ -472,7 +484,7 @@ class PostgresStore(
                 return dataclasses.replace(job, cancel_requested=True)
             check_transition(job.id, job.status, JobStatus.CANCELLED)
             await conn.execute(q.CANCEL_NOW, now, job.seq)
-        return dataclasses.replace(job, status=JobStatus.CANCELLED, finished_at=now)
+        return outcomes.cancelled_waiting(job, now)
 
     async def reap_expired(
         self,

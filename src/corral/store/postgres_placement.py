@@ -39,7 +39,8 @@ WITH clock AS (SELECT {CLOCK} AS t), free AS (
          $10::int8 - coalesce(sum(req_memory_mb), 0) AS memory_mb
   FROM jobs WHERE status = 'running' AND executor_id = $6
 ), picked AS (
-  SELECT seq AS picked_seq, priority AS p, req_cpus AS rc, req_memory_mb AS rm FROM jobs
+  SELECT seq AS picked_seq, priority AS p, turn AS tn, req_cpus AS rc, req_memory_mb AS rm
+  FROM jobs
   WHERE status = 'pending' AND run_after <= (SELECT t FROM clock)
     AND (labels IS NULL OR labels <@ $2::jsonb)
     AND runnable >= $3::integer
@@ -48,13 +49,13 @@ WITH clock AS (SELECT {CLOCK} AS t), free AS (
       (req_cpus IS NULL OR req_cpus <= (SELECT cpus FROM free) + 1e-9)
       AND (req_memory_mb IS NULL OR req_memory_mb <= (SELECT memory_mb FROM free))
       AND (no_network = 0 OR $11::integer = 1)))
-  ORDER BY priority DESC, seq
+  ORDER BY priority DESC, turn, seq
   LIMIT $5
   FOR UPDATE SKIP LOCKED
 ), totals AS (
   SELECT picked_seq, rc, rm,
     sum(coalesce(rc, 0)) OVER w AS used_cpus, sum(coalesce(rm, 0)) OVER w AS used_memory_mb
-  FROM picked WINDOW w AS (ORDER BY p DESC, picked_seq ROWS UNBOUNDED PRECEDING)
+  FROM picked WINDOW w AS (ORDER BY p DESC, tn, picked_seq ROWS UNBOUNDED PRECEDING)
 ), fitting AS (
   SELECT picked_seq FROM totals, free
   WHERE (rc IS NULL OR used_cpus <= free.cpus + 1e-9)
@@ -64,14 +65,15 @@ WITH clock AS (SELECT {CLOCK} AS t), free AS (
     executor_ip = $7, lease_principal_id = $8, lease_expires_at = clock.t + lease_seconds,
     started_at = clock.t, cancel_requested = 0, stdout_size = 0, stdout_truncated = 0,
     stderr_size = 0, stderr_truncated = 0, exit_code = NULL, error_message = NULL
-  FROM fitting, clock WHERE jobs.seq = fitting.picked_seq AND jobs.status = 'pending'
+  FROM clock WHERE jobs.seq = ANY(ARRAY(SELECT picked_seq FROM fitting))
+    AND jobs.status = 'pending'
   RETURNING {JOB_COLUMNS}
 ), opened AS (
   INSERT INTO attempts (job_id, number, executor_id, executor_ip, principal_id,
     claimed_at, status)
   SELECT id, attempt, $6, $7, $8, started_at, 'running' FROM claimed
 )
-SELECT * FROM claimed ORDER BY priority DESC, seq
+SELECT * FROM claimed ORDER BY priority DESC, turn, seq
 """
 
 

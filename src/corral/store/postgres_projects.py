@@ -48,7 +48,7 @@ def _update(table: str, columns: tuple[str, ...], skip: tuple[str, ...]) -> str:
 
 
 _INSERT_PROJECT = _insert("projects", PROJECT_COLUMNS)
-_UPDATE_PROJECT = _update("projects", PROJECT_COLUMNS, ("id", "created_at"))
+_UPDATE_PROJECT = _update("projects", PROJECT_COLUMNS, ("id", "created_at", "created_by"))
 _INSERT_TYPE = _insert("task_types", TASK_TYPE_COLUMNS)
 _UPDATE_TYPE = _update("task_types", TASK_TYPE_COLUMNS, ("id", "project_id", "created_at"))
 _ACTIVITY = """
@@ -103,7 +103,7 @@ class PostgresProjects:
 
     async def update_project(self, project: Project) -> None:
         id_, _name, *rest = project_params(project)
-        params = (project.name, *rest[:-2], project.updated_at, id_)
+        params = (project.name, *rest[:-3], project.updated_at, id_)  # created_* stay
         await self._execute_unique(
             _UPDATE_PROJECT, params, "project name already exists", must_exist="project"
         )

@@ -18,6 +18,7 @@ import asyncpg
 from corral.domain.jobs import Job, NewJob
 from corral.domain.schedules import Schedule, Tick
 from corral.errors import AlreadyExists, NotFound
+from corral.store import postgres_flow as flow
 from corral.store import postgres_sql as q
 from corral.store.rows import JOB_COLUMNS, job_from_row, new_job_params
 from corral.store.schedules_common import (
@@ -114,13 +115,14 @@ class PostgresSchedules:
             if jobs:
                 params = (new_job_params(j) for j in jobs)
                 await conn.fetch(_INSERT_FIRED, *(list(c) for c in zip(*params, strict=True)))
+                await flow.admit_new(conn, jobs)
                 await conn.execute(q.NOTIFY, "jobs")  # claimers on every replica look
         return True
 
     async def schedule_jobs(
         self, schedule_id: str, limit: int, unfinished: bool = False
     ) -> list[Job]:
-        status = "AND status IN ('pending', 'running') " if unfinished else ""
+        status = "AND status IN ('pending', 'held', 'running') " if unfinished else ""
         sql = (
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE schedule_id = $1 {status}"
             "ORDER BY scheduled_for DESC LIMIT $2"

@@ -75,17 +75,44 @@ _INSERT_TYPES = (
     "text",  # schedule_id
     "float8",  # scheduled_for
     "int4",  # retention_days
+    "text",  # concurrency_key
+    "int4",  # concurrency_limit
+    "text",  # share_id
 )
 _INSERT_ARGS = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_INSERT_TYPES))
 _INSERT_NAMES = ", ".join(f"c_{c}" for c in JOB_INSERT_COLUMNS)
 _INSERT_VALUES = ", ".join(
     "nullif(c_labels, '')::jsonb" if c == "labels" else f"c_{c}" for c in JOB_INSERT_COLUMNS
 )
-INSERT_JOBS = (
-    f"INSERT INTO jobs ({', '.join(JOB_INSERT_COLUMNS)}) "
-    f"SELECT {_INSERT_VALUES} FROM unnest({_INSERT_ARGS}) AS t({_INSERT_NAMES}) "
-    "RETURNING seq, id"
+# The jobs as parallel arrays, each given its fair-share turn (domain/fairness.py): per
+# (share, priority) of the batch, the first turn is max(the turn being served at that
+# priority, the owner's last pending turn + 1), and each further job of the group the
+# next one. Rows go in in the arrays' order, so seq follows submission order. The
+# first turns are MATERIALIZED: inlined, each would be looked up again for every row.
+INSERT_JOBS = f"""
+WITH given AS (
+  SELECT * FROM unnest({_INSERT_ARGS}) WITH ORDINALITY AS t({_INSERT_NAMES}, ord)
+), heads AS MATERIALIZED (
+  SELECT p, (SELECT turn FROM jobs WHERE status = 'pending' AND priority = p
+      AND run_after <= extract(epoch from now())::float8
+      ORDER BY priority DESC, turn, seq LIMIT 1) AS head
+  FROM (SELECT DISTINCT c_priority AS p FROM given) AS ps
+), bases AS MATERIALIZED (
+  SELECT g.s, g.p, greatest(coalesce(heads.head, 0), coalesce((
+      SELECT turn + 1 FROM jobs WHERE status = 'pending' AND share_id = g.s
+        AND priority = g.p ORDER BY turn DESC LIMIT 1), 0)) AS base
+  FROM (SELECT DISTINCT c_share_id AS s, c_priority AS p FROM given) AS g
+  JOIN heads ON heads.p = g.p
 )
+INSERT INTO jobs ({", ".join(JOB_INSERT_COLUMNS)}, turn)
+SELECT {_INSERT_VALUES},
+  bases.base + row_number() OVER (PARTITION BY c_share_id, c_priority ORDER BY ord) - 1
+FROM given JOIN bases ON bases.s = given.c_share_id AND bases.p = given.c_priority
+ORDER BY ord RETURNING seq, id
+"""
+# Concurrency keys: a statement ending jobs of several keys takes their admission locks
+# first, in one order (migration 0021's function; see postgres_flow).
+LOCK_KEYS = "SELECT corral_lock_keys($1::text[])"
 NOTIFY = "SELECT pg_notify('corral_events', $1)"
 
 INSERT_IDEMPOTENCY = """
@@ -120,6 +147,10 @@ DB_NOW = "SELECT extract(epoch from now())::float8"
 # round trip per claim: the executor is recorded as seen, the rows are picked past
 # other claimers' locks, leased, and their attempts opened. While a job that asks for
 # resources or no network waits, it claims nothing (see ``postgres_placement``).
+# The picked rows are updated by ``seq = ANY(ARRAY(...))``, an index lookup of each:
+# joined instead, the planner cannot tell how few rows the LIMIT leaves (its value
+# depends on the EXISTS) and hashes every pending row, a scan of the whole queue on
+# each claim planned for its parameters (the first five of every connection).
 CLAIM = f"""
 WITH clock AS (SELECT {CLOCK} AS t), seen AS (
   INSERT INTO executors (executor_id, principal_id, ip, registered_at, last_heartbeat, registered)
@@ -132,7 +163,7 @@ WITH clock AS (SELECT {CLOCK} AS t), seen AS (
     AND (labels IS NULL OR labels <@ $2::jsonb)
     AND runnable >= $3::integer
     AND ($4::text IS NULL OR project_id = $4)
-  ORDER BY priority DESC, seq
+  ORDER BY priority DESC, turn, seq
   LIMIT CASE WHEN EXISTS (SELECT 1 FROM jobs AS w WHERE w.status = 'pending' AND w.placed = 1)
     THEN 0 ELSE $5 END
   FOR UPDATE SKIP LOCKED
@@ -141,14 +172,15 @@ WITH clock AS (SELECT {CLOCK} AS t), seen AS (
     executor_ip = $7, lease_principal_id = $8, lease_expires_at = clock.t + lease_seconds,
     started_at = clock.t, cancel_requested = 0, stdout_size = 0, stdout_truncated = 0,
     stderr_size = 0, stderr_truncated = 0, exit_code = NULL, error_message = NULL
-  FROM picked, clock WHERE jobs.seq = picked.picked_seq AND jobs.status = 'pending'
+  FROM clock WHERE jobs.seq = ANY(ARRAY(SELECT picked_seq FROM picked))
+    AND jobs.status = 'pending'
   RETURNING {JOB_COLUMNS}
 ), opened AS (
   INSERT INTO attempts (job_id, number, executor_id, executor_ip, principal_id,
     claimed_at, status)
   SELECT id, attempt, $6, $7, $8, started_at, 'running' FROM claimed
 )
-SELECT * FROM claimed ORDER BY priority DESC, seq
+SELECT * FROM claimed ORDER BY priority DESC, turn, seq
 """
 
 # $1 now (None: the database's), $2 seq, $3 duration (None: the job's lease_seconds),
@@ -461,6 +493,9 @@ async def end_lost(
         new, ended = lost.decide_lost(job, now, policy)
         batch.end(new, None, job, ended, None, why)
         ended_jobs.append(new)
+    keys = sorted({j.spec.concurrency_key for j in ended_jobs if j.spec.concurrency_key})
+    if len(keys) > 1:  # slots of several keys free: their locks in the one order first
+        await conn.execute(LOCK_KEYS, keys)
     if ended_jobs:
         await conn.execute(WRITE_BATCH, now, *batch.params())
     return ended_jobs

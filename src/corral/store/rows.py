@@ -38,11 +38,16 @@ JOB_COLUMNS = (
     "max_retries, lease_seconds, attempt, releases, executor_id, executor_ip, lease_principal_id, "
     "run_after, lease_expires_at, created_at, started_at, finished_at, exit_code, "
     "error_message, result, cancel_requested, stdout_size, stdout_truncated, "
-    "stderr_size, stderr_truncated, run_if, workflow_id, dependants, schedule_id, scheduled_for"
+    "stderr_size, stderr_truncated, run_if, workflow_id, dependants, schedule_id, scheduled_for, "
+    "turn"
 )
 # A job waiting for its dependencies is stored as 'blocked' (outside the claim
 # indexes) and read back as pending with ``blocked=True``.
 BLOCKED = "blocked"
+# A job waiting for a slot of its concurrency key is stored as 'held', likewise
+# (``held=True``); see domain/concurrency.py.
+HELD = "held"
+WAITING = (BLOCKED, HELD)  # stored statuses the domain reads as pending
 
 JOB_INSERT_COLUMNS = (
     "id",
@@ -69,6 +74,9 @@ JOB_INSERT_COLUMNS = (
     "schedule_id",
     "scheduled_for",
     "retention_days",
+    "concurrency_key",
+    "concurrency_limit",
+    "share_id",
 )
 
 
@@ -90,6 +98,9 @@ def spec_to_json(spec: JobSpec) -> str:
         value = getattr(spec, name)
         if value:
             doc[name] = list(value)
+    if spec.concurrency_key is not None:
+        doc["concurrency_key"] = spec.concurrency_key
+        doc["concurrency_limit"] = spec.concurrency_limit
     if spec.env:
         doc["env"] = spec.env
     if spec.secret_env:  # in the clear, like the rest of the spec: readers get it masked
@@ -128,7 +139,7 @@ def new_job_params(job: NewJob) -> tuple[Any, ...]:
     return (
         job.id,
         job.spec.type,
-        BLOCKED if job.depends_on else JobStatus.PENDING.value,
+        stored_status(job),
         job.priority,
         job.spec.runnable_level,
         labels_to_column(job.spec.labels),
@@ -147,7 +158,17 @@ def new_job_params(job: NewJob) -> tuple[Any, ...]:
         job.schedule_id,
         job.scheduled_for,
         job.spec.retention_days,
+        job.spec.concurrency_key,
+        job.spec.concurrency_limit if job.spec.concurrency_key else None,
+        job.share,
     )
+
+
+def stored_status(job: NewJob) -> str:
+    """Waiting for dependencies first; then, with a key, held until admitted."""
+    if job.depends_on:
+        return BLOCKED
+    return HELD if job.spec.concurrency_key is not None else JobStatus.PENDING.value
 
 
 def placement_params(spec: JobSpec) -> tuple[float | None, int | None, int, int]:
@@ -187,6 +208,8 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
         stdout=StreamState(row["stdout_size"], bool(row["stdout_truncated"])),
         stderr=StreamState(row["stderr_size"], bool(row["stderr_truncated"])),
         blocked=row["status"] == BLOCKED,
+        held=row["status"] == HELD,
+        turn=row["turn"],
         run_if=RunIf(row["run_if"]) if row["run_if"] else None,
         workflow_id=row["workflow_id"],
         has_dependants=row["dependants"] > 0,
@@ -196,15 +219,16 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
 
 
 def job_status(stored: str) -> JobStatus:
-    """The status the domain sees: a blocked job is pending."""
-    return JobStatus.PENDING if stored == BLOCKED else JobStatus(stored)
+    """The status the domain sees: a blocked or held job is pending."""
+    return JobStatus.PENDING if stored in WAITING else JobStatus(stored)
 
 
 def equals(column: str, value: Any, mark: str) -> str:
-    """``column = mark`` for a filter; a pending status matches blocked jobs too, since
-    they are pending (the claim queries never use this: they want claimable ones)."""
+    """``column = mark`` for a filter; a pending status matches blocked and held jobs
+    too, since they are pending (the claim queries never use this: they want claimable
+    ones)."""
     if column == "status" and value == JobStatus.PENDING.value:
-        return f"status IN ({mark}, '{BLOCKED}')"
+        return f"status IN ({mark}, '{BLOCKED}', '{HELD}')"
     return f"{column} = {mark}"
 
 
@@ -320,6 +344,7 @@ PROJECT_COLUMNS = (
     "open_agent_login",
     "created_at",
     "updated_at",
+    "created_by",
 )
 TASK_TYPE_COLUMNS = (
     "id",
@@ -354,6 +379,7 @@ def project_params(project: Project) -> tuple[Any, ...]:
         int(project.open_agent_login),
         project.created_at,
         project.updated_at,
+        project.created_by,
     )
 
 
@@ -371,6 +397,7 @@ def project_from_row(row: Mapping[str, Any]) -> Project:
         config=ProjectConfig(**known),
         agent_login=bool(row["agent_login"]),
         open_agent_login=bool(row["open_agent_login"]),
+        created_by=row["created_by"],
     )
 
 

@@ -23,6 +23,7 @@ from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError
 from corral.store import sqlite_deps as deps
+from corral.store import sqlite_flow as flow
 from corral.store import sqlite_ops as ops
 from corral.store import sqlite_placement as placement
 from corral.store import sqlite_retention as retention
@@ -37,10 +38,8 @@ from corral.store.base import (
 from corral.store.lost import TAKEN_OVER, release_attempt_end, released
 from corral.store.rows import (
     JOB_COLUMNS,
-    JOB_INSERT_COLUMNS,
     attempt_from_row,
     job_from_row,
-    new_job_params,
     splice,
     status_counts,
 )
@@ -50,6 +49,7 @@ from corral.store.sqlite_deps import SqliteDependencies
 from corral.store.sqlite_engine import DURABLE, Readers, Writer
 from corral.store.sqlite_files import SqliteFiles
 from corral.store.sqlite_fleet import SqliteFleet
+from corral.store.sqlite_flow import SqliteFlow
 from corral.store.sqlite_idempotency import SqliteIdempotency
 from corral.store.sqlite_pages import SqlitePages
 from corral.store.sqlite_projects import SqliteProjects
@@ -59,8 +59,8 @@ from corral.store.sqlite_sessions import SqliteSessions
 from corral.store.sqlite_users import SqliteUsers
 
 _INSERT_JOB = (
-    f"INSERT INTO jobs ({', '.join(JOB_INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in JOB_INSERT_COLUMNS)})"
+    f"INSERT INTO jobs ({', '.join(flow.INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in flow.INSERT_COLUMNS)})"
 )
 # INDEXED BY: without table statistics the planner prefers jobs_status and then
 # sorts the whole queue; walking jobs_queue in order keeps a claim O(n claimed).
@@ -72,7 +72,7 @@ WHERE status = 'pending' AND run_after <= :now
         WHERE l.value NOT IN (SELECT value FROM json_each(:labels))))
   AND runnable >= :least_runnable
   AND (:project IS NULL OR project_id = :project)
-ORDER BY priority DESC, seq
+ORDER BY priority DESC, turn, seq
 LIMIT :limit
 """
 _CLAIM = f"""
@@ -94,6 +94,7 @@ ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat
 
 class SqliteStore(
     SqliteCounts,
+    SqliteFlow,
     SqliteDependencies,
     SqliteFiles,
     SqliteUsers,
@@ -185,7 +186,7 @@ class SqliteStore(
             if workflow is not None:
                 deps.insert_workflow_row(conn, workflow)
             try:
-                conn.executemany(_INSERT_JOB, [new_job_params(j) for j in jobs])
+                conn.executemany(_INSERT_JOB, flow.insert_params(conn, jobs, now))
             except sqlite3.IntegrityError as exc:
                 if "dedupe_key" in str(exc):
                     raise AlreadyExists(
@@ -195,7 +196,7 @@ class SqliteStore(
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
             first = last - len(jobs) + 1  # one writer, so the sequence is contiguous
             stored = [job.stored(first + i) for i, job in enumerate(jobs)]
-            settled = deps.link(conn, jobs, now)
+            settled = deps.link(conn, jobs, now) | flow.admit_new(conn, jobs)
             if not settled:
                 return stored
             fresh = deps.reread(conn, settled)
@@ -296,7 +297,9 @@ class SqliteStore(
             else:
                 rows = conn.execute(_CLAIM, params).fetchall()
             # RETURNING comes back in no promised order; hand out the best first.
-            claimed = sorted((job_from_row(r) for r in rows), key=lambda j: (-j.priority, j.seq))
+            claimed = sorted(
+                (job_from_row(r) for r in rows), key=lambda j: (-j.priority, j.turn, j.seq)
+            )
             conn.executemany(
                 "INSERT INTO attempts (job_id, number, executor_id, executor_ip, principal_id, "
                 "claimed_at, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
@@ -424,7 +427,7 @@ class SqliteStore(
                 "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE seq = ?",
                 (now, job.seq),
             )
-            return dataclasses.replace(job, status=JobStatus.CANCELLED, finished_at=now)
+            return outcomes.cancelled_waiting(job, now)
 
         result: Job = await self._write(op)
         return result

@@ -33,7 +33,7 @@ WHERE e.executor_id = :executor
 # float slack keeps 0.1 + 0.2 CPUs inside a 0.3 quota.
 CLAIM_PLACED = f"""
 WITH candidates AS (
-  SELECT seq, priority, req_cpus, req_memory_mb FROM jobs INDEXED BY jobs_queue
+  SELECT seq, priority, turn, req_cpus, req_memory_mb FROM jobs INDEXED BY jobs_queue
   WHERE status = 'pending' AND run_after <= :now
     AND (labels = '' OR NOT EXISTS (
           SELECT 1 FROM json_each(jobs.labels) AS l
@@ -44,13 +44,13 @@ WITH candidates AS (
       (req_cpus IS NULL OR req_cpus <= :free_cpus + 1e-9)
       AND (req_memory_mb IS NULL OR req_memory_mb <= :free_memory_mb)
       AND (no_network = 0 OR :network_control)))
-  ORDER BY priority DESC, seq
+  ORDER BY priority DESC, turn, seq
   LIMIT :limit
 ), totals AS (
   SELECT seq, req_cpus, req_memory_mb,
     sum(coalesce(req_cpus, 0)) OVER w AS used_cpus,
     sum(coalesce(req_memory_mb, 0)) OVER w AS used_memory_mb
-  FROM candidates WINDOW w AS (ORDER BY priority DESC, seq ROWS UNBOUNDED PRECEDING)
+  FROM candidates WINDOW w AS (ORDER BY priority DESC, turn, seq ROWS UNBOUNDED PRECEDING)
 )
 UPDATE jobs SET status = 'running', attempt = attempt + 1, executor_id = :executor,
   executor_ip = :ip, lease_principal_id = :principal,

@@ -16,7 +16,8 @@ from typing import Any
 from corral.domain.jobs import Job, NewJob
 from corral.domain.schedules import Schedule, Tick
 from corral.errors import AlreadyExists, NotFound
-from corral.store.rows import JOB_COLUMNS, JOB_INSERT_COLUMNS, job_from_row, new_job_params
+from corral.store import sqlite_flow as flow
+from corral.store.rows import JOB_COLUMNS, job_from_row
 from corral.store.schedules_common import (
     SCHEDULE_COLUMNS,
     SCHEDULE_FIELDS,
@@ -28,8 +29,8 @@ from corral.store.sqlite_engine import Readers, Writer
 # OR IGNORE: a tick that already has its job keeps that one (the unique key on
 # schedule and tick); job ids are fresh UUIDs, so nothing else can collide.
 _INSERT_JOB = (
-    f"INSERT OR IGNORE INTO jobs ({', '.join(JOB_INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in JOB_INSERT_COLUMNS)})"
+    f"INSERT OR IGNORE INTO jobs ({', '.join(flow.INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in flow.INSERT_COLUMNS)})"
 )
 _SELECT = f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
 _MUTABLE = [c for c in SCHEDULE_FIELDS if c not in ("id", "owner_id", "created_at")]
@@ -110,7 +111,9 @@ class SqliteSchedules:
         def op(conn: sqlite3.Connection) -> bool:
             if conn.execute(_MOVE_CURSOR, move).rowcount != 1:
                 return False
-            conn.executemany(_INSERT_JOB, [new_job_params(j) for j in jobs])
+            now = max((j.created_at for j in jobs), default=tick.tick)
+            conn.executemany(_INSERT_JOB, flow.insert_params(conn, jobs, now))
+            flow.admit_new(conn, jobs)
             return True
 
         won: bool = await self._writer.submit(op)
@@ -122,7 +125,8 @@ class SqliteSchedules:
         # INDEXED BY: without statistics the planner would walk the whole history.
         index, status = "jobs_schedule_tick", ""
         if unfinished:
-            index, status = "jobs_schedule_unfinished", "AND status IN ('pending', 'running') "
+            index = "jobs_schedule_unfinished"
+            status = "AND status IN ('pending', 'held', 'running') "
         sql = (
             f"SELECT {JOB_COLUMNS} FROM jobs INDEXED BY {index} WHERE schedule_id = ? {status}"
             "ORDER BY scheduled_for DESC LIMIT ?"

@@ -148,6 +148,7 @@ async def queues(
     fragment: Literal["charts"] | None = None,
 ) -> Response:
     queue = await services.stats.queue(viewer.principal)
+    held_keys = await services.stats.held_keys(viewer.principal)
     activity = await services.rates.activity(viewer.principal)
     pending = _pending_rows(queue.pending_by_priority)
     context = {
@@ -156,6 +157,7 @@ async def queues(
         "pending": pending,
         "pending_total": sum(count for _, _, count in pending),
         "pending_bars": _bars([(name, float(n), str(n)) for name, _, n in pending], linear),
+        "held_keys": held_keys,
         "activity": activity,
         "rates": _lines(activity),
         "window_minutes": round(activity.window / 60),

@@ -57,6 +57,8 @@ def summary(job: Job) -> dict[str, Any]:
         "project_id": job.project_id,
         "batch_id": job.batch_id,
         "blocked": job.blocked,
+        "concurrency_key": job.spec.concurrency_key,
+        "held": job.held,  # waiting for a slot of its concurrency key
         "workflow_id": job.workflow_id,
         "schedule_id": job.schedule_id,  # fired by this schedule, for this tick
         "scheduled_for": iso(job.scheduled_for),
@@ -99,6 +101,7 @@ def job_body(job: Job) -> dict[str, Any]:
         "stdout_truncated": job.stdout.truncated,
         "stderr_truncated": job.stderr.truncated,
         "run_if": job.run_if.value if job.run_if else None,
+        "concurrency_limit": job.spec.concurrency_limit if job.spec.concurrency_key else None,
     }
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from corral.api.ranges import ATTEMPT, CPUS, EXIT_CODE, MEMORY_MB
 from corral.api.storable import storable
+from corral.domain import concurrency
 from corral.domain import priority as prio
 from corral.domain.dependencies import MAX_DEPENDENCIES, RunIf
 from corral.domain.jobs import (
@@ -96,6 +97,16 @@ class SubmitJob(Body):
         default_factory=list, max_length=MAX_DEPENDENCIES, description="job ids to wait for"
     )
     run_if: RunIf = Field(default=RunIf.SUCCESS, description="success | failure | always")
+    # At most concurrency_limit jobs with this key run at once (docs/flow-control.md).
+    concurrency_key: str | None = Field(
+        default=None, min_length=1, max_length=200, description="jobs sharing it are limited"
+    )
+    concurrency_limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=concurrency.MAX_LIMIT,
+        description="most jobs of the key running at once (default 1)",
+    )
 
     def to_draft(self) -> JobDraft:
         """As documented, binary jobs must name their type and priority; command jobs may not."""
@@ -103,6 +114,10 @@ class SubmitJob(Body):
             for name in ("type", "priority"):
                 if getattr(self, name) is None:
                     raise InvalidInput(f"{name} is required", field=name)
+        if self.concurrency_limit is not None and self.concurrency_key is None:
+            raise InvalidInput(
+                "concurrency_limit needs a concurrency_key", field="concurrency_limit"
+            )
         spec = JobSpec(
             type=self.type or "shell",
             command=self.command,
@@ -124,6 +139,8 @@ class SubmitJob(Body):
             name=self.name,
             retry_on_failure=self.retry_on_failure,
             retention_days=self.retention_days,
+            concurrency_key=self.concurrency_key,
+            concurrency_limit=self.concurrency_limit or concurrency.DEFAULT_LIMIT,
         )
         return JobDraft(
             spec=spec,
