@@ -6,13 +6,16 @@ it) and measures over HTTP on 127.0.0.1:
   2. claim(n=10) + complete cycles (jobs/s), results reported in one batched
      request per claim, and one request per job;
   3. claim latency p50/p99 and claim throughput with 100 pending jobs vs 100,000,
-     without and with concurrency keys in the queue (``bench/queue_depth.py``).
+     without and with concurrency keys in the queue (``bench/queue_depth.py``);
+  4. claims during the purge of ``--purge-jobs`` finished jobs, and the database's
+     size before and after (``bench/retention.py``; ``--purge-jobs 1000000`` gives
+     the figures of docs/flow-control.md).
 On SQLite and, when PostgreSQL's binaries are present, on PostgreSQL. Beside each
 rate, the server's CPU time per request (user + system, from /proc): on a machine
 shared with other work, rates swing with the load, the CPU a request costs much less.
 
     .venv/bin/python bench/dispatcher.py [--backend sqlite|postgres|all] [--jobs N]
-        [--part all|throughput|depth] [--no-keys] [--rate-limits]
+        [--part all|throughput|depth|purge] [--no-keys] [--rate-limits] [--purge-jobs N]
 
 ``--rate-limits`` counts every request against budgets too large to refuse any
 (``COUNTED``), so the figures include what the rate limits cost per request: in
@@ -212,6 +215,10 @@ async def run_backend(name: str, database_url: str | None, jobs: int) -> None:
         # Claims with 100 and 100,000 pending, with and without concurrency keys: two
         # servers side by side per variant (bench/queue_depth.py).
         await queue_depth.run(name, database_url, server, keys=not ARGS.get("no_keys"))
+    if ARGS.get("part", "all") in ("all", "purge"):
+        from bench import retention  # imports this module: loaded once it is
+
+        await retention.run(name, database_url, retention.options(ARGS["purge_jobs"]))
 
 
 async def throughput(name: str, database_url: str | None, jobs: int) -> None:
@@ -250,8 +257,9 @@ def run_benchmark(title: str, run: Backend, default_jobs: int) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--jobs", type=int, default=default_jobs)
-    parser.add_argument("--part", choices=["all", "throughput", "depth"], default="all")
+    parser.add_argument("--part", choices=["all", "throughput", "depth", "purge"], default="all")
     parser.add_argument("--no-keys", action="store_true", help="depth: no concurrency keys")
+    parser.add_argument("--purge-jobs", type=int, default=200_000, help="purge: finished jobs")
     parser.add_argument(
         "--rate-limits", action="store_true", help="count requests against huge budgets"
     )

@@ -285,7 +285,7 @@ async def run(name: str, dsn: str | None, args: argparse.Namespace) -> None:
         )
 
 
-def main() -> None:
+def parser_of() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["sqlite", "postgres", "all"], default="all")
     parser.add_argument("--jobs", type=int, default=200_000, help="finished jobs to purge")
@@ -293,7 +293,16 @@ def main() -> None:
     parser.add_argument("--output-bytes", type=int, default=256)
     parser.add_argument("--window", type=float, default=15.0, help="seconds of claims")
     parser.add_argument("--cycles", type=int, default=2, help="purges after the first")
-    args = parser.parse_args()
+    return parser
+
+
+def options(jobs: int) -> argparse.Namespace:
+    """The defaults with ``jobs`` finished jobs to purge: bench/dispatcher.py's purge part."""
+    return parser_of().parse_args(["--jobs", str(jobs)])
+
+
+def main() -> None:
+    args = parser_of().parse_args()
     print(f"corral retention benchmark, {os.cpu_count()} cores, python {sys.version.split()[0]}")
     if args.backend in ("sqlite", "all"):
         asyncio.run(run("sqlite", None, args))
