@@ -49,7 +49,7 @@ def test_a_deleted_task_leaves_no_artifact_and_frees_its_idempotency_key(
         task_id = submit_task(http, pid, "release-1")["id"]
         claim = {"executor_id": "w1", "project_id": pid}
         assert ok(http.post(f"{API}/jobs/claim", json=claim))["id"] == task_id
-        fence = {"executor_id": "w1", "attempt": 1}
+        fence: dict[str, Any] = {"executor_id": "w1", "attempt": 1}
         stored = http.post(
             f"{API}/jobs/{task_id}/artifacts", params={"path": "out.txt", **fence}, content=b"42"
         )
