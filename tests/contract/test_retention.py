@@ -242,3 +242,27 @@ async def test_counters_say_what_was_pruned(store: Store) -> None:
     assert pruned("attempts") == 1
     assert pruned("artifacts") == 1
     assert pruned("idempotency_keys") == 1
+
+
+async def test_deleting_a_job_leaves_nothing_the_purge_would_have_taken(store: Store) -> None:
+    """TaskDriver's delete of a finished and of a pending job: their artifacts (files
+    and chunks), output and idempotency records go too, and the key is free again."""
+    await ended(store, job("done"), NOW, key="k-done", artifact=True)
+    await ended(store, job("other"), NOW, key="k-other", artifact=True)
+    record = IdempotencyRecord("alice", "k-queued", "h-queued", 201, b"{}")
+    await store.insert_jobs([job("queued")], record)
+
+    await store.delete_job("done")
+    await store.delete_job("queued")
+
+    assert await ids(store, "done", "queued", "other") == {"other"}
+    assert await orphans(store) == NO_ORPHANS
+    assert await store.get_file("done-artifact") is None
+    assert await store.find_idempotency("alice", "k-done") is None
+    assert await store.find_idempotency("alice", "k-queued") is None
+    # The other job keeps all it owns.
+    assert (await count(store, "files"), await count(store, "file_chunks")) == (1, 1)
+    assert await store.find_idempotency("alice", "k-other") is not None
+    again = IdempotencyRecord("alice", "k-done", "h-new", 201, b"{}")
+    (fresh,) = await store.insert_jobs([job("done-again")], again)  # not AlreadyExists
+    assert fresh.id == "done-again"

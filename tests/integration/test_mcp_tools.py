@@ -1,5 +1,6 @@
 """Issue 18: TaskDriver's tools over MCP, on both transports (streamable HTTP at /mcp and
-``corral mcp`` over stdio), driven by the ``mcp`` SDK's own client against a real server."""
+``corral mcp`` over stdio), driven by the ``mcp`` SDK's own client against a real server;
+and ``submit_command``'s arguments checked as the native submit checks them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tests.mcp_harness import (
     Dispatcher,
     call,
     connector,
+    http_session,
     make_project,
     refused,
     run_dispatcher,
@@ -114,3 +116,22 @@ async def test_item18_projects_task_types_and_the_work_queue_prompt(
         text = got.messages[0].content.text  # type: ignore[union-attr]
         for step in ("get_project", "get_next_task", "complete_task", "fail_task", f'"{name}"'):
             assert step in text
+
+
+async def test_submit_command_takes_the_jobs_own_retention_in_the_native_range(
+    dispatcher: Dispatcher,
+) -> None:
+    async with http_session(dispatcher)(dispatcher.admin) as admin:
+        for days in (365, 0):  # 0: kept for ever, not "unset"
+            submitted = await call(admin, "submit_command", command="true", retention_days=days)
+            job = await call(admin, "get_job", jobId=submitted["id"])
+            assert job["retention_days"] == days
+            await call(admin, "cancel_job", jobId=submitted["id"])
+        before = (await call(admin, "list_jobs", limit=1))["total"]
+        for days, why in (
+            (-1, "greater than or equal to 0"),
+            (36501, "less than or equal to 36500"),
+        ):
+            text = await refused(admin, "submit_command", command="true", retention_days=days)
+            assert text.endswith(f"invalid argument: retention_days: Input should be {why}"), text
+        assert (await call(admin, "list_jobs", limit=1))["total"] == before

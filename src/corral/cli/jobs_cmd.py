@@ -27,6 +27,7 @@ from corral.cli.common import (
 from corral.cli.config import fail
 from corral.cli.job_ids import parse_since, resolve
 from corral.cli.listing import print_jobs
+from corral.domain.retention import MAX_RETENTION_DAYS
 
 
 def register(app: typer.Typer) -> None:
@@ -56,6 +57,14 @@ def submit(
         max=100,
         help="Rerun a failing job (non-zero exit, timeout) up to N times, with exponential "
         "backoff and jitter. Without it, only a lost worker is retried.",
+    ),
+    retention_days: int | None = typer.Option(
+        None,
+        "--retention-days",
+        min=0,
+        max=MAX_RETENTION_DAYS,
+        help="Days the job is kept once finished, then deleted with its output; 0 keeps "
+        "it for ever. Default: the server's --retention.",
     ),
     label: list[str] = typer.Option([], "--label", "-l", help="A label workers must have."),
     timeout: int | None = typer.Option(None, help="Seconds before the job is killed."),
@@ -127,6 +136,7 @@ def submit(
         "name": name,
         "max_retries": retries,
         "retry_on_failure": True if retries else None,
+        "retention_days": retention_days,
         "labels": label or None,
         "timeout": timeout,
         "priority": priority,

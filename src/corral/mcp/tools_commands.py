@@ -41,11 +41,13 @@ def register(server: MCPServer, services: Services) -> None:
         timeout: int = 3600,  # noqa: ASYNC109 (the tool's argument: the job's time limit)
         env: dict[str, str] | None = None,
         resources: dict[str, Any] | None = None,
+        retention_days: int | None = None,
     ) -> str:
         """Run a shell command on a Corral worker. labels pick the workers that may run it
         (all must match); timeout in seconds; env adds environment variables;
-        resources: {cpus, memory_mb, pids}. Returns the job id: follow it with
-        wait_for_job and tail_output."""
+        resources: {cpus, memory_mb, pids}; retention_days: days the job is kept once
+        finished (0 to 36500, 0 for ever; default the server's). Returns the job id:
+        follow it with wait_for_job and tail_output."""
         with tool_errors():
             body = SubmitJob.model_validate(
                 {
@@ -54,6 +56,7 @@ def register(server: MCPServer, services: Services) -> None:
                     "timeout": timeout,
                     "env_variables": env or {},
                     "resources": ResourceRequest.model_validate(resources) if resources else None,
+                    "retention_days": retention_days,
                 }
             )
             submitted = await jobs.submit(caller(ctx).principal, [body.to_draft()])

@@ -558,7 +558,9 @@ class Store(ScheduleStore, CountStore, RetentionStore, Protocol):
         has left the queue, ``AlreadyExists`` when the new key belongs to another task."""
 
     async def delete_job(self, job_id: str) -> None:
-        """Delete a job that is not running, with its attempts and output."""
+        """Delete a job that is not running, with all the purge deletes with it (its
+        attempts, output, artifacts, idempotency record; ``prune_batch``); a job not
+        finished yet is first cancelled, so that its dependants are decided."""
 
     async def project_activity(self, project_id: str, since: float) -> ProjectActivity:
         """Who runs the project's tasks now, and what finished after ``since``."""

@@ -19,6 +19,7 @@ from corral.domain.jobs import Job, JobSpec
 from corral.domain.projects import Project, TaskType
 from corral.domain.states import JobStatus
 from corral.errors import AlreadyExists, InvalidTransition, NotFound
+from corral.store import postgres_retention as retention
 from corral.store import postgres_sql as q
 from corral.store.base import ProjectActivity
 from corral.store.rows import (
@@ -63,8 +64,9 @@ UPDATE jobs SET type = $1, runnable = $2, labels = nullif($3, '')::jsonb, spec =
 """
 
 
-# A task deleted while jobs wait for it ends first, as cancelled: the dependencies
-# trigger (migration 0019) then decides its dependants.
+# A task deleted before it ended ends first, as cancelled: the dependencies trigger
+# (migration 0019) then decides its dependants, and the purge's delete, which takes
+# only finished jobs, takes it with everything that hangs off it.
 _END_BEFORE_DELETE = "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE seq = $2"
 
 
@@ -214,12 +216,10 @@ class PostgresProjects:
             job = await q.job_or_404(conn, job_id, lock=True)
             if job.status == JobStatus.RUNNING:
                 raise InvalidTransition("a running task cannot be deleted", job_id=job_id)
-            if job.has_dependants and not job.terminal:  # its dependants must not wait forever
+            if not job.terminal:
                 await conn.execute(_END_BEFORE_DELETE, time.time(), job.seq)
-            await conn.execute("DELETE FROM job_deps WHERE job_id = $1", job_id)
-            await conn.execute("DELETE FROM job_output WHERE job_id = $1", job_id)
-            await conn.execute("DELETE FROM attempts WHERE job_id = $1", job_id)
-            await conn.execute("DELETE FROM jobs WHERE seq = $1", job.seq)
+            workflows = [job.workflow_id] if job.workflow_id else []
+            await retention.delete(conn, [job.seq], workflows)
 
     # --- helpers ------------------------------------------------------------------------
     async def _execute_unique(

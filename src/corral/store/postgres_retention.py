@@ -67,6 +67,8 @@ async def batch(
 
 
 async def delete(conn: Any, seqs: Sequence[int], workflow_ids: Sequence[str]) -> Pruned:
+    """Delete the finished jobs ``seqs`` with all that hangs off them, and the workflows
+    among ``workflow_ids`` left empty: the purge's batches and ``delete_job`` alike."""
     if not seqs:
         return Pruned()
     sql = rc.DELETE_JOBS_SQL.format(ids="= ANY($1::int8[])")

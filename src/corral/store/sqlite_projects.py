@@ -17,6 +17,7 @@ from corral.domain.projects import Project, TaskType
 from corral.domain.states import JobStatus
 from corral.errors import AlreadyExists, InvalidTransition, NotFound
 from corral.store import sqlite_ops as ops
+from corral.store import sqlite_retention as retention
 from corral.store.base import ProjectActivity
 from corral.store.rows import (
     JOB_COLUMNS,
@@ -55,8 +56,9 @@ FROM jobs WHERE project_id = ? AND finished_at >= ?
 """
 
 
-# A task deleted while jobs wait for it ends first, as cancelled: the dependencies
-# trigger (migration 0019) then decides its dependants.
+# A task deleted before it ended ends first, as cancelled: the dependencies trigger
+# (migration 0019) then decides its dependants, and the purge's delete, which takes
+# only finished jobs, takes it with everything that hangs off it.
 _END_BEFORE_DELETE = "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE seq = ?"
 
 
@@ -222,12 +224,9 @@ class SqliteProjects:
             job = ops.job_or_404(conn, job_id)
             if job.status == JobStatus.RUNNING:
                 raise InvalidTransition("a running task cannot be deleted", job_id=job_id)
-            if job.has_dependants and not job.terminal:  # its dependants must not wait forever
+            if not job.terminal:
                 conn.execute(_END_BEFORE_DELETE, (time.time(), job.seq))
-            conn.execute("DELETE FROM job_deps WHERE job_id = ?", (job_id,))
-            conn.execute("DELETE FROM job_output WHERE job_id = ?", (job_id,))
-            conn.execute("DELETE FROM attempts WHERE job_id = ?", (job_id,))
-            conn.execute("DELETE FROM jobs WHERE seq = ?", (job.seq,))
+            retention.delete(conn, [job.seq], [job.workflow_id] if job.workflow_id else [])
 
         await self._writer.submit(op)
 

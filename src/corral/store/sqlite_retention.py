@@ -124,6 +124,8 @@ def batch(
 
 
 def delete(conn: sqlite3.Connection, seqs: Sequence[int], workflow_ids: Sequence[str]) -> Pruned:
+    """Delete the finished jobs ``seqs`` with all that hangs off them, and the workflows
+    among ``workflow_ids`` left empty: the purge's batches and ``delete_job`` alike."""
     counts = dict.fromkeys(Pruned().counts(), 0)
     for chunk in _chunks(seqs):
         gone = [r[0] for r in conn.execute(rc.DELETE_JOBS_SQL.format(ids=_marks(chunk)), chunk)]
