@@ -80,7 +80,8 @@ def test_screenshots_of_every_page(
     for status, job_id in some_jobs.items():
         page.wait_for_selector(f'table#jobs tr[data-job-id="{job_id}"][data-status="{status}"]')
     shots(page, "jobs")
-    if os.environ.get("CORRAL_UPDATE_README_SCREENSHOT"):  # else a test run dirties the tree
+    # Not CORRAL_*: the suite scrubs those from every test (tests/conftest.py).
+    if os.environ.get("UPDATE_README_SCREENSHOT"):  # else a test run dirties the tree
         page.screenshot(path=str(REPO / "docs" / "dashboard.png"))  # the README's picture
 
     pages = {
