@@ -152,6 +152,7 @@ class Executor:
         files: FileTransfer | None = None,
         limits: LimitPolicy | None = None,
         isolation: Isolation | None = None,
+        cgroup_favordynmods: bool = False,
     ) -> None:
         self.work_dir = work_dir = work_dir.resolve()
         self.jobs_dir = work_dir / "jobs"
@@ -173,7 +174,13 @@ class Executor:
         self.isolation.secure_work_dir(work_dir)
         # Every job in its own cgroup (None: no cgroups at all, for tests of other parts).
         self.limits = limits
-        self.cgroups = cgroup_detect.start(worker_key(work_dir)) if limits is not None else None
+        # ``cgroup_favordynmods``: remount cgroup v2 for cheaper joins (favordynmods.py);
+        # the worker's choice, off by default for the tests and tools that build executors.
+        self.cgroups = (
+            cgroup_detect.start(worker_key(work_dir), favordynmods=cgroup_favordynmods)
+            if limits is not None
+            else None
+        )
 
     def close(self) -> None:
         """Release the work dir."""
