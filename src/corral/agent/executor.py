@@ -283,8 +283,7 @@ class Execution:
     async def _sweep_cgroup(self, leader: int) -> None:
         """The leader is gone: count what is left in the job's cgroup, then kill it all."""
         if self.cgroup is not None:
-            self.leftovers = self.cgroup.leftovers(leader)
-            await self.cgroup.kill_all()
+            self.leftovers = await self.cgroup.sweep(leader)
 
     async def _release_cgroup(self) -> None:
         """Kill (again: a run cancelled mid-way never swept) and remove the job's cgroup:
