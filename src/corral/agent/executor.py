@@ -204,6 +204,7 @@ class Execution:
         self.stop_reason: StopReason | None = None
         self._stopped = asyncio.Event()
         self._kill_now = False
+        self._running: ProcessGroup | None = None  # the group while its leader is awaited
         self._finished = False
         # Asked right before spawning: False when the attempt may no longer start (its
         # lease ran out by the worker's clock); it then ends as LEASE_EXPIRED, unstarted.
@@ -233,6 +234,13 @@ class Execution:
             self._kill_now = True
             if self.group is not None:
                 self.group.signal_group(signal.SIGKILL)
+        self._terminate()
+
+    def _terminate(self) -> None:
+        """While the job runs: TERM -> grace -> KILL of its whole group, in the background
+        (``wait_exit`` waits for it before the sweep); once only, the first grace wins."""
+        if self._running is not None:
+            self._running.terminate(0.0 if self._kill_now else self.executor.grace)
 
     async def run(self) -> RunResult:
         job_dir = self.executor.jobs_dir / f"{self.job.job_id}.{self.job.attempt}"
@@ -378,26 +386,26 @@ class Execution:
                 "pid": group.pid,
             },
         )
-        watchdog = asyncio.get_running_loop().create_task(self._watchdog(group))
+        # A timeout is a stop like the others; stop() itself starts the group's termination
+        # (no task per job stands by for it).
+        timeout = self.job.spec.timeout
+        loop = asyncio.get_running_loop()
+        timer = None if timeout is None else loop.call_later(timeout, self._timed_out)
+        self._running = group
+        if self.stop_reason is not None:  # stopped while it was being spawned
+            self._terminate()
         try:
             returncode = await group.wait_exit(self._sweep_cgroup)
         finally:
-            watchdog.cancel()
+            self._running = None
+            if timer is not None:
+                timer.cancel()
         await _await_eof(readers)
         await forwarder.close()
         return returncode
 
-    async def _watchdog(self, group: ProcessGroup) -> None:
-        """Turn a timeout or a stop request into TERM -> grace -> KILL of the whole group."""
-        # asyncio.wait, not wait_for: on Python 3.11 wait_for may swallow the cancel that
-        # ends this watchdog when the job exits, and it would then stop a finished job.
-        stopped = asyncio.ensure_future(self._stopped.wait())
-        try:
-            await asyncio.wait({stopped}, timeout=self.job.spec.timeout)
-        finally:
-            stopped.cancel()
+    def _timed_out(self) -> None:
         self.stop(StopReason.TIMEOUT)  # no-op when a stop reason is already set
-        await group.terminate(0.0 if self._kill_now else self.executor.grace)
 
 
 def _lock(path: Path) -> int:
@@ -421,6 +429,8 @@ def _make_dirs(job_dir: Path, cwd: Path) -> None:
 
 
 async def _await_eof(readers: list[PipeReader]) -> None:
+    if all(r.eof.done() for r in readers):  # usually: the pipes closed with the leader
+        return
     _, pending = await asyncio.wait([r.eof for r in readers], timeout=EOF_GRACE)
     if pending:  # a process that left the group still holds a pipe: stop listening
         for reader in readers:

@@ -72,12 +72,13 @@ class ProcessGroup:
         self.signal_group(signal.SIGKILL)
         return self.popen.wait()
 
-    async def terminate(self, grace: float) -> None:
-        """SIGTERM to the group; up to ``grace`` seconds for *every* process of the group
-        to exit, whatever the leader does; then SIGKILL to the group."""
+    def terminate(self, grace: float) -> asyncio.Future[None]:
+        """Start, in the background and once (a later call gets the first): SIGTERM to the
+        group; up to ``grace`` seconds for *every* process of the group to exit, whatever
+        the leader does; then SIGKILL to the group. ``wait_exit`` waits for it."""
         if self._terminating is None:
             self._terminating = asyncio.ensure_future(self._term_then_kill(grace))
-        await asyncio.shield(self._terminating)
+        return self._terminating
 
     async def _term_then_kill(self, grace: float) -> None:
         loop = asyncio.get_running_loop()
