@@ -205,6 +205,7 @@ class Execution:
         self._stopped = asyncio.Event()
         self._kill_now = False
         self._running: ProcessGroup | None = None  # the group while its leader is awaited
+        self._stop_turns: list[asyncio.Future[bool]] = []  # waiting for a run slot
         self._finished = False
         # Asked right before spawning: False when the attempt may no longer start (its
         # lease ran out by the worker's clock); it then ends as LEASE_EXPIRED, unstarted.
@@ -219,8 +220,9 @@ class Execution:
         """``run()`` has returned: stopping it now changes nothing."""
         return self._finished
 
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
+    def when_stopped(self, turn: asyncio.Future[bool]) -> None:
+        """Resolve ``turn`` False when the attempt is stopped (if nothing resolved it first)."""
+        self._stop_turns.append(turn)
 
     def stop(self, reason: StopReason, *, now: bool = False) -> None:
         """Ask the attempt to end; the first reason wins. Before spawn, nothing will run.
@@ -230,6 +232,9 @@ class Execution:
         if self.stop_reason is None:
             self.stop_reason = reason
         self._stopped.set()
+        for turn in self._stop_turns:
+            if not turn.done():
+                turn.set_result(False)
         if now:
             self._kill_now = True
             if self.group is not None:
