@@ -146,8 +146,7 @@ class JobRunner:
 
 def _lease_left(held: Held) -> bool:
     """Whether the job's lease is still running by this worker's clock."""
-    timer = held.timer
-    return timer is None or timer.when() > asyncio.get_running_loop().time()
+    return not held.expired and held.expires > time.monotonic()
 
 
 def _log_finished(run: JobRun, result: RunResult) -> None:
