@@ -29,6 +29,7 @@ from corral.agent import cgroup_detect
 from corral.agent.binaries import BinaryCache, BinaryError
 from corral.agent.cgroups import JobCgroup, LimitError, LimitPolicy, Resources, worker_key
 from corral.agent.isolation import Isolation, JobIdentity, Level
+from corral.agent.jobdirs import JobDirs
 from corral.agent.jobfiles import FileTransfer, JobFilesError, prepare_inputs, save_outputs
 from corral.agent.output import OutputForwarder, PipeReader
 from corral.agent.process import ProcessGroup, spawn, sweep_orphans
@@ -181,6 +182,9 @@ class Executor:
             if limits is not None
             else None
         )
+        # Job directories are reused where nothing of a job can outlive it (jobdirs.py).
+        tracked = self.cgroups is not None and self.cgroups.track is not None
+        self.dirs = JobDirs(work_dir, reuse=self.isolation.level is Level.NONE and tracked)
 
     def close(self) -> None:
         """Release the work dir."""
@@ -248,7 +252,7 @@ class Execution:
             self._running.terminate(0.0 if self._kill_now else self.executor.grace)
 
     async def run(self) -> RunResult:
-        job_dir = self.executor.jobs_dir / f"{self.job.job_id}.{self.job.attempt}"
+        job_dir = self.executor.dirs.path(self.job.job_id, self.job.attempt)
         begun = time.monotonic()
         identity: JobIdentity | None = None
         try:
@@ -266,7 +270,7 @@ class Execution:
         finally:
             self._finished = True
             await self._release_cgroup()
-            await _remove_tree(job_dir)
+            await self.executor.dirs.remove(job_dir)
             self.executor.isolation.release(identity)
         return RunResult(
             started=True,
@@ -322,7 +326,7 @@ class Execution:
         cwd = resolve_workdir(job_dir, spec.working_directory)
         # The archive lands at the job's root and the command runs in working_directory
         # inside it, so only an archive-less job gets its working directory made here.
-        _make_dirs(job_dir, job_dir if spec.input_file_id else cwd)
+        self._make_dirs(job_dir, job_dir if spec.input_file_id else cwd)
         run = self.job
         await prepare_inputs(self.executor.files, run.job_id, run.attempt, run.spec, job_dir, cwd)
         if spec.command is not None:
@@ -409,6 +413,16 @@ class Execution:
         await forwarder.close()
         return returncode
 
+    def _make_dirs(self, job_dir: Path, cwd: Path) -> None:
+        """Inline on the loop: a mkdir (or a rename) is cheaper than a thread hop."""
+        try:
+            self.executor.dirs.make(job_dir)
+            if cwd != job_dir:
+                cwd.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            message = f"could not create the job directory: {exc}"
+            raise PrepareError(message, retryable=True) from exc
+
     def _timed_out(self) -> None:
         self.stop(StopReason.TIMEOUT)  # no-op when a stop reason is already set
 
@@ -423,16 +437,6 @@ def _lock(path: Path) -> int:
     return fd
 
 
-def _make_dirs(job_dir: Path, cwd: Path) -> None:
-    """Inline on the loop: a mkdir takes tens of microseconds, less than a thread hop."""
-    try:
-        job_dir.mkdir(exist_ok=True)
-        if cwd != job_dir:
-            cwd.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PrepareError(f"could not create the job directory: {exc}", retryable=True) from exc
-
-
 async def _await_eof(readers: list[PipeReader]) -> None:
     if all(r.eof.done() for r in readers):  # usually: the pipes closed with the leader
         return
@@ -440,14 +444,3 @@ async def _await_eof(readers: list[PipeReader]) -> None:
     if pending:  # a process that left the group still holds a pipe: stop listening
         for reader in readers:
             reader.close()
-
-
-async def _remove_tree(path: Path) -> None:
-    """Remove a job directory: an empty one inline (one rmdir, cheaper than a thread
-    hop), anything the job left behind in a thread so a big tree never stalls the loop."""
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        return
-    except OSError:
-        await asyncio.to_thread(shutil.rmtree, path, True)
