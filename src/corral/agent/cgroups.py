@@ -231,7 +231,7 @@ class JobCgroup:
         if not self.dirs or script is None or argv[:3] != ["/bin/sh", "-c", script]:
             return [*self.argv_prefix(), *argv]
         joins = " && ".join(
-            f"echo $$ > {shlex.quote(str(p / 'cgroup.procs'))}" for p in self.dirs.values()
+            f"echo $$ > {shlex.quote(os.path.join(p, 'cgroup.procs'))}" for p in self.dirs.values()
         )
         return ["/bin/sh", "-c", f"{{ {joins}; }} || exit 125; {script}", *argv[3:]]
 

@@ -163,6 +163,10 @@ class Executor:
         self.output_budget = output_budget
         self.files = files  # input archives and artifacts; None: jobs using them fail
         self.isolation = isolation or Isolation(Level.NONE)
+        # What jobs inherit of the worker's environment, read once: os.environ decodes
+        # every value it is asked for.
+        self.inherited = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+        self.spool_dir = work_dir / "spool"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(work_dir / ".lock")
         orphans = sweep_orphans(f"{WORKER_MARK}={work_dir}".encode())
@@ -368,7 +372,7 @@ class Execution:
 
     async def _execute(self, argv: list[str], cwd: Path, identity: JobIdentity | None) -> int:
         iso, work_dir = self.executor.isolation, self.executor.work_dir
-        env = iso.env(job_env(self.job, os.environ, work_dir), identity)
+        env = iso.env(job_env(self.job, self.executor.inherited, work_dir), identity)
         binary = Path(argv[0]) if self.job.spec.command is None else None
         argv = iso.wrap(
             argv, identity, cwd=cwd, work_dir=work_dir, network=self.job.network, binary=binary

@@ -109,11 +109,11 @@ def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> ProcessG
     try:
         popen = subprocess.Popen(
             list(argv),
-            stdin=subprocess.DEVNULL,
+            stdin=_devnull(),
             stdout=out_w,
             stderr=err_w,
             cwd=cwd,
-            env=dict(env),
+            env=env,
             close_fds=True,
             start_new_session=True,
         )
@@ -127,6 +127,19 @@ def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> ProcessG
     os.set_blocking(out_r, False)
     os.set_blocking(err_r, False)
     return ProcessGroup(popen, out_r, err_r)
+
+
+_null = -1
+
+
+def _devnull() -> int:
+    """One ``/dev/null`` for every job's stdin (close-on-exec here, dup'd onto fd 0 in
+    the child; read-write, as ``subprocess.DEVNULL``, which opens and closes it again
+    for each spawn)."""
+    global _null
+    if _null < 0:
+        _null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    return _null
 
 
 async def _leader_exit(pid: int) -> None:

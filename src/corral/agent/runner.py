@@ -69,7 +69,7 @@ class JobRunner:
         forwarder = OutputForwarder(
             JobOutputSink(self.dispatcher, run.job_id, run.attempt),
             job_id=run.job_id,
-            spool_dir=self.executor.work_dir / "spool",
+            spool_dir=self.executor.spool_dir,
             spool_quota=self.spool_quota,
             secret_env=run.spec.secret_env,  # its values are blanked in the output
         )
