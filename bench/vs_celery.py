@@ -15,7 +15,9 @@ machine, each round on fresh processes; each side is judged by its best round.
 
 Figures: end-to-end jobs/s; submit-to-running p50/p99 of single jobs on an idle worker,
 by the job's own clock (`date +%s.%N` against the time just before the submit); the raw
-spawn rate of the job from Python; and the ratios Corral/Celery.
+spawn rate of the job from Python; and the ratios Corral/Celery. Each round's line also
+says the CPU one job cost over the round: the side's own processes (Corral's server and
+worker; Celery's worker and Redis) and the job's own (`/bin/sh` and what it runs).
 
 It installs what it lacks: redis-server through apt-get (as root), Celery in its own
 virtualenv bench/.celery-venv (ignored by git), with py-spy beside it for profiling.
@@ -55,8 +57,16 @@ import httpx
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
-from bench.dispatcher import server  # noqa: E402
-from bench.worker import latency, mint, spawn_true, throughput, wait_for_worker, worker  # noqa: E402
+from bench.dispatcher import SERVER_PIDS, server  # noqa: E402
+from bench.worker import (  # noqa: E402
+    latency,
+    mint,
+    own_and_children_cpu,
+    spawn_true,
+    throughput,
+    wait_for_worker,
+    worker,
+)
 from tests.live import free_port  # noqa: E402
 
 VENV = BENCH / ".celery-venv"
@@ -69,6 +79,20 @@ class Round:
     throughput: float  # jobs/s
     p50: float  # ms
     p99: float  # ms
+    # CPU ms per job over the round (its throughput and latency jobs): the side's own
+    # processes (server and worker; Redis and Celery's worker), and the jobs' processes.
+    cpu: float = 0.0
+    job_cpu: float = 0.0
+
+
+def round_cpu(pids: list[int], worker: int) -> tuple[float, float]:
+    """CPU so far (s) of ``pids`` together, and of ``worker``'s reaped children."""
+    own = sum(own_and_children_cpu(pid)[0] for pid in pids)
+    return own, own_and_children_cpu(worker)[1]
+
+
+def per_job(before: tuple[float, float], after: tuple[float, float], jobs: int) -> list[float]:
+    return [(a - b) / jobs * 1000 for a, b in zip(after, before, strict=True)]
 
 
 def percentiles(waits: list[float]) -> tuple[float, float]:
@@ -160,14 +184,18 @@ def celery_round(redis: str, python: Path, jobs: int, samples: int) -> Round:
         celery += ["--pool", "threads", "--concurrency", "8", "--loglevel", "warning"]
         with running(redis_cmd) as redis_proc:
             wait_for_port(port, redis_proc, "redis-server")
-            with running(celery, cwd=BENCH, env=env, stderr=subprocess.DEVNULL):
+            with running(celery, cwd=BENCH, env=env, stderr=subprocess.DEVNULL) as workers:
                 driver = [str(python), str(BENCH / "celery_app.py")]
                 driver += ["--jobs", str(jobs), "--latency-jobs", str(samples)]
+                pids = [redis_proc.pid, workers.pid]
+                before = round_cpu(pids, workers.pid)
                 out = subprocess.run(driver, cwd=BENCH, env=env, capture_output=True, text=True)
+                after = round_cpu(pids, workers.pid)
                 if out.returncode:
                     raise RuntimeError(f"the Celery driver failed:\n{out.stderr}")
     figures = json.loads(out.stdout)
-    return Round(figures["throughput"], *percentiles(figures["latency"]))
+    cpu = per_job(before, after, jobs + 3 + samples)
+    return Round(figures["throughput"], *percentiles(figures["latency"]), *cpu)
 
 
 # ---- the Corral side -----------------------------------------------------------------
@@ -178,13 +206,17 @@ def corral_round(jobs: int, samples: int, isolation: str) -> Round:
         token = mint(url, admin, "worker")
         auth = {"Authorization": f"Bearer {admin}"}
         with (
-            worker(url, token, Path(tmp) / "work", 8, isolation),
+            worker(url, token, Path(tmp) / "work", 8, isolation) as proc,
             httpx.Client(base_url=url, headers=auth, timeout=60) as http,
         ):
             wait_for_worker(http)
+            pids = [SERVER_PIDS[url], proc.pid]
+            before = round_cpu(pids, proc.pid)
             rate = throughput(http, jobs)
             latency(http, 3)  # warm-up, as on the Celery side
-            return Round(rate, *latency(http, samples))
+            p50, p99 = latency(http, samples)
+            cpu = per_job(before, round_cpu(pids, proc.pid), jobs + 3 + samples)
+            return Round(rate, p50, p99, *cpu)
 
 
 # ---- the table -----------------------------------------------------------------------
@@ -252,7 +284,8 @@ def main() -> None:
             sides[name].append(figures)
             print(
                 f"  round {n} {name:11}: {figures.throughput:,.0f} jobs/s, "
-                f"p50 {figures.p50:.1f} ms, p99 {figures.p99:.1f} ms",
+                f"p50 {figures.p50:.1f} ms, p99 {figures.p99:.1f} ms; CPU per job "
+                f"{figures.cpu:.2f} ms, its own processes {figures.job_cpu:.2f} ms",
                 flush=True,
             )
     bests = {name: best(rounds) for name, rounds in sides.items()}

@@ -6,8 +6,10 @@
    (--concurrency 8), submitted in bulk, on SQLite and on PostgreSQL;
 3. submit-to-start latency for single jobs on an idle worker: from just
    before the submit request to the moment the job's own process reads the
-   clock (`date +%s.%N`).
-2 and 3 run once per isolation level asked for (`--isolation none,user,sandbox`,
+   clock (`date +%s.%N`);
+4. the CPU one job costs the server, the worker and its own processes (`/bin/sh`
+   with the cgroup join, `true`): user + system time over the run of 2, per job.
+2 to 4 run once per isolation level asked for (`--isolation none,user,sandbox`,
 the default, as root; docs/isolation.md), each beside the others.
 
   .venv/bin/python bench/worker.py [--jobs 5000] [--backend sqlite|postgres|all]
@@ -35,7 +37,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.dispatcher import server  # noqa: E402
+from bench.dispatcher import SERVER_PIDS, cpu_seconds, server  # noqa: E402
 
 
 def spawn_true(count: int) -> float:
@@ -55,10 +57,18 @@ def raw_spawn_rates(count: int = 2000) -> tuple[float, float]:
     return sequential, parallel
 
 
+def own_and_children_cpu(pid: int) -> tuple[float, float]:
+    """User + system CPU of process ``pid`` itself, and of its reaped children (the jobs'
+    own processes, for a worker), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
 @contextlib.contextmanager
 def worker(
     url: str, token: str, work_dir: Path, concurrency: int, isolation: str
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     cmd = [
         sys.executable,
         "-m",
@@ -78,7 +88,7 @@ def worker(
     env = {**os.environ, "CORRAL_LOG_LEVEL": "warning"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -175,16 +185,23 @@ def run_backend(
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp), database_url) as (url, admin):
         token = mint(url, admin, "worker")
         with (
-            worker(url, token, Path(tmp) / "work", 8, isolation),
+            worker(url, token, Path(tmp) / "work", 8, isolation) as proc,
             httpx.Client(
                 base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=60
             ) as http,
         ):
             wait_for_worker(http)
+            before, served = own_and_children_cpu(proc.pid), cpu_seconds(SERVER_PIDS[url])
             rate = throughput(http, jobs)
+            after, serving = own_and_children_cpu(proc.pid), cpu_seconds(SERVER_PIDS[url]) - served
             print(
                 f"[{name}] end to end, {jobs:,} `true` jobs, one worker --concurrency 8: "
                 f"{rate:,.0f} jobs/s ({rate / spawn:.0%} of the sequential spawn rate)"
+            )
+            own, kids = ((a - b) / jobs * 1000 for a, b in zip(after, before, strict=True))
+            print(
+                f"[{name}] CPU per job: server {serving / jobs * 1000:.2f} ms, worker "
+                f"{own:.2f} ms, the job's own processes {kids:.2f} ms"
             )
             p50, p99 = latency(http, 100)
             print(f"[{name}] submit-to-start on an idle worker: p50 {p50:.1f} ms, p99 {p99:.1f} ms")

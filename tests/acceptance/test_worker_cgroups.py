@@ -10,6 +10,7 @@ run the system's ``/usr/bin/python3``, which any uid may run.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -164,3 +165,45 @@ def test_item12_submitted_pids_is_the_limit(
     job = cluster.wait_status(job_id, ("completed", "failed"))
     assert job["status"] == "completed", job
     assert 0 < int(job["stdout"]) < 12
+
+
+def cgroup2_options(point: str) -> set[str]:
+    """The options ``/proc/mounts`` shows for the cgroup2 mount at ``point``."""
+    for line in Path("/proc/mounts").read_text().splitlines():
+        _, where, fstype, options, *_ = line.split()
+        if (where, fstype) == (point, "cgroup2"):
+            return set(options.split(","))
+    raise AssertionError(f"no cgroup2 mount at {point} in /proc/mounts")
+
+
+def test_worker_remounts_cgroup_v2_with_favordynmods(cluster: Cluster) -> None:
+    """The worker's one line about ``favordynmods`` matches what the host had before it
+    started (on, or turned on by it), and the option is on afterwards. A host whose
+    cgroup2 has it already (it stays on until reboot) sees the "already" branch."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root: the worker remounts cgroup2")
+    point = next(
+        line.split()[1]
+        for line in Path("/proc/mounts").read_text().splitlines()
+        if line.split()[2] == "cgroup2"
+    )
+    had_it = "favordynmods" in cgroup2_options(point)
+    worker = cluster.worker("dynmods", "--isolation", "none")
+    log = cluster.root / "dynmods.log"
+    try:
+        found = poll(lambda: _favordynmods_line(log), 20, "the worker's favordynmods line")
+    finally:
+        worker.terminate()
+        worker.wait(20)
+    assert found["result"] == ("already_on" if had_it else "turned_on"), found
+    assert found["mount"] == point
+    assert "RCU grace period" in found["msg"]
+    assert "favordynmods" in cgroup2_options(point)
+
+
+def _favordynmods_line(log: Path) -> dict[str, str] | None:
+    for line in log.read_text().splitlines():
+        if '"action":"cgroup_favordynmods"' in line:
+            found: dict[str, str] = json.loads(line)
+            return found
+    return None

@@ -298,3 +298,11 @@ async def test_item24_timeout_gives_the_job_its_grace(tmp_path: Path) -> None:
         executor.close()
     assert sink.text() == "ready\ncaught\nfinished\n"
     assert result.stop_reason is StopReason.TIMEOUT
+
+
+async def test_every_job_reads_and_writes_dev_null_as_its_stdin(executor: Executor) -> None:
+    """One shared /dev/null serves every job's stdin: read (end of file at once) and
+    write (discarded), as a fresh one would, job after job."""
+    for _ in range(3):
+        result, sink = await run(executor, JobSpec(command="cat; echo gone >&0 && echo ok"))
+        assert (result.exit_code, sink.text(), sink.text("stderr")) == (0, "ok\n", "")

@@ -78,6 +78,9 @@ class AgentConfig:
     # How jobs are kept apart (isolation.py); the CLI resolves ``auto`` before this.
     isolation: Level = Level.NONE
     uid_range: range | None = None
+    # Remount cgroup v2 with favordynmods when it lacks it (favordynmods.py): job starts
+    # then skip an RCU grace period each.
+    cgroup_favordynmods: bool = True
 
 
 def _download_client(config: AgentConfig) -> httpx.AsyncClient:
@@ -107,6 +110,7 @@ class Agent:
             files=self.dispatcher,
             limits=config.limits,
             isolation=Isolation(config.isolation, config.uid_range),
+            cgroup_favordynmods=config.cgroup_favordynmods,
         )
         self.leases = Renewal(
             self.dispatcher, lambda: self.draining, self._register, self._drain_requested

@@ -14,6 +14,7 @@ import errno
 import logging
 from pathlib import Path
 
+from corral.agent import favordynmods as dynmods
 from corral.agent.cgroups import LIMITED, MOUNTS, OWN, Cgroups, Hierarchy
 
 log = logging.getLogger("corral.agent.cgroups")
@@ -175,13 +176,16 @@ def _read(path: Path) -> str:
         return ""
 
 
-def start(key: str) -> Cgroups:
-    """Detect, say once what the worker got and why, and clear what a previous run left."""
+def start(key: str, *, favordynmods: bool = False) -> Cgroups:
+    """Detect, say once what the worker got and why, turn ``favordynmods`` on where it
+    helps (when asked: ``favordynmods.py``), and clear what a previous run left."""
     cgroups = detect(key)
     log.info(
         f"job isolation by {cgroups.mode}: {cgroups.reason}",
         extra={"action": "cgroups_detected", "mode": cgroups.mode, "reason": cgroups.reason},
     )
+    track = cgroups.track
+    dynmods.tune(track.parent if track and track.version == 2 else None, enabled=favordynmods)
     killed = cgroups.sweep()
     if killed:
         log.warning(

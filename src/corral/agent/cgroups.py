@@ -195,6 +195,11 @@ class JobCgroup:
         self.limits = limits
         self.dirs = dirs
         self.pooled = pooled  # an idle tracking group: handed back, not removed
+        # Seen empty after the job's end: nothing can enter an empty group but a write to
+        # its cgroup.procs, so releasing it needs no further look (one read per job).
+        self.emptied = False
+        first = next(iter(dirs.values()), None)
+        self._procs_file = None if first is None else os.path.join(first, "cgroup.procs")
 
     def create(self) -> None:
         made: list[Path] = []
@@ -226,17 +231,16 @@ class JobCgroup:
         if not self.dirs or script is None or argv[:3] != ["/bin/sh", "-c", script]:
             return [*self.argv_prefix(), *argv]
         joins = " && ".join(
-            f"echo $$ > {shlex.quote(str(p / 'cgroup.procs'))}" for p in self.dirs.values()
+            f"echo $$ > {shlex.quote(os.path.join(p, 'cgroup.procs'))}" for p in self.dirs.values()
         )
         return ["/bin/sh", "-c", f"{{ {joins}; }} || exit 125; {script}", *argv[3:]]
 
     def _procs(self) -> list[int]:
         """The pids in the tracking group (zombies are not members)."""
-        if not self.dirs:
+        if self._procs_file is None:
             return []
-        path = next(iter(self.dirs.values())) / "cgroup.procs"
         try:
-            return [int(pid) for pid in path.read_text().split()]
+            return [int(pid) for pid in _read_all(self._procs_file).split()]
         except OSError:
             return []
 
@@ -247,6 +251,20 @@ class JobCgroup:
             return None
         return sum(1 for pid in self._procs() if pid != leader and not _sandbox_step(pid))
 
+    async def sweep(self, leader: int) -> int | None:
+        """The job's leader has exited: count the processes left in its group besides the
+        leader, kill them all and wait (a bounded while) for the group to empty. The
+        count; None without a group to look in (the setrlimit fallback)."""
+        if not self.dirs:
+            return None
+        pids = self._procs()
+        left = sum(1 for pid in pids if pid != leader and not _sandbox_step(pid))
+        if pids:
+            await self.kill_all()
+        else:
+            self.emptied = True
+        return left
+
     def kill(self) -> bool:
         """One round of SIGKILL to everything in the job's group; True once it is empty.
 
@@ -255,6 +273,7 @@ class JobCgroup:
         kills land; callers repeat until the group is empty (a fork racing the freeze)."""
         pids = self._procs()
         if not pids:
+            self.emptied = True
             return True
         track, path = next(iter(self.dirs.items()))
         killer = path / "cgroup.kill"
@@ -281,8 +300,10 @@ class JobCgroup:
             time.sleep(KILL_PAUSE)
 
     def release(self) -> None:
-        """Kill what is left (nothing, usually) and remove the groups."""
-        self.kill_blocking()
+        """Kill what is left (nothing, usually: not even a look once seen empty) and remove
+        the groups."""
+        if not self.emptied:
+            self.kill_blocking()
         self.remove()
 
     def _freeze_and_kill(self, pids: list[int]) -> None:
@@ -321,7 +342,7 @@ class JobCgroup:
     def remove(self) -> None:
         """Remove the (empty) groups, or hand an empty pooled one back for the next job;
         one still busy is left for the next start's sweep."""
-        if self.pooled and len(self.setup.idle) < POOL_SIZE and not self._procs():
+        if self.pooled and len(self.setup.idle) < POOL_SIZE and (self.emptied or not self._procs()):
             self.setup.idle.extend(self.dirs.values())  # list.extend is atomic: any thread
             return
         for path in reversed(list(self.dirs.values())):
@@ -334,6 +355,18 @@ class JobCgroup:
                     "cannot remove job cgroup",
                     extra={"action": "cgroup_busy", "path": str(path), "error": exc.strerror},
                 )
+
+
+def _read_all(path: str) -> bytes:
+    """A small kernel file in one go: ``os.read`` until the end, no buffered file object."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        parts = [os.read(fd, 65536)]
+        while parts[-1]:
+            parts.append(os.read(fd, 65536))
+        return b"".join(parts)
+    finally:
+        os.close(fd)
 
 
 def _sandbox_step(pid: int) -> bool:

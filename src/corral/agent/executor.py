@@ -29,6 +29,7 @@ from corral.agent import cgroup_detect
 from corral.agent.binaries import BinaryCache, BinaryError
 from corral.agent.cgroups import JobCgroup, LimitError, LimitPolicy, Resources, worker_key
 from corral.agent.isolation import Isolation, JobIdentity, Level
+from corral.agent.jobdirs import JobDirs
 from corral.agent.jobfiles import FileTransfer, JobFilesError, prepare_inputs, save_outputs
 from corral.agent.output import OutputForwarder, PipeReader
 from corral.agent.process import ProcessGroup, spawn, sweep_orphans
@@ -152,6 +153,7 @@ class Executor:
         files: FileTransfer | None = None,
         limits: LimitPolicy | None = None,
         isolation: Isolation | None = None,
+        cgroup_favordynmods: bool = False,
     ) -> None:
         self.work_dir = work_dir = work_dir.resolve()
         self.jobs_dir = work_dir / "jobs"
@@ -161,6 +163,10 @@ class Executor:
         self.output_budget = output_budget
         self.files = files  # input archives and artifacts; None: jobs using them fail
         self.isolation = isolation or Isolation(Level.NONE)
+        # What jobs inherit of the worker's environment, read once: os.environ decodes
+        # every value it is asked for.
+        self.inherited = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+        self.spool_dir = work_dir / "spool"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(work_dir / ".lock")
         orphans = sweep_orphans(f"{WORKER_MARK}={work_dir}".encode())
@@ -173,7 +179,16 @@ class Executor:
         self.isolation.secure_work_dir(work_dir)
         # Every job in its own cgroup (None: no cgroups at all, for tests of other parts).
         self.limits = limits
-        self.cgroups = cgroup_detect.start(worker_key(work_dir)) if limits is not None else None
+        # ``cgroup_favordynmods``: remount cgroup v2 for cheaper joins (favordynmods.py);
+        # the worker's choice, off by default for the tests and tools that build executors.
+        self.cgroups = (
+            cgroup_detect.start(worker_key(work_dir), favordynmods=cgroup_favordynmods)
+            if limits is not None
+            else None
+        )
+        # Job directories are reused where nothing of a job can outlive it (jobdirs.py).
+        tracked = self.cgroups is not None and self.cgroups.track is not None
+        self.dirs = JobDirs(work_dir, reuse=self.isolation.level is Level.NONE and tracked)
 
     def close(self) -> None:
         """Release the work dir."""
@@ -197,6 +212,8 @@ class Execution:
         self.stop_reason: StopReason | None = None
         self._stopped = asyncio.Event()
         self._kill_now = False
+        self._running: ProcessGroup | None = None  # the group while its leader is awaited
+        self._stop_turns: list[asyncio.Future[bool]] = []  # waiting for a run slot
         self._finished = False
         # Asked right before spawning: False when the attempt may no longer start (its
         # lease ran out by the worker's clock); it then ends as LEASE_EXPIRED, unstarted.
@@ -211,8 +228,9 @@ class Execution:
         """``run()`` has returned: stopping it now changes nothing."""
         return self._finished
 
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
+    def when_stopped(self, turn: asyncio.Future[bool]) -> None:
+        """Resolve ``turn`` False when the attempt is stopped (if nothing resolved it first)."""
+        self._stop_turns.append(turn)
 
     def stop(self, reason: StopReason, *, now: bool = False) -> None:
         """Ask the attempt to end; the first reason wins. Before spawn, nothing will run.
@@ -222,13 +240,23 @@ class Execution:
         if self.stop_reason is None:
             self.stop_reason = reason
         self._stopped.set()
+        for turn in self._stop_turns:
+            if not turn.done():
+                turn.set_result(False)
         if now:
             self._kill_now = True
             if self.group is not None:
                 self.group.signal_group(signal.SIGKILL)
+        self._terminate()
+
+    def _terminate(self) -> None:
+        """While the job runs: TERM -> grace -> KILL of its whole group, in the background
+        (``wait_exit`` waits for it before the sweep); once only, the first grace wins."""
+        if self._running is not None:
+            self._running.terminate(0.0 if self._kill_now else self.executor.grace)
 
     async def run(self) -> RunResult:
-        job_dir = self.executor.jobs_dir / f"{self.job.job_id}.{self.job.attempt}"
+        job_dir = self.executor.dirs.path(self.job.job_id, self.job.attempt)
         begun = time.monotonic()
         identity: JobIdentity | None = None
         try:
@@ -246,7 +274,7 @@ class Execution:
         finally:
             self._finished = True
             await self._release_cgroup()
-            await _remove_tree(job_dir)
+            await self.executor.dirs.remove(job_dir)
             self.executor.isolation.release(identity)
         return RunResult(
             started=True,
@@ -276,8 +304,7 @@ class Execution:
     async def _sweep_cgroup(self, leader: int) -> None:
         """The leader is gone: count what is left in the job's cgroup, then kill it all."""
         if self.cgroup is not None:
-            self.leftovers = self.cgroup.leftovers(leader)
-            await self.cgroup.kill_all()
+            self.leftovers = await self.cgroup.sweep(leader)
 
     async def _release_cgroup(self) -> None:
         """Kill (again: a run cancelled mid-way never swept) and remove the job's cgroup:
@@ -303,7 +330,7 @@ class Execution:
         cwd = resolve_workdir(job_dir, spec.working_directory)
         # The archive lands at the job's root and the command runs in working_directory
         # inside it, so only an archive-less job gets its working directory made here.
-        _make_dirs(job_dir, job_dir if spec.input_file_id else cwd)
+        self._make_dirs(job_dir, job_dir if spec.input_file_id else cwd)
         run = self.job
         await prepare_inputs(self.executor.files, run.job_id, run.attempt, run.spec, job_dir, cwd)
         if spec.command is not None:
@@ -345,7 +372,7 @@ class Execution:
 
     async def _execute(self, argv: list[str], cwd: Path, identity: JobIdentity | None) -> int:
         iso, work_dir = self.executor.isolation, self.executor.work_dir
-        env = iso.env(job_env(self.job, os.environ, work_dir), identity)
+        env = iso.env(job_env(self.job, self.executor.inherited, work_dir), identity)
         binary = Path(argv[0]) if self.job.spec.command is None else None
         argv = iso.wrap(
             argv, identity, cwd=cwd, work_dir=work_dir, network=self.job.network, binary=binary
@@ -372,26 +399,36 @@ class Execution:
                 "pid": group.pid,
             },
         )
-        watchdog = asyncio.get_running_loop().create_task(self._watchdog(group))
+        # A timeout is a stop like the others; stop() itself starts the group's termination
+        # (no task per job stands by for it).
+        timeout = self.job.spec.timeout
+        loop = asyncio.get_running_loop()
+        timer = None if timeout is None else loop.call_later(timeout, self._timed_out)
+        self._running = group
+        if self.stop_reason is not None:  # stopped while it was being spawned
+            self._terminate()
         try:
             returncode = await group.wait_exit(self._sweep_cgroup)
         finally:
-            watchdog.cancel()
+            self._running = None
+            if timer is not None:
+                timer.cancel()
         await _await_eof(readers)
         await forwarder.close()
         return returncode
 
-    async def _watchdog(self, group: ProcessGroup) -> None:
-        """Turn a timeout or a stop request into TERM -> grace -> KILL of the whole group."""
-        # asyncio.wait, not wait_for: on Python 3.11 wait_for may swallow the cancel that
-        # ends this watchdog when the job exits, and it would then stop a finished job.
-        stopped = asyncio.ensure_future(self._stopped.wait())
+    def _make_dirs(self, job_dir: Path, cwd: Path) -> None:
+        """Inline on the loop: a mkdir (or a rename) is cheaper than a thread hop."""
         try:
-            await asyncio.wait({stopped}, timeout=self.job.spec.timeout)
-        finally:
-            stopped.cancel()
+            self.executor.dirs.make(job_dir)
+            if cwd != job_dir:
+                cwd.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            message = f"could not create the job directory: {exc}"
+            raise PrepareError(message, retryable=True) from exc
+
+    def _timed_out(self) -> None:
         self.stop(StopReason.TIMEOUT)  # no-op when a stop reason is already set
-        await group.terminate(0.0 if self._kill_now else self.executor.grace)
 
 
 def _lock(path: Path) -> int:
@@ -404,29 +441,10 @@ def _lock(path: Path) -> int:
     return fd
 
 
-def _make_dirs(job_dir: Path, cwd: Path) -> None:
-    """Inline on the loop: a mkdir takes tens of microseconds, less than a thread hop."""
-    try:
-        job_dir.mkdir(exist_ok=True)
-        if cwd != job_dir:
-            cwd.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PrepareError(f"could not create the job directory: {exc}", retryable=True) from exc
-
-
 async def _await_eof(readers: list[PipeReader]) -> None:
+    if all(r.eof.done() for r in readers):  # usually: the pipes closed with the leader
+        return
     _, pending = await asyncio.wait([r.eof for r in readers], timeout=EOF_GRACE)
     if pending:  # a process that left the group still holds a pipe: stop listening
         for reader in readers:
             reader.close()
-
-
-async def _remove_tree(path: Path) -> None:
-    """Remove a job directory: an empty one inline (one rmdir, cheaper than a thread
-    hop), anything the job left behind in a thread so a big tree never stalls the loop."""
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        return
-    except OSError:
-        await asyncio.to_thread(shutil.rmtree, path, True)

@@ -72,12 +72,13 @@ class ProcessGroup:
         self.signal_group(signal.SIGKILL)
         return self.popen.wait()
 
-    async def terminate(self, grace: float) -> None:
-        """SIGTERM to the group; up to ``grace`` seconds for *every* process of the group
-        to exit, whatever the leader does; then SIGKILL to the group."""
+    def terminate(self, grace: float) -> asyncio.Future[None]:
+        """Start, in the background and once (a later call gets the first): SIGTERM to the
+        group; up to ``grace`` seconds for *every* process of the group to exit, whatever
+        the leader does; then SIGKILL to the group. ``wait_exit`` waits for it."""
         if self._terminating is None:
             self._terminating = asyncio.ensure_future(self._term_then_kill(grace))
-        await asyncio.shield(self._terminating)
+        return self._terminating
 
     async def _term_then_kill(self, grace: float) -> None:
         loop = asyncio.get_running_loop()
@@ -108,11 +109,11 @@ def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> ProcessG
     try:
         popen = subprocess.Popen(
             list(argv),
-            stdin=subprocess.DEVNULL,
+            stdin=_devnull(),
             stdout=out_w,
             stderr=err_w,
             cwd=cwd,
-            env=dict(env),
+            env=env,
             close_fds=True,
             start_new_session=True,
         )
@@ -126,6 +127,19 @@ def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> ProcessG
     os.set_blocking(out_r, False)
     os.set_blocking(err_r, False)
     return ProcessGroup(popen, out_r, err_r)
+
+
+_null = -1
+
+
+def _devnull() -> int:
+    """One ``/dev/null`` for every job's stdin (close-on-exec here, dup'd onto fd 0 in
+    the child; read-write, as ``subprocess.DEVNULL``, which opens and closes it again
+    for each spawn)."""
+    global _null
+    if _null < 0:
+        _null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    return _null
 
 
 async def _leader_exit(pid: int) -> None:

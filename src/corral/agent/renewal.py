@@ -39,8 +39,8 @@ class Held:
     lease_seconds: float
     execution: Execution
     task: asyncio.Task[None] | None = None
-    timer: asyncio.TimerHandle | None = None
     expires: float = 0.0  # monotonic time its lease runs out, by our clock
+    expired: bool = False  # the lease timer found it run out (until a renewal says not)
 
 
 class Renewal:
@@ -60,18 +60,23 @@ class Renewal:
         self.held: dict[str, Held] = {}
         self._wake = asyncio.Event()
         self._now = False
+        # One timer for every lease, due at the earliest expiry (not one per job): it
+        # finds what has run out and sets itself for the next.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     def hold(self, held: Held, since: float) -> None:
         """Track a freshly claimed job whose lease started at ``since`` (monotonic)."""
         self.held[held.run.job_id] = held
-        self._arm_lease_timer(held, since)
+        self._restart_lease(held, since)
         self._wake.set()  # the next beat may now be due sooner
 
     def forget(self, held: Held) -> None:
-        if held.timer is not None:
-            held.timer.cancel()
         if self.held.get(held.run.job_id) is held:
             del self.held[held.run.job_id]
+        if not self.held and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def beat_now(self) -> None:
         self._now = True
@@ -109,15 +114,32 @@ class Renewal:
         left = min(h.expires for h in self.held.values()) - now
         return max(MIN_PATIENCE, left * 2 / 3)
 
-    def _arm_lease_timer(self, held: Held, sent: float) -> None:
+    def _restart_lease(self, held: Held, sent: float) -> None:
         """(Re)start the job's lease clock from when the renewing request was *sent*."""
-        if held.timer is not None:
-            held.timer.cancel()
-        loop = asyncio.get_running_loop()
         held.expires = sent + held.lease_seconds
-        held.timer = loop.call_at(
-            loop.time() + (held.expires - time.monotonic()), self._lease_expired, held
-        )
+        held.expired = False
+        self._arm(held.expires)
+
+    def _arm(self, at: float) -> None:
+        """Have the lease timer go off at ``at`` (monotonic) unless it is due sooner."""
+        if self._timer is not None and self._timer_at <= at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer_at = at
+        self._timer = loop.call_at(loop.time() + (at - time.monotonic()), self._expire_due)
+
+    def _expire_due(self) -> None:
+        """Every lease run out by now expires (once); the timer is set for the next."""
+        self._timer = None
+        now = time.monotonic()
+        later = [h for h in self.held.values() if not h.expired and h.expires > now]
+        for held in [h for h in self.held.values() if not h.expired and h.expires <= now]:
+            held.expired = True
+            self._lease_expired(held)
+        if later:
+            self._arm(min(h.expires for h in later))
 
     def _lease_expired(self, held: Held) -> None:
         extra = log_extra("lease_expired", job_id=held.run.job_id)
@@ -158,7 +180,7 @@ class Renewal:
         for renewed in answer.get("renewed", []):
             job = held.get(renewed.get("job_id"))
             if job is not None and job.run.attempt == renewed.get("attempt"):
-                self._arm_lease_timer(job, sent)
+                self._restart_lease(job, sent)
         # A finished job still held is one whose outcome is on its way; the dispatcher may
         # already have recorded it and then calls it lost: nothing to kill.
         for job_id in answer.get("lost", []):

@@ -30,6 +30,7 @@ from corral.agent.executor import Execution, Executor, JobRun, RunResult, StopRe
 from corral.agent.output import SPOOL_QUOTA, OutputForwarder
 from corral.agent.renewal import Held, Renewal, log_extra
 from corral.agent.reports import ResultReporter, report_for
+from corral.agent.slots import RunSlots
 from corral.agent.spool import DiskQuota
 from corral.domain.jobs import DEFAULT_LEASE_SECONDS
 
@@ -57,7 +58,7 @@ class JobRunner:
         self.concurrency = concurrency
         self.taken = 0  # slots: jobs claimed and not yet exited
         self.freed = asyncio.Event()  # set whenever a slot frees up
-        self._run_slots = asyncio.Semaphore(concurrency)
+        self._run_slots = RunSlots(concurrency)
         self.spool_quota = DiskQuota(SPOOL_QUOTA)  # unsent output of all jobs, on disk
 
     def start(self, job: dict[str, Any], since: float) -> None:
@@ -68,7 +69,7 @@ class JobRunner:
         forwarder = OutputForwarder(
             JobOutputSink(self.dispatcher, run.job_id, run.attempt),
             job_id=run.job_id,
-            spool_dir=self.executor.work_dir / "spool",
+            spool_dir=self.executor.spool_dir,
             spool_quota=self.spool_quota,
             secret_env=run.spec.secret_env,  # its values are blanked in the output
         )
@@ -100,39 +101,19 @@ class JobRunner:
 
     async def _execute(self, held: Held) -> RunResult:
         try:
-            if not await self._take_run_slot(held.execution):
+            if not await self._run_slots.take(held.execution):
                 # stopped while it waited for a slot: it never ran
                 return RunResult(False, stop_reason=held.execution.stop_reason)
             try:
                 return await held.execution.run()
             finally:
-                self._run_slots.release()
+                self._run_slots.give_back()
         except Exception as exc:  # a bug or a worker-side failure: not the job's fault
             log.exception("job crashed in the agent", extra=log_extra("job_crashed", exc))
             return RunResult(held.execution.started, error=f"worker error: {exc!r}", retryable=True)
         finally:
             self.taken -= 1
             self.freed.set()
-
-    async def _take_run_slot(self, execution: Execution) -> bool:
-        """Wait for a free run slot; False if the job is stopped first (drain, cancel, loss)."""
-        if execution.stop_reason is not None:
-            return False
-        if not self._run_slots.locked():
-            await self._run_slots.acquire()
-            return True
-        acquire = asyncio.ensure_future(self._run_slots.acquire())
-        stopped = asyncio.ensure_future(execution.wait_stopped())
-        await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if not acquire.done():
-            acquire.cancel()
-            await asyncio.gather(acquire, return_exceptions=True)
-        if acquire.done() and not acquire.cancelled():
-            if execution.stop_reason is None:
-                return True
-            self._run_slots.release()
-        return False
 
     async def release(self, run: JobRun) -> None:
         """Hand back a job that never started, retrying while the dispatcher is away or
@@ -165,8 +146,7 @@ class JobRunner:
 
 def _lease_left(held: Held) -> bool:
     """Whether the job's lease is still running by this worker's clock."""
-    timer = held.timer
-    return timer is None or timer.when() > asyncio.get_running_loop().time()
+    return not held.expired and held.expires > time.monotonic()
 
 
 def _log_finished(run: JobRun, result: RunResult) -> None:

@@ -135,6 +135,14 @@ def worker(
         help="Uids (and gids) given to running jobs at user/sandbox isolation; no passwd "
         "entries needed, never the worker's own.",
     ),
+    cgroup_favordynmods: bool = typer.Option(
+        True,
+        "--cgroup-favordynmods/--no-cgroup-favordynmods",
+        envvar="CORRAL_CGROUP_FAVORDYNMODS",
+        help="At start, remount cgroup v2 with favordynmods when it lacks it (root, Linux "
+        "6.0+): a job's cgroup join then skips an RCU grace period, milliseconds per job "
+        "start (docs/isolation.md).",
+    ),
     log_level: str = typer.Option("info", envvar="CORRAL_LOG_LEVEL"),
     log_format: str = LogFormatOpt,
 ) -> None:
@@ -161,6 +169,7 @@ def worker(
         limits=LimitPolicy(default_memory_mb, max_memory_mb, default_pids, max_pids),
         isolation=choice.level,
         uid_range=uids,
+        cgroup_favordynmods=cgroup_favordynmods,
     )
     raise typer.Exit(asyncio.run(_run(config)))
 
