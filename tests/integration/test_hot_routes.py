@@ -135,3 +135,19 @@ def test_item2_hot_routes_succeed_as_fastapi_does(http: httpx.Client) -> None:
     assert [{**d.json()[0], "job_id": ""} for d in done] == [
         {"job_id": "", "ok": True, "status": "failed"}
     ] * 2
+
+
+def test_hot_answers_are_fastapis_byte_for_byte(http: httpx.Client) -> None:
+    """The hot path renders its own JSON: the very bytes FastAPI sends, unicode and
+    control characters included."""
+    first, second = two_running(http)
+    body = {"executor_id": "hot-1", "attempt": 1, "exit_code": 3, "error_message": "é ✓\n\x01"}
+    answers = [
+        send(http, "PUT", f"{API}/jobs/{job['id']}/fail", body, kind)
+        for job, kind in ((first, FAST), (second, FASTAPI))
+    ]
+    assert answers[0].status_code == 200, answers[0].text
+    assert answers[0].content.replace(first["id"].encode(), b"ID") == answers[1].content.replace(
+        second["id"].encode(), b"ID"
+    )
+    assert answers[0].json()["error_message"] == "é ✓\n\x01"

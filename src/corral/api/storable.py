@@ -20,9 +20,16 @@ M = TypeVar("M", bound=BaseModel)
 def storable(model: M) -> M:
     """``model`` unchanged, or ``ValueError`` naming the first field the store cannot hold.
 
-    Nested models check themselves; extra fields a model allows are checked too.
+    Nested models check themselves; extra fields a model allows are checked too. It
+    runs on every body of every request, so it reads the fields straight from the
+    model's ``__dict__`` (what iterating the model yields, without its generator) and
+    steps over what can never be a problem (None, plain ASCII text) without a call.
     """
-    for name, value in model:
+    fields = model.__dict__.items()
+    extra = model.__pydantic_extra__
+    for name, value in (*fields, *extra.items()) if extra else fields:
+        if value is None or (type(value) is str and value.isascii()):
+            continue
         if isinstance(value, BaseModel):
             continue
         problem = unstorable(value, name)

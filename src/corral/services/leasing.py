@@ -240,7 +240,7 @@ class LeaseService:
         self._hub.job_changed()
         self._freed(jobs)
         for job in jobs:
-            self._metrics.jobs_finished.labels(status=job.status.value).inc()
+            self._metrics.count_finished(job.status)
             self._hub.fire(job_topic(job.id))
             if job.status == JobStatus.PENDING:
                 self.wake_at(job.run_after)

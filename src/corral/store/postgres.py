@@ -56,7 +56,7 @@ from corral.store.postgres_claim import claim_args, claim_in
 from corral.store.postgres_counts import PostgresCounts
 from corral.store.postgres_deps import PostgresDependencies
 from corral.store.postgres_files import PostgresFiles
-from corral.store.postgres_finish import finish_plain, is_plain
+from corral.store.postgres_finish import finish_plain
 from corral.store.postgres_fleet import PostgresFleet
 from corral.store.postgres_flow import PostgresFlow
 from corral.store.postgres_idempotency import PostgresIdempotency
@@ -77,7 +77,7 @@ from corral.store.rows import (
     splice,
     status_counts,
 )
-from corral.store.shared import SET_LEFTOVERS, SharedOperations, leftover_rows
+from corral.store.shared import SET_LEFTOVERS, SharedOperations, is_plain, leftover_rows
 
 log = logging.getLogger(__name__)
 
