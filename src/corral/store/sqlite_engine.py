@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from corral.errors import Unavailable
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
+Done = Callable[[BaseException | None], None]
 DURABLE = "FULL"  # fsync the WAL on every commit; EXTRA also syncs the directory
 
 
@@ -91,9 +93,7 @@ class Writer:
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="corral-sqlite-checkpoint", daemon=True
         )
-        self._committer = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="corral-sqlite-commit"
-        )
+        self._committer = _Committer()
         self._batch: list[_Done] = []  # ran in the open transaction, awaiting its commit
         self._queued: list[tuple[Op, asyncio.Future[Any]]] = []  # arrived during a commit
         self._commit_due = False  # a commit is scheduled or running
@@ -117,7 +117,7 @@ class Writer:
     def stop(self) -> None:
         """Close; call ``flush`` first, or ops still in the transaction are rolled back."""
         self._stopping.set()
-        self._committer.shutdown(wait=True)
+        self._committer.stop()
         if self._checkpointer.is_alive():
             self._checkpointer.join()
         if self._checkpoint_conn is not None:  # start() failed before the thread ran
@@ -202,8 +202,7 @@ class Writer:
             else:
                 self._committed(batch, None)
             return
-        done = asyncio.get_running_loop().run_in_executor(self._committer, self._commit_now)
-        done.add_done_callback(lambda outcome: self._committed(batch, outcome.exception()))
+        self._committer.commit(self._commit_now, lambda failed: self._committed(batch, failed))
 
     def _commit_now(self) -> None:
         """COMMIT, fsync included: on the commit thread, or inline for a lone write."""
@@ -251,6 +250,46 @@ class Writer:
         finally:
             self._checkpoint_conn = None
             conn.close()
+
+
+class _Committer:
+    """The thread that runs the writer's COMMITs (and their fsync) off the event loop.
+
+    A queue in, ``call_soon_threadsafe`` out: a commit costs one hand-over each way,
+    where an executor's futures took several more hops per commit.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], None], Done] | None] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(
+            target=self._serve, name="corral-sqlite-commit", daemon=True
+        )
+
+    def commit(self, run: Callable[[], None], done: Done) -> None:
+        """Call ``run`` on the thread, then ``done(error or None)`` on this event loop."""
+        self._loop = asyncio.get_running_loop()
+        if not self._thread.is_alive():
+            self._thread.start()
+        self._jobs.put((run, done))
+
+    def stop(self) -> None:
+        """Wait for the commits handed over so far; their ``done`` runs if the loop does."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            run, done = job
+            failed: BaseException | None = None
+            try:
+                run()
+            except BaseException as exc:  # handed to the loop, which fails the batch
+                failed = exc
+            assert self._loop is not None
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(done, failed)
 
 
 def _as_corral(exc: BaseException) -> BaseException:

@@ -1,12 +1,12 @@
 """The hottest routes, served without FastAPI's per-request machinery.
 
-A job's life is its submit, then a worker's claim, heartbeats and one report; on a
-busy dispatcher these requests are most of the traffic, and FastAPI's layers (its
-middleware stack, route matching through every router, dependency solving) cost
-more CPU than the work each does. This pure ASGI middleware answers them itself, by calling the very
-same handlers (``executing.py``, ``jobs.py``) with the same schemas, the same ``principal_of``
-(authentication, rate limits, route rights) and the same renderers, so the answers
-are the same, byte for byte.
+A job's life is its submit (alone or in bulk), then a worker's claim, heartbeats and
+one report; on a busy dispatcher these requests are most of the traffic, and FastAPI's
+layers (its middleware stack, route matching through every router, dependency solving)
+cost more CPU than the work each does. This pure ASGI middleware answers them itself,
+by calling the very same handlers (``executing.py``, ``jobs.py``) with the same
+schemas, the same ``principal_of`` (authentication, rate limits, route rights) and the
+same renderers, so the answers are the same, byte for byte.
 
 It takes only the plain case: an exact method and path, a body declared as
 ``application/json`` that parses and validates. Anything else (another content type,
@@ -83,6 +83,10 @@ async def _submit(request: Request, s: Services, p: Principal, body: Any, _: str
     return await jobs.submit_job(body, request, s, p, None)
 
 
+async def _bulk(request: Request, s: Services, p: Principal, body: Any, _: str) -> Any:
+    return await jobs.submit_bulk(body, request, s, p, None)
+
+
 async def _claim(request: Request, s: Services, p: Principal, body: Any, _: str) -> Any:
     return await executing.claim(body, request, s, p)
 
@@ -106,6 +110,7 @@ async def _results(request: Request, s: Services, p: Principal, body: Any, _: st
 ROUTES = (
     # A submit with an Idempotency-Key (a header FastAPI validates) goes to FastAPI.
     _route("POST", "/api/v1/jobs", SubmitJob, _submit, unless=b"idempotency-key"),
+    _route("POST", "/api/v1/jobs/bulk", list[SubmitJob], _bulk, unless=b"idempotency-key"),
     _route("POST", "/api/v1/jobs/claim", Claim, _claim),
     _route("PUT", "/api/v1/jobs/{job_id}/heartbeat", ExecutorCall, _heartbeat),
     _route("PUT", "/api/v1/jobs/{job_id}/complete", Complete, _complete),
