@@ -42,12 +42,12 @@ from corral.store.rows import (
     splice,
     status_counts,
 )
-from corral.store.shared import SET_LEFTOVERS, SharedOperations, is_plain, leftover_rows
+from corral.store.shared import SET_LEFTOVERS, SharedOperations, leftover_rows
 from corral.store.sqlite_counts import SqliteCounts
 from corral.store.sqlite_deps import SqliteDependencies
 from corral.store.sqlite_engine import DURABLE, Readers, Writer
 from corral.store.sqlite_files import SqliteFiles
-from corral.store.sqlite_finish import finish_plain
+from corral.store.sqlite_finish import finish_reports
 from corral.store.sqlite_fleet import SqliteFleet
 from corral.store.sqlite_flow import SqliteFlow
 from corral.store.sqlite_idempotency import SqliteIdempotency
@@ -302,11 +302,7 @@ class SqliteStore(
         now = self._at(now)
 
         def op(conn: sqlite3.Connection) -> list[Job | CorralError]:
-            if len(reports) == 1 and is_plain(reports[0]):
-                job = finish_plain(conn, reports[0], now)
-                if job is not None:  # else the general path says why
-                    return [job]
-            results = ops.finish_batch(conn, reports, now, policy, cap)
+            results = finish_reports(conn, reports, now, policy, cap)
             if leftovers := leftover_rows(reports, results):
                 conn.executemany(SET_LEFTOVERS.format("?", "?", "?"), leftovers)
             return results

@@ -10,18 +10,26 @@ general path would have accepted the report and written the same rows. The job i
 built once, from what the UPDATE returns.
 
 When nothing changed (not found, not this attempt's lease, already finished) the
-caller takes the general path in the same transaction, which says precisely why.
+report takes the general path in the same transaction, which says precisely why. In a
+batch, only reports on a job the batch names once take this path: reports on the same
+job must be decided in their order, each seeing what the one before it did.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
+from collections.abc import Sequence
 
 from corral.domain import outcomes
 from corral.domain.jobs import Job
+from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus
+from corral.errors import CorralError
 from corral.store.base import Report
 from corral.store.rows import JOB_COLUMNS, job_from_row, result_to_json
+from corral.store.shared import is_plain
+from corral.store.sqlite_ops import finish_batch
 
 _END_JOB = f"""
 UPDATE jobs SET status = :status, finished_at = :now, exit_code = :exit_code,
@@ -66,3 +74,25 @@ def finish_plain(conn: sqlite3.Connection, report: Report, now: float) -> Job | 
     if job.status == JobStatus.COMPLETED:
         conn.execute(_COUNT_COMPLETED, params)
     return job
+
+
+def finish_reports(
+    conn: sqlite3.Connection,
+    reports: Sequence[Report],
+    now: float,
+    policy: RetryPolicy,
+    cap: int,
+) -> list[Job | CorralError]:
+    """Every report's answer: the plain ones on jobs named once by ``finish_plain``,
+    the others (and plain ones it could not write) by ``finish_batch``, in order."""
+    named = Counter(report.job_id for report in reports)
+    answers: list[Job | CorralError | None] = [
+        finish_plain(conn, report, now) if named[report.job_id] == 1 and is_plain(report) else None
+        for report in reports
+    ]
+    rest = [i for i, answer in enumerate(answers) if answer is None]
+    if rest:
+        decided = finish_batch(conn, [reports[i] for i in rest], now, policy, cap)
+        for i, answer in zip(rest, decided, strict=True):
+            answers[i] = answer
+    return [answer for answer in answers if answer is not None]
