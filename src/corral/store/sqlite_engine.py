@@ -67,8 +67,8 @@ class Writer:
 
     An op is a Python function of the connection. It runs straight from the event
     loop thread, inside the open transaction and its own SAVEPOINT (an op that
-    fails undoes only itself): tens of microseconds, less than a hop to another
-    thread. Ops are serialised by the loop itself, so a claim is exclusive.
+    fails undoes only itself; the first op of a transaction needs none, its undo is
+    the ROLLBACK): tens of microseconds, less than a hop to another thread. Ops are serialised by the loop itself, so a claim is exclusive.
 
     Durability (group commit): the caller's future resolves only after the COMMIT
     that holds its op returned, and with ``synchronous=FULL`` that COMMIT has
@@ -149,10 +149,10 @@ class Writer:
     def _run(self, op: Op, future: asyncio.Future[Any]) -> None:
         conn = self._conn
         assert conn is not None
+        # The first op of a transaction needs no SAVEPOINT: undoing it is a ROLLBACK.
+        first = not conn.in_transaction
         try:
-            if not conn.in_transaction:
-                conn.execute("BEGIN IMMEDIATE")
-            conn.execute("SAVEPOINT op")
+            conn.execute("BEGIN IMMEDIATE" if first else "SAVEPOINT op")
         except sqlite3.Error as exc:  # nothing of this op ran: refuse it at once
             future.set_exception(Unavailable(f"SQLite write failed: {exc}"))
             if conn.in_transaction:  # the ops before it still get their commit
@@ -162,17 +162,21 @@ class Writer:
         try:
             result = op(conn)
         except BaseException as exc:
-            self._undo(conn)
+            self._undo(conn, first)
             self._batch.append(_Done(future, error=_as_corral(exc)))
             if not isinstance(exc, Exception):
                 raise
             return
-        conn.execute("RELEASE op")
+        if not first:
+            conn.execute("RELEASE op")
         self._batch.append(_Done(future, result))
 
-    def _undo(self, conn: sqlite3.Connection) -> None:
+    def _undo(self, conn: sqlite3.Connection, first: bool) -> None:
         """Undo the failed op's writes only; if even that fails, the whole transaction."""
         try:
+            if first:  # the transaction holds nothing else
+                conn.execute("ROLLBACK")
+                return
             conn.execute("ROLLBACK TO op")
             conn.execute("RELEASE op")
         except sqlite3.Error as exc:
