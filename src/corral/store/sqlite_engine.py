@@ -68,7 +68,8 @@ class Writer:
     An op is a Python function of the connection. It runs straight from the event
     loop thread, inside the open transaction and its own SAVEPOINT (an op that
     fails undoes only itself; the first op of a transaction needs none, its undo is
-    the ROLLBACK): tens of microseconds, less than a hop to another thread. Ops are serialised by the loop itself, so a claim is exclusive.
+    the ROLLBACK): tens of microseconds, less than a hop to another thread. Ops are
+    serialised by the loop itself, so a claim is exclusive.
 
     Durability (group commit): the caller's future resolves only after the COMMIT
     that holds its op returned, and with ``synchronous=FULL`` that COMMIT has
