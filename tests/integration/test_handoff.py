@@ -144,3 +144,18 @@ async def test_a_claim_cancelled_while_handed_gives_its_jobs_back(services: Serv
     assert stored.attempt == 1 and stored.releases == 1  # handed back, no retry spent
     [attempt] = await services.store.get_attempts(job.id)
     assert attempt.status == AttemptStatus.RELEASED
+
+
+async def test_a_submit_cancelled_while_handing_over_still_answers_the_claim(
+    services: Services,
+) -> None:
+    """The insert and its leases go on without the submitter: the claim gets its job."""
+    claim = await parked_claim(services)
+    submitting = asyncio.create_task(submit(services, draft()))
+    await until(lambda: not services.hub.parked, 0)  # taken: the submit's transaction is on
+    submitting.cancel()
+    async with asyncio.timeout(10):
+        [leased] = await claim
+    stored = await services.store.get_job(leased.id)
+    assert stored is not None and stored.status == JobStatus.RUNNING
+    assert stored.executor_id == "w-1" and stored.attempt == 1

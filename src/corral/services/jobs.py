@@ -27,6 +27,7 @@ from corral.services.events import JOBS, Hub, job_topic
 from corral.services.metrics import Metrics
 from corral.store.base import (
     IdempotencyRecord,
+    Inserted,
     JobFilter,
     JobQuery,
     RenderFn,
@@ -135,13 +136,19 @@ class JobService:
         taken = parked.take(len(new_jobs)) if parked and new_jobs else []
         if not taken:
             return await self._store.insert_jobs(new_jobs, record, workflow), True
-        claimed: list[list[Job]] | None = None
-        try:
-            requests = [p.request for p in taken]
-            inserted = await self._store.insert_and_claim(new_jobs, requests, record, workflow)
-            claimed = inserted.claimed
-        finally:  # the taken claims hear of the outcome, whatever it is
-            parked.deliver(taken, claimed)
+        requests = [p.request for p in taken]
+        storing = asyncio.ensure_future(
+            self._store.insert_and_claim(new_jobs, requests, record, workflow)
+        )
+
+        def deliver(done: asyncio.Future[Inserted]) -> None:
+            ok = not done.cancelled() and done.exception() is None
+            parked.deliver(taken, done.result().claimed if ok else None)
+
+        # The taken claims hear what the store did, whatever happens to this request:
+        # should it be cancelled, the insert and its leases still complete and reach them.
+        storing.add_done_callback(deliver)
+        inserted = await asyncio.shield(storing)
         leased = {job.id for jobs in inserted.claimed for job in jobs}
         return inserted.jobs, any(job.id not in leased for job in inserted.jobs)
 
