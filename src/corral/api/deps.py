@@ -40,18 +40,9 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def header(connection: HTTPConnection, name: bytes) -> str | None:
-    """The first value of a request header (``name`` in lower case, as ASGI servers give
-    names), read straight from the scope: authentication reads a few headers on every
-    request, and Starlette's ``Headers`` would be built for them."""
-    for key, value in connection.scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
 def bearer_token(request: HTTPConnection) -> str | None:
-    scheme, _, value = (header(request, b"authorization") or "").partition(" ")
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
@@ -59,7 +50,6 @@ def bearer_token(request: HTTPConnection) -> str | None:
 
 AUTH_COOKIE = "auth_token"  # CMD Executor's browser sessions carry the JWT here
 WORKER_TOKEN_HEADER = "x-worker-token"  # CMD Executor's workers present their token here
-_WORKER_TOKEN = WORKER_TOKEN_HEADER.encode()
 
 
 def presented_token(request: HTTPConnection) -> str | None:
@@ -69,13 +59,13 @@ def presented_token(request: HTTPConnection) -> str | None:
 
 def check_cookie_origin(connection: HTTPConnection) -> None:
     """Refuse a cookie-authenticated request sent from a foreign origin (see above)."""
-    if bearer_token(connection) is not None or header(connection, _WORKER_TOKEN):
+    if bearer_token(connection) is not None or connection.headers.get(WORKER_TOKEN_HEADER):
         return
-    origin = header(connection, b"origin")
+    origin = connection.headers.get("origin")
     if origin is None or not connection.cookies.get(AUTH_COOKIE):
         return  # no browser-made cross-origin request, or no cookie to abuse
     allowed: frozenset[str] = getattr(connection.app.state, "cors_origins", frozenset())
-    host = header(connection, b"host") or ""
+    host = connection.headers.get("host", "")
     if origin in allowed or (host and urlsplit(origin).netloc == host):
         return
     raise Forbidden("a login cookie is not accepted from another origin", origin=origin[:200])
@@ -108,7 +98,7 @@ async def _authenticate(connection: HTTPConnection, services: Services) -> Princ
     sessions, on TaskDriver's routes only; other opaque ``crl_`` tokens through the
     token table.
     """
-    worker_token = header(connection, _WORKER_TOKEN)
+    worker_token = connection.headers.get(WORKER_TOKEN_HEADER)
     if worker_token:
         principal = await services.tokens.authenticate(worker_token)
         if principal.role != Role.WORKER:
