@@ -15,7 +15,8 @@ rate, the server's CPU time per request (user + system, from /proc): on a machin
 shared with other work, rates swing with the load, the CPU a request costs much less.
 
     .venv/bin/python bench/dispatcher.py [--backend sqlite|postgres|all] [--jobs N]
-        [--part all|throughput|depth|purge] [--no-keys] [--rate-limits] [--purge-jobs N]
+        [--part all|throughput|depth|purge] [--no-keys] [--settle SECONDS] [--rate-limits]
+        [--purge-jobs N]
 
 ``--rate-limits`` counts every request against budgets too large to refuse any
 (``COUNTED``), so the figures include what the rate limits cost per request: in
@@ -214,7 +215,9 @@ async def run_backend(name: str, database_url: str | None, jobs: int) -> None:
     if ARGS.get("part", "all") in ("all", "depth"):
         # Claims with 100 and 100,000 pending, with and without concurrency keys: two
         # servers side by side per variant (bench/queue_depth.py).
-        await queue_depth.run(name, database_url, server, keys=not ARGS.get("no_keys"))
+        await queue_depth.run(
+            name, database_url, server, keys=not ARGS.get("no_keys"), settle=ARGS["settle"]
+        )
     if ARGS.get("part", "all") in ("all", "purge"):
         from bench import retention  # imports this module: loaded once it is
 
@@ -260,6 +263,12 @@ def run_benchmark(title: str, run: Backend, default_jobs: int) -> None:
     parser.add_argument("--part", choices=["all", "throughput", "depth", "purge"], default="all")
     parser.add_argument("--no-keys", action="store_true", help="depth: no concurrency keys")
     parser.add_argument("--purge-jobs", type=int, default=200_000, help="purge: finished jobs")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=queue_depth.SETTLE_SECONDS,
+        help="depth: seconds the servers idle after the inserts (0: claims right after)",
+    )
     parser.add_argument(
         "--rate-limits", action="store_true", help="count requests against huge budgets"
     )

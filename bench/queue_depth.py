@@ -11,9 +11,10 @@ done again with concurrency keys in the queue: half the jobs carry one of 100 ke
 Printed per variant: claim latency p50/p99 (claim(n=1), each followed by an
 untimed complete and refill) and claim(n=10) + batched results throughput,
 draining 2,000 jobs in turns of 250 from each queue (each turn first adds the 250 it
-drains). Both only once the inserts
-have settled: the servers idle a few seconds (PostgreSQL's statistics refresh
-after a bulk load, SQLite's checkpoint), then warm up with 50 claims each.
+drains). By default both only once the inserts have settled: the servers idle a few
+seconds (PostgreSQL's statistics refresh after a bulk load, SQLite's checkpoint);
+``--settle 0`` claims right after the inserts. Either way each server then warms up
+with 50 claims.
 """
 
 from __future__ import annotations
@@ -108,9 +109,9 @@ class Queue:
         return time.perf_counter() - t0
 
 
-async def compare(name: str, label: str, shallow: Queue, deep: Queue) -> None:
+async def compare(name: str, label: str, shallow: Queue, deep: Queue, settle: float) -> None:
     await asyncio.gather(shallow.fill(SHALLOW), deep.fill(DEEP))
-    await asyncio.sleep(SETTLE_SECONDS)
+    await asyncio.sleep(settle)
     times: dict[str, list[float]] = {"shallow": [], "deep": []}
     async with RawClient(shallow.url, shallow.token) as a, RawClient(deep.url, deep.token) as b:
         for _ in range(50):  # warm up, untimed
@@ -156,8 +157,15 @@ async def sibling_database(dsn: str | None, suffix: str) -> AsyncIterator[str | 
     yield f"{base}/{name}"
 
 
-async def run(name: str, database_url: str | None, server: Any, keys: bool = True) -> None:
-    """``server(data_dir, database_url)`` is ``bench.dispatcher.server``."""
+async def run(
+    name: str,
+    database_url: str | None,
+    server: Any,
+    keys: bool = True,
+    settle: float = SETTLE_SECONDS,
+) -> None:
+    """``server(data_dir, database_url)`` is ``bench.dispatcher.server``; ``settle``:
+    seconds the servers idle between the inserts and the first claim."""
     variants: list[tuple[str, Job]] = [("no concurrency keys", plain)]
     if keys:
         variants.append(
@@ -174,4 +182,5 @@ async def run(name: str, database_url: str | None, server: Any, keys: bool = Tru
                 server(Path(one), shallow_db) as (url_a, token_a),
                 server(Path(two), deep_db) as (url_b, token_b),
             ):
-                await compare(name, label, Queue(url_a, token_a, make), Queue(url_b, token_b, make))
+                shallow, deep = Queue(url_a, token_a, make), Queue(url_b, token_b, make)
+                await compare(name, label, shallow, deep, settle)

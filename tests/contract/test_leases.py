@@ -290,3 +290,32 @@ async def test_item9_a_cancel_requested_before_a_release_ends_the_job_cancelled(
     assert attempt.status == AttemptStatus.CANCELLED and attempt.ended_at == NOW + 2
     assert await store.claim(claim_request("exec-2"), NOW + 3) == []  # never runs
     assert await store.reap_expired(NOW + 100, POLICY, 10) == []
+
+
+async def test_a_batch_of_reports_is_decided_in_order_whatever_path_each_takes(
+    store: Store,
+) -> None:
+    """Plain reports are written by their own statements, the others decided in Python:
+    a plain report after another report on the same job still sees that report's end."""
+    await store.insert_jobs([new_job(f"j{i}", max_retries=1) for i in range(3)])
+    await store.claim(claim_request("exec-1", limit=3), NOW)
+    done = Outcome(JobStatus.COMPLETED, exit_code=0)
+    reports = [
+        Report("j0", ref(), Outcome(JobStatus.FAILED, exit_code=1, retry=True)),  # requeued
+        Report("j0", ref(), done),  # that attempt no longer holds the job
+        Report("j1", ref(), done),
+        Report("j2", ref("exec-2"), done),  # another executor's lease
+    ]
+    results = await store.finish_many(reports, NOW + 1, POLICY)
+    assert isinstance(results[0], Job) and results[0].status == JobStatus.PENDING
+    assert isinstance(results[1], StaleAttempt)
+    assert isinstance(results[2], Job) and results[2].status == JobStatus.COMPLETED
+    assert isinstance(results[3], StaleAttempt)
+    statuses = {j.id: j.status for j in await store.get_jobs(["j0", "j1", "j2"])}
+    assert statuses == {
+        "j0": JobStatus.PENDING,
+        "j1": JobStatus.COMPLETED,
+        "j2": JobStatus.RUNNING,
+    }
+    completed = {e.info.executor_id: e.jobs_completed for e in await store.list_executors()}
+    assert completed == {"exec-1": 1}

@@ -92,6 +92,16 @@ def test_item2_hot_routes_refuse_as_fastapi_does(
         ("POST", f"{API}/jobs", body)
         for body in ({}, {"command": "true", "timeout": 2**70}, {"command": "true", "priority": 9})
     ]
+    cases += [
+        ("POST", f"{API}/jobs/bulk", body)
+        for body in (
+            [],
+            {"command": "true"},
+            [{"command": "true"}, {"command": "true", "timeout": 2**70}],
+            [{"command": "true"}, {"command": "true", "concurrency_limit": 2}],
+            [{"command": "true"}] * 10001,
+        )
+    ]
     results = [{"job_id": "nope", "executor_id": "hot-1", "attempt": 1, "status": "completed"}]
     cases.append(("POST", f"{API}/jobs/results", results))
     for method, path, body in cases:
@@ -106,6 +116,9 @@ def test_item2_hot_routes_succeed_as_fastapi_does(http: httpx.Client) -> None:
     submitted = both(http, "POST", f"{API}/jobs", {"command": "true", "type": "hot"})
     assert submitted[0].status_code == 201, submitted[0].text
     assert_same(*submitted, ignore=("id", "created_at"))
+    bulk = both(http, "POST", f"{API}/jobs/bulk", [{"command": "true"}, {"command": "false"}])
+    assert bulk[0].status_code == 201, bulk[0].text
+    assert [[j["status"] for j in answer.json()] for answer in bulk] == [["pending"] * 2] * 2
     first, second = two_running(http)
     lease = {"executor_id": "hot-1", "attempt": 1}
     for route, ignore in (("heartbeat", ("id", "lease_expires_at")), ("complete", ("id",))):
@@ -135,3 +148,19 @@ def test_item2_hot_routes_succeed_as_fastapi_does(http: httpx.Client) -> None:
     assert [{**d.json()[0], "job_id": ""} for d in done] == [
         {"job_id": "", "ok": True, "status": "failed"}
     ] * 2
+
+
+def test_hot_answers_are_fastapis_byte_for_byte(http: httpx.Client) -> None:
+    """The hot path renders its own JSON: the very bytes FastAPI sends, unicode and
+    control characters included."""
+    first, second = two_running(http)
+    body = {"executor_id": "hot-1", "attempt": 1, "exit_code": 3, "error_message": "é ✓\n\x01"}
+    answers = [
+        send(http, "PUT", f"{API}/jobs/{job['id']}/fail", body, kind)
+        for job, kind in ((first, FAST), (second, FASTAPI))
+    ]
+    assert answers[0].status_code == 200, answers[0].text
+    assert answers[0].content.replace(first["id"].encode(), b"ID") == answers[1].content.replace(
+        second["id"].encode(), b"ID"
+    )
+    assert answers[0].json()["error_message"] == "é ✓\n\x01"

@@ -68,6 +68,9 @@ def create_app(settings: ServerSettings, services: Services | None = None) -> Fa
             await services.stop()
 
     app = FastAPI(
+        # Corral's metrics are Prometheus's (/metrics); FastAPI's own OpenTelemetry layer
+        # would only ask, on every request, whether some global provider was set up.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="Corral",
         version=__version__,
         description=DESCRIPTION,

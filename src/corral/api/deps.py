@@ -40,9 +40,18 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+def header(connection: HTTPConnection, name: bytes) -> str | None:
+    """The first value of a request header (``name`` in lower case, as ASGI servers give
+    names), read straight from the scope: authentication reads a few headers on every
+    request, and Starlette's ``Headers`` would be built for them."""
+    for key, value in connection.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 def bearer_token(request: HTTPConnection) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
+    scheme, _, value = (header(request, b"authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
@@ -50,6 +59,7 @@ def bearer_token(request: HTTPConnection) -> str | None:
 
 AUTH_COOKIE = "auth_token"  # CMD Executor's browser sessions carry the JWT here
 WORKER_TOKEN_HEADER = "x-worker-token"  # CMD Executor's workers present their token here
+_WORKER_TOKEN = WORKER_TOKEN_HEADER.encode()
 
 
 def presented_token(request: HTTPConnection) -> str | None:
@@ -59,13 +69,13 @@ def presented_token(request: HTTPConnection) -> str | None:
 
 def check_cookie_origin(connection: HTTPConnection) -> None:
     """Refuse a cookie-authenticated request sent from a foreign origin (see above)."""
-    if bearer_token(connection) is not None or connection.headers.get(WORKER_TOKEN_HEADER):
+    if bearer_token(connection) is not None or header(connection, _WORKER_TOKEN):
         return
-    origin = connection.headers.get("origin")
+    origin = header(connection, b"origin")
     if origin is None or not connection.cookies.get(AUTH_COOKIE):
         return  # no browser-made cross-origin request, or no cookie to abuse
     allowed: frozenset[str] = getattr(connection.app.state, "cors_origins", frozenset())
-    host = connection.headers.get("host", "")
+    host = header(connection, b"host") or ""
     if origin in allowed or (host and urlsplit(origin).netloc == host):
         return
     raise Forbidden("a login cookie is not accepted from another origin", origin=origin[:200])
@@ -98,7 +108,7 @@ async def _authenticate(connection: HTTPConnection, services: Services) -> Princ
     sessions, on TaskDriver's routes only; other opaque ``crl_`` tokens through the
     token table.
     """
-    worker_token = connection.headers.get(WORKER_TOKEN_HEADER)
+    worker_token = header(connection, _WORKER_TOKEN)
     if worker_token:
         principal = await services.tokens.authenticate(worker_token)
         if principal.role != Role.WORKER:

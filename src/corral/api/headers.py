@@ -21,8 +21,8 @@ puts the request id where error renderers that quote it can find it
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -104,7 +104,7 @@ def _request_id(scope: Scope) -> bytes:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id" and 0 < len(value) <= MAX_REQUEST_ID and value.isascii():
             return bytes(value)
-    return uuid.uuid4().hex.encode()
+    return os.urandom(16).hex().encode()  # as random as a UUID4's hex, without the object
 
 
 def _has(message: MutableMapping[str, Any], name: bytes) -> bool:

@@ -26,6 +26,7 @@ from corral.auth.policy import Action, require
 from corral.domain.jobs import Job
 from corral.domain.principals import Principal
 from corral.services import event_wire
+from corral.services.handoff import ParkedClaims
 from corral.store.base import RESYNC
 
 JOBS = "jobs"  # new claimable work
@@ -119,6 +120,7 @@ class Hub:
         self.local_changes = 0
         self.local_fleet = 0
         self.closing = False  # set at shutdown: long-polls return at once
+        self.parked = ParkedClaims()  # long-poll claims a submit may serve (handoff.py)
         self._topics: dict[str, Signal] = {}
         self.events = JobEvents()
         self.outbox: Outbox | None = None  # set once job topics are relayed to other replicas

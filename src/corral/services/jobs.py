@@ -27,6 +27,7 @@ from corral.services.events import JOBS, Hub, job_topic
 from corral.services.metrics import Metrics
 from corral.store.base import (
     IdempotencyRecord,
+    Inserted,
     JobFilter,
     JobQuery,
     RenderFn,
@@ -103,7 +104,7 @@ class JobService:
         new_jobs = await self._check_projects(new_jobs)
         record = self._record(principal, new_jobs, idempotency, render, status_code)
         try:
-            jobs = await self._store.insert_jobs(new_jobs, record, workflow)
+            jobs, left = await self._insert(new_jobs, record, workflow)
         except AlreadyExists:
             if idempotency is None:  # a duplicate task (dedupe key), not a replay
                 raise
@@ -113,14 +114,43 @@ class JobService:
                 raise
             return Submitted([], replay)
         self._metrics.jobs_submitted.inc(len(jobs))
-        self._hub.fire(JOBS)
         self._hub.job_changed()
-        if self._hub.jobs.waiters:
-            # Let a parked long-poll claim the new work before this answer is even
-            # rendered: the job starts about a millisecond sooner, the submitter
-            # waits that much longer for its 201, which it was going to do anyway.
+        if left:  # some new job is left for claimers to find (else it went to a waiting claim)
+            self._hub.fire(JOBS)
+        if self._hub.jobs.waiters or not left:
+            # Let a parked long-poll claim the new work (or answer with what this submit
+            # handed it) before this answer is even rendered: the job starts sooner, the
+            # submitter waits that much longer for its 201, which it was going to do anyway.
             await asyncio.sleep(0)
         return Submitted(jobs)
+
+    async def _insert(
+        self,
+        new_jobs: list[NewJob],
+        record: IdempotencyRecord | None,
+        workflow: WorkflowRecord | None,
+    ) -> tuple[list[Job], bool]:
+        """Store the jobs, handing them to the claims parked here if any (``handoff.py``):
+        the jobs as stored, and whether some of them are left for claimers to find."""
+        parked = self._hub.parked
+        taken = parked.take(len(new_jobs)) if parked and new_jobs else []
+        if not taken:
+            return await self._store.insert_jobs(new_jobs, record, workflow), True
+        requests = [p.request for p in taken]
+        storing = asyncio.ensure_future(
+            self._store.insert_and_claim(new_jobs, requests, record, workflow)
+        )
+
+        def deliver(done: asyncio.Future[Inserted]) -> None:
+            ok = not done.cancelled() and done.exception() is None
+            parked.deliver(taken, done.result().claimed if ok else None)
+
+        # The taken claims hear what the store did, whatever happens to this request:
+        # should it be cancelled, the insert and its leases still complete and reach them.
+        storing.add_done_callback(deliver)
+        inserted = await asyncio.shield(storing)
+        leased = {job.id for jobs in inserted.claimed for job in jobs}
+        return inserted.jobs, any(job.id not in leased for job in inserted.jobs)
 
     async def check_drafts(self, owner_id: str, drafts: Sequence[JobDraft]) -> None:
         """Every check ``submit`` makes before storing, for drafts kept to be submitted

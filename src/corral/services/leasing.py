@@ -16,6 +16,7 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from corral.auth.policy import (
     Action,
@@ -76,11 +77,14 @@ class LeaseService:
         request: ClaimRequest,
         wait: float,
         still_wanted: Callable[[], Awaitable[bool]] | None = None,
+        gone: Callable[[], Awaitable[object]] | None = None,
     ) -> list[Job]:
         """Lease up to ``request.limit`` jobs, waiting up to ``wait`` seconds for one to arrive.
 
         After a wait, ``still_wanted`` is asked before leasing anything, so a
-        caller that hung up meanwhile never strands a job in a lease nobody holds.
+        caller that hung up meanwhile never strands a job in a lease nobody holds;
+        ``gone`` returns once the caller hung up, and a waiting claim then stops
+        waiting at once, before a submit could hand it a job (``handoff.py``).
         """
         require(principal, Action.EXECUTE)
         require_executor(principal, request.executor_id)
@@ -100,9 +104,52 @@ class LeaseService:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            await signal.wait(generation, remaining)
+            handed = await self._park(request, generation, remaining, gone)
+            if handed is None:  # the caller hung up
+                return []
+            if handed:  # a submit leased them to this claim, in its own transaction
+                self._hub.fleet_changed()
+                self._record_claims(handed, time.time())
+                return handed
             waited = True
         return []
+
+    async def _park(
+        self,
+        request: ClaimRequest,
+        generation: int,
+        seconds: float,
+        gone: Callable[[], Awaitable[object]] | None,
+    ) -> list[Job] | None:
+        """Wait for new work to be signalled, for the caller to leave, or for a submit to
+        hand some work over (``handoff.py``): the jobs it leased to this claim, [] when
+        there is news to look at (or none came in time), None once the caller left."""
+        parked = self._hub.parked.park(request)
+        news = asyncio.ensure_future(self._hub.jobs.wait(generation, seconds))
+        left = asyncio.ensure_future(gone()) if gone is not None else None
+        try:
+            waits: list[asyncio.Future[Any]] = [parked.handed, news]
+            if left is not None:
+                waits.append(left)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if parked.taken:  # the submit's transaction is under way: its answer is ours
+                return await asyncio.shield(parked.handed)
+            return None if left is not None and left.done() else []
+        except asyncio.CancelledError:
+            if parked.taken:  # nobody will hear of these leases: give them back
+                parked.handed.add_done_callback(lambda done: self._hand_back(request, done))
+            raise
+        finally:
+            self._hub.parked.leave(parked)
+            news.cancel()
+            if left is not None:
+                left.cancel()
+
+    def _hand_back(self, request: ClaimRequest, handed: asyncio.Future[list[Job]]) -> None:
+        for job in handed.result():
+            ref = AttemptRef(request.executor_id, job.attempt)
+            task = asyncio.ensure_future(self.release(job.id, ref))
+            task.add_done_callback(lambda t: t.exception())
 
     def _record_claims(self, jobs: list[Job], now: float) -> None:
         self._metrics.jobs_claimed.inc(len(jobs))
@@ -193,7 +240,7 @@ class LeaseService:
         self._hub.job_changed()
         self._freed(jobs)
         for job in jobs:
-            self._metrics.jobs_finished.labels(status=job.status.value).inc()
+            self._metrics.count_finished(job.status)
             self._hub.fire(job_topic(job.id))
             if job.status == JobStatus.PENDING:
                 self.wake_at(job.run_after)

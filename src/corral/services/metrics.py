@@ -58,6 +58,14 @@ class Metrics:
         )
         self.http = HttpCounters()
         self.registry.register(HttpCollector(self.http))
+        self._finished: dict[JobStatus, Counter] = {}  # label children, made when first used
+
+    def count_finished(self, status: JobStatus) -> None:
+        """``jobs_finished`` by status, without a label lookup (and its lock) per report."""
+        child = self._finished.get(status)
+        if child is None:
+            child = self._finished[status] = self.jobs_finished.labels(status=status.value)
+        child.inc()
 
     def set_queue_gauges(self, by_status: dict[JobStatus, int], pending: dict[int, int]) -> None:
         """Gauges are read from the store at scrape time, so every replica reports the truth."""

@@ -41,6 +41,15 @@ class IdempotencyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Inserted:
+    """What ``insert_and_claim`` did: the jobs as they read back right after insertion
+    (pending, whatever a claim then did to them), and what each claim leased."""
+
+    jobs: list[Job]
+    claimed: list[list[Job]]  # one list per claim given, in the same order
+
+
+@dataclass(frozen=True, slots=True)
 class JobFilter:
     status: JobStatus | None = None
     type: str | None = None
@@ -264,6 +273,18 @@ class Store(ScheduleStore, CountStore, RetentionStore, Protocol):
 
         Raises ``AlreadyExists`` when the key was taken meanwhile, so the caller replays.
         """
+
+    async def insert_and_claim(
+        self,
+        jobs: Sequence[NewJob],
+        claims: Sequence[ClaimRequest],
+        idempotency: IdempotencyRecord | None = None,
+        workflow: WorkflowRecord | None = None,
+    ) -> Inserted:
+        """``insert_jobs``, then each of ``claims`` in turn as ``claim`` would run it (the
+        store's clock), all in one transaction: a submit hands its jobs to workers waiting
+        for work with one commit for both. A claim takes what ``claim`` would take at
+        that moment, so not necessarily the new jobs, and maybe nothing."""
 
     async def get_dependencies(self, job_id: str) -> Dependencies: ...
 

@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
-import orjson
 
 from corral.domain import outcomes
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
@@ -43,20 +42,21 @@ from corral.errors import AlreadyExists, CorralError, NotFound, Unavailable
 from corral.store import lost
 from corral.store import postgres_deps as deps
 from corral.store import postgres_flow as flow
-from corral.store import postgres_placement as placement
 from corral.store import postgres_sql as q
 from corral.store.base import (
     IdempotencyRecord,
+    Inserted,
     JobFilter,
     Listener,
     OutputSlice,
     Report,
     WorkflowRecord,
 )
+from corral.store.postgres_claim import claim_args, claim_in
 from corral.store.postgres_counts import PostgresCounts
 from corral.store.postgres_deps import PostgresDependencies
 from corral.store.postgres_files import PostgresFiles
-from corral.store.postgres_finish import finish_plain, is_plain
+from corral.store.postgres_finish import finish_plain
 from corral.store.postgres_fleet import PostgresFleet
 from corral.store.postgres_flow import PostgresFlow
 from corral.store.postgres_idempotency import PostgresIdempotency
@@ -77,7 +77,7 @@ from corral.store.rows import (
     splice,
     status_counts,
 )
-from corral.store.shared import SET_LEFTOVERS, SharedOperations, leftover_rows
+from corral.store.shared import SET_LEFTOVERS, SharedOperations, is_plain, leftover_rows
 
 log = logging.getLogger(__name__)
 
@@ -241,30 +241,49 @@ class PostgresStore(
         idempotency: IdempotencyRecord | None = None,
         workflow: WorkflowRecord | None = None,
     ) -> list[Job]:
-        columns = [list(c) for c in zip(*(new_job_params(j) for j in jobs), strict=True)]
+        return (await self.insert_and_claim(jobs, (), idempotency, workflow)).jobs
+
+    async def insert_and_claim(
+        self,
+        jobs: Sequence[NewJob],
+        claims: Sequence[ClaimRequest],
+        idempotency: IdempotencyRecord | None = None,
+        workflow: WorkflowRecord | None = None,
+    ) -> Inserted:
         async with self._tx() as conn:
-            if idempotency is not None:
-                await q.insert_idempotency(conn, idempotency, jobs[0].id if jobs else None)
-            if workflow is not None:
-                await deps.insert_workflow_row(conn, workflow)
-            if not jobs:
-                return []
-            try:
-                rows = await conn.fetch(q.INSERT_JOBS, *columns)
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name == "jobs_dedupe":
-                    raise AlreadyExists(
-                        "an identical task already exists", duplicate=True
-                    ) from None
-                raise AlreadyExists("job id already exists") from None
-            await flow.lock_keys(conn, flow.keys_of(jobs))
-            settled = await deps.link(conn, jobs, time.time())
-            if held := await flow.admit_new(conn, jobs):
-                reread = await conn.fetch(q.SELECT_JOBS, held)
-                settled.update((r["id"], job_from_row(r)) for r in reread)
-            # Wakes claimers on other replicas as soon as this commit lands.
-            await conn.execute(q.NOTIFY, "jobs")
+            stored = await self._insert(conn, jobs, idempotency, workflow)
+            # Job rows first, the executor row (the claim's "seen") last, as everywhere.
+            claimed = [await claim_in(conn, claim_args(request, None)) for request in claims]
         self._note_growth(len(jobs))
+        return Inserted(stored, claimed)
+
+    async def _insert(
+        self,
+        conn: Any,
+        jobs: Sequence[NewJob],
+        idempotency: IdempotencyRecord | None,
+        workflow: WorkflowRecord | None,
+    ) -> list[Job]:
+        if idempotency is not None:
+            await q.insert_idempotency(conn, idempotency, jobs[0].id if jobs else None)
+        if workflow is not None:
+            await deps.insert_workflow_row(conn, workflow)
+        if not jobs:
+            return []
+        columns = [list(c) for c in zip(*(new_job_params(j) for j in jobs), strict=True)]
+        try:
+            rows = await conn.fetch(q.INSERT_JOBS, *columns)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "jobs_dedupe":
+                raise AlreadyExists("an identical task already exists", duplicate=True) from None
+            raise AlreadyExists("job id already exists") from None
+        await flow.lock_keys(conn, flow.keys_of(jobs))
+        settled = await deps.link(conn, jobs, time.time())
+        if held := await flow.admit_new(conn, jobs):
+            reread = await conn.fetch(q.SELECT_JOBS, held)
+            settled.update((r["id"], job_from_row(r)) for r in reread)
+        # Wakes claimers on other replicas as soon as this commit lands.
+        await conn.execute(q.NOTIFY, "jobs")
         seqs = {r["id"]: r["seq"] for r in rows}
         return [settled.get(job.id) or job.stored(seqs[job.id]) for job in jobs]
 
@@ -340,25 +359,8 @@ class PostgresStore(
         return float(await self._fetchval(q.DB_NOW))
 
     async def claim(self, request: ClaimRequest, now: float | None) -> list[Job]:
-        labels = orjson.dumps(sorted(request.labels)).decode()
-        args = (
-            now,
-            labels,
-            request.least_runnable,
-            request.project_id,
-            request.limit,
-            request.executor_id,
-            request.executor_ip,
-            request.principal_id,
-        )
         async with self._conn() as conn:
-            rows = await conn.fetch(q.CLAIM, *args)
-            # Empty: either nothing fits, or jobs that need placement wait (the fast
-            # claim stands aside for them); only the latter costs a transaction.
-            if not rows and await conn.fetchval(placement.ANY_PLACED):
-                async with conn.transaction():
-                    rows = await placement.claim_placed(conn, args)
-        return [job_from_row(r) for r in rows]
+            return await claim_in(conn, claim_args(request, now))
 
     async def renew_lease(
         self, job_id: str, ref: AttemptRef, now: float | None, duration: float | None = None

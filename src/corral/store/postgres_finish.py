@@ -20,11 +20,8 @@ from typing import Any
 
 from corral.domain import outcomes
 from corral.domain.jobs import Job
-from corral.domain.states import JobStatus
 from corral.store.base import Report
 from corral.store.rows import JOB_COLUMNS, job_from_row, result_to_json
-
-PLAIN = (JobStatus.COMPLETED, JobStatus.CANCELLED)  # decided without the retry policy
 
 # $1 job, $2 executor, $3 attempt (None: the current one), $4 principal holding the lease
 # (None: anyone's, an admin acting), $5 job status, $6 attempt status, $7 exit code,
@@ -47,11 +44,6 @@ WITH clock AS (SELECT extract(epoch from now())::float8 AS t), j AS (
 )
 SELECT * FROM j
 """
-
-
-def is_plain(report: Report) -> bool:
-    outcome = report.outcome
-    return outcome.status in PLAIN and not outcome.stdout and not outcome.stderr
 
 
 async def finish_plain(conn: Any, report: Report) -> Job | None:

@@ -180,7 +180,7 @@ class PostgresProjects:
             return {}
         async with self._conn() as conn:
             rows = await conn.fetch(
-                f"SELECT dedupe_key, {JOB_COLUMNS} FROM jobs "
+                f"SELECT {JOB_COLUMNS}, dedupe_key FROM jobs "
                 "WHERE project_id = $1 AND dedupe_key = ANY($2::text[])",
                 project_id,
                 sorted(set(keys)),

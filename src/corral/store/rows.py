@@ -177,45 +177,95 @@ def placement_params(spec: JobSpec) -> tuple[float | None, int | None, int, int]
     return (res.cpus, res.memory_mb, int(not spec.network), int(spec.placed))
 
 
-def job_from_row(row: Mapping[str, Any]) -> Job:
-    result = row["result"]
+def job_from_row(row: Sequence[Any]) -> Job:
+    """The job in a row that starts with ``JOB_COLUMNS``, in that order (other columns
+    may follow). Read by position: by name, a SQLite row costs a lookup per column,
+    half the time of building the job, on every claim and report."""
+    (
+        seq,
+        job_id,
+        _type,
+        status,
+        priority,
+        spec,
+        owner_id,
+        project_id,
+        batch_id,
+        task_type_id,
+        max_retries,
+        lease_seconds,
+        attempt,
+        releases,
+        executor_id,
+        executor_ip,
+        lease_principal_id,
+        run_after,
+        lease_expires_at,
+        created_at,
+        started_at,
+        finished_at,
+        exit_code,
+        error_message,
+        result,
+        cancel_requested,
+        stdout_size,
+        stdout_truncated,
+        stderr_size,
+        stderr_truncated,
+        run_if,
+        workflow_id,
+        dependants,
+        schedule_id,
+        scheduled_for,
+        turn,
+    ) = row[:_JOB_COLUMN_COUNT]
     return Job(
-        id=row["id"],
-        seq=row["seq"],
-        spec=spec_from_json(row["spec"]),
-        priority=row["priority"],
-        owner_id=row["owner_id"],
-        status=job_status(row["status"]),
-        created_at=row["created_at"],
-        max_retries=row["max_retries"],
-        lease_seconds=row["lease_seconds"],
-        attempt=row["attempt"],
-        releases=row["releases"],
-        project_id=row["project_id"],
-        batch_id=row["batch_id"],
-        task_type_id=row["task_type_id"],
-        executor_id=row["executor_id"],
-        executor_ip=row["executor_ip"],
-        lease_principal_id=row["lease_principal_id"],
-        run_after=row["run_after"],
-        lease_expires_at=row["lease_expires_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        exit_code=row["exit_code"],
-        error_message=row["error_message"],
+        id=job_id,
+        seq=seq,
+        spec=spec_from_json(spec),
+        priority=priority,
+        owner_id=owner_id,
+        status=_STATUS[status],
+        created_at=created_at,
+        max_retries=max_retries,
+        lease_seconds=lease_seconds,
+        attempt=attempt,
+        releases=releases,
+        project_id=project_id,
+        batch_id=batch_id,
+        task_type_id=task_type_id,
+        executor_id=executor_id,
+        executor_ip=executor_ip,
+        lease_principal_id=lease_principal_id,
+        run_after=run_after,
+        lease_expires_at=lease_expires_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        exit_code=exit_code,
+        error_message=error_message,
         result=orjson.loads(result) if result is not None else None,
-        cancel_requested=bool(row["cancel_requested"]),
-        stdout=StreamState(row["stdout_size"], bool(row["stdout_truncated"])),
-        stderr=StreamState(row["stderr_size"], bool(row["stderr_truncated"])),
-        blocked=row["status"] == BLOCKED,
-        held=row["status"] == HELD,
-        turn=row["turn"],
-        run_if=RunIf(row["run_if"]) if row["run_if"] else None,
-        workflow_id=row["workflow_id"],
-        has_dependants=row["dependants"] > 0,
-        schedule_id=row["schedule_id"],
-        scheduled_for=row["scheduled_for"],
+        cancel_requested=bool(cancel_requested),
+        stdout=_stream(stdout_size, stdout_truncated),
+        stderr=_stream(stderr_size, stderr_truncated),
+        blocked=status == BLOCKED,
+        held=status == HELD,
+        turn=turn,
+        run_if=RunIf(run_if) if run_if else None,
+        workflow_id=workflow_id,
+        has_dependants=dependants > 0,
+        schedule_id=schedule_id,
+        scheduled_for=scheduled_for,
     )
+
+
+_JOB_COLUMN_COUNT = len(JOB_COLUMNS.split(","))
+# The status the domain sees for each stored one: a blocked or held job is pending.
+_STATUS = {**{s.value: s for s in JobStatus}, BLOCKED: JobStatus.PENDING, HELD: JobStatus.PENDING}
+_NO_OUTPUT = StreamState()
+
+
+def _stream(size: int, truncated: Any) -> StreamState:
+    return _NO_OUTPUT if not size and not truncated else StreamState(size, bool(truncated))
 
 
 def job_status(stored: str) -> JobStatus:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from corral.domain.jobs import AttemptRef, Job, Outcome
 from corral.domain.retry import RetryPolicy
+from corral.domain.states import JobStatus
 from corral.errors import CorralError
 from corral.store.base import Report
 
@@ -22,6 +23,16 @@ def leftover_rows(
         for report, job in zip(reports, results, strict=True)
         if isinstance(job, Job) and report.outcome.leftover_processes is not None
     ]
+
+
+PLAIN = (JobStatus.COMPLETED, JobStatus.CANCELLED)  # decided without the retry policy
+
+
+def is_plain(report: Report) -> bool:
+    """Whether a report can be written without deciding anything in Python: no retry
+    policy to consult, no output to fit under the cap (``*_finish.py``)."""
+    outcome = report.outcome
+    return outcome.status in PLAIN and not outcome.stdout and not outcome.stderr
 
 
 class SharedOperations:

@@ -15,20 +15,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from corral.domain import outcomes
 from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError
+from corral.store import sqlite_claim
 from corral.store import sqlite_deps as deps
 from corral.store import sqlite_flow as flow
 from corral.store import sqlite_ops as ops
-from corral.store import sqlite_placement as placement
 from corral.store import sqlite_retention as retention
 from corral.store.base import (
     IdempotencyRecord,
+    Inserted,
     JobFilter,
     Listener,
     OutputSlice,
@@ -48,6 +47,7 @@ from corral.store.sqlite_counts import SqliteCounts
 from corral.store.sqlite_deps import SqliteDependencies
 from corral.store.sqlite_engine import DURABLE, Readers, Writer
 from corral.store.sqlite_files import SqliteFiles
+from corral.store.sqlite_finish import finish_reports
 from corral.store.sqlite_fleet import SqliteFleet
 from corral.store.sqlite_flow import SqliteFlow
 from corral.store.sqlite_idempotency import SqliteIdempotency
@@ -62,34 +62,6 @@ _INSERT_JOB = (
     f"INSERT INTO jobs ({', '.join(flow.INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in flow.INSERT_COLUMNS)})"
 )
-# INDEXED BY: without table statistics the planner prefers jobs_status and then
-# sorts the whole queue; walking jobs_queue in order keeps a claim O(n claimed).
-_CLAIM_CANDIDATES = """
-SELECT seq FROM jobs INDEXED BY jobs_queue
-WHERE status = 'pending' AND run_after <= :now
-  AND (labels = '' OR NOT EXISTS (
-        SELECT 1 FROM json_each(jobs.labels) AS l
-        WHERE l.value NOT IN (SELECT value FROM json_each(:labels))))
-  AND runnable >= :least_runnable
-  AND (:project IS NULL OR project_id = :project)
-ORDER BY priority DESC, turn, seq
-LIMIT :limit
-"""
-_CLAIM = f"""
-UPDATE jobs SET status = 'running', attempt = attempt + 1, executor_id = :executor,
-  executor_ip = :ip, lease_principal_id = :principal,
-  lease_expires_at = :now + lease_seconds, started_at = :now, cancel_requested = 0,
-  stdout_size = 0, stdout_truncated = 0, stderr_size = 0, stderr_truncated = 0,
-  exit_code = NULL, error_message = NULL
-WHERE seq IN ({_CLAIM_CANDIDATES})
-RETURNING {JOB_COLUMNS}
-"""
-_UPSERT_SEEN_EXECUTOR = """
-INSERT INTO executors (executor_id, principal_id, ip, registered_at, last_heartbeat, registered)
-VALUES (?, ?, ?, ?, ?, 0)
-ON CONFLICT (executor_id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat,
-  ip = coalesce(excluded.ip, executors.ip)
-"""
 
 
 class SqliteStore(
@@ -125,7 +97,7 @@ class SqliteStore(
         self._clock = clock  # one process owns the file, so its clock is the store's
         self._writer = Writer(path, synchronous)
         self._readers = Readers(path, synchronous=synchronous)
-        self._seen: dict[str, float] = {}
+        self._seen: dict[str, float] = {}  # executor id -> when a claim last recorded it
 
     # --- lifecycle ------------------------------------------------------------
     async def open(self) -> None:
@@ -178,31 +150,23 @@ class SqliteStore(
         idempotency: IdempotencyRecord | None = None,
         workflow: WorkflowRecord | None = None,
     ) -> list[Job]:
+        return (await self.insert_and_claim(jobs, (), idempotency, workflow)).jobs
+
+    async def insert_and_claim(
+        self,
+        jobs: Sequence[NewJob],
+        claims: Sequence[ClaimRequest],
+        idempotency: IdempotencyRecord | None = None,
+        workflow: WorkflowRecord | None = None,
+    ) -> Inserted:
         now = self._clock()
 
-        def op(conn: sqlite3.Connection) -> list[Job]:
-            if idempotency is not None:
-                ops.insert_idempotency(conn, idempotency, jobs[0].id if jobs else None)
-            if workflow is not None:
-                deps.insert_workflow_row(conn, workflow)
-            try:
-                conn.executemany(_INSERT_JOB, flow.insert_params(conn, jobs, now))
-            except sqlite3.IntegrityError as exc:
-                if "dedupe_key" in str(exc):
-                    raise AlreadyExists(
-                        "an identical task already exists", duplicate=True
-                    ) from None
-                raise AlreadyExists("job id already exists") from None
-            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            first = last - len(jobs) + 1  # one writer, so the sequence is contiguous
-            stored = [job.stored(first + i) for i, job in enumerate(jobs)]
-            settled = deps.link(conn, jobs, now) | flow.admit_new(conn, jobs)
-            if not settled:
-                return stored
-            fresh = deps.reread(conn, settled)
-            return [fresh.get(j.id, j) for j in stored]
+        def op(conn: sqlite3.Connection) -> Inserted:
+            stored = _insert(conn, jobs, idempotency, workflow, now)
+            claimed = [sqlite_claim.claim(conn, request, now, self._seen) for request in claims]
+            return Inserted(stored, claimed)
 
-        result: list[Job] = await self._write(op)
+        result: Inserted = await self._write(op)
         return result
 
     async def find_idempotency(self, principal_id: str, key: str) -> IdempotencyRecord | None:
@@ -278,57 +242,11 @@ class SqliteStore(
 
     # --- leases -------------------------------------------------------------------
     async def claim(self, request: ClaimRequest, now: float | None) -> list[Job]:
-        now = self._at(now)
-        params = {
-            "now": now,
-            "labels": orjson.dumps(sorted(request.labels)).decode(),
-            "least_runnable": request.least_runnable,
-            "project": request.project_id,
-            "limit": request.limit,
-            "executor": request.executor_id,
-            "ip": request.executor_ip,
-            "principal": request.principal_id,
-        }
-
-        def op(conn: sqlite3.Connection) -> list[Job]:
-            self._note_executor(conn, request, now)
-            if placement.placed_waiting(conn):
-                rows = placement.claim_placed(conn, params)
-            else:
-                rows = conn.execute(_CLAIM, params).fetchall()
-            # RETURNING comes back in no promised order; hand out the best first.
-            claimed = sorted(
-                (job_from_row(r) for r in rows), key=lambda j: (-j.priority, j.turn, j.seq)
-            )
-            conn.executemany(
-                "INSERT INTO attempts (job_id, number, executor_id, executor_ip, principal_id, "
-                "claimed_at, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
-                [
-                    (
-                        j.id,
-                        j.attempt,
-                        request.executor_id,
-                        request.executor_ip,
-                        request.principal_id,
-                        now,
-                    )
-                    for j in claimed
-                ],
-            )
-            return claimed
-
-        result: list[Job] = await self._write(op)
-        return result
-
-    def _note_executor(self, conn: sqlite3.Connection, request: ClaimRequest, now: float) -> None:
-        """Record that an executor was seen, at most once a second, off the claim's hot path."""
-        if now - self._seen.get(request.executor_id, 0.0) < 1.0:
-            return
-        conn.execute(
-            _UPSERT_SEEN_EXECUTOR,
-            (request.executor_id, request.principal_id, request.executor_ip, now, now),
+        at = self._at(now)
+        result: list[Job] = await self._write(
+            lambda conn: sqlite_claim.claim(conn, request, at, self._seen)
         )
-        self._seen[request.executor_id] = now
+        return result
 
     async def renew_lease(
         self, job_id: str, ref: AttemptRef, now: float | None, duration: float | None = None
@@ -384,7 +302,7 @@ class SqliteStore(
         now = self._at(now)
 
         def op(conn: sqlite3.Connection) -> list[Job | CorralError]:
-            results = ops.finish_batch(conn, reports, now, policy, cap)
+            results = finish_reports(conn, reports, now, policy, cap)
             if leftovers := leftover_rows(reports, results):
                 conn.executemany(SET_LEFTOVERS.format("?", "?", "?"), leftovers)
             return results
@@ -519,3 +437,31 @@ class SqliteStore(
             return OutputSlice(data, offset, state.size, state.truncated, job.attempt)
 
         return await self._readers.run(op)
+
+
+def _insert(
+    conn: sqlite3.Connection,
+    jobs: Sequence[NewJob],
+    idempotency: IdempotencyRecord | None,
+    workflow: WorkflowRecord | None,
+    now: float,
+) -> list[Job]:
+    """``insert_jobs`` inside the writer's transaction: the jobs as they read back."""
+    if idempotency is not None:
+        ops.insert_idempotency(conn, idempotency, jobs[0].id if jobs else None)
+    if workflow is not None:
+        deps.insert_workflow_row(conn, workflow)
+    try:
+        conn.executemany(_INSERT_JOB, flow.insert_params(conn, jobs, now))
+    except sqlite3.IntegrityError as exc:
+        if "dedupe_key" in str(exc):
+            raise AlreadyExists("an identical task already exists", duplicate=True) from None
+        raise AlreadyExists("job id already exists") from None
+    last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+    first = last - len(jobs) + 1  # one writer, so the sequence is contiguous
+    stored = [job.stored(first + i) for i, job in enumerate(jobs)]
+    settled = deps.link(conn, jobs, now) | flow.admit_new(conn, jobs)
+    if not settled:
+        return stored
+    fresh = deps.reread(conn, settled)
+    return [fresh.get(j.id, j) for j in stored]

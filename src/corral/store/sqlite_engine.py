@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from corral.errors import Unavailable
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
+Done = Callable[[BaseException | None], None]
 DURABLE = "FULL"  # fsync the WAL on every commit; EXTRA also syncs the directory
 
 
@@ -65,8 +67,9 @@ class Writer:
 
     An op is a Python function of the connection. It runs straight from the event
     loop thread, inside the open transaction and its own SAVEPOINT (an op that
-    fails undoes only itself): tens of microseconds, less than a hop to another
-    thread. Ops are serialised by the loop itself, so a claim is exclusive.
+    fails undoes only itself; the first op of a transaction needs none, its undo is
+    the ROLLBACK): tens of microseconds, less than a hop to another thread. Ops are
+    serialised by the loop itself, so a claim is exclusive.
 
     Durability (group commit): the caller's future resolves only after the COMMIT
     that holds its op returned, and with ``synchronous=FULL`` that COMMIT has
@@ -91,9 +94,7 @@ class Writer:
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="corral-sqlite-checkpoint", daemon=True
         )
-        self._committer = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="corral-sqlite-commit"
-        )
+        self._committer = _Committer()
         self._batch: list[_Done] = []  # ran in the open transaction, awaiting its commit
         self._queued: list[tuple[Op, asyncio.Future[Any]]] = []  # arrived during a commit
         self._commit_due = False  # a commit is scheduled or running
@@ -117,7 +118,7 @@ class Writer:
     def stop(self) -> None:
         """Close; call ``flush`` first, or ops still in the transaction are rolled back."""
         self._stopping.set()
-        self._committer.shutdown(wait=True)
+        self._committer.stop()
         if self._checkpointer.is_alive():
             self._checkpointer.join()
         if self._checkpoint_conn is not None:  # start() failed before the thread ran
@@ -149,10 +150,10 @@ class Writer:
     def _run(self, op: Op, future: asyncio.Future[Any]) -> None:
         conn = self._conn
         assert conn is not None
+        # The first op of a transaction needs no SAVEPOINT: undoing it is a ROLLBACK.
+        first = not conn.in_transaction
         try:
-            if not conn.in_transaction:
-                conn.execute("BEGIN IMMEDIATE")
-            conn.execute("SAVEPOINT op")
+            conn.execute("BEGIN IMMEDIATE" if first else "SAVEPOINT op")
         except sqlite3.Error as exc:  # nothing of this op ran: refuse it at once
             future.set_exception(Unavailable(f"SQLite write failed: {exc}"))
             if conn.in_transaction:  # the ops before it still get their commit
@@ -162,17 +163,21 @@ class Writer:
         try:
             result = op(conn)
         except BaseException as exc:
-            self._undo(conn)
+            self._undo(conn, first)
             self._batch.append(_Done(future, error=_as_corral(exc)))
             if not isinstance(exc, Exception):
                 raise
             return
-        conn.execute("RELEASE op")
+        if not first:
+            conn.execute("RELEASE op")
         self._batch.append(_Done(future, result))
 
-    def _undo(self, conn: sqlite3.Connection) -> None:
+    def _undo(self, conn: sqlite3.Connection, first: bool) -> None:
         """Undo the failed op's writes only; if even that fails, the whole transaction."""
         try:
+            if first:  # the transaction holds nothing else
+                conn.execute("ROLLBACK")
+                return
             conn.execute("ROLLBACK TO op")
             conn.execute("RELEASE op")
         except sqlite3.Error as exc:
@@ -202,8 +207,7 @@ class Writer:
             else:
                 self._committed(batch, None)
             return
-        done = asyncio.get_running_loop().run_in_executor(self._committer, self._commit_now)
-        done.add_done_callback(lambda outcome: self._committed(batch, outcome.exception()))
+        self._committer.commit(self._commit_now, lambda failed: self._committed(batch, failed))
 
     def _commit_now(self) -> None:
         """COMMIT, fsync included: on the commit thread, or inline for a lone write."""
@@ -251,6 +255,46 @@ class Writer:
         finally:
             self._checkpoint_conn = None
             conn.close()
+
+
+class _Committer:
+    """The thread that runs the writer's COMMITs (and their fsync) off the event loop.
+
+    A queue in, ``call_soon_threadsafe`` out: a commit costs one hand-over each way,
+    where an executor's futures took several more hops per commit.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], None], Done] | None] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(
+            target=self._serve, name="corral-sqlite-commit", daemon=True
+        )
+
+    def commit(self, run: Callable[[], None], done: Done) -> None:
+        """Call ``run`` on the thread, then ``done(error or None)`` on this event loop."""
+        self._loop = asyncio.get_running_loop()
+        if not self._thread.is_alive():
+            self._thread.start()
+        self._jobs.put((run, done))
+
+    def stop(self) -> None:
+        """Wait for the commits handed over so far; their ``done`` runs if the loop does."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            run, done = job
+            failed: BaseException | None = None
+            try:
+                run()
+            except BaseException as exc:  # handed to the loop, which fails the batch
+                failed = exc
+            assert self._loop is not None
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(done, failed)
 
 
 def _as_corral(exc: BaseException) -> BaseException:

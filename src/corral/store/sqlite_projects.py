@@ -181,7 +181,7 @@ class SqliteProjects:
         def op(conn: sqlite3.Connection) -> dict[str, Job]:
             marks = ",".join("?" * len(wanted))
             rows = conn.execute(
-                f"SELECT dedupe_key, {JOB_COLUMNS} FROM jobs "
+                f"SELECT {JOB_COLUMNS}, dedupe_key FROM jobs "
                 f"WHERE project_id = ? AND dedupe_key IN ({marks})",
                 (project_id, *wanted),
             ).fetchall()

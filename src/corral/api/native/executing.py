@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from corral.api.deps import PrincipalDep, ServicesDep
+from corral.api.longpoll import hung_up, still_there
 from corral.api.native import render
 from corral.api.native.errors import NativeRoute, status_of
 from corral.api.native.schemas import (
@@ -51,11 +52,15 @@ async def claim(
         runnable_only=body.runnable_only,
     )
     jobs = await services.leases.claim(
-        principal, claim_request, body.wait, still_wanted=lambda: _connected(request)
+        principal,
+        claim_request,
+        body.wait,
+        still_wanted=lambda: still_there(request),
+        gone=lambda: hung_up(request),
     )
     if not jobs:
         return Response(status_code=204)
-    if body.wait > 0 and not await _connected(request):
+    if body.wait > 0 and not await still_there(request):
         # The caller hung up while we leased: hand the jobs straight back.
         for job in jobs:
             ref = services.leases.fence(principal, body.executor_id, job.attempt)
@@ -71,10 +76,6 @@ async def claim(
         for j in jobs
     ]
     return JSON(answers[0] if body.n is None else answers)
-
-
-async def _connected(request: Request) -> bool:
-    return not await request.is_disconnected()
 
 
 def _status_body(job: Job) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from corral.domain.retry import RetryPolicy, describe_retries
 from corral.services.executors import ExecutorView
 from corral.services.jobs import JobDetails
 
+_POLICY = RetryPolicy()  # the dispatcher's, as the lease service applies it
+
 
 def created(job: Job) -> dict[str, Any]:
     return {
@@ -88,7 +90,7 @@ def job_body(job: Job) -> dict[str, Any]:
         "retry_on_failure": job.spec.retry_on_failure,
         "retention_days": spec.retention_days,
         "retries": describe_retries(
-            job.max_retries, job.spec.retry_on_failure, attempts_spent(job), RetryPolicy()
+            job.max_retries, job.spec.retry_on_failure, attempts_spent(job), _POLICY
         ),
         "outcome": describe_outcome(job.status, job.exit_code, job.error_message),
         "lease_seconds": job.lease_seconds,
@@ -131,7 +133,11 @@ def details(d: JobDetails) -> dict[str, Any]:
 def claimed(job: Job) -> dict[str, Any]:
     """A freshly claimed job, for the executor now holding its lease: the only place
     secret values leave the server. Its new attempt has no output yet."""
-    return {**job_body(job), "secret_env": dict(job.spec.secret_env), "stdout": "", "stderr": ""}
+    body = job_body(job)
+    body["secret_env"] = dict(job.spec.secret_env)  # in place of the masked values
+    body["stdout"] = ""
+    body["stderr"] = ""
+    return body
 
 
 def executor(view: ExecutorView) -> dict[str, Any]:

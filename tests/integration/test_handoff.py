@@ -1,0 +1,161 @@
+"""A submit hands its jobs to a claim waiting for work, in its own transaction
+(``services/handoff.py``), on SQLite and PostgreSQL, through the real services."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from corral.domain.jobs import ClaimRequest, Job, JobDraft, JobSpec
+from corral.domain.principals import Principal, Role
+from corral.domain.states import AttemptStatus, JobStatus
+from corral.services.container import Services, open_store
+from corral.services.events import JobStarted
+from corral.settings import ServerSettings
+from corral.store.sqlite import SqliteStore
+from tests.pg_server import PgServer
+
+ADMIN = Principal("admin", "admin", Role.ADMIN)
+WORKER = Principal("w", "w", Role.WORKER)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Services]:
+    dsn = None
+    if request.param == "postgres":
+        pg: PgServer = request.getfixturevalue("pg_server")
+        dsn = await pg.new_database()
+    settings = ServerSettings(data_dir=tmp_path, database_url=dsn)
+    started = Services(open_store(settings), settings)
+    await started.start()
+    try:
+        yield started
+    finally:
+        await started.stop()
+        if dsn is not None:
+            await pg.drop_database(dsn)
+
+
+def draft(labels: tuple[str, ...] = ()) -> JobDraft:
+    return JobDraft(JobSpec(command="true", labels=labels), priority=0)
+
+
+async def until(holds: Callable[[], bool], pause: float = 0.001) -> None:
+    """Poll an in-process condition (the services offer no event to wait on for it)."""
+    async with asyncio.timeout(10):
+        while not holds():  # noqa: ASYNC110
+            await asyncio.sleep(pause)
+
+
+async def parked_claim(
+    services: Services,
+    labels: frozenset[str] = frozenset(),
+    gone: Callable[[], Awaitable[object]] | None = None,
+) -> asyncio.Task[list[Job]]:
+    """A long-poll claim, once it waits for work."""
+    request = ClaimRequest("w-1", "w", labels=labels, limit=4)
+    claim = asyncio.create_task(services.leases.claim(WORKER, request, wait=30, gone=gone))
+    await until(lambda: bool(services.hub.parked))
+    return claim
+
+
+async def submit(services: Services, *drafts: JobDraft) -> list[Job]:
+    return (await services.jobs.submit(ADMIN, list(drafts))).jobs
+
+
+async def test_a_waiting_claim_gets_the_job_as_any_claim_would(services: Services) -> None:
+    watching = services.hub.events.subscribe()
+    metrics = services.metrics
+    claimed_before = metrics.jobs_claimed._value.get()
+    claim = await parked_claim(services)
+    [job] = await submit(services, draft())
+    assert job.status == JobStatus.PENDING  # the submit's answer: the job as inserted
+    async with asyncio.timeout(10):
+        [leased] = await claim
+    assert (leased.id, leased.status, leased.executor_id) == (job.id, JobStatus.RUNNING, "w-1")
+    stored = await services.store.get_job(job.id)
+    assert stored == leased
+    [attempt] = await services.store.get_attempts(job.id)
+    assert (attempt.executor_id, attempt.status) == ("w-1", AttemptStatus.RUNNING)
+    # counted, timed and told like any claim
+    assert metrics.jobs_claimed._value.get() == claimed_before + 1
+    started = await asyncio.wait_for(watching.get(), 5)
+    assert isinstance(started, JobStarted) and started.job_id == job.id
+    assert not services.hub.parked
+
+
+async def test_the_job_and_its_lease_are_one_sqlite_commit(tmp_path: Path) -> None:
+    settings = ServerSettings(data_dir=tmp_path)
+    services = Services(open_store(settings), settings)
+    await services.start()
+    try:
+        store = services.store
+        assert isinstance(store, SqliteStore)
+        claim = await parked_claim(services)
+        statements: list[str] = []
+        [writer, _] = store._writer.connections()
+        writer.set_trace_callback(statements.append)
+        [job] = await submit(services, draft())
+        async with asyncio.timeout(10):
+            assert [j.id for j in await claim] == [job.id]
+        writer.set_trace_callback(None)
+    finally:
+        await services.stop()
+    assert statements.count("COMMIT") == 1, statements
+
+
+async def test_a_claim_the_job_does_not_fit_waits_on(services: Services) -> None:
+    claim = await parked_claim(services, labels=frozenset({"gpu"}))
+    [cpu_job] = await submit(services, draft(labels=("cpu",)))
+    await asyncio.sleep(0.05)
+    assert not claim.done()
+    [plain] = await submit(services, draft())
+    async with asyncio.timeout(10):
+        assert [j.id for j in await claim] == [plain.id]
+    left = await services.store.get_job(cpu_job.id)
+    assert left is not None and left.status == JobStatus.PENDING and left.attempt == 0
+
+
+async def test_a_claim_whose_caller_left_is_handed_nothing(services: Services) -> None:
+    left = asyncio.Event()
+    claim = await parked_claim(services, gone=left.wait)
+    left.set()
+    await until(lambda: not services.hub.parked)
+    [job] = await submit(services, draft())
+    stored = await services.store.get_job(job.id)
+    assert stored is not None and stored.status == JobStatus.PENDING
+    claim.cancel()
+
+
+async def test_a_claim_cancelled_while_handed_gives_its_jobs_back(services: Services) -> None:
+    claim = await parked_claim(services)
+    submitting = asyncio.create_task(submit(services, draft()))
+    await until(lambda: not services.hub.parked, 0)  # taken: the submit's transaction is on
+    assert not claim.done()
+    claim.cancel()
+    [job] = await submitting
+    async with asyncio.timeout(10):
+        while (stored := await services.store.get_job(job.id)) and stored.releases == 0:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    assert stored is not None and stored.status == JobStatus.PENDING
+    assert stored.attempt == 1 and stored.releases == 1  # handed back, no retry spent
+    [attempt] = await services.store.get_attempts(job.id)
+    assert attempt.status == AttemptStatus.RELEASED
+
+
+async def test_a_submit_cancelled_while_handing_over_still_answers_the_claim(
+    services: Services,
+) -> None:
+    """The insert and its leases go on without the submitter: the claim gets its job."""
+    claim = await parked_claim(services)
+    submitting = asyncio.create_task(submit(services, draft()))
+    await until(lambda: not services.hub.parked, 0)  # taken: the submit's transaction is on
+    submitting.cancel()
+    async with asyncio.timeout(10):
+        [leased] = await claim
+    stored = await services.store.get_job(leased.id)
+    assert stored is not None and stored.status == JobStatus.RUNNING
+    assert stored.executor_id == "w-1" and stored.attempt == 1
