@@ -33,6 +33,7 @@ import logging
 import os
 import socket
 import ssl
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -44,6 +45,12 @@ from corral.services.container import open_store
 from corral.settings import ServerSettings
 
 GRACEFUL_SECONDS = 5.0  # for requests still open once the waiters are released
+# Under load the event loop's thread holds the interpreter lock nearly all the time,
+# and a SQLite commit that ends on its own thread (a reader's query, likewise) must take
+# the lock back to hand its answer over: by default it may wait 5 ms for it, while its
+# callers wait too. At 1 ms the one-complete-per-job drain over HTTP ran about twice
+# as fast here (docs/performance.md); at 0.2 ms the lock switched too often.
+SWITCH_INTERVAL = 0.001
 BACKLOG = 2048  # uvicorn's default
 
 log = logging.getLogger("corral.server")
@@ -86,6 +93,7 @@ class CorralServer(uvicorn.Server):
 
 def serve(app: FastAPI, settings: ServerSettings) -> None:
     """Run until stopped; ``StartupFailed`` before anything happened when it cannot."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     if settings.tls_cert is not None and settings.tls_key is not None:
         check_tls(settings.tls_cert, settings.tls_key)
     listener = bind(settings.host, settings.port)
