@@ -12,9 +12,11 @@ import pytest
 from corral.domain.jobs import ClaimRequest, Job, JobDraft, JobSpec
 from corral.domain.principals import Principal, Role
 from corral.domain.states import AttemptStatus, JobStatus
+from corral.errors import Unavailable
 from corral.services.container import Services, open_store
 from corral.services.events import JobStarted
 from corral.settings import ServerSettings
+from corral.store.base import Inserted
 from corral.store.sqlite import SqliteStore
 from tests.pg_server import PgServer
 
@@ -159,3 +161,34 @@ async def test_a_submit_cancelled_while_handing_over_still_answers_the_claim(
     stored = await services.store.get_job(leased.id)
     assert stored is not None and stored.status == JobStatus.RUNNING
     assert stored.executor_id == "w-1" and stored.attempt == 1
+
+
+async def test_a_claim_handed_a_failed_submit_waits_on_without_looking(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A submit that took the claim and then failed stored nothing: the claim must not
+    look again (with the database down, the look fails too and the worker hears a 503
+    instead of waiting for the database to come back), and a later submit still reaches it."""
+    claim = await parked_claim(services)
+    store = services.store
+    real_claim, real_insert = store.claim, store.insert_and_claim
+    looks: list[ClaimRequest] = []
+
+    async def down(*args: object, **kwargs: object) -> Inserted:
+        raise Unavailable("the database is unavailable; try again shortly")
+
+    async def counted(request: ClaimRequest, *args: object) -> list[Job]:
+        looks.append(request)
+        return await real_claim(request, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "insert_and_claim", down)
+    monkeypatch.setattr(store, "claim", counted)
+    with pytest.raises(Unavailable):
+        await submit(services, draft())
+    await until(lambda: bool(services.hub.parked))  # parked again, not answering
+    assert not claim.done() and looks == []
+    monkeypatch.setattr(store, "insert_and_claim", real_insert)
+    [job] = await submit(services, draft())
+    async with asyncio.timeout(10):
+        [leased] = await claim
+    assert leased.id == job.id and looks == []

@@ -27,14 +27,15 @@ from corral.domain.jobs import ClaimRequest, Job
 
 
 class ParkedClaim:
-    """One waiting claim; ``handed`` resolves with what a submit's claim leased to it."""
+    """One waiting claim; ``handed`` resolves with what a submit's claim leased to it,
+    or None when that submit failed (nothing was stored, so there is nothing new to see)."""
 
     __slots__ = ("handed", "request", "taken")
 
     def __init__(self, request: ClaimRequest) -> None:
         self.request = request
         self.taken = False
-        self.handed: asyncio.Future[list[Job]] = asyncio.get_running_loop().create_future()
+        self.handed: asyncio.Future[list[Job] | None] = asyncio.get_running_loop().create_future()
 
 
 class ParkedClaims:
@@ -76,6 +77,6 @@ class ParkedClaims:
         nothing was leased)."""
         answers = iter(claimed) if claimed is not None else None
         for parked in taken:
-            jobs = next(answers) if answers is not None else []
+            jobs = next(answers) if answers is not None else None
             if not parked.handed.done():
                 parked.handed.set_result(jobs)

@@ -123,30 +123,42 @@ class LeaseService:
     ) -> list[Job] | None:
         """Wait for new work to be signalled, for the caller to leave, or for a submit to
         hand some work over (``handoff.py``): the jobs it leased to this claim, [] when
-        there is news to look at (or none came in time), None once the caller left."""
-        parked = self._hub.parked.park(request)
-        news = asyncio.ensure_future(self._hub.jobs.wait(generation, seconds))
-        left = asyncio.ensure_future(gone()) if gone is not None else None
-        try:
-            waits: list[asyncio.Future[Any]] = [parked.handed, news]
-            if left is not None:
-                waits.append(left)
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            if parked.taken:  # the submit's transaction is under way: its answer is ours
-                return await asyncio.shield(parked.handed)
-            return None if left is not None and left.done() else []
-        except asyncio.CancelledError:
-            if parked.taken:  # nobody will hear of these leases: give them back
-                parked.handed.add_done_callback(lambda done: self._hand_back(request, done))
-            raise
-        finally:
-            self._hub.parked.leave(parked)
-            news.cancel()
-            if left is not None:
-                left.cancel()
+        there is news to look at (or none came in time), None once the caller left.
 
-    def _hand_back(self, request: ClaimRequest, handed: asyncio.Future[list[Job]]) -> None:
-        for job in handed.result():
+        A submit that took this claim and then failed (the database down, a duplicate
+        key) stored nothing: the claim parks again rather than look, since a look would
+        only meet the same failure and answer the caller with it."""
+        deadline = time.monotonic() + seconds
+        while True:
+            parked = self._hub.parked.park(request)
+            news = asyncio.ensure_future(self._hub.jobs.wait(generation, seconds))
+            left = asyncio.ensure_future(gone()) if gone is not None else None
+            try:
+                waits: list[asyncio.Future[Any]] = [parked.handed, news]
+                if left is not None:
+                    waits.append(left)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if parked.taken:  # the submit's transaction is under way: its answer is ours
+                    handed = await asyncio.shield(parked.handed)
+                    if handed is not None:
+                        return handed
+                else:
+                    return None if left is not None and left.done() else []
+            except asyncio.CancelledError:
+                if parked.taken:  # nobody will hear of these leases: give them back
+                    parked.handed.add_done_callback(lambda done: self._hand_back(request, done))
+                raise
+            finally:
+                self._hub.parked.leave(parked)
+                news.cancel()
+                if left is not None:
+                    left.cancel()
+            seconds = deadline - time.monotonic()
+            if seconds <= 0:
+                return []
+
+    def _hand_back(self, request: ClaimRequest, handed: asyncio.Future[list[Job] | None]) -> None:
+        for job in handed.result() or []:
             ref = AttemptRef(request.executor_id, job.attempt)
             task = asyncio.ensure_future(self.release(job.id, ref))
             task.add_done_callback(lambda t: t.exception())
