@@ -22,6 +22,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -32,7 +33,7 @@ from corral.agent.isolation import Isolation, JobIdentity, Level
 from corral.agent.jobdirs import JobDirs
 from corral.agent.jobfiles import FileTransfer, JobFilesError, prepare_inputs, save_outputs
 from corral.agent.output import OutputForwarder, PipeReader
-from corral.agent.process import ProcessGroup, spawn, sweep_orphans
+from corral.agent.process import ProcessGroup, spawn, spawn_in, sweep_orphans
 from corral.domain.env import validate_env
 from corral.domain.jobs import JobSpec
 from corral.errors import InvalidInput
@@ -44,6 +45,7 @@ INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LO
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 WORKER_MARK = "CORRAL_WORKER_DIR"  # names the work dir in every job's environment
 EOF_GRACE = 2.0  # seconds to wait for pipes after the group is gone (a setsid escapee holds them)
+SPAWN_THREADS = 4  # spawns in flight at once, each thread waiting in vfork() for an exec
 
 
 class StopReason(enum.StrEnum):
@@ -186,12 +188,17 @@ class Executor:
             if limits is not None
             else None
         )
+        # Spawns go to these threads while other jobs run (process.spawn_in says why);
+        # ``active`` counts the attempts spawning or running.
+        self.spawner = ThreadPoolExecutor(SPAWN_THREADS, thread_name_prefix="corral-spawn")
+        self.active = 0
         # Job directories are reused where nothing of a job can outlive it (jobdirs.py).
         tracked = self.cgroups is not None and self.cgroups.track is not None
         self.dirs = JobDirs(work_dir, reuse=self.isolation.level is Level.NONE and tracked)
 
     def close(self) -> None:
         """Release the work dir."""
+        self.spawner.shutdown()
         if self.cgroups is not None:
             self.cgroups.close()
         if self._lock >= 0:
@@ -213,6 +220,7 @@ class Execution:
         self._stopped = asyncio.Event()
         self._kill_now = False
         self._running: ProcessGroup | None = None  # the group while its leader is awaited
+        self._spawning = False
         self._stop_turns: list[asyncio.Future[bool]] = []  # waiting for a run slot
         self._finished = False
         # Asked right before spawning: False when the attempt may no longer start (its
@@ -221,7 +229,8 @@ class Execution:
 
     @property
     def started(self) -> bool:
-        return self.group is not None
+        """Its process is spawned, or being spawned: no longer one to hand back."""
+        return self._spawning or self.group is not None
 
     @property
     def finished(self) -> bool:
@@ -378,12 +387,19 @@ class Execution:
             argv, identity, cwd=cwd, work_dir=work_dir, network=self.job.network, binary=binary
         )
         argv = self._confine(argv)  # last: the cgroup join runs before any uid switch
+        self._spawning = True
+        self.executor.active += 1
         try:
-            group = spawn(argv, cwd=cwd, env=env)
+            group = await self._spawn(argv, cwd, env)
         except OSError as exc:  # the job's fault (no such file, not executable) or ours
+            self._spawning = False
+            self.executor.active -= 1
             retryable = exc.errno not in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR)
             message = f"could not start {argv[0]}: {exc.strerror or exc}"
             raise PrepareError(message, retryable=retryable) from exc
+        except BaseException:  # cancelled: spawn_in kills the group when it lands
+            self.executor.active -= 1
+            raise
         self.group = group
         forwarder = self.forwarder
         readers = [
@@ -411,6 +427,7 @@ class Execution:
             returncode = await group.wait_exit(self._sweep_cgroup)
         finally:
             self._running = None
+            self.executor.active -= 1
             if timer is not None:
                 timer.cancel()
         await _await_eof(readers)
@@ -426,6 +443,14 @@ class Execution:
         except OSError as exc:
             message = f"could not create the job directory: {exc}"
             raise PrepareError(message, retryable=True) from exc
+
+    async def _spawn(self, argv: list[str], cwd: Path, env: dict[str, str]) -> ProcessGroup:
+        """Inline when it is the only job (nothing to hold up: a thread's wake-up would
+        only delay it), else in a spawner thread, so the other jobs' pipes, exits and
+        reports go on while this one's vfork() waits for its exec."""
+        if self.executor.active == 1:
+            return spawn(argv, cwd=cwd, env=env)
+        return await spawn_in(self.executor.spawner, argv, cwd=cwd, env=env)
 
     def _timed_out(self) -> None:
         self.stop(StopReason.TIMEOUT)  # no-op when a stop reason is already set
