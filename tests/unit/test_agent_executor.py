@@ -16,17 +16,11 @@ import httpx
 import pytest
 
 from corral.agent.binaries import BinaryCache
-from corral.agent.executor import (
-    Execution,
-    Executor,
-    JobRun,
-    RunResult,
-    StopReason,
-    WorkDirBusy,
-)
+from corral.agent.executor import Execution, JobRun, RunResult, StopReason
 from corral.agent.output import OutputForwarder
 from corral.agent.process import alive, spawn_in
 from corral.agent.spool import Chunk
+from corral.agent.workdir import Executor, WorkDirBusy
 from corral.domain.jobs import JobSpec
 
 
