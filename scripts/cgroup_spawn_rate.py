@@ -21,9 +21,10 @@ import httpx
 from corral.agent.binaries import BinaryCache
 from corral.agent.cgroup_detect import detect
 from corral.agent.cgroups import LimitPolicy, Resources, worker_key
-from corral.agent.executor import Execution, Executor, JobRun
+from corral.agent.executor import Execution, JobRun
 from corral.agent.output import OutputForwarder
 from corral.agent.spool import Chunk
+from corral.agent.workdir import Executor
 
 
 class Discard:

@@ -9,23 +9,18 @@ import shlex
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
 from corral.agent.binaries import BinaryCache
-from corral.agent.executor import (
-    Execution,
-    Executor,
-    JobRun,
-    RunResult,
-    StopReason,
-    WorkDirBusy,
-)
+from corral.agent.executor import Execution, JobRun, RunResult, StopReason
 from corral.agent.output import OutputForwarder
-from corral.agent.process import alive
+from corral.agent.process import alive, spawn_in
 from corral.agent.spool import Chunk
+from corral.agent.workdir import Executor, WorkDirBusy
 from corral.domain.jobs import JobSpec
 
 
@@ -306,3 +301,56 @@ async def test_every_job_reads_and_writes_dev_null_as_its_stdin(executor: Execut
     for _ in range(3):
         result, sink = await run(executor, JobSpec(command="cat; echo gone >&0 && echo ok"))
         assert (result.exit_code, sink.text(), sink.text("stderr")) == (0, "ok\n", "")
+
+
+# A command line the kernel copies for a while before the child's exec completes: a
+# spawn of it holds its thread in vfork() long enough to see what the loop does.
+LONG_EXEC = ["x" * 100_000] * 15
+
+
+async def test_the_loop_runs_on_while_a_job_is_spawned(tmp_path: Path) -> None:
+    """A spawn waits in vfork() for its child's exec off the event loop: a task of the
+    loop keeps ticking through it (on the loop, it would not tick once)."""
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    with ThreadPoolExecutor(1) as pool:
+        running = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        before = ticks
+        group = await spawn_in(pool, ["/bin/true", *LONG_EXEC], cwd=tmp_path, env={})
+        during = ticks - before
+        running.cancel()
+        assert await group.wait_exit() == 0
+    assert during > 10, during
+
+
+async def test_a_spawn_given_up_midway_leaves_nothing_running(tmp_path: Path) -> None:
+    marker = f"{os.getpid()}.{time.monotonic_ns() % 10**9}"
+    with ThreadPoolExecutor(1) as pool:
+        argv = ["/bin/sh", "-c", "sleep 30; exit", marker, *LONG_EXEC]  # $0: the marker
+        spawning = asyncio.ensure_future(spawn_in(pool, argv, cwd=tmp_path, env={}))
+        await asyncio.sleep(0)
+        spawning.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await spawning
+    # The pool is shut down: the spawn has landed, and its group is killed at once.
+    assert await until_dead(_running(marker)) == []
+
+
+def _running(marker: str) -> list[int]:
+    """Pids whose command line carries ``marker``."""
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as cmdline:
+                if name.isdigit() and marker.encode() in cmdline.read():
+                    found.append(int(name))
+        except OSError:
+            continue
+    return found

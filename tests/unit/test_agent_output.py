@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from corral.agent.binaries import BinaryCache
-from corral.agent.executor import Execution, Executor, JobRun
+from corral.agent.executor import Execution, JobRun
 from corral.agent.output import OutputForwarder, StopSending, StreamBuffer
 from corral.agent.spool import Chunk, DiskQuota, Spool
+from corral.agent.workdir import Executor
 from corral.domain.jobs import JobSpec
 
 

@@ -19,10 +19,11 @@ from corral.agent.binaries import BinaryCache
 from corral.agent.cgroup_detect import detect
 from corral.agent.cgroups import Cgroups, LimitPolicy, Resources, worker_key
 from corral.agent.dispatcher import parse_job
-from corral.agent.executor import Execution, Executor, JobRun, RunResult, StopReason
+from corral.agent.executor import Execution, JobRun, RunResult, StopReason
 from corral.agent.output import OutputForwarder
 from corral.agent.process import alive
 from corral.agent.reports import report_for
+from corral.agent.workdir import Executor
 from corral.domain.jobs import JobSpec
 from tests.unit.test_agent_executor import RecordingSink, until_dead
 

@@ -15,7 +15,7 @@ import pytest
 
 from corral.agent.binaries import BinaryCache
 from corral.agent.dispatcher import parse_job
-from corral.agent.executor import Execution, Executor, JobRun, RunResult, job_env
+from corral.agent.executor import Execution, JobRun, RunResult, job_env
 from corral.agent.isolation import (
     Isolation,
     IsolationUnavailable,
@@ -26,6 +26,7 @@ from corral.agent.isolation import (
     parse_uid_range,
 )
 from corral.agent.output import OutputForwarder
+from corral.agent.workdir import Executor
 from corral.domain.jobs import JobSpec
 from tests.unit.test_agent_executor import RecordingSink
 

@@ -12,9 +12,10 @@ import pytest
 
 from corral.agent.binaries import BinaryCache
 from corral.agent.cgroups import LimitPolicy
-from corral.agent.executor import Execution, Executor, JobRun
+from corral.agent.executor import Execution, JobRun
 from corral.agent.jobdirs import JobDirs
 from corral.agent.output import OutputForwarder
+from corral.agent.workdir import Executor
 from corral.domain.jobs import JobSpec
 from tests.unit.test_agent_executor import RecordingSink
 from tests.unit.test_cgroups import require_cgroups

@@ -14,9 +14,10 @@ import pytest
 
 from corral.agent.binaries import BinaryCache
 from corral.agent.dispatcher import Dispatcher
-from corral.agent.executor import Execution, Executor, JobRun, StopReason
+from corral.agent.executor import Execution, JobRun, StopReason
 from corral.agent.output import OutputForwarder
 from corral.agent.renewal import Held, Renewal
+from corral.agent.workdir import Executor
 from corral.domain.jobs import JobSpec
 from tests.processes import free_port
 from tests.unit.test_agent_executor import RecordingSink

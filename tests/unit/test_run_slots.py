@@ -12,9 +12,10 @@ import httpx
 import pytest
 
 from corral.agent.binaries import BinaryCache
-from corral.agent.executor import Execution, Executor, JobRun, StopReason
+from corral.agent.executor import Execution, JobRun, StopReason
 from corral.agent.output import OutputForwarder
 from corral.agent.slots import RunSlots
+from corral.agent.workdir import Executor
 from corral.domain.jobs import JobSpec
 from tests.unit.test_agent_executor import RecordingSink
 

@@ -36,7 +36,7 @@ from corral.agent.dispatcher import (
     Unreachable,
     parse_job,
 )
-from corral.agent.executor import Executor, StopReason
+from corral.agent.executor import StopReason
 from corral.agent.isolation import Isolation, Level
 from corral.agent.machine import capacity_offer, machine_info
 from corral.agent.netguard import guarded_client
@@ -44,6 +44,7 @@ from corral.agent.renewal import Fatal, Renewal, log_extra, sleep_or
 from corral.agent.reports import ResultReporter
 from corral.agent.runner import JobRunner, claim_began
 from corral.agent.stopping import Stopping, abandon
+from corral.agent.workdir import Executor
 from corral.domain.jobs import MAX_CLAIM
 
 log = logging.getLogger("corral.agent")

@@ -15,34 +15,28 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
-import fcntl
 import logging
 import os
-import shutil
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from corral.agent import cgroup_detect
-from corral.agent.binaries import BinaryCache, BinaryError
-from corral.agent.cgroups import JobCgroup, LimitError, LimitPolicy, Resources, worker_key
-from corral.agent.isolation import Isolation, JobIdentity, Level
-from corral.agent.jobdirs import JobDirs
-from corral.agent.jobfiles import FileTransfer, JobFilesError, prepare_inputs, save_outputs
+from corral.agent.binaries import BinaryError
+from corral.agent.cgroups import JobCgroup, LimitError, Resources
+from corral.agent.isolation import JobIdentity
+from corral.agent.jobfiles import JobFilesError, prepare_inputs, save_outputs
 from corral.agent.output import OutputForwarder, PipeReader
-from corral.agent.process import ProcessGroup, spawn, sweep_orphans
+from corral.agent.process import ProcessGroup, spawn, spawn_in
+from corral.agent.workdir import INHERITED_ENV, WORKER_MARK, Executor
 from corral.domain.env import validate_env
 from corral.domain.jobs import JobSpec
 from corral.errors import InvalidInput
 
 log = logging.getLogger("corral.agent.executor")
 
-# Inherited from the worker's own environment; everything else comes from the job.
-INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TMPDIR")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-WORKER_MARK = "CORRAL_WORKER_DIR"  # names the work dir in every job's environment
 EOF_GRACE = 2.0  # seconds to wait for pipes after the group is gone (a setsid escapee holds them)
 
 
@@ -130,75 +124,6 @@ def resolve_workdir(job_dir: Path, working_directory: str | None) -> Path:
     return job_dir.joinpath(*relative.parts)
 
 
-class WorkDirBusy(Exception):
-    """Another live worker holds this work dir."""
-
-
-class Executor:
-    """Shared settings of every execution on this worker, and the work dir it owns.
-
-    The work dir is locked (``flock``) for the executor's life: two workers sharing
-    one would sweep each other's jobs. On taking the lock, processes left behind
-    by a previous, killed run of this worker are killed and stale job dirs removed.
-    """
-
-    def __init__(
-        self,
-        work_dir: Path,
-        binaries: BinaryCache,
-        *,
-        grace: float = 5.0,
-        flush_interval: float = 0.1,
-        output_budget: int = 1 << 20,
-        files: FileTransfer | None = None,
-        limits: LimitPolicy | None = None,
-        isolation: Isolation | None = None,
-        cgroup_favordynmods: bool = False,
-    ) -> None:
-        self.work_dir = work_dir = work_dir.resolve()
-        self.jobs_dir = work_dir / "jobs"
-        self.binaries = binaries
-        self.grace = grace
-        self.flush_interval = flush_interval
-        self.output_budget = output_budget
-        self.files = files  # input archives and artifacts; None: jobs using them fail
-        self.isolation = isolation or Isolation(Level.NONE)
-        # What jobs inherit of the worker's environment, read once: os.environ decodes
-        # every value it is asked for.
-        self.inherited = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
-        self.spool_dir = work_dir / "spool"
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = _lock(work_dir / ".lock")
-        orphans = sweep_orphans(f"{WORKER_MARK}={work_dir}".encode())
-        if orphans:
-            log.warning(
-                "killed orphaned job processes", extra={"action": "orphans_killed", "pids": orphans}
-            )
-        shutil.rmtree(self.jobs_dir, ignore_errors=True)
-        self.jobs_dir.mkdir()
-        self.isolation.secure_work_dir(work_dir)
-        # Every job in its own cgroup (None: no cgroups at all, for tests of other parts).
-        self.limits = limits
-        # ``cgroup_favordynmods``: remount cgroup v2 for cheaper joins (favordynmods.py);
-        # the worker's choice, off by default for the tests and tools that build executors.
-        self.cgroups = (
-            cgroup_detect.start(worker_key(work_dir), favordynmods=cgroup_favordynmods)
-            if limits is not None
-            else None
-        )
-        # Job directories are reused where nothing of a job can outlive it (jobdirs.py).
-        tracked = self.cgroups is not None and self.cgroups.track is not None
-        self.dirs = JobDirs(work_dir, reuse=self.isolation.level is Level.NONE and tracked)
-
-    def close(self) -> None:
-        """Release the work dir."""
-        if self.cgroups is not None:
-            self.cgroups.close()
-        if self._lock >= 0:
-            os.close(self._lock)
-            self._lock = -1
-
-
 class Execution:
     """One attempt: ``await run()`` once; ``stop(reason)`` at any time, from anywhere."""
 
@@ -213,6 +138,7 @@ class Execution:
         self._stopped = asyncio.Event()
         self._kill_now = False
         self._running: ProcessGroup | None = None  # the group while its leader is awaited
+        self._spawning = False
         self._stop_turns: list[asyncio.Future[bool]] = []  # waiting for a run slot
         self._finished = False
         # Asked right before spawning: False when the attempt may no longer start (its
@@ -221,7 +147,8 @@ class Execution:
 
     @property
     def started(self) -> bool:
-        return self.group is not None
+        """Its process is spawned, or being spawned: no longer one to hand back."""
+        return self._spawning or self.group is not None
 
     @property
     def finished(self) -> bool:
@@ -378,12 +305,19 @@ class Execution:
             argv, identity, cwd=cwd, work_dir=work_dir, network=self.job.network, binary=binary
         )
         argv = self._confine(argv)  # last: the cgroup join runs before any uid switch
+        self._spawning = True
+        self.executor.active += 1
         try:
-            group = spawn(argv, cwd=cwd, env=env)
+            group = await self._spawn(argv, cwd, env)
         except OSError as exc:  # the job's fault (no such file, not executable) or ours
+            self._spawning = False
+            self.executor.active -= 1
             retryable = exc.errno not in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR)
             message = f"could not start {argv[0]}: {exc.strerror or exc}"
             raise PrepareError(message, retryable=retryable) from exc
+        except BaseException:  # cancelled: spawn_in kills the group when it lands
+            self.executor.active -= 1
+            raise
         self.group = group
         forwarder = self.forwarder
         readers = [
@@ -411,6 +345,7 @@ class Execution:
             returncode = await group.wait_exit(self._sweep_cgroup)
         finally:
             self._running = None
+            self.executor.active -= 1
             if timer is not None:
                 timer.cancel()
         await _await_eof(readers)
@@ -427,18 +362,16 @@ class Execution:
             message = f"could not create the job directory: {exc}"
             raise PrepareError(message, retryable=True) from exc
 
+    async def _spawn(self, argv: list[str], cwd: Path, env: dict[str, str]) -> ProcessGroup:
+        """Inline when it is the only job (nothing to hold up: a thread's wake-up would
+        only delay it), else in a spawner thread, so the other jobs' pipes, exits and
+        reports go on while this one's vfork() waits for its exec."""
+        if self.executor.active == 1:
+            return spawn(argv, cwd=cwd, env=env)
+        return await spawn_in(self.executor.spawner, argv, cwd=cwd, env=env)
+
     def _timed_out(self) -> None:
         self.stop(StopReason.TIMEOUT)  # no-op when a stop reason is already set
-
-
-def _lock(path: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise WorkDirBusy(f"work dir {path.parent} is in use by another worker") from None
-    return fd
 
 
 async def _await_eof(readers: list[PipeReader]) -> None:

@@ -41,6 +41,7 @@ SPOOL_QUOTA = 256 << 20  # ... and by all the jobs of one worker together
 # Stream switches kept in order between two sends: each costs one more request, so a
 # job alternating streams line by line sends at most this many more chunks per batch.
 MAX_RUNS = 4
+UTF8 = codecs.getincrementaldecoder("utf-8")  # looked up once, not for every stream
 
 
 class OutputSink(Protocol):
@@ -77,7 +78,7 @@ class StreamBuffer:
         self.dropped = 0  # bytes lost in all
         self.closed = False  # the dispatcher truncated the stream, or sending stopped
         self._newline = True  # the last byte cut was a newline (or nothing was cut)
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._decoder = UTF8(errors="replace")
 
     def feed(self, data: bytes) -> None:
         self.read += len(data)
@@ -169,7 +170,10 @@ class OutputForwarder:
         self.interval = interval
         self.batch = batch
         self.job_id = job_id
-        self.streams = {name: StreamBuffer(budget, name) for name in STREAMS}
+        patterns = secret_patterns((secret_env or {}).values())  # blanked as pipes are read
+        self.streams = {
+            name: StreamBuffer(budget, name, SecretMasker(patterns)) for name in STREAMS
+        }
         # The order bytes were read across the two streams, as [stream, bytes] runs:
         # chunks are cut at each switch so the dispatcher stores them as they came
         # (``corral logs`` interleaves by arrival). Only a hint: data never depends on it.
@@ -181,9 +185,6 @@ class OutputForwarder:
         self._closed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._sender: asyncio.Task[None] | None = None
-        patterns = secret_patterns((secret_env or {}).values())  # blanked as pipes are read
-        for buffer in self.streams.values():
-            buffer.masker = SecretMasker(patterns)
 
     def feed(self, stream: str, data: bytes) -> None:
         buffer = self.streams[stream]

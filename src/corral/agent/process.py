@@ -16,10 +16,13 @@ Why this shape:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -129,7 +132,41 @@ def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> ProcessG
     return ProcessGroup(popen, out_r, err_r)
 
 
+async def spawn_in(
+    pool: concurrent.futures.Executor, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str]
+) -> ProcessGroup:
+    """``spawn`` in one of ``pool``'s threads, so the event loop runs on meanwhile.
+
+    vfork() holds the spawning thread until the child has exec'd ``/bin/sh``: half a
+    millisecond on an idle host, several on a busy one, where the child waits for a
+    core. CPython lets go of the GIL for that wait (3.12, and 3.11 since a late 3.11
+    release), so from a thread the loop goes on reading pipes, reaping exits and
+    reporting; on the loop, every spawn would stop the worker that long. A spawn
+    whose caller is cancelled meanwhile is not left running: its group is killed.
+    """
+    call = functools.partial(spawn, argv, cwd=cwd, env=env)
+    future = asyncio.get_running_loop().run_in_executor(pool, call)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        future.add_done_callback(_kill_abandoned)
+        raise
+
+
+def _kill_abandoned(future: asyncio.Future[ProcessGroup]) -> None:
+    """Kill the group of a spawn nobody waits for any more, close its pipes, reap it."""
+    if future.cancelled() or future.exception() is not None:
+        return
+    group = future.result()
+    group.signal_group(signal.SIGKILL)
+    for fd in (group.stdout_fd, group.stderr_fd):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    asyncio.get_running_loop().run_in_executor(None, group.popen.wait)
+
+
 _null = -1
+_null_lock = threading.Lock()
 
 
 def _devnull() -> int:
@@ -137,9 +174,10 @@ def _devnull() -> int:
     the child; read-write, as ``subprocess.DEVNULL``, which opens and closes it again
     for each spawn)."""
     global _null
-    if _null < 0:
-        _null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    return _null
+    with _null_lock:
+        if _null < 0:
+            _null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        return _null
 
 
 async def _leader_exit(pid: int) -> None:

@@ -26,12 +26,13 @@ from corral.agent.dispatcher import (
     Unreachable,
     parse_job,
 )
-from corral.agent.executor import Execution, Executor, JobRun, RunResult, StopReason
+from corral.agent.executor import Execution, JobRun, RunResult, StopReason
 from corral.agent.output import SPOOL_QUOTA, OutputForwarder
 from corral.agent.renewal import Held, Renewal, log_extra
 from corral.agent.reports import ResultReporter, report_for
 from corral.agent.slots import RunSlots
 from corral.agent.spool import DiskQuota
+from corral.agent.workdir import Executor
 from corral.domain.jobs import DEFAULT_LEASE_SECONDS
 
 log = logging.getLogger("corral.agent")

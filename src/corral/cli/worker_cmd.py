@@ -12,7 +12,6 @@ import typer
 
 from corral.agent.agent import Agent, AgentConfig
 from corral.agent.cgroups import LimitPolicy
-from corral.agent.executor import WorkDirBusy
 from corral.agent.isolation import (
     CHOICES,
     DEFAULT_UID_RANGE,
@@ -23,6 +22,7 @@ from corral.agent.isolation import (
     parse_uid_range,
     readable_by_others,
 )
+from corral.agent.workdir import WorkDirBusy
 from corral.cli.config import fail, resolve_credentials
 from corral.cli.logs import LogFormatOpt, setup_logging
 
