@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,30 +38,23 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         yield server
 
 
-# ---- `make test` runs the suite on xdist workers (--dist loadgroup) ------------------------
+# ---- `make test` runs the suite on xdist workers (-n N --dist loadfile) --------------------
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups off the items
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, with ``tests/browser/`` as one file: see tests/xdist_units.py."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.xdist_units import FileUnits  # xdist is imported only when it runs
+
+    return FileUnits(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Each test file is one unit of work, as under ``--dist loadfile``: a module's
-    fixtures (servers, workers, PostgreSQL databases) start once, and its tests run in
-    their order, as they do without xdist. ``tests/browser/`` is one unit: its server
-    and its screenshot folder belong to the package. The units that hold slow tests are
-    handed out first, so that the longest do not start last while the other workers
-    sit idle; without xdist the order is left alone."""
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_unit_of(item)))
-    if config.getoption("dist", "no") == "no":
-        return
-    weight: dict[str, int] = {}
-    for item in items:
-        unit = _unit_of(item)
-        slow = unit == "browser" or item.get_closest_marker("slow") is not None
-        weight[unit] = weight.get(unit, 0) + slow
-    # sorted() is stable: within a unit, and among units of equal weight, order is kept.
-    items[:] = sorted(items, key=lambda item: -weight[_unit_of(item)])
+    """On an xdist worker, the units that hold slow tests come first (the scheduler hands
+    units out in this order); elsewhere the order is left alone."""
+    if hasattr(config, "workerinput"):
+        from tests.xdist_units import slow_units_first
 
-
-def _unit_of(item: pytest.Item) -> str:
-    relative = item.path.relative_to(Path(__file__).parent)
-    return "browser" if relative.parts[0] == "browser" else relative.as_posix()
+        items[:] = slow_units_first(items)
