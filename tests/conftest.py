@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
+from tests import shared_tls
 from tests.live import LiveServer, run_server
 from tests.pg_server import PgServer
+
+shared_tls.install()  # before any test module makes an httpx client
 
 
 @pytest.fixture(autouse=True)
