@@ -10,6 +10,7 @@ login`` saves there), and ``http://127.0.0.1:3000`` in a block meaning this serv
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -34,9 +35,16 @@ DOCS_URL = "http://127.0.0.1:3000"
 # ---- every corral command shown names real commands and options ---------------------------
 
 
+@functools.cache
+def cli_tree() -> Any:
+    """The CLI's click command tree (typer's own vendored classes): built once, as
+    building it is most of what checking one command costs."""
+    return typer.main.get_command(app)
+
+
 def problems_of(words: list[str]) -> list[str]:
     """What is wrong with ``corral WORDS...``: an unknown command or an unknown option."""
-    command: Any = typer.main.get_command(app)  # typer's own (vendored) click classes
+    command: Any = cli_tree()
     # Sub-commands inherit the root's context settings: -h is help everywhere.
     help_names = set(command.context_settings.get("help_option_names", ["--help"]))
     rest = list(words)
