@@ -25,7 +25,7 @@ import typer.main
 
 from corral.cli.main import app
 from tests.docs_blocks import REPO, Block, blocks, commands_in, doc_files, inline_commands
-from tests.processes import CORRAL, HOST_VISIBLE, clean_env, free_port, poll, start_worker
+from tests.processes import CORRAL, HOST_VISIBLE, STARTUP, clean_env, free_port, poll, start_worker
 
 ALL_BLOCKS = [block for path in doc_files() for block in blocks(path)]
 RUNNABLE = [block for block in ALL_BLOCKS if block.runs]
@@ -134,7 +134,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         )
     worker = None
     try:
-        poll(lambda: _healthy(url, server, root), 30, "the server")
+        poll(lambda: _healthy(url, server, root), STARTUP, "the server")
         admin = (data / "admin-token").read_text().strip()
         token = _run([*CORRAL, "token", "create", "--role", "worker", "--data-dir", str(data)])
         worker = start_worker(url, token, root, "docs", "worker.log", *HOST_VISIBLE)
