@@ -17,8 +17,17 @@ lint: setup
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 
+# The whole suite, slow, fault and browser tests included, on PYTEST_WORKERS xdist workers:
+# each takes one test file at a time, the files holding slow tests first
+# (tests/xdist_units.py). Most of a test's time is spent waiting on servers, workers and
+# jobs it started, so more workers than the two cores CI has still pay. Python's bytecode
+# cache is turned back on where the environment turns it off (PYTHONDONTWRITEBYTECODE):
+# each of the hundreds of `corral` processes the tests start would compile the package
+# again, and each worker would rewrite every test module.
+PYTEST_WORKERS ?= 3
+
 pytest: setup-tests
-	.venv/bin/pytest -q
+	PYTHONDONTWRITEBYTECODE= .venv/bin/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test: lint pytest
 

@@ -14,7 +14,7 @@ import uvicorn
 
 from corral.api.app import create_app
 from corral.settings import ServerSettings
-from tests.processes import free_port
+from tests.processes import STARTUP, free_port
 
 
 @dataclass
@@ -64,7 +64,7 @@ def run_server(data_dir: Path, **overrides: object) -> Iterator[LiveServer]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="corral-test-server", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + STARTUP
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("test server did not start")

@@ -18,6 +18,11 @@ CORRAL = [sys.executable, "-m", "corral.cli.main"]
 # (sandbox) a job has its own PID namespace, a private /tmp and a read-only host, and
 # at user level it cannot reach pytest's 0700 dirs (docs/isolation.md).
 HOST_VISIBLE = ("--isolation", "none")
+# Seconds to wait for a server to answer or a worker to register. A start takes a second
+# or two on an idle machine, and ten times that on a loaded one (`make test` runs several
+# pytest workers on two cores, and the machine may be shared): a wait is a deadline for
+# "it never came up", not a measure of how fast it comes up.
+STARTUP = 60.0
 
 
 def clean_env(**extra: str) -> dict[str, str]:

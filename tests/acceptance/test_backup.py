@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.pg_server import PgServer
-from tests.processes import CORRAL, clean_env, free_port, poll
+from tests.processes import CORRAL, STARTUP, clean_env, free_port, poll
 
 
 @contextmanager
@@ -38,7 +38,7 @@ def server(data: Path, *args: str) -> Iterator[str]:
             return False
 
     try:
-        poll(healthy, 30, "the server")
+        poll(healthy, STARTUP, "the server")
         yield url
     finally:
         proc.terminate()

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.acceptance.test_worker_e2e import Cluster, cluster, shared_worker
-from tests.processes import CORRAL, HOST_VISIBLE, clean_env, poll
+from tests.processes import CORRAL, HOST_VISIBLE, STARTUP, clean_env, poll
 
 __all__ = ["cluster", "shared_worker"]  # module-scoped fixtures shared with the e2e tests
 
@@ -205,7 +205,7 @@ def test_item5_workers_drain_then_remove(cluster: Cluster, later_worker: Any) ->
     assert "later" not in _worker_names(cluster)
 
     dead = cluster.worker("dead")
-    poll(lambda: "dead" in _worker_names(cluster), 15, "the worker to register")
+    poll(lambda: "dead" in _worker_names(cluster), STARTUP, "the worker to register")
     dead.kill()  # a machine gone for good: nobody deregisters it
     dead.wait(10)
     removed = cluster.cli("workers", "remove", "dead")
@@ -222,7 +222,7 @@ def test_a_running_worker_removed_by_an_admin_registers_again_whole(cluster: Clu
     with its hostname, isolation and capacity instead of staying an empty record."""
     worker = cluster.worker("phoenix")
     try:
-        poll(lambda: "phoenix" in _worker_names(cluster), 15, "the worker to register")
+        poll(lambda: "phoenix" in _worker_names(cluster), STARTUP, "the worker to register")
         removed = cluster.cli("workers", "remove", "phoenix")
         assert removed.returncode == 0, removed.stderr
 

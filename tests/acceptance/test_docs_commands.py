@@ -10,6 +10,7 @@ login`` saves there), and ``http://127.0.0.1:3000`` in a block meaning this serv
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -24,7 +25,7 @@ import typer.main
 
 from corral.cli.main import app
 from tests.docs_blocks import REPO, Block, blocks, commands_in, doc_files, inline_commands
-from tests.processes import CORRAL, HOST_VISIBLE, clean_env, free_port, poll, start_worker
+from tests.processes import CORRAL, HOST_VISIBLE, STARTUP, clean_env, free_port, poll, start_worker
 
 ALL_BLOCKS = [block for path in doc_files() for block in blocks(path)]
 RUNNABLE = [block for block in ALL_BLOCKS if block.runs]
@@ -34,9 +35,16 @@ DOCS_URL = "http://127.0.0.1:3000"
 # ---- every corral command shown names real commands and options ---------------------------
 
 
+@functools.cache
+def cli_tree() -> Any:
+    """The CLI's click command tree (typer's own vendored classes): built once, as
+    building it is most of what checking one command costs."""
+    return typer.main.get_command(app)
+
+
 def problems_of(words: list[str]) -> list[str]:
     """What is wrong with ``corral WORDS...``: an unknown command or an unknown option."""
-    command: Any = typer.main.get_command(app)  # typer's own (vendored) click classes
+    command: Any = cli_tree()
     # Sub-commands inherit the root's context settings: -h is help everywhere.
     help_names = set(command.context_settings.get("help_option_names", ["--help"]))
     rest = list(words)
@@ -126,7 +134,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         )
     worker = None
     try:
-        poll(lambda: _healthy(url, server, root), 30, "the server")
+        poll(lambda: _healthy(url, server, root), STARTUP, "the server")
         admin = (data / "admin-token").read_text().strip()
         token = _run([*CORRAL, "token", "create", "--role", "worker", "--data-dir", str(data)])
         worker = start_worker(url, token, root, "docs", "worker.log", *HOST_VISIBLE)

@@ -27,7 +27,7 @@ import pytest
 from tests.acceptance.test_worker_e2e import Cluster, cluster
 from tests.faultproxy import PASS, FaultProxy
 from tests.live import LiveServer
-from tests.processes import CORRAL, clean_env, poll, start_worker
+from tests.processes import CORRAL, STARTUP, clean_env, poll, start_worker
 
 __all__ = ["cluster"]  # the module's dispatcher, shared with the other acceptance modules
 
@@ -303,7 +303,7 @@ def test_the_worker_registers_its_isolation_and_network_control(
             proxy.url, token, tmp_path, "reg", "reg.log", "--isolation", level, "--claim-wait", "1"
         )
         try:
-            poll(lambda: proxy.seen("/executors"), 15, "the registration")
+            poll(lambda: proxy.seen("/executors"), STARTUP, "the registration")
         finally:
             stop(worker)
     body = json.loads(proxy.seen("/executors")[0].body)

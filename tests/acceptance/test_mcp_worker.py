@@ -19,7 +19,7 @@ from tests.mcp_harness import (
     make_project,
     run_dispatcher,
 )
-from tests.processes import poll, start_worker
+from tests.processes import STARTUP, poll, start_worker
 
 
 def _registered(dispatcher: Dispatcher) -> bool:
@@ -45,7 +45,7 @@ def dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dispatcher]
             "1",
         )
         try:
-            poll(lambda: _registered(running), 30, "the worker to register")
+            poll(lambda: _registered(running), STARTUP, "the worker to register")
             yield running
         finally:
             worker.send_signal(signal.SIGTERM)

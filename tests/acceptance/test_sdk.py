@@ -28,7 +28,7 @@ from corral.client import (
     WaitTimeout,
 )
 from tests.live import LiveServer, run_server
-from tests.processes import free_port, poll, start_worker
+from tests.processes import STARTUP, free_port, poll, start_worker
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def corral(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         )
         try:
             with CorralClient(server.url, server.admin_token) as client:
-                poll(client.executors, 20, "the worker to register")
+                poll(client.executors, STARTUP, "the worker to register")
             yield server
         finally:
             worker.send_signal(signal.SIGTERM)

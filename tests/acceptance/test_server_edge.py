@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.processes import CORRAL, clean_env, free_port, poll
+from tests.processes import CORRAL, STARTUP, clean_env, free_port, poll
 
 OPENSSL_SELF_SIGNED = ["openssl", "req", "-x509", "-newkey", "ec", "-nodes", "-days", "30"]
 OPENSSL_SELF_SIGNED += ["-pkeyopt", "ec_paramgen_curve:P-256", "-subj", "/CN=localhost"]
@@ -50,7 +50,7 @@ def server(root: Path, *args: str, **env: str) -> Iterator[tuple[str, subprocess
             return False
 
     try:
-        poll(healthy, 30, "the server")
+        poll(healthy, STARTUP, "the server")
         yield url, proc
     finally:
         proc.terminate()

@@ -21,7 +21,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.processes import CORRAL, clean_env, free_port, poll
+from tests.processes import CORRAL, STARTUP, clean_env, free_port, poll
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 PASSWORD = "a-password-nobody-logs-42"
@@ -83,7 +83,7 @@ def json_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         proc = subprocess.Popen([*command, "--access-log"], env=env, stdout=log, stderr=log)
     server = Server(f"http://127.0.0.1:{port}", root / "server.log", proc)
     try:
-        poll(lambda: "corral listening" in server.log.read_text(), 30, "the listening line")
+        poll(lambda: "corral listening" in server.log.read_text(), STARTUP, "the listening line")
         yield server
     finally:
         proc.terminate()

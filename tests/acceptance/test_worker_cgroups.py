@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.test_worker_e2e import Cluster, cluster, poll
+from tests.processes import STARTUP
 
 __all__ = ["cluster"]
 
@@ -37,7 +38,7 @@ def limited(cluster: Cluster) -> Iterator[subprocess.Popen[bytes]]:
         "limited", "--concurrency", "2", "--default-memory-mb", "64", "--default-pids", "32"
     )
     log = cluster.root / "limited.log"
-    poll(lambda: "job isolation by" in log.read_text(), 20, "the worker's cgroup line")
+    poll(lambda: "job isolation by" in log.read_text(), STARTUP, "the worker's cgroup line")
     if "setrlimit" in log.read_text():
         pytest.fail(f"the worker found no writable cgroup: {log.read_text()}")
     global SANDBOXED

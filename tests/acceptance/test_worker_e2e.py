@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from corral.agent.process import alive
-from tests.processes import CORRAL, HOST_VISIBLE, clean_env, free_port, poll, start_worker
+from tests.processes import CORRAL, HOST_VISIBLE, STARTUP, clean_env, free_port, poll, start_worker
 
 
 @dataclass
@@ -93,7 +93,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             return False
 
     try:
-        poll(healthy, 20, "the server")
+        poll(healthy, STARTUP, "the server")
         token = subprocess.run(
             [*CORRAL, "token", "create", "--role", "worker", "--data-dir", str(data)],
             env=clean_env(),
@@ -186,7 +186,7 @@ def test_timeout_kills_grandchildren(cluster: Cluster, shared_worker: Any, tmp_p
 def test_cancel_running_job_kills_it(cluster: Cluster, shared_worker: Any, tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     job_id = cluster.submit(command=f"sleep 300 & echo $! > {pids}; wait")
-    poll(lambda: pids_from(pids), 10, "the job to start")
+    poll(lambda: pids_from(pids), STARTUP, "the job to start")
     cancel = cluster.cli("cancel", job_id)
     assert cancel.returncode == 0, cancel.stderr
     job = cluster.wait_status(job_id, ("cancelled",), 10)

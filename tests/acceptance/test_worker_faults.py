@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from tests.faultproxy import DROP, DROP_AFTER, PASS, UNAVAILABLE, Call, Countdown, FaultProxy
-from tests.processes import CORRAL, clean_env, free_port, poll, start_worker
+from tests.processes import CORRAL, STARTUP, clean_env, free_port, poll, start_worker
 
 TERMINAL = ("completed", "failed", "cancelled")
 
@@ -56,7 +56,7 @@ class Server:
                 stdout=log,
                 stderr=log,
             )
-        poll(self._healthy, 20, "the server")
+        poll(self._healthy, STARTUP, "the server")
         self.admin = (self.root / "data" / "admin-token").read_text().strip()
 
     def kill(self) -> None:

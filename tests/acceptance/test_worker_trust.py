@@ -17,7 +17,7 @@ import pytest
 from corral.agent.process import alive
 from tests.faultproxy import DROP, PASS, FaultProxy
 from tests.live import LiveServer, run_server
-from tests.processes import CORRAL, HOST_VISIBLE, clean_env, poll, start_worker
+from tests.processes import CORRAL, HOST_VISIBLE, STARTUP, clean_env, poll, start_worker
 
 HOLD = 3600.0  # a FaultProxy delay: the request is held, never answered in the test's time
 
@@ -127,7 +127,7 @@ def test_item15_idle_worker_exits_at_once_and_strands_no_job(
         live_server.url, token, tmp_path, "idle", "idle.log", "--claim-wait", "20"
     )
     try:
-        poll(lambda: "worker_registered" in log_of(tmp_path, "idle.log"), 15, "registration")
+        poll(lambda: "worker_registered" in log_of(tmp_path, "idle.log"), STARTUP, "registration")
         time.sleep(0.5)  # the first claim is parked on the dispatcher now
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(5) == 0
@@ -175,7 +175,11 @@ def test_item7_frozen_worker_never_starts_a_job_whose_lease_ran_out(tmp_path: Pa
             server.url, token, tmp_path, "frozen", "frozen.log", "--claim-wait", "5", *HOST_VISIBLE
         )
         try:
-            poll(lambda: "worker_registered" in log_of(tmp_path, "frozen.log"), 15, "registration")
+            poll(
+                lambda: "worker_registered" in log_of(tmp_path, "frozen.log"),
+                STARTUP,
+                "registration",
+            )
             time.sleep(0.5)  # the first claim is parked on the dispatcher now
             worker.send_signal(signal.SIGSTOP)
             command = f"echo $CORRAL_ATTEMPT >> {marks}"

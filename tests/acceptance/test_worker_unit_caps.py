@@ -24,7 +24,7 @@ import pytest
 
 from corral.agent import sandbox
 from tests.docs_blocks import REPO
-from tests.processes import CORRAL, clean_env, free_port, poll
+from tests.processes import CORRAL, STARTUP, clean_env, free_port, poll
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="the worker unit runs as root; so must this test"
@@ -54,7 +54,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
             return False
 
     try:
-        poll(healthy, 30, "the server")
+        poll(healthy, STARTUP, "the server")
         token = subprocess.run(
             [*CORRAL, "token", "create", "--role", "worker", "--data-dir", str(data)],
             env=clean_env(),
@@ -86,7 +86,7 @@ def test_the_worker_units_capabilities_are_enough_for_its_isolation(
         worker = subprocess.Popen(argv, env=clean_env(), stdout=out, stderr=out)
     expected = "sandbox" if sandbox.works()[0] else "user"
     try:
-        poll(lambda: '"action":"isolation_level"' in log.read_text(), 30, "the worker's level")
+        poll(lambda: '"action":"isolation_level"' in log.read_text(), STARTUP, "the worker's level")
         assert f'"level":"{expected}"' in log.read_text(), log.read_text()
         with httpx.Client(
             base_url=f"{url}/api/v1", headers={"Authorization": f"Bearer {admin}"}

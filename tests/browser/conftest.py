@@ -30,7 +30,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tests.processes import CORRAL, HOST_VISIBLE, clean_env, free_port, poll, start_worker
+from tests.processes import CORRAL, HOST_VISIBLE, STARTUP, clean_env, free_port, poll, start_worker
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -207,7 +207,7 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
 
     dash: Dash | None = None
     try:
-        poll(healthy, 30, "the server")
+        poll(healthy, STARTUP, "the server")
         worker_token = subprocess.run(
             [*CORRAL, "token", "create", "--role", "worker", "--data-dir", str(data)],
             env=clean_env(),
@@ -249,7 +249,7 @@ def shared_worker(dash: Dash) -> str:
     proc = dash.worker("shared", "--concurrency", "4", *HOST_VISIBLE)
     poll(
         lambda: proc.poll() is None and dash.worker_state("shared") == "online",
-        20,
+        STARTUP,
         "the shared worker to register\n" + dash.log("worker-shared.log"),
     )
     return "shared"

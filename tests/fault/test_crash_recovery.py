@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from tests.pg_server import PgServer
-from tests.processes import CORRAL, HOST_VISIBLE, clean_env, free_port, poll, start_worker
+from tests.processes import CORRAL, HOST_VISIBLE, STARTUP, clean_env, free_port, poll, start_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
@@ -70,7 +70,7 @@ class Fleet:
                 stdout=log,
                 stderr=log,
             )
-        poll(self._healthy, 30, "the server to answer")
+        poll(self._healthy, STARTUP, "the server to answer")
 
     def _healthy(self) -> bool:
         assert self.server is not None

@@ -22,15 +22,15 @@ from typing import Any
 
 import httpx
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis.generation.modes import GenerationMode
 
 from tests.live import LiveServer, run_server
 
+# schemathesis and Hypothesis are imported by the one test that fuzzes, not when the
+# module is collected: importing them costs each pytest process (each xdist worker
+# collects every module) seconds of CPU. For the same reason pyproject turns their
+# pytest plugins off (-p no:schemathesis -p no:hypothesispytest); nothing here needs them.
+
 EXAMPLES = 6  # per operation and mode: about 700 requests over the 83 operations, ~10 s
-MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 # Long-polls would park each request for up to a minute; the fuzzer learns nothing there.
 PARKED = "wait"
 CONSTRAINTS = {"enum", "pattern", "format", "minLength", "maxLength", "minimum", "maximum"}
@@ -50,7 +50,10 @@ def _no_long_polls(case: Any) -> None:
             part[PARKED] = 0
 
 
-def _fuzz(operation: Any, mode: GenerationMode, live: LiveServer, found: list[str]) -> None:
+def _fuzz(operation: Any, mode: Any, live: LiveServer, found: list[str]) -> None:
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+
     headers = {"Authorization": f"Bearer {live.admin_token}"}
 
     @settings(
@@ -89,6 +92,10 @@ def _negatable(operation: dict[str, Any]) -> bool:
 
 @pytest.mark.slow  # 10-30 s on a busy 2-core machine; run by `make test` all the same
 def test_item23_no_operation_of_any_dialect_answers_5xx(server: LiveServer) -> None:
+    import schemathesis
+    from schemathesis.generation.modes import GenerationMode
+
+    modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
     document = httpx.get(f"{server.url}/api/openapi.json").json()
     schema = schemathesis.openapi.from_dict(document)
     found: list[str] = []
@@ -96,7 +103,7 @@ def test_item23_no_operation_of_any_dialect_answers_5xx(server: LiveServer) -> N
     assert len(operations) > 50  # every dialect is in the document
     for operation in operations:
         raw = document["paths"][operation.path][operation.method.lower()]
-        for mode in MODES if _negatable(raw) else MODES[:1]:
+        for mode in modes if _negatable(raw) else modes[:1]:
             _fuzz(operation, mode, server, found)
     assert not found, "server errors:\n" + "\n".join(found[:20])
     # Still admin at the end: nothing the fuzzer sent locked it out before the last call.
