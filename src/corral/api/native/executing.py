@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from corral.api.deps import PrincipalDep, ServicesDep
-from corral.api.longpoll import hung_up, still_there
+from corral.api.longpoll import watched
 from corral.api.native import render
 from corral.api.native.errors import NativeRoute, status_of
 from corral.api.native.schemas import (
@@ -51,16 +51,14 @@ async def claim(
         project_id=body.project_id,
         runnable_only=body.runnable_only,
     )
-    jobs = await services.leases.claim(
-        principal,
-        claim_request,
-        body.wait,
-        still_wanted=lambda: still_there(request),
-        gone=lambda: hung_up(request),
-    )
+    async with watched(request) as caller:
+        jobs = await services.leases.claim(
+            principal, claim_request, body.wait, still_wanted=caller.there, gone=caller.gone
+        )
+        hung_up = body.wait > 0 and not await caller.there()
     if not jobs:
         return Response(status_code=204)
-    if body.wait > 0 and not await still_there(request):
+    if hung_up:
         # The caller hung up while we leased: hand the jobs straight back.
         for job in jobs:
             ref = services.leases.fence(principal, body.executor_id, job.attempt)

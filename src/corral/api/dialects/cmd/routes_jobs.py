@@ -16,7 +16,7 @@ from corral.api.deps import PrincipalDep, ServicesDep
 from corral.api.dialects.cmd import render
 from corral.api.dialects.cmd.errors import CmdRoute
 from corral.api.dialects.cmd.schemas import OutputBody, ResultBody, SubmitBody
-from corral.api.longpoll import hung_up, still_there
+from corral.api.longpoll import watched
 from corral.api.ranges import COUNT
 from corral.api.responses import JSON
 from corral.api.status_names import parse_status
@@ -110,13 +110,10 @@ async def get_job(
     """The next command for the calling worker, or 204; ``wait`` long-polls (extension)."""
     claim = await services.executors.claim_request(principal, limit=1)
 
-    jobs = await services.leases.claim(
-        principal,
-        claim,
-        wait,
-        still_wanted=lambda: still_there(request),
-        gone=lambda: hung_up(request),
-    )
+    async with watched(request) as caller:
+        jobs = await services.leases.claim(
+            principal, claim, wait, still_wanted=caller.there, gone=caller.gone
+        )
     if not jobs:
         return Response(status_code=204)
     return JSON({"success": True, "job": _assignment(jobs[0], request)})
