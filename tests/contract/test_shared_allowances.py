@@ -133,8 +133,12 @@ async def test_replicas_racing_never_admit_more_than_the_limit(
     counts = await asyncio.gather(
         *(r.hit(rate, "principal", "p") for _ in range(200) for r in (a, b))
     )
-    # Every request kept coming to both, so the chunks each held were spent there.
-    assert sum(c.allowed for c in counts) == 10 * CHUNK_SHARE
+    # Never more than the limit; fewer by at most what one replica may still hold when
+    # the other finds the window spent and tells it so (the module's stated bound: a
+    # chunk of limit / CHUNK_SHARE). Equality held on a quiet machine; under load the
+    # notification can overtake the last requests to the replica holding units.
+    allowed = sum(c.allowed for c in counts)
+    assert 10 * CHUNK_SHARE - 10 <= allowed <= 10 * CHUNK_SHARE
 
 
 async def test_a_window_spent_on_one_replica_is_announced_to_the_other(
