@@ -27,7 +27,9 @@ aiohttp's failures, sorted the way ``corral.failover`` sorts httpx's:
   not help.
 
 Either way the failed replica is marked on ``Endpoints`` (only if it is still the one in
-use: two calls failing together move on once).
+use: two calls failing together move on once). Before any of this, aiohttp itself sends
+a GET or a DELETE once more, to the same replica, when the kept-alive connection it
+took turned out closed (RFC 9112's retry of an idempotent request); a POST never.
 """
 
 from __future__ import annotations
