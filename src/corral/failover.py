@@ -84,6 +84,12 @@ class Endpoints:
     def current(self) -> httpx.URL:
         return self.urls[self._current]
 
+    @property
+    def position(self) -> int:
+        """The index in ``urls`` of the one in use, for clients that keep their own
+        per-replica data (the worker's aiohttp calls keep each base URL as text)."""
+        return self._current
+
     def failed(self, url: httpx.URL) -> None:
         """``url`` failed: the next one is in use, unless another request moved on already."""
         if url == self.current:

@@ -2,6 +2,7 @@
 
     agent.py       the Agent: claim loop, heartbeat/renewal, result reporting, two-stage shutdown
     dispatcher.py  the async HTTP client of the native executor API (the agent's only way out)
+    replicas.py    one round over the dispatcher's replicas per call (--server A,B)
     runner.py      claimed jobs: slots, the lease check before start, report or hand back
     stopping.py    the two-stage stop: bounded waits, a second signal cuts them short
     executor.py    one job's run: per-job directory, binary or shell, timeout, stop reasons
@@ -9,6 +10,6 @@
     binaries.py    binary_url downloads, verified by sha256 and cached by hash
     output.py      bounded, batched forwarding of stdout/stderr to the dispatcher
 
-Only the standard library, httpx and `corral.domain` are imported here: the agent
+Only the standard library, aiohttp, httpx and `corral.domain` are imported here: the agent
 talks to the dispatcher over HTTP, never to its store or services.
 """
