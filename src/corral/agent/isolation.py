@@ -15,7 +15,6 @@ strongest level the machine allows and says why.
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import shutil
@@ -24,10 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.agent import sandbox
+from corral.agent.levels import AUTO as AUTO
+from corral.agent.levels import CHOICES as CHOICES
+from corral.agent.levels import DEFAULT_UID_RANGE as DEFAULT_UID_RANGE
+from corral.agent.levels import Level as Level
 
 log = logging.getLogger("corral.agent.isolation")
 
-DEFAULT_UID_RANGE = "200000-265535"
 SETPRIV = "setpriv"
 # What ``user`` needs: CAP_CHOWN (0) and CAP_FOWNER (3) to hand a job its directory
 # (chown, then chmod 0700 a directory no longer ours), CAP_DAC_OVERRIDE (1) to read
@@ -41,16 +43,6 @@ USER_CAPS = {
 }
 # The worker's own identity, which a job running as another uid must not carry.
 DROPPED_ENV = ("USER", "LOGNAME")
-
-
-class Level(enum.StrEnum):
-    SANDBOX = "sandbox"
-    USER = "user"
-    NONE = "none"
-
-
-AUTO = "auto"
-CHOICES = (AUTO, *(level.value for level in Level))
 
 
 class IsolationUnavailable(Exception):

@@ -23,7 +23,6 @@ from corral.cli.config import fail, resolve_credentials
 from corral.cli.durations import seconds
 from corral.cli.remote import Remote, RemoteError, remote_errors
 from corral.client.credentials import SavedLogin, forget_login, save_login
-from corral.failover import parse_urls
 
 DEFAULT_LIFETIME = "90d"
 
@@ -50,6 +49,8 @@ def login(
     ),
 ) -> None:
     """Sign in (email and password) and save a personal token for later commands."""
+    from corral.failover import parse_urls
+
     try:
         url = ",".join(parse_urls(url))
     except ValueError as exc:

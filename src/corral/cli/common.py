@@ -11,12 +11,14 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from corral.cli.config import fail, resolve_credentials
-from corral.client import CorralAPIError, JsonClient
+
+if TYPE_CHECKING:
+    from corral.client.client import JsonClient
 
 ServerOpt = typer.Option(
     None,
@@ -32,7 +34,11 @@ TERMINAL = ("completed", "failed", "cancelled")
 
 @contextmanager
 def client_session(server: str | None, token: str | None) -> Iterator[JsonClient]:
+    """A JSON client of the dispatcher; its errors end the command with one line."""
     url, secret = resolve_credentials(server, token)
+    from corral.client.client import JsonClient
+    from corral.client.errors import CorralAPIError
+
     try:
         with JsonClient(url, secret) as client:
             yield client

@@ -11,12 +11,13 @@ from typing import NoReturn
 import typer
 
 from corral.client.credentials import CredentialsError, resolve
-from corral.failover import parse_urls
 
 
 def resolve_credentials(url: str | None, token: str | None) -> tuple[str, str]:
     """The dispatcher URL (or replicas' URLs, comma-separated) and token to use; exits
     with one clear line when a URL is malformed or no token is known."""
+    from corral.failover import parse_urls  # httpx: only for a command that connects
+
     try:
         url, secret = resolve(url, token)
         parse_urls(url)

@@ -11,16 +11,17 @@ us, so a ``--database-url`` is taken as given.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from corral.cli.config import fail
-from corral.settings import ServerSettings
-from corral.store.base import Store
+
+if TYPE_CHECKING:
+    from corral.settings import ServerSettings
+    from corral.store.base import Store
 
 T = TypeVar("T")
 DEFAULT_DATA_DIR = Path("./corral-data")
@@ -38,6 +39,8 @@ DatabaseUrlOpt = typer.Option(
 
 def existing(data_dir: Path | None, database_url: str | None, hint: str = "") -> ServerSettings:
     """Settings for the server's database; exits (status 2) when there is no database there."""
+    from corral.settings import ServerSettings  # pydantic-settings: only when a command runs
+
     settings = ServerSettings(data_dir=data_dir or DEFAULT_DATA_DIR, database_url=database_url)
     if settings.database_url or settings.sqlite_path.is_file():
         return settings
@@ -53,6 +56,8 @@ def existing(data_dir: Path | None, database_url: str | None, hint: str = "") ->
 
 def run_on_store(settings: ServerSettings, action: Callable[[Store], Awaitable[T]]) -> T:
     """Open the store, run one action, close it; a refused action is one line, exit 2."""
+    import asyncio
+
     from corral.errors import CorralError
 
     try:

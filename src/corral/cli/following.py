@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from corral.cli.common import TERMINAL
-from corral.client import EndEvent, JsonClient
+from corral.client.events import EndEvent
+
+if TYPE_CHECKING:
+    from corral.client.client import JsonClient
 
 
 def wait_for(client: JsonClient, job_id: str) -> dict[str, Any]:

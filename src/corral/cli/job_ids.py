@@ -11,9 +11,12 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from corral.cli.config import fail
-from corral.client import JsonClient
+
+if TYPE_CHECKING:
+    from corral.client.client import JsonClient
 
 SHORT = 8
 FULL_LENGTH = 36

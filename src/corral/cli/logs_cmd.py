@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -19,7 +19,10 @@ from corral.cli import following
 from corral.cli.common import ServerOpt, TokenOpt, client_session
 from corral.cli.config import fail
 from corral.cli.job_ids import resolve
-from corral.client import EndEvent, JsonClient
+from corral.client.events import EndEvent
+
+if TYPE_CHECKING:
+    from corral.client.client import JsonClient
 
 STREAM_CHOICES = ("all", "stdout", "stderr")
 

@@ -1,4 +1,15 @@
-"""The `corral` entry point: one typer app, each command group in its own module."""
+"""The `corral` entry point: one typer app, each command group in its own module.
+
+The rule of every module under corral.cli: what a command needs only when it runs
+(the SDK and httpx, pydantic-settings, the stores, the server, the worker's agent,
+asyncio) is imported inside that command's functions, never at the top of a module.
+Typer builds every command's options each time `corral` starts, so each top-level
+import costs every command, `corral --version` included: importing them all made a
+start take 680 ms of CPU, lazily 160 ms (bench/cli_start.py, on an idle 2-core
+machine). Names used only in annotations come under ``if TYPE_CHECKING:``; what
+``--help`` shows (option defaults, choices) stays in small modules.
+tests/unit/test_cli_startup.py fails when a heavy import comes back.
+"""
 
 from __future__ import annotations
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from corral.cli.config import fail
-from corral.client.session import DEFAULT_RETRY_FOR, sync_http
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class RemoteError(Exception):
@@ -31,6 +31,8 @@ class Remote:
     """One dispatcher, one credential (``token`` may be None for the login itself)."""
 
     def __init__(self, url: str, token: str | None = None) -> None:
+        from corral.client.session import DEFAULT_RETRY_FOR, sync_http
+
         self.url = url.rstrip("/")
         headers = {"User-Agent": "corral-cli"}
         if token:
@@ -44,6 +46,8 @@ class Remote:
         self._http.close()
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        import httpx
+
         try:
             response = self._http.request(method, path, json=body)
         except httpx.HTTPError as exc:

@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from corral.cli.logs import LogFormatOpt, setup_logging
-from corral.settings import ServerSettings
 
 
 def register(app: typer.Typer) -> None:
@@ -78,6 +77,7 @@ def server(
     from corral.api.app import create_app
     from corral.api.serving import StartupFailed, serve
     from corral.mcp.mount import install as install_mcp
+    from corral.settings import ServerSettings
 
     try:
         settings = ServerSettings(

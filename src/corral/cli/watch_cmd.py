@@ -10,13 +10,15 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from corral.cli.common import TERMINAL, ServerOpt, TokenOpt, client_session
 from corral.cli.job_ids import resolve, short
-from corral.client import JsonClient
+
+if TYPE_CHECKING:
+    from corral.client.client import JsonClient
 
 POLL_SECONDS = 0.5
 

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from corral.agent.agent import Agent, AgentConfig
-from corral.agent.cgroups import LimitPolicy
-from corral.agent.isolation import (
-    CHOICES,
-    DEFAULT_UID_RANGE,
-    Choice,
-    IsolationUnavailable,
-    Level,
-    choose,
-    parse_uid_range,
-    readable_by_others,
-)
-from corral.agent.workdir import WorkDirBusy
+from corral.agent.levels import CHOICES, DEFAULT_UID_RANGE, Level
 from corral.cli.config import fail, resolve_credentials
 from corral.cli.logs import LogFormatOpt, setup_logging
+
+if TYPE_CHECKING:
+    from corral.agent.agent import AgentConfig
+    from corral.agent.isolation import Choice
 
 log = logging.getLogger("corral.worker")
 
@@ -147,6 +139,11 @@ def worker(
     log_format: str = LogFormatOpt,
 ) -> None:
     """Claim jobs from the dispatcher and run them; SIGTERM drains, a second SIGTERM kills."""
+    import asyncio
+
+    from corral.agent.agent import AgentConfig
+    from corral.agent.cgroups import LimitPolicy
+
     url, secret = resolve_credentials(server, token or _read_token(token_file))
     os.environ.pop("CORRAL_TOKEN", None)  # never handed down, whatever a job's env says
     setup_logging(log_level, log_format)
@@ -176,6 +173,9 @@ def worker(
 
 async def _run(config: AgentConfig) -> int:
     """The agent is built inside the loop it will run on."""
+    from corral.agent.agent import Agent
+    from corral.agent.workdir import WorkDirBusy
+
     try:
         agent = Agent(config)
     except WorkDirBusy as exc:
@@ -196,6 +196,13 @@ def _isolation(
     requested: str, uid_range: str, concurrency: int, token_file: Path | None
 ) -> tuple[Choice, range]:
     """The level this worker runs at, logged with why; refuses what cannot be kept."""
+    from corral.agent.isolation import (
+        IsolationUnavailable,
+        choose,
+        parse_uid_range,
+        readable_by_others,
+    )
+
     try:
         choice = choose(requested)
         uids = parse_uid_range(uid_range)

@@ -10,14 +10,16 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from corral.cli.common import TERMINAL, JsonOpt, ServerOpt, TokenOpt, client_session, print_rows
 from corral.cli.config import fail
 from corral.cli.files_cmd import artifacts
-from corral.client import JsonClient
+
+if TYPE_CHECKING:
+    from corral.client.client import JsonClient
 
 POLL_SECONDS = 0.5
 workflow_app = typer.Typer(help="Workflows: graphs of jobs that wait for each other.")

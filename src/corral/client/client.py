@@ -19,7 +19,7 @@ import httpx
 
 from corral.client.calls import answer
 from corral.client.errors import CorralConnectionError, error_for, unreachable
-from corral.client.models import EndEvent, OutputEvent
+from corral.client.events import EndEvent, OutputEvent
 from corral.client.session import DEFAULT_RETRY_FOR, session_headers, sync_http
 from corral.client.sse import SseParser
 

@@ -8,11 +8,15 @@ the others are then ``None`` or empty: ``get`` returns the whole job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# follow's events live in events.py, free of Pydantic for JsonClient; the typed
+# clients answer them beside these models.
+from corral.client.events import EndEvent as EndEvent
+from corral.client.events import OutputEvent as OutputEvent
 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 
@@ -156,21 +160,3 @@ class OutputPage(Model):
     @property
     def at_end(self) -> bool:
         return self.next_offset <= self.offset or self.next_offset >= self.size
-
-
-@dataclass(frozen=True, slots=True)
-class OutputEvent:
-    """A piece of output from ``follow``."""
-
-    stream: str
-    offset: int
-    data: str
-
-
-@dataclass(frozen=True, slots=True)
-class EndEvent:
-    """The last event of ``follow``: how the job ended."""
-
-    status: str
-    exit_code: int | None
-    error_message: str | None = None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from corral.client.models import EndEvent, OutputEvent
+from corral.client.events import EndEvent, OutputEvent
 
 
 class SseParser:
