@@ -31,8 +31,11 @@ class Caller:
         self._watch: asyncio.Future[None] | None = None
 
     async def there(self) -> bool:
-        """Whether the caller is still connected, as far as the server has told us."""
-        return self._watch is None or not self._watch.done()
+        """Whether the caller is still connected, as far as the server has told us (a
+        claim that never waited asks the server, as it is the only one to ask then)."""
+        if self._watch is None:
+            return not await self._request.is_disconnected()
+        return not self._watch.done()
 
     async def gone(self) -> None:
         """Return once the caller hung up (cancelling this wait leaves the watch on)."""
