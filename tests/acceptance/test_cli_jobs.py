@@ -70,7 +70,10 @@ def test_item1_short_ids_fit_80_columns_and_unique_prefixes_resolve(
     assert short.returncode == 2 and "at least 8 characters" in short.stderr
     unknown = cluster.cli("cancel", "zzzzzzzz")
     assert unknown.returncode == 2 and "no job with id starting 'zzzzzzzz'" in unknown.stderr
-    twin = job_id[:8] + "-0000-4000-8000-000000000000"
+    # The twin shares the first 8 characters and differs at the 10th, so 10 are unique
+    # (a fixed "-0000" matched one job id in 16, whose second group starts with 0).
+    tenth = "f" if job_id[9] != "f" else "e"
+    twin = job_id[:8] + f"-{tenth}000-4000-8000-000000000000"
     _clone_job(cluster.data_dir / "corral.sqlite3", job_id, twin)
     ambiguous = cluster.cli("resubmit", job_id[:8])
     assert ambiguous.returncode == 2 and len(ambiguous.stderr.splitlines()) == 1
