@@ -235,14 +235,6 @@ class PostgresStore(
                 log.exception("listener failed on topic %r", topic)
 
     # --- jobs -------------------------------------------------------------------
-    async def insert_jobs(
-        self,
-        jobs: Sequence[NewJob],
-        idempotency: IdempotencyRecord | None = None,
-        workflow: WorkflowRecord | None = None,
-    ) -> list[Job]:
-        return (await self.insert_and_claim(jobs, (), idempotency, workflow)).jobs
-
     async def insert_and_claim(
         self,
         jobs: Sequence[NewJob],

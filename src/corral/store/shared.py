@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from corral.domain.jobs import AttemptRef, Job, Outcome
+from corral.domain.jobs import AttemptRef, ClaimRequest, Job, NewJob, Outcome
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus
 from corral.errors import CorralError
-from corral.store.base import Report
+from corral.store.base import IdempotencyRecord, Inserted, Report, WorkflowRecord
 
 # Issue 12: what a worker killed in an attempt's cgroup after its main process ended.
 SET_LEFTOVERS = "UPDATE attempts SET leftover_processes = {} WHERE job_id = {} AND number = {}"
@@ -36,6 +36,24 @@ def is_plain(report: Report) -> bool:
 
 
 class SharedOperations:
+    async def insert_and_claim(
+        self,
+        jobs: Sequence[NewJob],
+        claims: Sequence[ClaimRequest],
+        idempotency: IdempotencyRecord | None = None,
+        workflow: WorkflowRecord | None = None,
+    ) -> Inserted:
+        raise NotImplementedError
+
+    async def insert_jobs(
+        self,
+        jobs: Sequence[NewJob],
+        idempotency: IdempotencyRecord | None = None,
+        workflow: WorkflowRecord | None = None,
+    ) -> list[Job]:
+        """An insert is an insert that hands nothing to waiting claims."""
+        return (await self.insert_and_claim(jobs, (), idempotency, workflow)).jobs
+
     async def finish_many(
         self, reports: Sequence[Report], now: float | None, policy: RetryPolicy
     ) -> list[Job | CorralError]:

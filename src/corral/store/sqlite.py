@@ -144,14 +144,6 @@ class SqliteStore(
         return self._clock() if now is None else now
 
     # --- jobs -------------------------------------------------------------------
-    async def insert_jobs(
-        self,
-        jobs: Sequence[NewJob],
-        idempotency: IdempotencyRecord | None = None,
-        workflow: WorkflowRecord | None = None,
-    ) -> list[Job]:
-        return (await self.insert_and_claim(jobs, (), idempotency, workflow)).jobs
-
     async def insert_and_claim(
         self,
         jobs: Sequence[NewJob],
