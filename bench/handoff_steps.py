@@ -31,12 +31,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.in_process import UNTHROTTLED  # noqa: E402
+from bench.in_process import UNTHROTTLED, request_parts  # noqa: E402
 from corral.api.app import create_app  # noqa: E402
 from corral.api.native import hotpath  # noqa: E402
 from corral.services import jobs, leasing  # noqa: E402
@@ -75,34 +73,7 @@ def stamping(step: str, function: Callable[..., Any]) -> Callable[..., Any]:
 
 def request(app: Any, path: str, body: Any, token: str, sent: dict[str, float], name: str) -> Any:
     """One request through the ASGI app; ``sent[name]`` is when its answer was complete."""
-    raw = orjson.dumps(body)
-    headers = [
-        (b"host", b"127.0.0.1"),
-        (b"authorization", f"Bearer {token}".encode()),
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(raw)).encode()),
-    ]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "scheme": "http",
-        "server": ("127.0.0.1", 3000),
-        "client": ("127.0.0.1", 50000),
-        "headers": headers,
-    }
-    messages = [{"type": "http.request", "body": raw, "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        if messages:
-            return messages.pop()
-        await asyncio.Event().wait()  # the caller stays connected
-        raise AssertionError
+    scope, receive = request_parts("POST", path, body, token)
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body"):

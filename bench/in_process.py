@@ -24,6 +24,7 @@ import logging
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,10 @@ UNTHROTTLED = {
 }
 
 
-async def call(app: Any, method: str, path: str, body: Any, token: str) -> tuple[int, Any]:
-    """One request through the ASGI app, as uvicorn would hand it over."""
+def request_parts(
+    method: str, path: str, body: Any, token: str
+) -> tuple[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]]]:
+    """The ASGI scope and ``receive`` of one JSON request, as uvicorn would hand it over."""
     raw = orjson.dumps(body)
     headers = [
         (b"host", b"127.0.0.1"),
@@ -71,6 +74,12 @@ async def call(app: Any, method: str, path: str, body: Any, token: str) -> tuple
         await asyncio.Event().wait()  # the client stays: nothing more ever comes
         raise AssertionError
 
+    return scope, receive
+
+
+async def call(app: Any, method: str, path: str, body: Any, token: str) -> tuple[int, Any]:
+    """One request through the ASGI app, as uvicorn would hand it over."""
+    scope, receive = request_parts(method, path, body, token)
     answer: dict[str, Any] = {"body": b""}
 
     async def send(message: dict[str, Any]) -> None:
