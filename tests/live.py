@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -10,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 import uvicorn
 
 from corral.api.app import create_app
 from corral.settings import ServerSettings
+from tests.pg_server import PgServer
 from tests.processes import STARTUP, free_port
 
 
@@ -77,3 +80,17 @@ def run_server(data_dir: Path, **overrides: object) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+@contextmanager
+def run_server_on(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[LiveServer]:
+    """``run_server`` on ``backend`` ("sqlite", or "postgres": a fresh database of the
+    session's PostgreSQL), for fixtures parametrized over both stores."""
+    overrides: dict[str, object] = {}
+    if backend == "postgres":
+        pg: PgServer = request.getfixturevalue("pg_server")
+        overrides["database_url"] = asyncio.run(pg.new_database(migrated=False))
+    with run_server(tmp_path / "data", **overrides) as live:
+        yield live

@@ -7,7 +7,6 @@ written to the server's log.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +17,7 @@ import pytest
 
 from corral.cli.logs import JsonFormatter
 from tests.integration.test_native_api import API, assert_error, total_jobs
-from tests.live import LiveServer, run_server
-from tests.pg_server import PgServer
+from tests.live import LiveServer, run_server_on
 
 SECRET = "s3cr3t-Value-4711"  # distinctive, so a leak anywhere is found by a substring search
 MASK = "********"
@@ -28,11 +26,7 @@ MASK = "********"
 @pytest.fixture(params=["sqlite", "postgres"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
     """One dispatcher per test, on each backend: both read the spec through one codec."""
-    overrides: dict[str, object] = {}
-    if request.param == "postgres":
-        pg: PgServer = request.getfixturevalue("pg_server")
-        overrides["database_url"] = asyncio.run(pg.new_database(migrated=False))
-    with run_server(tmp_path / "data", **overrides) as live:
+    with run_server_on(request.param, request, tmp_path) as live:
         yield live
 
 

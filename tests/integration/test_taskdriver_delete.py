@@ -4,7 +4,6 @@ idempotency record of the request that made it), so nothing is left to find."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,19 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.live import LiveServer, run_server
-from tests.pg_server import PgServer
+from tests.live import LiveServer, run_server_on
 
 API = "/api/v1"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
-    overrides: dict[str, object] = {}
-    if request.param == "postgres":
-        pg: PgServer = request.getfixturevalue("pg_server")
-        overrides["database_url"] = asyncio.run(pg.new_database(migrated=False))
-    with run_server(tmp_path / "data", **overrides) as live:
+    with run_server_on(request.param, request, tmp_path) as live:
         yield live
 
 
