@@ -157,8 +157,15 @@ def test_item15_two_replicas_fire_each_tick_once_across_a_restart_and_catch_up_o
     assert ticks == [ticks[0] + n for n in range(len(ticks))]  # and none left out
     last = ticks[-1]
     after = [j for j in every if _seconds(j["created_at"]) >= down_at]
+    # The outage is caught up by ``c``'s first pass (its jobs share one created_at): one
+    # late job there. On a loaded machine a later pass may itself run past the grace;
+    # that tick is then missed, and caught up, on its own account.
+    first_pass = min(_seconds(j["created_at"]) for j in after)
     late = [
-        j for j in after if _seconds(j["created_at"]) - _seconds(j["scheduled_for"]) > MISFIRE_GRACE
+        j
+        for j in after
+        if _seconds(j["created_at"]) == first_pass
+        and first_pass - _seconds(j["scheduled_for"]) > MISFIRE_GRACE
     ]
     assert len(late) == 1, after  # one job stands for the missed ticks
     fired = sorted(_seconds(j["scheduled_for"]) for j in after)
