@@ -8,6 +8,7 @@ in Corral or its tests imports it. The worker is started by vs_celery.py as
 and the same module, run as a script, measures one round and prints it as JSON:
 
     python bench/celery_app.py --jobs 5000 --latency-jobs 200
+    python bench/celery_app.py --steps 200    # for bench/latency_steps.py
 
 Broker and result backend are the Redis at $BENCH_REDIS_URL, with Celery's defaults
 (results kept in Redis, in memory).
@@ -32,12 +33,15 @@ GAP = 0.02  # seconds between latency samples, so the worker is idle at each sub
 
 @app.task(name="bench.run")  # one name, whether imported by the worker or run as the driver
 def run(cmd: str) -> dict[str, object]:
-    """Run a command line through /bin/sh and keep what it printed and how it ended."""
+    """Run a command line through /bin/sh and keep what it printed and how it ended
+    (and, for bench/latency_steps.py, when the task began)."""
+    entered = time.time()
     done = subprocess.run(cmd, shell=True, capture_output=True)
     return {
         "stdout": done.stdout.decode(errors="replace"),
         "stderr": done.stderr.decode(errors="replace"),
         "exit_code": done.returncode,
+        "entered": entered,
     }
 
 
@@ -71,12 +75,33 @@ def latency(samples: int) -> list[float]:
     return waits
 
 
+def steps(samples: int) -> dict[str, list[float]]:
+    """For bench/latency_steps.py: when each step of single jobs came, in ms after
+    the submit began."""
+    seen: dict[str, list[float]] = {"delay() returned": [], "task began": [], "job running": []}
+    for _ in range(samples):
+        t0 = time.time()
+        result = run.delay(CLOCK)
+        sent = time.time()
+        outcome = result.get(timeout=60)
+        moments = (sent, outcome["entered"], float(outcome["stdout"]))
+        for step, at in zip(seen, moments, strict=True):
+            seen[step].append((at - t0) * 1000)
+        time.sleep(GAP)
+    return seen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--latency-jobs", type=int, default=200)
+    parser.add_argument("--steps", type=int, help="only the step timeline of this many jobs")
     args = parser.parse_args()
     wait_for_worker()
+    if args.steps:
+        latency(3)  # warm-up
+        print(json.dumps(steps(args.steps)))
+        return
     rate = throughput(args.jobs)
     latency(3)  # warm-up, as on the Corral side
     print(json.dumps({"throughput": rate, "latency": latency(args.latency_jobs)}))

@@ -65,6 +65,9 @@ COUNTED = {
 SERVER_ENV = dict(UNTHROTTLED)  # what ``server`` adds to the environment; see ``main``
 
 
+# How the benchmarks start ``corral`` (server and worker); bench/latency_steps.py puts
+# bench/stamps.py in its place to see when each step of a job's path happens.
+CORRAL = [sys.executable, "-m", "corral.cli.main"]
 SERVER_PIDS: dict[str, int] = {}  # url -> pid of the server started by ``server``
 ARGS: dict[str, Any] = {}  # the command line, once ``run_benchmark`` parsed it
 
@@ -83,9 +86,7 @@ def job(i: int) -> dict[str, object]:
 def server(data_dir: Path, database_url: str | None) -> Iterator[tuple[str, str]]:
     port = free_port()
     cmd = [
-        sys.executable,
-        "-m",
-        "corral.cli.main",
+        *CORRAL,
         "server",
         "--port",
         str(port),

@@ -172,8 +172,10 @@ def running(cmd: list[str], **kwargs: Any) -> Iterator[subprocess.Popen[bytes]]:
             proc.wait()
 
 
-def celery_round(redis: str, python: Path, jobs: int, samples: int) -> Round:
-    """Fresh Redis (no persistence) and a fresh Celery worker; the driver runs one round."""
+@contextlib.contextmanager
+def celery_running(redis: str, python: Path) -> Iterator[tuple[dict[str, str], list[int]]]:
+    """Fresh Redis (no persistence) and a fresh Celery worker for the block: the
+    environment a driver needs to reach them, and their pids (Redis, the worker)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         redis_cmd = [redis, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp]
@@ -185,15 +187,23 @@ def celery_round(redis: str, python: Path, jobs: int, samples: int) -> Round:
         with running(redis_cmd) as redis_proc:
             wait_for_port(port, redis_proc, "redis-server")
             with running(celery, cwd=BENCH, env=env, stderr=subprocess.DEVNULL) as workers:
-                driver = [str(python), str(BENCH / "celery_app.py")]
-                driver += ["--jobs", str(jobs), "--latency-jobs", str(samples)]
-                pids = [redis_proc.pid, workers.pid]
-                before = round_cpu(pids, workers.pid)
-                out = subprocess.run(driver, cwd=BENCH, env=env, capture_output=True, text=True)
-                after = round_cpu(pids, workers.pid)
-                if out.returncode:
-                    raise RuntimeError(f"the Celery driver failed:\n{out.stderr}")
-    figures = json.loads(out.stdout)
+                yield env, [redis_proc.pid, workers.pid]
+
+
+def celery_driver(python: Path, env: dict[str, str], args: list[str]) -> Any:
+    """bench/celery_app.py run as the driver with ``args``: what it printed, parsed."""
+    driver = [str(python), str(BENCH / "celery_app.py"), *args]
+    out = subprocess.run(driver, cwd=BENCH, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"the Celery driver failed:\n{out.stderr}")
+    return json.loads(out.stdout)
+
+
+def celery_round(redis: str, python: Path, jobs: int, samples: int) -> Round:
+    with celery_running(redis, python) as (env, pids):
+        before = round_cpu(pids, pids[1])
+        figures = celery_driver(python, env, ["--jobs", str(jobs), "--latency-jobs", str(samples)])
+        after = round_cpu(pids, pids[1])
     cpu = per_job(before, after, jobs + 3 + samples)
     return Round(figures["throughput"], *percentiles(figures["latency"]), *cpu)
 

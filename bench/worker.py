@@ -37,6 +37,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import dispatcher  # noqa: E402
 from bench.dispatcher import SERVER_PIDS, cpu_seconds, server  # noqa: E402
 
 
@@ -70,9 +71,7 @@ def worker(
     url: str, token: str, work_dir: Path, concurrency: int, isolation: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     cmd = [
-        sys.executable,
-        "-m",
-        "corral.cli.main",
+        *dispatcher.CORRAL,
         "worker",
         "--server",
         url,
