@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 CORRAL = [sys.executable, "-m", "corral.cli.main"]
 # For a worker whose jobs the test watches from the host: pids it compares with the
@@ -72,3 +76,65 @@ def start_worker(
             stdout=log,
             stderr=log,
         )
+
+
+@contextmanager
+def server_process(
+    data_dir: Path, log: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real ``corral server`` on a free port (``args``: further options; ``--tls-cert``
+    makes it https, trusted by its own certificate), answering its health check when the
+    block begins; its URL and process. Stopped after the block (killed if it lingers)."""
+    port = free_port()
+    cert = args[args.index("--tls-cert") + 1] if "--tls-cert" in args else None
+    url = f"{'https' if cert else 'http'}://127.0.0.1:{port}"
+    argv = [*CORRAL, "server", "--port", str(port), "--data-dir", str(data_dir), *args]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, env=env or clean_env(), stdout=out, stderr=out)
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=cert) if cert else True
+
+    def healthy() -> bool:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            with httpx.Client(verify=verify) as http:
+                return http.get(url + "/api/v1/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        poll(healthy, STARTUP, "the server")
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def worker_token(data_dir: Path) -> str:
+    """A fresh worker token, made as an operator would: ``corral token create``."""
+    made = subprocess.run(
+        [*CORRAL, "token", "create", "--role", "worker", "--data-dir", str(data_dir)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return made.stdout.strip()
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], seconds: float) -> None:
+    """SIGTERM every process still running (a worker drains on it), then wait for each,
+    killing one that lingers past ``seconds``."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

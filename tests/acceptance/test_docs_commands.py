@@ -19,13 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import typer.main
 
 from corral.cli.main import app
 from tests.docs_blocks import REPO, Block, blocks, commands_in, doc_files, inline_commands
-from tests.processes import CORRAL, HOST_VISIBLE, STARTUP, clean_env, free_port, poll, start_worker
+from tests.processes import (
+    HOST_VISIBLE,
+    clean_env,
+    server_process,
+    start_worker,
+    stop_all,
+    worker_token,
+)
 
 ALL_BLOCKS = [block for path in doc_files() for block in blocks(path)]
 RUNNABLE = [block for block in ALL_BLOCKS if block.runs]
@@ -122,49 +128,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     wrapper.chmod(0o755)
     (root / "home").mkdir()
     data = root / "corral-data"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = clean_env(CORRAL_LOGIN_RATE_LIMIT="off")
-    with (root / "server.log").open("ab") as log:
-        server = subprocess.Popen(
-            [*CORRAL, "server", "--data-dir", str(data), "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-    worker = None
-    try:
-        poll(lambda: _healthy(url, server, root), STARTUP, "the server")
+    with server_process(data, root / "server.log", env=env) as (url, _):
         admin = (data / "admin-token").read_text().strip()
-        token = _run([*CORRAL, "token", "create", "--role", "worker", "--data-dir", str(data)])
-        worker = start_worker(url, token, root, "docs", "worker.log", *HOST_VISIBLE)
-        path = f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}"
-        block_env = clean_env(
-            PATH=path, HOME=str(root / "home"), CORRAL_URL=url, CORRAL_TOKEN=admin
-        )
-        yield Site(root, url, block_env)
-    finally:
-        for proc in (worker, server):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-
-
-def _healthy(url: str, server: subprocess.Popen[bytes], root: Path) -> bool:
-    assert server.poll() is None, (root / "server.log").read_text()
-    try:
-        return httpx.get(url + "/api/v1/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _run(argv: list[str]) -> str:
-    done = subprocess.run(argv, env=clean_env(), capture_output=True, text=True, check=True)
-    return done.stdout.strip()
+        worker = start_worker(url, worker_token(data), root, "docs", "worker.log", *HOST_VISIBLE)
+        try:
+            path = f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+            block_env = clean_env(
+                PATH=path, HOME=str(root / "home"), CORRAL_URL=url, CORRAL_TOKEN=admin
+            )
+            yield Site(root, url, block_env)
+        finally:
+            stop_all([worker], 15)
 
 
 @pytest.mark.slow  # each block starts the CLI a few times: seconds apiece on a busy machine

@@ -5,7 +5,6 @@ limits count the client the proxy saw, and only for the proxies named."""
 
 from __future__ import annotations
 
-import ssl
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.processes import CORRAL, STARTUP, clean_env, free_port, poll
+from tests.processes import CORRAL, clean_env, free_port, server_process
 
 OPENSSL_SELF_SIGNED = ["openssl", "req", "-x509", "-newkey", "ec", "-nodes", "-days", "30"]
 OPENSSL_SELF_SIGNED += ["-pkeyopt", "ec_paramgen_curve:P-256", "-subj", "/CN=localhost"]
@@ -31,30 +30,11 @@ def self_signed(where: Path, name: str = "tls") -> tuple[Path, Path]:
 
 @contextmanager
 def server(root: Path, *args: str, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    https = "--tls-cert" in args
-    url = f"{'https' if https else 'http'}://127.0.0.1:{port}"
-    cert = args[args.index("--tls-cert") + 1] if https else None
-    log = root / f"server-{port}.log"
-    argv = [*CORRAL, "server", "--port", str(port), "--data-dir", str(root / "data"), *args]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(argv, env=clean_env(**env), stdout=out, stderr=out)
-    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=cert) if cert else True
-
-    def healthy() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            with httpx.Client(verify=verify) as http:
-                return http.get(url + "/api/v1/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        poll(healthy, STARTUP, "the server")
+    """A server of the test's own, which must stop cleanly (exit status 0) when asked."""
+    log = root / f"server-{len(list(root.glob('server-*.log')))}.log"
+    with server_process(root / "data", log, *args, env=clean_env(**env)) as (url, proc):
         yield url, proc
-    finally:
-        proc.terminate()
-        assert proc.wait(30) == 0, log.read_text()[-3000:]
+    assert proc.returncode == 0, log.read_text()[-3000:]
 
 
 @pytest.mark.slow  # a server, a worker and the CLI over TLS: several seconds

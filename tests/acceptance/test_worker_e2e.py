@@ -20,7 +20,17 @@ import httpx
 import pytest
 
 from corral.agent.process import alive
-from tests.processes import CORRAL, HOST_VISIBLE, STARTUP, clean_env, free_port, poll, start_worker
+from tests.processes import (
+    CORRAL,
+    HOST_VISIBLE,
+    STARTUP,
+    clean_env,
+    poll,
+    server_process,
+    start_worker,
+    stop_all,
+    worker_token,
+)
 
 
 @dataclass
@@ -74,46 +84,15 @@ class Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("cluster")
     data = root / "data"
-    port = free_port()
-    with (root / "server.log").open("ab") as log:
-        server = subprocess.Popen(
-            [*CORRAL, "server", "--data-dir", str(data), "--port", str(port)],
-            # No post-restart reaping grace: the kill -9 test needs leases reaped at once.
-            env=clean_env(CORRAL_LEASE_GRACE="0", CORRAL_REAPER_INTERVAL="0.5"),
-            stdout=log,
-            stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        assert server.poll() is None, (root / "server.log").read_text()
+    # No post-restart reaping grace: the kill -9 test needs leases reaped at once.
+    env = clean_env(CORRAL_LEASE_GRACE="0", CORRAL_REAPER_INTERVAL="0.5")
+    with server_process(data, root / "server.log", env=env) as (url, _):
+        admin = (data / "admin-token").read_text().strip()
+        cluster = Cluster(url, data, admin, worker_token(data), root)
         try:
-            return httpx.get(url + "/api/v1/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        poll(healthy, STARTUP, "the server")
-        token = subprocess.run(
-            [*CORRAL, "token", "create", "--role", "worker", "--data-dir", str(data)],
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        cluster = Cluster(url, data, (data / "admin-token").read_text().strip(), token, root)
-        yield cluster
-        for proc in cluster.workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in cluster.workers:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    finally:
-        server.terminate()
-        server.wait(10)
+            yield cluster
+        finally:
+            stop_all(cluster.workers, 10)
 
 
 @pytest.fixture(scope="module")

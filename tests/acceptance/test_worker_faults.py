@@ -22,7 +22,16 @@ import orjson
 import pytest
 
 from tests.faultproxy import DROP, DROP_AFTER, PASS, UNAVAILABLE, Call, Countdown, FaultProxy
-from tests.processes import CORRAL, STARTUP, clean_env, free_port, poll, start_worker
+from tests.processes import (
+    CORRAL,
+    STARTUP,
+    clean_env,
+    free_port,
+    poll,
+    start_worker,
+    stop_all,
+    worker_token,
+)
 
 TERMINAL = ("completed", "failed", "cancelled")
 
@@ -105,13 +114,7 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = Server(tmp_path_factory.mktemp("faults"))
     server.start()
-    server.worker_token = subprocess.run(
-        [*CORRAL, "token", "create", "--role", "worker", "--data-dir", str(server.root / "data")],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    server.worker_token = worker_token(server.root / "data")
     try:
         yield server
     finally:
@@ -122,15 +125,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def workers(server: Server) -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in started:
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    stop_all(started, 20)
 
 
 def worker(

@@ -24,7 +24,7 @@ import pytest
 
 from corral.agent import sandbox
 from tests.docs_blocks import REPO
-from tests.processes import CORRAL, STARTUP, clean_env, free_port, poll
+from tests.processes import CORRAL, STARTUP, clean_env, poll, server_process, worker_token
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="the worker unit runs as root; so must this test"
@@ -40,32 +40,9 @@ def unit_capabilities() -> list[str]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
-    data, port = tmp_path / "data", free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [*CORRAL, "server", "--port", str(port), "--data-dir", str(data)]
-    with (tmp_path / "server.log").open("ab") as log:
-        proc = subprocess.Popen(argv, env=clean_env(), stdout=log, stderr=log)
-
-    def healthy() -> bool:
-        assert proc.poll() is None, (tmp_path / "server.log").read_text()
-        try:
-            return httpx.get(url + "/api/v1/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        poll(healthy, STARTUP, "the server")
-        token = subprocess.run(
-            [*CORRAL, "token", "create", "--role", "worker", "--data-dir", str(data)],
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        yield url, (data / "admin-token").read_text().strip(), token
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    data = tmp_path / "data"
+    with server_process(data, tmp_path / "server.log") as (url, _):
+        yield url, (data / "admin-token").read_text().strip(), worker_token(data)
 
 
 @pytest.mark.slow  # a server, a bwrap probe, a worker and four jobs

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +29,16 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tests.processes import CORRAL, HOST_VISIBLE, STARTUP, clean_env, free_port, poll, start_worker
+from tests.processes import (
+    HOST_VISIBLE,
+    STARTUP,
+    clean_env,
+    poll,
+    server_process,
+    start_worker,
+    stop_all,
+    worker_token,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -180,7 +188,6 @@ def _jwt(url: str, email: str, password: str) -> str:
 def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
     root = tmp_path_factory.mktemp("dashboard")
     data = root / "data"
-    port = free_port()
     env = clean_env(
         CORRAL_ADMIN_EMAIL=ADMIN[0],
         CORRAL_ADMIN_PASSWORD=ADMIN[1],
@@ -189,57 +196,18 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
         CORRAL_LEASE_GRACE="0",
         CORRAL_REAPER_INTERVAL="0.5",
     )
-    with (root / "server.log").open("ab") as log:
-        server = subprocess.Popen(
-            [*CORRAL, "server", "--data-dir", str(data), "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        assert server.poll() is None, (root / "server.log").read_text()
-        try:
-            return httpx.get(url + "/api/v1/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    dash: Dash | None = None
-    try:
-        poll(healthy, STARTUP, "the server")
-        worker_token = subprocess.run(
-            [*CORRAL, "token", "create", "--role", "worker", "--data-dir", str(data)],
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+    with server_process(data, root / "server.log", env=env) as (url, _):
         admin_token = (data / "admin-token").read_text().strip()
-        dash = Dash(url, data, root, admin_token, worker_token)
-        with dash.api() as http:
-            _create_user(http, *SUBMITTER, "submitter")
-            _create_user(http, *VIEWER, "viewer")
-        for email, password in (SUBMITTER, VIEWER):
-            dash.tokens[email] = _jwt(url, email, password)
-        yield dash
-    finally:
-        if dash is not None:
-            for proc in dash.workers:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc in dash.workers:
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-        server.terminate()
+        dash = Dash(url, data, root, admin_token, worker_token(data))
         try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
+            with dash.api() as http:
+                _create_user(http, *SUBMITTER, "submitter")
+                _create_user(http, *VIEWER, "viewer")
+            for email, password in (SUBMITTER, VIEWER):
+                dash.tokens[email] = _jwt(url, email, password)
+            yield dash
+        finally:
+            stop_all(dash.workers, 10)
 
 
 @pytest.fixture(scope="package")
