@@ -17,9 +17,10 @@ import pytest
 
 from corral.agent.binaries import BinaryCache
 from corral.agent.cgroup_detect import detect
-from corral.agent.cgroups import Cgroups, LimitPolicy, Resources, worker_key
+from corral.agent.cgroups import Cgroups, worker_key
 from corral.agent.dispatcher import parse_job
 from corral.agent.executor import Execution, JobRun, RunResult, StopReason
+from corral.agent.limits import LimitPolicy, Resources
 from corral.agent.output import OutputForwarder
 from corral.agent.process import alive
 from corral.agent.reports import report_for

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from corral.agent.binaries import BinaryCache
-from corral.agent.cgroups import LimitPolicy
 from corral.agent.executor import Execution, JobRun
 from corral.agent.jobdirs import JobDirs
+from corral.agent.limits import LimitPolicy
 from corral.agent.output import OutputForwarder
 from corral.agent.workdir import Executor
 from corral.domain.jobs import JobSpec

@@ -29,7 +29,6 @@ import httpx
 
 from corral.agent.backoff import Backoff
 from corral.agent.binaries import BinaryCache
-from corral.agent.cgroups import LimitPolicy
 from corral.agent.dispatcher import (
     Dispatcher,
     DispatcherError,
@@ -38,6 +37,7 @@ from corral.agent.dispatcher import (
 )
 from corral.agent.executor import StopReason
 from corral.agent.isolation import Isolation, Level
+from corral.agent.limits import LimitPolicy
 from corral.agent.machine import capacity_offer, machine_info
 from corral.agent.netguard import guarded_client
 from corral.agent.renewal import Fatal, Renewal, log_extra, sleep_or

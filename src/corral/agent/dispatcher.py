@@ -32,9 +32,9 @@ import aiohttp
 import httpx
 import orjson
 
-from corral.agent.cgroups import Resources
 from corral.agent.executor import JobRun
 from corral.agent.jobfiles import TransferError
+from corral.agent.limits import Resources
 from corral.agent.output import StopSending
 from corral.agent.replicas import UNANSWERED, Answer, Replicas, fetch
 from corral.agent.spool import Chunk

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from corral.agent.binaries import BinaryError
-from corral.agent.cgroups import JobCgroup, LimitError, Resources
+from corral.agent.cgroups import JobCgroup
 from corral.agent.isolation import JobIdentity
 from corral.agent.jobfiles import JobFilesError, prepare_inputs, save_outputs
+from corral.agent.limits import LimitError, Resources
 from corral.agent.output import OutputForwarder, PipeReader
 from corral.agent.process import ProcessGroup, spawn, spawn_in
 from corral.agent.workdir import INHERITED_ENV, WORKER_MARK, Executor

@@ -17,10 +17,11 @@ from pathlib import Path
 
 from corral.agent import cgroup_detect
 from corral.agent.binaries import BinaryCache
-from corral.agent.cgroups import LimitPolicy, worker_key
+from corral.agent.cgroups import worker_key
 from corral.agent.isolation import Isolation, Level
 from corral.agent.jobdirs import JobDirs
 from corral.agent.jobfiles import FileTransfer
+from corral.agent.limits import LimitPolicy
 from corral.agent.process import sweep_orphans
 
 log = logging.getLogger("corral.agent.executor")

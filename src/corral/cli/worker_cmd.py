@@ -142,7 +142,7 @@ def worker(
     import asyncio
 
     from corral.agent.agent import AgentConfig
-    from corral.agent.cgroups import LimitPolicy
+    from corral.agent.limits import LimitPolicy
 
     url, secret = resolve_credentials(server, token or _read_token(token_file))
     os.environ.pop("CORRAL_TOKEN", None)  # never handed down, whatever a job's env says
