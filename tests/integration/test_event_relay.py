@@ -13,7 +13,7 @@ from corral.domain.jobs import AttemptRef, ClaimRequest, JobDraft, JobSpec, Outc
 from corral.domain.principals import Principal, Role
 from corral.domain.states import JobStatus
 from corral.services.container import Services, open_store
-from corral.services.events import (
+from corral.services.job_events import (
     Delivered,
     EventsDropped,
     JobFinished,

@@ -14,7 +14,7 @@ from corral.domain.principals import Principal, Role
 from corral.domain.states import AttemptStatus, JobStatus
 from corral.errors import Unavailable
 from corral.services.container import Services, open_store
-from corral.services.events import JobStarted
+from corral.services.job_events import JobStarted
 from corral.settings import ServerSettings
 from corral.store.base import Inserted
 from corral.store.sqlite import SqliteStore

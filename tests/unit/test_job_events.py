@@ -11,14 +11,8 @@ from corral.domain.jobs import Job, JobSpec
 from corral.domain.principals import Principal, Role
 from corral.domain.states import JobStatus
 from corral.errors import Forbidden
-from corral.services.events import (
-    EventsDropped,
-    Hub,
-    JobEvents,
-    JobFinished,
-    JobOutput,
-    JobStarted,
-)
+from corral.services.events import Hub
+from corral.services.job_events import EventsDropped, JobEvents, JobFinished, JobOutput, JobStarted
 
 
 def job(job_id: str = "j1", status: JobStatus = JobStatus.RUNNING) -> Job:

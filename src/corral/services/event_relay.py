@@ -23,7 +23,7 @@ from corral.domain.jobs import Job
 from corral.errors import NotFound
 from corral.services import event_wire
 from corral.services.event_wire import Descriptor
-from corral.services.events import JobEvent, JobEvents, JobFinished, JobOutput, JobStarted
+from corral.services.job_events import JobEvent, JobEvents, JobFinished, JobOutput, JobStarted
 from corral.store.base import Store
 
 log = logging.getLogger("corral.services")

@@ -17,7 +17,8 @@ import asyncio
 import logging
 from collections.abc import Iterator
 
-from corral.services.events import CHANGES, FLEET, TOPIC_SEPARATOR, Hub, Outbox
+from corral.services.events import CHANGES, FLEET, TOPIC_SEPARATOR, Hub
+from corral.services.outbox import Outbox
 from corral.store.base import Store
 
 log = logging.getLogger("corral.services")

@@ -30,7 +30,7 @@ from corral.api.timefmt import iso
 from corral.domain.principals import Principal
 from corral.errors import CorralError
 from corral.services.container import Services
-from corral.services.events import (
+from corral.services.job_events import (
     Delivered,
     EventsDropped,
     JobFinished,
