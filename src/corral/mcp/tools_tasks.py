@@ -21,7 +21,7 @@ from corral.mcp.caller import caller
 from corral.mcp.failures import tool_errors
 from corral.mcp.results import dump
 from corral.services.container import Services
-from corral.services.projects import Created, TaskFilter, TaskRequest
+from corral.services.tasks import Created, TaskFilter, TaskRequest
 
 MAX_LIST = 1000
 
@@ -51,7 +51,7 @@ def _created(created: Created) -> dict[str, Any]:
 
 
 def register(server: MCPServer, services: Services) -> None:
-    projects = services.projects
+    projects, task_service = services.projects, services.tasks
 
     @server.tool(structured_output=False)
     async def create_task(
@@ -82,7 +82,7 @@ def register(server: MCPServer, services: Services) -> None:
                     "priority": priority,
                 }
             )
-            created = await projects.create_tasks(principal, project_id, [_request(body)])
+            created = await task_service.create_tasks(principal, project_id, [_request(body)])
             view = render.task_view(created.tasks[0])
             return dump({**view, "created": created.created[0]})
 
@@ -97,7 +97,7 @@ def register(server: MCPServer, services: Services) -> None:
             items = [await _typed(services, project_id, t) for t in tasks]
             body = BulkBody.model_validate({"tasks": items, "batchId": batchId})
             requests = [_request(t, body.batch_id, f"tasks.{i}.") for i, t in enumerate(body.tasks)]
-            created = await projects.create_tasks(caller(ctx).principal, project_id, requests)
+            created = await task_service.create_tasks(caller(ctx).principal, project_id, requests)
             return dump({**_created(created), "batchId": body.batch_id})
 
     @server.tool(structured_output=False)
@@ -119,7 +119,7 @@ def register(server: MCPServer, services: Services) -> None:
             project_id = await projects.project_id_of(projectId)
             type_id = await projects.type_id_of(project_id, typeId) if typeId else None
             flt = TaskFilter(parse_status(status), assignedTo, batchId, type_id)
-            jobs, total = await projects.list_tasks(
+            jobs, total = await task_service.list_tasks(
                 caller(ctx).principal, project_id, flt, limit, offset
             )
             return dump({"tasks": [render.task_view(j) for j in jobs], "total": total})
@@ -128,7 +128,7 @@ def register(server: MCPServer, services: Services) -> None:
     async def get_task(taskId: TaskId, ctx: Context, projectId: OptionalProjectRef = None) -> str:
         """Read one task: status, agent, lease, result or error."""
         with tool_errors():
-            job = await projects.get_task(caller(ctx).principal, taskId)
+            job = await task_service.get_task(caller(ctx).principal, taskId)
             return dump(render.task_view(job))
 
 

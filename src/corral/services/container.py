@@ -35,6 +35,7 @@ from corral.services.schedules import ScheduleService
 from corral.services.sessions import SessionService
 from corral.services.stats import StatsService, WaitEstimator
 from corral.services.streams import StreamSlots
+from corral.services.tasks import TaskService
 from corral.services.tokens import TokenService
 from corral.services.workflows import WorkflowService
 from corral.settings import ServerSettings
@@ -87,7 +88,8 @@ class Services:
     def __post_init__(self) -> None:
         cap = self.settings.output_cap
         self.jobs = JobService(self.store, self.hub, self.metrics, cap)
-        self.projects = ProjectService(self.store, self.jobs)
+        self.projects = ProjectService(self.store)
+        self.tasks = TaskService(self.store, self.jobs, self.projects)
         self.workflows = WorkflowService(self.store, self.jobs)
         self.leases = LeaseService(
             self.store, self.hub, self.metrics, RetryPolicy(), output_cap=cap

@@ -19,7 +19,7 @@ from corral.api.ranges import COUNT
 from corral.api.responses import JSON
 from corral.api.status_names import parse_status
 from corral.domain.priority import parse_priority
-from corral.services.projects import TaskFilter, TaskRequest
+from corral.services.tasks import TaskFilter, TaskRequest
 
 router = APIRouter(prefix="/api", route_class=TaskDriverRoute, tags=["taskdriver"])
 
@@ -41,7 +41,7 @@ def _request(body: TaskBody, batch_id: str | None = None, field: str = "") -> Ta
 async def create_task(
     project_id: str, body: TaskBody, principal: PrincipalDep, services: ServicesDep
 ) -> JSON:
-    created = await services.projects.create_tasks(principal, project_id, [_request(body)])
+    created = await services.tasks.create_tasks(principal, project_id, [_request(body)])
     return render.ok(render.task_view(created.tasks[0]), 201 if created.created[0] else 200)
 
 
@@ -51,7 +51,7 @@ async def create_tasks(
 ) -> JSON:
     """Every task or none; duplicates of ``ignore`` types come back under ``existing``."""
     requests = [_request(t, body.batch_id, f"tasks.{i}.") for i, t in enumerate(body.tasks)]
-    created = await services.projects.create_tasks(principal, project_id, requests)
+    created = await services.tasks.create_tasks(principal, project_id, requests)
     pairs = list(zip(created.tasks, created.created, strict=True))
     data = {
         "tasks": [render.task_view(job) for job in created.tasks],
@@ -77,13 +77,13 @@ async def list_tasks(
     offset: Annotated[int, Query(ge=0, le=COUNT)] = 0,
 ) -> JSON:
     flt = TaskFilter(parse_status(status), assigned_to, batch_id, type_id)
-    jobs, total = await services.projects.list_tasks(principal, project_id, flt, limit, offset)
+    jobs, total = await services.tasks.list_tasks(principal, project_id, flt, limit, offset)
     return render.page([render.task_view(j) for j in jobs], total, limit, offset)
 
 
 @router.get("/tasks/{task_id}")
 async def get_task(task_id: str, principal: PrincipalDep, services: ServicesDep) -> JSON:
-    job = await services.projects.get_task(principal, task_id)
+    job = await services.tasks.get_task(principal, task_id)
     return render.ok(render.task_view(job))
 
 
@@ -91,11 +91,11 @@ async def get_task(task_id: str, principal: PrincipalDep, services: ServicesDep)
 async def update_task(
     task_id: str, body: TaskUpdateBody, principal: PrincipalDep, services: ServicesDep
 ) -> JSON:
-    job = await services.projects.update_task(principal, task_id, body.changes())
+    job = await services.tasks.update_task(principal, task_id, body.changes())
     return render.ok(render.task_view(job))
 
 
 @router.delete("/tasks/{task_id}")
 async def delete_task(task_id: str, principal: PrincipalDep, services: ServicesDep) -> JSON:
-    await services.projects.delete_task(principal, task_id)
+    await services.tasks.delete_task(principal, task_id)
     return render.ok({"id": task_id, "deleted": True})
