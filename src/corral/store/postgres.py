@@ -65,7 +65,12 @@ from corral.store.postgres_fleet import PostgresFleet
 from corral.store.postgres_flow import PostgresFlow
 from corral.store.postgres_idempotency import PostgresIdempotency
 from corral.store.postgres_listen import Listening
-from corral.store.postgres_outage import UNAVAILABLE, Outage, quiet_pool_warnings
+from corral.store.postgres_outage import (
+    UNAVAILABLE,
+    Outage,
+    quiet_pool_warnings,
+    statement_timed_out,
+)
 from corral.store.postgres_pages import PostgresPages
 from corral.store.postgres_projects import PostgresProjects
 from corral.store.postgres_retention import PostgresRetention
@@ -89,6 +94,10 @@ T = TypeVar("T")
 # How long opening a connection may take: past it the database counts as unreachable
 # (a request answers 503 rather than hang on a host that does not answer at all).
 CONNECT_TIMEOUT = 5.0
+# How long one statement may run (``--database-command-timeout``): far past any Corral
+# sends, which take milliseconds, yet short enough that a statement stuck on a lock or
+# on a server that stopped answering frees its request and its connection (503).
+COMMAND_TIMEOUT = 30.0
 ANALYZE_AFTER_INSERTS = 10_000
 
 
@@ -113,10 +122,17 @@ class PostgresStore(
     backend = "postgres"
 
     def __init__(
-        self, dsn: str, *, output_cap: int = 1 << 20, min_size: int = 1, max_size: int = 10
+        self,
+        dsn: str,
+        *,
+        output_cap: int = 1 << 20,
+        min_size: int = 1,
+        max_size: int = 10,
+        command_timeout: float = COMMAND_TIMEOUT,
     ) -> None:
         self.dsn = dsn
         self.output_cap = output_cap
+        self.command_timeout = command_timeout
         self._min_size = min_size
         self._max_size = max_size
         self._pool: Any = None
@@ -138,6 +154,7 @@ class PostgresStore(
                 server_settings={"jit": "off", "application_name": "corral"},
                 reset=_keep_session,
                 timeout=CONNECT_TIMEOUT,
+                command_timeout=self.command_timeout,
             )
         except q.CONNECTION_ERRORS as exc:
             raise Unavailable(f"cannot reach PostgreSQL: {exc}") from exc
@@ -167,16 +184,23 @@ class PostgresStore(
 
     @contextlib.asynccontextmanager
     async def _conn(self) -> AsyncIterator[Any]:
-        """A pooled connection; losing the server surfaces as ``Unavailable`` (503).
+        """A pooled connection; losing the server, or a statement running past the
+        command timeout, surfaces as ``Unavailable`` (503).
 
         Nothing more is needed to come back: the pool drops a connection that broke
-        and opens a new one at the next acquire, once the database answers again.
+        and opens a new one at the next acquire, once the database answers again. A
+        timed-out statement was cancelled on the server (asyncpg asks it to), and the
+        connection serves the next statement once the server confirms.
         """
         if self._pool is None:
             raise Unavailable("the PostgreSQL store is not open")
         try:
             async with self._pool.acquire() as conn:
-                yield conn
+                try:
+                    yield conn
+                except TimeoutError as exc:  # in the body: the command timeout, not a connect
+                    statement_timed_out(self.command_timeout)
+                    raise Unavailable(UNAVAILABLE) from exc
         except q.CONNECTION_ERRORS as exc:
             self._outage.failed(exc)
             raise Unavailable(UNAVAILABLE) from exc
@@ -232,16 +256,20 @@ class PostgresStore(
         return status
 
     async def _migrate(self) -> None:
-        """Apply pending scripts; the advisory lock lets replicas start at the same time."""
+        """Apply pending scripts; the advisory lock lets replicas start at the same time.
+
+        Neither the wait for another replica's migration nor a script on a large table
+        is bounded by the command timeout: a replica must not give up half way.
+        """
         async with self._conn() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", q.MIGRATION_LOCK)
+            await conn.execute("SELECT pg_advisory_lock($1)", q.MIGRATION_LOCK, timeout=q.UNHURRIED)
             try:
                 await conn.execute(q.SCHEMA_MIGRATIONS)
                 done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
                 for version, sql in load_migrations("postgres"):
                     if version not in done:
                         async with conn.transaction():
-                            await conn.execute(sql)
+                            await conn.execute(sql, timeout=q.UNHURRIED)
                             await conn.execute(q.RECORD_MIGRATION, version, time.time())
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", q.MIGRATION_LOCK)
