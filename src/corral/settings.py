@@ -46,6 +46,13 @@ class ServerSettings(BaseSettings):
         description="most PostgreSQL connections one replica's pool opens (plus one for "
         "LISTEN); the database needs replicas x (this + 1) of its max_connections",
     )
+    database_command_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds one PostgreSQL statement may run before it is cancelled and "
+        "its request answers 503 (a lock held too long, a server that stopped answering); "
+        "migrations and VACUUM are not bounded",
+    )
     tls_cert: Path | None = Field(
         default=None, description="PEM certificate chain: serve HTTPS (with tls_key)"
     )

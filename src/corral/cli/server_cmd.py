@@ -28,6 +28,11 @@ def server(
         envvar="CORRAL_DATABASE_POOL_SIZE",
         help="Most PostgreSQL connections this replica opens (plus one for LISTEN).",
     ),
+    database_command_timeout: float = typer.Option(
+        30.0,
+        envvar="CORRAL_DATABASE_COMMAND_TIMEOUT",
+        help="Seconds a PostgreSQL statement may run before it is cancelled (answers 503).",
+    ),
     tls_cert: Path | None = typer.Option(
         None, envvar="CORRAL_TLS_CERT", help="PEM certificate chain: serve HTTPS (with --tls-key)."
     ),
@@ -86,6 +91,7 @@ def server(
             data_dir=data_dir,
             database_url=database_url,
             database_pool_size=database_pool_size,
+            database_command_timeout=database_command_timeout,
             tls_cert=tls_cert,
             tls_key=tls_key,
             forwarded_allow_ips=forwarded_allow_ips,

@@ -57,6 +57,7 @@ def open_store(settings: ServerSettings) -> Store:
             settings.database_url,
             output_cap=settings.output_cap,
             max_size=settings.database_pool_size,
+            command_timeout=settings.database_command_timeout,
         )
         return pg
     from corral.store.sqlite import SqliteStore

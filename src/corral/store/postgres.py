@@ -8,7 +8,10 @@ locks its job row (``FOR UPDATE``) before ``check_fence`` looks at it.
 Deadlock freedom rests on one order: job rows before executor rows. Job rows
 are locked in id order when a statement takes several; executor rows are
 touched last (and in id order when several). A claim holds only pending rows
-nobody else waits for, so its wait for an executor row closes no cycle.
+nobody else waits for, so its wait for an executor row closes no cycle. The
+triggers that admit a job's dependants lock their concurrency keys in the order they
+meet them, so two ends can still meet in a cycle: whatever ends jobs runs through
+``_in_tx``, which runs a transaction PostgreSQL rolled back again from its start.
 
 The decisions (fencing, retries, output cap) are the pure domain functions the
 SQLite adapter uses; this module only moves rows. Batches are applied with one
@@ -24,7 +27,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -42,6 +45,7 @@ from corral.errors import AlreadyExists, CorralError, NotFound, Unavailable
 from corral.store import lost
 from corral.store import postgres_deps as deps
 from corral.store import postgres_flow as flow
+from corral.store import postgres_retry as retry
 from corral.store import postgres_sql as q
 from corral.store.base import (
     IdempotencyRecord,
@@ -61,7 +65,12 @@ from corral.store.postgres_fleet import PostgresFleet
 from corral.store.postgres_flow import PostgresFlow
 from corral.store.postgres_idempotency import PostgresIdempotency
 from corral.store.postgres_listen import Listening
-from corral.store.postgres_outage import UNAVAILABLE, Outage, quiet_pool_warnings
+from corral.store.postgres_outage import (
+    UNAVAILABLE,
+    Outage,
+    quiet_pool_warnings,
+    statement_timed_out,
+)
 from corral.store.postgres_pages import PostgresPages
 from corral.store.postgres_projects import PostgresProjects
 from corral.store.postgres_retention import PostgresRetention
@@ -80,10 +89,15 @@ from corral.store.rows import (
 from corral.store.shared import SET_LEFTOVERS, SharedOperations, is_plain, leftover_rows
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long opening a connection may take: past it the database counts as unreachable
 # (a request answers 503 rather than hang on a host that does not answer at all).
 CONNECT_TIMEOUT = 5.0
+# How long one statement may run (``--database-command-timeout``): far past any Corral
+# sends, which take milliseconds, yet short enough that a statement stuck on a lock or
+# on a server that stopped answering frees its request and its connection (503).
+COMMAND_TIMEOUT = 30.0
 ANALYZE_AFTER_INSERTS = 10_000
 
 
@@ -108,10 +122,17 @@ class PostgresStore(
     backend = "postgres"
 
     def __init__(
-        self, dsn: str, *, output_cap: int = 1 << 20, min_size: int = 1, max_size: int = 10
+        self,
+        dsn: str,
+        *,
+        output_cap: int = 1 << 20,
+        min_size: int = 1,
+        max_size: int = 10,
+        command_timeout: float = COMMAND_TIMEOUT,
     ) -> None:
         self.dsn = dsn
         self.output_cap = output_cap
+        self.command_timeout = command_timeout
         self._min_size = min_size
         self._max_size = max_size
         self._pool: Any = None
@@ -133,6 +154,7 @@ class PostgresStore(
                 server_settings={"jit": "off", "application_name": "corral"},
                 reset=_keep_session,
                 timeout=CONNECT_TIMEOUT,
+                command_timeout=self.command_timeout,
             )
         except q.CONNECTION_ERRORS as exc:
             raise Unavailable(f"cannot reach PostgreSQL: {exc}") from exc
@@ -162,29 +184,57 @@ class PostgresStore(
 
     @contextlib.asynccontextmanager
     async def _conn(self) -> AsyncIterator[Any]:
-        """A pooled connection; losing the server surfaces as ``Unavailable`` (503).
+        """A pooled connection; losing the server, or a statement running past the
+        command timeout, surfaces as ``Unavailable`` (503).
 
         Nothing more is needed to come back: the pool drops a connection that broke
-        and opens a new one at the next acquire, once the database answers again.
+        and opens a new one at the next acquire, once the database answers again. A
+        timed-out statement was cancelled on the server (asyncpg asks it to), and the
+        connection serves the next statement once the server confirms.
         """
         if self._pool is None:
             raise Unavailable("the PostgreSQL store is not open")
         try:
             async with self._pool.acquire() as conn:
-                yield conn
+                try:
+                    yield conn
+                except TimeoutError as exc:  # in the body: the command timeout, not a connect
+                    statement_timed_out(self.command_timeout)
+                    raise Unavailable(UNAVAILABLE) from exc
         except q.CONNECTION_ERRORS as exc:
             self._outage.failed(exc)
             raise Unavailable(UNAVAILABLE) from exc
-        except asyncpg.DeadlockDetectedError as exc:
-            # Rare: two transactions ending jobs whose dependants hold concurrency keys
-            # in opposite orders. PostgreSQL rolled this one back; sent again, it passes.
-            raise Unavailable("the database resolved a deadlock; try again") from exc
+        except retry.ROLLED_BACK as exc:
+            # Rolled back on each of ``_in_tx``'s tries, or in a transaction not run by it.
+            log.warning(
+                "PostgreSQL rolled a transaction back: %s",
+                exc,
+                extra={"action": "transaction_rolled_back", "sqlstate": exc.sqlstate},
+            )
+            raise Unavailable("the database rolled the transaction back; try again") from exc
         self._outage.answered()
 
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[Any]:
         async with self._conn() as conn, conn.transaction():
             yield conn
+
+    async def _in_tx(self, work: retry.Work[T], *, one_statement: bool = False) -> T:
+        """``work(conn)`` in a transaction, run again from its start if the database
+        rolls it back (``postgres_retry``): the way to write anything that ends jobs.
+
+        ``one_statement``: ``work`` sends a single statement, a transaction of its own,
+        so no BEGIN and COMMIT round trips are added around it.
+        """
+
+        async def once(conn: Any) -> T:
+            if one_statement:
+                return await work(conn)
+            async with conn.transaction():
+                return await work(conn)
+
+        async with self._conn() as conn:
+            return await retry.rerun(lambda: once(conn))
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
         async with self._conn() as conn:
@@ -206,16 +256,20 @@ class PostgresStore(
         return status
 
     async def _migrate(self) -> None:
-        """Apply pending scripts; the advisory lock lets replicas start at the same time."""
+        """Apply pending scripts; the advisory lock lets replicas start at the same time.
+
+        Neither the wait for another replica's migration nor a script on a large table
+        is bounded by the command timeout: a replica must not give up half way.
+        """
         async with self._conn() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", q.MIGRATION_LOCK)
+            await conn.execute("SELECT pg_advisory_lock($1)", q.MIGRATION_LOCK, timeout=q.UNHURRIED)
             try:
                 await conn.execute(q.SCHEMA_MIGRATIONS)
                 done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
                 for version, sql in load_migrations("postgres"):
                     if version not in done:
                         async with conn.transaction():
-                            await conn.execute(sql)
+                            await conn.execute(sql, timeout=q.UNHURRIED)
                             await conn.execute(q.RECORD_MIGRATION, version, time.time())
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", q.MIGRATION_LOCK)
@@ -242,12 +296,17 @@ class PostgresStore(
         idempotency: IdempotencyRecord | None = None,
         workflow: WorkflowRecord | None = None,
     ) -> Inserted:
-        async with self._tx() as conn:
+
+        async def insert(conn: Any) -> Inserted:
             stored = await self._insert(conn, jobs, idempotency, workflow)
             # Job rows first, the executor row (the claim's "seen") last, as everywhere.
             claimed = [await claim_in(conn, claim_args(request, None)) for request in claims]
+            return Inserted(stored, claimed)
+
+        # Retried: linking locks parents that may be ending, with their dependants' keys.
+        inserted = await self._in_tx(insert)
         self._note_growth(len(jobs))
-        return Inserted(stored, claimed)
+        return inserted
 
     async def _insert(
         self,
@@ -391,32 +450,37 @@ class PostgresStore(
         if not reports:
             return []
         if len(reports) == 1 and now is None and is_plain(reports[0]):
-            async with self._conn() as conn:
-                job = await finish_plain(conn, reports[0])
+            plain = reports[0]
+            job = await self._in_tx(lambda conn: finish_plain(conn, plain), one_statement=True)
             if job is not None:  # else the general path below says why, or decides afresh
                 return [job]
+        return await self._in_tx(lambda conn: self._finish_locked(conn, reports, now, policy))
+
+    async def _finish_locked(
+        self, conn: Any, reports: Sequence[Report], now: float | None, policy: RetryPolicy
+    ) -> list[Job | CorralError]:
+        """``finish_many``'s transaction: every decision made afresh on each try."""
         out: list[Job | CorralError] = []
         batch = q.BatchWrite()
-        async with self._tx() as conn:
-            rows = await conn.fetch(q.LOCK_JOBS, sorted({r.job_id for r in reports}))
-            current = {row["id"]: job_from_row(row) for row in rows}
-            if now is None:  # nothing is written unless a row was found, with the clock
-                now = rows[0]["db_now"] if rows else 0.0
-            for report in reports:
-                try:
-                    new = self._finish_one(current.get(report.job_id), report, now, policy, batch)
-                except Exception as exc:  # one report's failure must not fail its batch
-                    out.append(lost.report_failed(report.job_id, exc))
-                    continue
-                current[new.id] = new
-                out.append(new)
-            if batch.jobs:
-                await flow.lock_keys(conn, flow.keys_of(current.values()))
-                if len(batch.completed) > 1:
-                    await conn.execute(q.LOCK_EXECUTORS, sorted(batch.completed))
-                await conn.execute(q.WRITE_BATCH, now, *batch.params())
-            if leftovers := leftover_rows(reports, out):
-                await conn.executemany(SET_LEFTOVERS.format("$1", "$2", "$3"), leftovers)
+        rows = await conn.fetch(q.LOCK_JOBS, sorted({r.job_id for r in reports}))
+        current = {row["id"]: job_from_row(row) for row in rows}
+        if now is None:  # nothing is written unless a row was found, with the clock
+            now = rows[0]["db_now"] if rows else 0.0
+        for report in reports:
+            try:
+                new = self._finish_one(current.get(report.job_id), report, now, policy, batch)
+            except Exception as exc:  # one report's failure must not fail its batch
+                out.append(lost.report_failed(report.job_id, exc))
+                continue
+            current[new.id] = new
+            out.append(new)
+        if batch.jobs:
+            await flow.lock_keys(conn, flow.keys_of(current.values()))
+            if len(batch.completed) > 1:
+                await conn.execute(q.LOCK_EXECUTORS, sorted(batch.completed))
+            await conn.execute(q.WRITE_BATCH, now, *batch.params())
+        if leftovers := leftover_rows(reports, out):
+            await conn.executemany(SET_LEFTOVERS.format("$1", "$2", "$3"), leftovers)
         return out
 
     def _finish_one(
@@ -441,15 +505,15 @@ class PostgresStore(
         return new
 
     async def release(self, job_id: str, ref: AttemptRef, now: float | None) -> Job:
-        async with self._tx() as conn:
+        async def release(conn: Any) -> Job:
             job = await q.fenced_job(conn, job_id, ref)
-            now = await q.at(conn, now)
-            new = lost.released(job, now)
+            at = await q.at(conn, now)
+            new = lost.released(job, at)
             ended, why = lost.release_attempt_end(new)
             await conn.execute(
                 q.RELEASE,
                 job.seq,
-                now,
+                at,
                 job.id,
                 job.attempt,
                 new.status.value,
@@ -458,18 +522,22 @@ class PostgresStore(
                 ended.value,
                 why,
             )
-        return new
+            return new
+
+        return await self._in_tx(release)
 
     async def return_unstarted(self, job_id: str, ref: AttemptRef, now: float | None) -> Job:
-        async with self._tx() as conn:
+        async def hand_back(conn: Any) -> Job:
             job = await q.job_or_404(conn, job_id, lock=True)
             status = await conn.fetchval(q.ATTEMPT_STATUS, job.id, job.attempt)
             check_late_release(job, ref, None if status is None else AttemptStatus(status))
             await conn.execute(q.RETURN_UNSTARTED, job.seq, LATE_RELEASE, job.id, job.attempt)
-        return returned_unstarted(job)
+            return returned_unstarted(job)
+
+        return await self._in_tx(hand_back)
 
     async def cancel(self, job_id: str, now: float, pending_only: bool = False) -> Job:
-        async with self._tx() as conn:
+        async def cancel(conn: Any) -> Job:
             job = await q.job_or_404(conn, job_id, lock=True)
             if pending_only:
                 check_pending(job.id, job.status)
@@ -478,7 +546,9 @@ class PostgresStore(
                 return dataclasses.replace(job, cancel_requested=True)
             check_transition(job.id, job.status, JobStatus.CANCELLED)
             await conn.execute(q.CANCEL_NOW, now, job.seq)
-        return outcomes.cancelled_waiting(job, now)
+            return outcomes.cancelled_waiting(job, now)
+
+        return await self._in_tx(cancel)
 
     async def reap_expired(
         self,
@@ -487,18 +557,24 @@ class PostgresStore(
         limit: int,
         spare_longer_than: float | None = None,
     ) -> list[Job]:
-        async with self._tx() as conn:
-            now = await q.at(conn, now)
-            rows = await conn.fetch(q.REAP_CANDIDATES, now, limit, spare_longer_than)
-            return await q.end_lost(conn, rows, now, policy, lost.EXPIRED)
+
+        async def reap(conn: Any) -> list[Job]:
+            at = await q.at(conn, now)
+            rows = await conn.fetch(q.REAP_CANDIDATES, at, limit, spare_longer_than)
+            return await q.end_lost(conn, rows, at, policy, lost.EXPIRED)
+
+        return await self._in_tx(reap)
 
     async def expire_executor_leases(
         self, executor_id: str, keep_principal_id: str, now: float | None, policy: RetryPolicy
     ) -> list[Job]:
-        async with self._tx() as conn:
-            now = await q.at(conn, now)
+
+        async def take_over(conn: Any) -> list[Job]:
+            at = await q.at(conn, now)
             rows = await conn.fetch(q.LOCK_TAKEN_OVER, executor_id, keep_principal_id)
-            return await q.end_lost(conn, rows, now, policy, lost.TAKEN_OVER)
+            return await q.end_lost(conn, rows, at, policy, lost.TAKEN_OVER)
+
+        return await self._in_tx(take_over)
 
     async def next_run_after(self, now: float) -> float | None:
         value = await self._fetchval(q.NEXT_RUN_AFTER, now)

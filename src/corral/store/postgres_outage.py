@@ -7,6 +7,11 @@ lasted, when a statement succeeds again; asyncpg's own warnings about
 refilling its pool come as one line each, not a traceback. Clients get
 ``UNAVAILABLE``, which tells them what to do, not the driver's text
 (addresses, errno).
+
+A statement that runs past the pool's command timeout (waiting on a lock held too
+long elsewhere, or on a server that stopped answering) is cancelled by asyncpg; it
+gets one ``database_statement_timeout`` line of its own, since the database may
+well be answering everyone else.
 """
 
 from __future__ import annotations
@@ -44,6 +49,15 @@ class Outage:
                 seconds,
                 extra={"action": "database_reachable", "seconds": seconds},
             )
+
+
+def statement_timed_out(seconds: float) -> None:
+    """Say in the log that a statement was cancelled after ``seconds``."""
+    log.warning(
+        "PostgreSQL statement cancelled after the command timeout (%s s)",
+        seconds,
+        extra={"action": "database_statement_timeout", "seconds": seconds},
+    )
 
 
 class OneLinePoolWarnings(logging.Filter):

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -20,6 +20,7 @@ from corral.domain.projects import Project, TaskType
 from corral.domain.states import JobStatus
 from corral.errors import AlreadyExists, InvalidTransition, NotFound
 from corral.store import postgres_retention as retention
+from corral.store import postgres_retry as retry
 from corral.store import postgres_sql as q
 from corral.store.base import ProjectActivity
 from corral.store.rows import (
@@ -68,6 +69,7 @@ UPDATE jobs SET type = $1, runnable = $2, labels = nullif($3, '')::jsonb, spec =
 # (migration 0019) then decides its dependants, and the purge's delete, which takes
 # only finished jobs, takes it with everything that hangs off it.
 _END_BEFORE_DELETE = "UPDATE jobs SET status = 'cancelled', finished_at = $1 WHERE seq = $2"
+T = TypeVar("T")
 
 
 class PostgresProjects:
@@ -75,6 +77,9 @@ class PostgresProjects:
         raise NotImplementedError
 
     def _tx(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        raise NotImplementedError
+
+    async def _in_tx(self, work: retry.Work[T], *, one_statement: bool = False) -> T:
         raise NotImplementedError
 
     # --- projects -----------------------------------------------------------------------
@@ -212,14 +217,16 @@ class PostgresProjects:
         return dataclasses.replace(job, spec=spec)
 
     async def delete_job(self, job_id: str) -> None:
-        async with self._tx() as conn:
+        async def delete(conn: Any) -> None:
             job = await q.job_or_404(conn, job_id, lock=True)
             if job.status == JobStatus.RUNNING:
                 raise InvalidTransition("a running task cannot be deleted", job_id=job_id)
-            if not job.terminal:
+            if not job.terminal:  # ends it, so its dependants' triggers run: retried
                 await conn.execute(_END_BEFORE_DELETE, time.time(), job.seq)
             workflows = [job.workflow_id] if job.workflow_id else []
             await retention.delete(conn, [job.seq], workflows)
+
+        await self._in_tx(delete)
 
     # --- helpers ------------------------------------------------------------------------
     async def _execute_unique(

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from corral.domain.retention import PruneCursor, RetentionRule, next_cursor, plan
+from corral.store import postgres_sql as q
 from corral.store import retention_common as rc
 from corral.store.retention_port import PruneBatch, Pruned
 
@@ -129,4 +130,4 @@ class PostgresRetention:
 
     async def compact(self) -> None:
         async with self._conn() as conn:
-            await conn.execute(f"VACUUM (ANALYZE) {_TABLES}")
+            await conn.execute(f"VACUUM (ANALYZE) {_TABLES}", timeout=q.UNHURRIED)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -19,6 +19,7 @@ from corral.domain.jobs import Job, NewJob
 from corral.domain.schedules import Schedule, Tick
 from corral.errors import AlreadyExists, NotFound
 from corral.store import postgres_flow as flow
+from corral.store import postgres_retry as retry
 from corral.store import postgres_sql as q
 from corral.store.rows import JOB_COLUMNS, job_from_row, new_job_params
 from corral.store.schedules_common import (
@@ -37,6 +38,7 @@ _UPDATE = (
 # A tick that already has its job keeps that one (the unique key on schedule and tick).
 _INSERT_FIRED = q.INSERT_JOBS.replace(" RETURNING ", " ON CONFLICT DO NOTHING RETURNING ")
 assert "ON CONFLICT" in _INSERT_FIRED, "INSERT_JOBS no longer ends in RETURNING"
+T = TypeVar("T")
 _MOVE_CURSOR = (
     "UPDATE schedules SET last_tick = $1, next_fire_at = $2 "
     "WHERE id = $3 AND last_tick = $4 AND paused = 0"
@@ -47,7 +49,7 @@ class PostgresSchedules:
     def _conn(self) -> contextlib.AbstractAsyncContextManager[Any]:
         raise NotImplementedError
 
-    def _tx(self) -> contextlib.AbstractAsyncContextManager[Any]:
+    async def _in_tx(self, work: retry.Work[T], *, one_statement: bool = False) -> T:
         raise NotImplementedError
 
     async def create_schedule(self, schedule: Schedule) -> None:
@@ -106,7 +108,8 @@ class PostgresSchedules:
     async def fire_schedule(
         self, schedule_id: str, cursor: float, tick: Tick, jobs: Sequence[NewJob]
     ) -> bool:
-        async with self._tx() as conn:
+
+        async def fire(conn: Any) -> bool:
             status = await conn.execute(
                 _MOVE_CURSOR, tick.tick, tick.next_fire_at, schedule_id, cursor
             )
@@ -115,9 +118,11 @@ class PostgresSchedules:
             if jobs:
                 params = (new_job_params(j) for j in jobs)
                 await conn.fetch(_INSERT_FIRED, *(list(c) for c in zip(*params, strict=True)))
-                await flow.admit_new(conn, jobs)
+                await flow.admit_new(conn, jobs)  # takes key locks: retried, as every admission
                 await conn.execute(q.NOTIFY, "jobs")  # claimers on every replica look
-        return True
+            return True
+
+        return await self._in_tx(fire)
 
     async def schedule_jobs(
         self, schedule_id: str, limit: int, unfinished: bool = False

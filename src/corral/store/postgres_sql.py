@@ -48,6 +48,10 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 CHANNEL = "corral_events"
 # pg_advisory_lock key serialising migrations across replicas that start together.
 MIGRATION_LOCK = 0x636F7272616C  # "corral"
+# The ``timeout`` of statements that take what they take (a migration, the wait for
+# another replica's, VACUUM), beyond the pool's command timeout. asyncpg has no
+# "none" for one call; a day stands for it.
+UNHURRIED = 86400.0
 
 # Column types of JOB_INSERT_COLUMNS, in order; labels arrive as JSON text or ''.
 _INSERT_TYPES = (
