@@ -40,7 +40,7 @@ from corral.api.native import hotpath  # noqa: E402
 from corral.services import jobs, leasing  # noqa: E402
 from corral.services.container import Services, open_store  # noqa: E402
 from corral.settings import ServerSettings  # noqa: E402
-from corral.store import sqlite_engine  # noqa: E402
+from corral.store.sqlite import engine as sqlite_engine  # noqa: E402
 
 STAMPS: list[tuple[str, float]] = []
 # (wrapped function, the step it marks): the first time each is entered in a round.

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from corral.store.base import JobQuery, Store  # noqa: E402
-from corral.store.postgres import PostgresStore  # noqa: E402
-from corral.store.sqlite import SqliteStore  # noqa: E402
+from corral.store.postgres.store import PostgresStore  # noqa: E402
+from corral.store.sqlite.store import SqliteStore  # noqa: E402
 from tests.contract.contract_support import new_job  # noqa: E402
 from tests.pg_server import PgServer  # noqa: E402
 

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 from corral.domain.jobs import NewJob, Resources  # noqa: E402
 from corral.domain.workers import ExecutorInfo  # noqa: E402
 from corral.store.base import Store  # noqa: E402
-from corral.store.postgres import PostgresStore  # noqa: E402
-from corral.store.sqlite import SqliteStore  # noqa: E402
+from corral.store.postgres.store import PostgresStore  # noqa: E402
+from corral.store.sqlite.store import SqliteStore  # noqa: E402
 from tests.contract.contract_support import claim_request, new_job  # noqa: E402
 
 ROUNDS = 7

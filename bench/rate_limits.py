@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from corral.services.allowances import SharedCounting  # noqa: E402
 from corral.services.counting import Counting, LocalCounting  # noqa: E402
 from corral.store.base import Store  # noqa: E402
-from corral.store.postgres import PostgresStore  # noqa: E402
+from corral.store.postgres.store import PostgresStore  # noqa: E402
 from tests.pg_server import PgServer  # noqa: E402
 
 RATES = ("6000/minute", "1000000/minute")  # the default per principal; a generous one

@@ -36,7 +36,9 @@ from corral.api.app import create_app  # noqa: E402
 from corral.api.native import executing, hotpath  # noqa: E402
 from corral.services import leasing  # noqa: E402
 from corral.settings import ServerSettings  # noqa: E402
-from corral.store import sqlite, sqlite_engine, sqlite_finish  # noqa: E402
+from corral.store.sqlite import engine as sqlite_engine  # noqa: E402
+from corral.store.sqlite import finish as sqlite_finish  # noqa: E402
+from corral.store.sqlite import store as sqlite  # noqa: E402
 
 # (owner, function, what the row says), outermost first: the order of the printout.
 LAYERS: list[tuple[Any, str, str]] = [

@@ -44,8 +44,8 @@ from bench.dispatcher import server  # noqa: E402
 from bench.rawhttp import RawClient  # noqa: E402
 from corral.domain.jobs import JobSpec, NewJob  # noqa: E402
 from corral.store.base import Store  # noqa: E402
-from corral.store.postgres import PostgresStore  # noqa: E402
-from corral.store.sqlite import SqliteStore  # noqa: E402
+from corral.store.postgres.store import PostgresStore  # noqa: E402
+from corral.store.sqlite.store import SqliteStore  # noqa: E402
 
 DAY = 86400.0
 PRUNED = re.compile(r'^corral_pruned_total\{kind="jobs"\} ([0-9.e+]+)$', re.M)

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from corral.store.sqlite_engine import Writer, connect
+from corral.store.sqlite.engine import Writer, connect
 
 
 def busy(microseconds: float) -> None:

@@ -51,7 +51,7 @@ def stamp(owner: Any, name: str, begins: str | None, returns: str | None) -> Non
 def stamp_server() -> None:
     from corral.api.native import hotpath
     from corral.services import jobs
-    from corral.store import sqlite_engine
+    from corral.store.sqlite import engine as sqlite_engine
 
     stamp(hotpath.HotPaths, "__call__", "server: request in its hot route", "server: answer sent")
     stamp(jobs.JobService, "submit", "server: submit service called", None)

@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--keys", action="store_true")
     args = parser.parse_args()
     if args.backend in ("sqlite", "all"):
-        from corral.store.sqlite import SqliteStore
+        from corral.store.sqlite.store import SqliteStore
 
         with tempfile.TemporaryDirectory() as tmp:
             counter = iter(range(100))
@@ -105,7 +105,7 @@ def main() -> None:
 
             asyncio.run(run("sqlite", open_sqlite, args.keys))
     if args.backend in ("postgres", "all"):
-        from corral.store.postgres import PostgresStore
+        from corral.store.postgres.store import PostgresStore
         from tests.pg_server import PgServer
 
         pg = PgServer()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import asyncpg
 
-from corral.store.postgres import PostgresStore
+from corral.store.postgres.store import PostgresStore
 
 TEMPLATE = "corral_template"
 USER = "corral"

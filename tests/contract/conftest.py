@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from corral.store.base import Store
-from corral.store.postgres import PostgresStore
-from corral.store.sqlite import SqliteStore
+from corral.store.postgres.store import PostgresStore
+from corral.store.sqlite.store import SqliteStore
 from tests.pg_server import PgServer
 
 

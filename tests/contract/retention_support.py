@@ -13,8 +13,8 @@ from corral.domain.files import NewFile
 from corral.domain.jobs import JobSpec, NewJob, Outcome
 from corral.domain.states import JobStatus
 from corral.store.base import IdempotencyRecord, Store
-from corral.store.postgres import PostgresStore
-from corral.store.sqlite import SqliteStore
+from corral.store.postgres.store import PostgresStore
+from corral.store.sqlite.store import SqliteStore
 from tests.contract.contract_support import NOW, POLICY, claim_request, ref
 
 DAY = 86400.0

@@ -14,7 +14,7 @@ from corral.domain.concurrency import KeyUsage
 from corral.domain.jobs import AttemptRef, NewJob, Outcome
 from corral.domain.states import JobStatus
 from corral.store.base import Store
-from corral.store.postgres import PostgresStore
+from corral.store.postgres.store import PostgresStore
 from tests.contract.contract_support import NOW, POLICY, claim_request, new_job, ref
 
 KEY = "deploy-prod"

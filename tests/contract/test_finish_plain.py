@@ -1,7 +1,7 @@
 """Issue 13: a worker's plain report (completed or cancelled, no output), read by the
 store's own clock, ends the job, its attempt and counts for its executor exactly as any
 report does, and is fenced the same way. Both stores take their lean path for it
-(``store/postgres_finish.py``, ``store/sqlite_finish.py``) and the general one when it
+(``store/postgres/finish.py``, ``store/sqlite/finish.py``) and the general one when it
 changes nothing, so the two paths must agree."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from corral.services.leasing import LeaseService
 from corral.services.metrics import Metrics
 from corral.services.reaper import Reaper
 from corral.store.base import Store
-from corral.store.postgres import PostgresStore
+from corral.store.postgres.store import PostgresStore
 from tests.contract.contract_support import NOW, POLICY, claim_request, new_job, ref
 
 

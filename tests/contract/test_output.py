@@ -12,8 +12,8 @@ from corral.domain.jobs import Job, Outcome
 from corral.domain.states import JobStatus
 from corral.errors import InvalidInput, NotFound
 from corral.store.base import Report, Store
-from corral.store.postgres import PostgresStore
-from corral.store.sqlite import SqliteStore
+from corral.store.postgres.store import PostgresStore
+from corral.store.sqlite.store import SqliteStore
 from tests.contract.contract_support import BACKOFF, NOW, POLICY, claim_request, new_job, ref
 
 

@@ -20,8 +20,8 @@ from corral.domain.states import JobStatus
 from corral.errors import Unavailable
 from corral.services.container import open_store
 from corral.settings import ServerSettings
-from corral.store import postgres_sql as q
-from corral.store.postgres import PostgresStore
+from corral.store.postgres import sql as q
+from corral.store.postgres.store import PostgresStore
 from tests.contract.contract_support import NOW, new_job
 
 TIMEOUT = 0.3

@@ -20,7 +20,7 @@ import pytest
 from corral.domain.dependencies import RunIf
 from corral.domain.jobs import Job, NewJob, Outcome
 from corral.domain.states import JobStatus
-from corral.store.postgres import PostgresStore
+from corral.store.postgres.store import PostgresStore
 from tests.contract.contract_support import NOW, POLICY, claim_request, new_job, ref
 
 KEYS = 12  # long enough chains of key locks that two ends started together cross

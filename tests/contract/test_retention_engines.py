@@ -15,10 +15,10 @@ from corral.domain.retention import Stream
 from corral.services.metrics import Metrics
 from corral.services.retention import RetentionService
 from corral.store import retention_common as rc
-from corral.store.postgres import PostgresStore
-from corral.store.postgres_retention import RETENTION_LOCK
-from corral.store.sqlite import SqliteStore
-from corral.store.sqlite_retention import INCREMENTAL
+from corral.store.postgres.retention import RETENTION_LOCK
+from corral.store.postgres.store import PostgresStore
+from corral.store.sqlite.retention import INCREMENTAL
+from corral.store.sqlite.store import SqliteStore
 from tests.contract.contract_support import NOW
 from tests.contract.retention_support import DAY, count, ended, job
 

@@ -29,8 +29,8 @@ from corral.services.metrics import Metrics
 from corral.services.scheduler import Scheduler
 from corral.services.schedules import ScheduleChanges, ScheduleInput, ScheduleService
 from corral.store.base import Store
-from corral.store.postgres import PostgresStore
-from corral.store.sqlite import SqliteStore
+from corral.store.postgres.store import PostgresStore
+from corral.store.sqlite.store import SqliteStore
 from tests.contract.contract_support import POLICY, claim_request, new_job, ref
 
 T0 = 1_800_000_000.0  # a whole second, so every-second ticks fall on T0 + n

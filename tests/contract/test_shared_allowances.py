@@ -16,7 +16,7 @@ from limits import parse
 
 from corral.services.allowances import CHUNK_SHARE, PEEK_EVERY, SharedCounting
 from corral.store.base import Store
-from corral.store.postgres import PostgresStore
+from corral.store.postgres.store import PostgresStore
 
 T0 = 60.0 * 28_333_333  # a minute starts here
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from corral.store.sqlite import SqliteStore
+from corral.store.sqlite.store import SqliteStore
 from tests.live import LiveServer, run_server
 
 CORRAL = [sys.executable, "-m", "corral.cli.main"]

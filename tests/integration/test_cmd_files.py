@@ -17,7 +17,7 @@ import pytest
 from corral.api.content_disposition import attachment
 from corral.api.dialects.cmd.routes_files import size_label
 from corral.services.tokens import TokenService
-from corral.store.sqlite import SqliteStore
+from corral.store.sqlite.store import SqliteStore
 from tests.integration.test_cmd_auth import ADMIN, assert_cmd_error, bearer, login
 from tests.integration.test_native_api import API, ISO_Z, claim_one
 from tests.live import LiveServer, run_server

@@ -17,7 +17,7 @@ from corral.services.container import Services, open_store
 from corral.services.job_events import JobStarted
 from corral.settings import ServerSettings
 from corral.store.base import Inserted
-from corral.store.sqlite import SqliteStore
+from corral.store.sqlite.store import SqliteStore
 from tests.pg_server import PgServer
 
 ADMIN = Principal("admin", "admin", Role.ADMIN)
@@ -192,3 +192,4 @@ async def test_a_claim_handed_a_failed_submit_waits_on_without_looking(
     async with asyncio.timeout(10):
         [leased] = await claim
     assert leased.id == job.id and looks == []
+

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from corral.errors import Unavailable
-from corral.store.sqlite import SqliteStore
+from corral.store.sqlite.store import SqliteStore
 from tests.live import LiveServer, run_server
 from tests.pg_server import PgServer
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from corral.store.base import Store
-from corral.store.postgres import PostgresStore
-from corral.store.sqlite import SqliteStore
+from corral.store.postgres.store import PostgresStore
+from corral.store.sqlite.store import SqliteStore
 from tests.contract.retention_support import DAY, count, ended, job
 from tests.integration.test_dashboard_job import page, sign_in
 from tests.live import LiveServer, run_server

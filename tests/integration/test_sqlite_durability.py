@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from corral.errors import Unavailable
 from corral.services.container import open_store
 from corral.settings import ServerSettings
-from corral.store.sqlite import SqliteStore
-from corral.store.sqlite_engine import Writer, connect
+from corral.store.sqlite.engine import Writer, connect
+from corral.store.sqlite.store import SqliteStore
 
 FULL = 2  # what ``PRAGMA synchronous`` reads for FULL
 

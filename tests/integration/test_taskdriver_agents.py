@@ -19,7 +19,7 @@ import pytest
 
 from corral.domain.jobs import JobSpec, NewJob
 from corral.domain.projects import Project, ProjectStatus
-from corral.store.sqlite import SqliteStore
+from corral.store.sqlite.store import SqliteStore
 from tests.live import LiveServer, run_server
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from corral.settings import ServerSettings
-from corral.store.sqlite import SqliteStore
+from corral.store.sqlite.store import SqliteStore
 from tests.live import LiveServer, run_server
 
 # The installed console script, as an operator runs it.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.store.sqlite_engine import Writer
+from corral.store.sqlite.engine import Writer
 
 
 def insert(value: str, fail: bool = False) -> Callable[[sqlite3.Connection], str]:

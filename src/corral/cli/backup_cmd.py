@@ -1,6 +1,6 @@
 """`corral backup DEST`: a consistent copy of the server's SQLite database, server running.
 
-The copy is one snapshot of the live database (store/sqlite_backup.py says how it
+The copy is one snapshot of the live database (store/sqlite/backup.py says how it
 stays consistent under writes without holding the server up). PostgreSQL has its
 own tools for this, so with a database URL the command says which to use instead
 of half-doing their job.
@@ -36,8 +36,8 @@ def backup(
     database_url: str | None = DatabaseUrlOpt,
 ) -> None:
     """Copy the SQLite database to DEST, safely while the server runs and writes."""
-    from corral.store.sqlite_backup import BackupRefused
-    from corral.store.sqlite_backup import backup as copy_database
+    from corral.store.sqlite.backup import BackupRefused
+    from corral.store.sqlite.backup import backup as copy_database
 
     settings = existing(data_dir, database_url)
     if settings.database_url:

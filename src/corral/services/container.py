@@ -51,7 +51,7 @@ IDEMPOTENCY_SWEEPS_PER_TTL = 4  # a record outlives its TTL by at most a quarter
 
 def open_store(settings: ServerSettings) -> Store:
     if settings.database_url:
-        from corral.store.postgres import PostgresStore
+        from corral.store.postgres.store import PostgresStore
 
         pg: Store = PostgresStore(
             settings.database_url,
@@ -60,7 +60,7 @@ def open_store(settings: ServerSettings) -> Store:
             command_timeout=settings.database_command_timeout,
         )
         return pg
-    from corral.store.sqlite import SqliteStore
+    from corral.store.sqlite.store import SqliteStore
 
     return SqliteStore(
         settings.sqlite_path,

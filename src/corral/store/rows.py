@@ -29,6 +29,7 @@ from corral.domain.projects import (
     ProjectStatus,
     TaskType,
 )
+from corral.domain.sessions import AgentSession
 from corral.domain.states import AttemptStatus, JobStatus
 from corral.domain.workers import Executor, ExecutorInfo
 from corral.store.base import TokenRecord, UserRecord
@@ -502,3 +503,23 @@ def splice(chunks: list[Any], offset: int, limit: int) -> bytes:
         start = max(0, offset - chunk_offset)
         out += bytes(data)[start:]
     return bytes(out[:limit])
+
+
+SESSION_COLUMNS = (
+    "id, token_hash, agent_name, project_id, created_at, expires_at, last_activity, revoked, "
+    "credential_id"
+)
+
+
+def session_from_row(row: Any) -> AgentSession:
+    return AgentSession(
+        id=row["id"],
+        token_hash=row["token_hash"],
+        agent_name=row["agent_name"],
+        project_id=row["project_id"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        last_activity=row["last_activity"],
+        revoked=bool(row["revoked"]),
+        credential_id=row["credential_id"],
+    )

@@ -16,8 +16,8 @@ from corral.domain.jobs import Job
 from corral.domain.outcomes import Piece
 from corral.store.base import JobQuery
 from corral.store.rows import JOB_COLUMNS, job_from_row
-from corral.store.sqlite_engine import Readers
-from corral.store.sqlite_ops import job_or_404
+from corral.store.sqlite.engine import Readers
+from corral.store.sqlite.ops import job_or_404
 
 
 def where_sql(query: JobQuery) -> tuple[str, list[Any]]:

@@ -115,7 +115,7 @@ FROM given JOIN bases ON bases.s = given.c_share_id AND bases.p = given.c_priori
 ORDER BY ord RETURNING seq, id
 """
 # Concurrency keys: a statement ending jobs of several keys takes their admission locks
-# first, in one order (migration 0021's function; see postgres_flow).
+# first, in one order (migration 0021's function; see postgres/flow.py).
 LOCK_KEYS = "SELECT corral_lock_keys($1::text[])"
 NOTIFY = "SELECT pg_notify('corral_events', $1)"
 
@@ -150,7 +150,7 @@ DB_NOW = "SELECT extract(epoch from now())::float8"
 # level, $4 project, $5 limit, $6 executor, $7 ip, $8 principal. One statement, so one
 # round trip per claim: the executor is recorded as seen, the rows are picked past
 # other claimers' locks, leased, and their attempts opened. While a job that asks for
-# resources or no network waits, it claims nothing (see ``postgres_placement``).
+# resources or no network waits, it claims nothing (see ``postgres.placement``).
 # The picked rows are updated by ``seq = ANY(ARRAY(...))``, an index lookup of each:
 # joined instead, the planner cannot tell how few rows the LIMIT leaves (its value
 # depends on the EXISTS) and hashes every pending row, a scan of the whole queue on

@@ -9,9 +9,9 @@ import asyncpg
 
 from corral.domain.workers import Executor, ExecutorInfo
 from corral.errors import AlreadyExists, NotFound
-from corral.store import postgres_sql as q
 from corral.store.base import TokenRecord
-from corral.store.postgres_users import END_AGENT_SESSIONS
+from corral.store.postgres import sql as q
+from corral.store.postgres.users import END_AGENT_SESSIONS
 from corral.store.rows import (
     executor_from_row,
     executor_params,

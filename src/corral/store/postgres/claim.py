@@ -1,6 +1,6 @@
 """The PostgreSQL claim, on a connection the caller holds.
 
-Alone it is one autocommitted statement (``postgres_sql.CLAIM``); inside a submit's
+Alone it is one autocommitted statement (``postgres.sql.CLAIM``); inside a submit's
 transaction (``PostgresStore.insert_and_claim``) it leases the new jobs to a claim
 waiting for work with one commit for both. Either way the same statement chooses the
 jobs, so every rule of the queue holds alike.
@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 
 from corral.domain.jobs import ClaimRequest, Job
-from corral.store import postgres_placement as placement
-from corral.store import postgres_sql as q
+from corral.store.postgres import placement as placement
+from corral.store.postgres import sql as q
 from corral.store.rows import job_from_row
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import asyncpg
 
 from corral.domain.retention import PruneCursor, RetentionRule, next_cursor, plan
-from corral.store import postgres_sql as q
 from corral.store import retention_common as rc
+from corral.store.postgres import sql as q
 from corral.store.retention_port import PruneBatch, Pruned
 
 RETENTION_LOCK = 0x636F7272616D  # one more than the migrations' lock ("corral" + 1)

@@ -16,7 +16,6 @@ from typing import Any
 from corral.domain.jobs import Job, NewJob
 from corral.domain.schedules import Schedule, Tick
 from corral.errors import AlreadyExists, NotFound
-from corral.store import sqlite_flow as flow
 from corral.store.rows import JOB_COLUMNS, job_from_row
 from corral.store.schedules_common import (
     SCHEDULE_COLUMNS,
@@ -24,7 +23,8 @@ from corral.store.schedules_common import (
     schedule_from_row,
     schedule_params,
 )
-from corral.store.sqlite_engine import Readers, Writer
+from corral.store.sqlite import flow as flow
+from corral.store.sqlite.engine import Readers, Writer
 
 # OR IGNORE: a tick that already has its job keeps that one (the unique key on
 # schedule and tick); job ids are fresh UUIDs, so nothing else can collide.

@@ -19,10 +19,10 @@ from corral.domain.jobs import Job, JobSpec
 from corral.domain.projects import Project, TaskType
 from corral.domain.states import JobStatus
 from corral.errors import AlreadyExists, InvalidTransition, NotFound
-from corral.store import postgres_retention as retention
-from corral.store import postgres_retry as retry
-from corral.store import postgres_sql as q
 from corral.store.base import ProjectActivity
+from corral.store.postgres import retention as retention
+from corral.store.postgres import retry as retry
+from corral.store.postgres import sql as q
 from corral.store.rows import (
     JOB_COLUMNS,
     PROJECT_COLUMNS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from corral.store.sqlite_engine import Writer
+from corral.store.sqlite.engine import Writer
 
 # Oldest first, through idempotency_keys_created; the primary key picks the rows to go.
 _DELETE_OLDEST = """

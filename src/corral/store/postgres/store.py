@@ -15,7 +15,7 @@ meet them, so two ends can still meet in a cycle: whatever ends jobs runs throug
 
 The decisions (fencing, retries, output cap) are the pure domain functions the
 SQLite adapter uses; this module only moves rows. Batches are applied with one
-``unnest`` statement (see ``postgres_sql``), so a claim costs one round trip and
+``unnest`` statement (see ``postgres.sql``), so a claim costs one round trip and
 a batch of finishes four, whatever its size.
 """
 
@@ -43,10 +43,6 @@ from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError, NotFound, Unavailable
 from corral.store import lost
-from corral.store import postgres_deps as deps
-from corral.store import postgres_flow as flow
-from corral.store import postgres_retry as retry
-from corral.store import postgres_sql as q
 from corral.store.base import (
     IdempotencyRecord,
     Inserted,
@@ -56,27 +52,31 @@ from corral.store.base import (
     Report,
     WorkflowRecord,
 )
-from corral.store.postgres_claim import claim_args, claim_in
-from corral.store.postgres_counts import PostgresCounts
-from corral.store.postgres_deps import PostgresDependencies
-from corral.store.postgres_files import PostgresFiles
-from corral.store.postgres_finish import finish_plain
-from corral.store.postgres_fleet import PostgresFleet
-from corral.store.postgres_flow import PostgresFlow
-from corral.store.postgres_idempotency import PostgresIdempotency
-from corral.store.postgres_listen import Listening
-from corral.store.postgres_outage import (
+from corral.store.postgres import deps as deps
+from corral.store.postgres import flow as flow
+from corral.store.postgres import retry as retry
+from corral.store.postgres import sql as q
+from corral.store.postgres.claim import claim_args, claim_in
+from corral.store.postgres.counts import PostgresCounts
+from corral.store.postgres.deps import PostgresDependencies
+from corral.store.postgres.files import PostgresFiles
+from corral.store.postgres.finish import finish_plain
+from corral.store.postgres.fleet import PostgresFleet
+from corral.store.postgres.flow import PostgresFlow
+from corral.store.postgres.idempotency import PostgresIdempotency
+from corral.store.postgres.listen import Listening
+from corral.store.postgres.outage import (
     UNAVAILABLE,
     Outage,
     quiet_pool_warnings,
     statement_timed_out,
 )
-from corral.store.postgres_pages import PostgresPages
-from corral.store.postgres_projects import PostgresProjects
-from corral.store.postgres_retention import PostgresRetention
-from corral.store.postgres_schedules import PostgresSchedules
-from corral.store.postgres_sessions import PostgresSessions
-from corral.store.postgres_users import PostgresUsers
+from corral.store.postgres.pages import PostgresPages
+from corral.store.postgres.projects import PostgresProjects
+from corral.store.postgres.retention import PostgresRetention
+from corral.store.postgres.schedules import PostgresSchedules
+from corral.store.postgres.sessions import PostgresSessions
+from corral.store.postgres.users import PostgresUsers
 from corral.store.rows import (
     JOB_COLUMNS,
     attempt_from_row,
@@ -88,7 +88,7 @@ from corral.store.rows import (
 )
 from corral.store.shared import SET_LEFTOVERS, SharedOperations, is_plain, leftover_rows
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("corral.store.postgres")
 T = TypeVar("T")
 
 # How long opening a connection may take: past it the database counts as unreachable
@@ -117,7 +117,7 @@ class PostgresStore(
     SharedOperations,
 ):
     """``Store`` on a PostgreSQL database shared by any number of dispatchers; files live
-    in ``postgres_files``, accounts in ``postgres_users``."""
+    in ``postgres.files``, accounts in ``postgres.users``."""
 
     backend = "postgres"
 
@@ -221,7 +221,7 @@ class PostgresStore(
 
     async def _in_tx(self, work: retry.Work[T], *, one_statement: bool = False) -> T:
         """``work(conn)`` in a transaction, run again from its start if the database
-        rolls it back (``postgres_retry``): the way to write anything that ends jobs.
+        rolls it back (``postgres.retry``): the way to write anything that ends jobs.
 
         ``one_statement``: ``work`` sends a single statement, a transaction of its own,
         so no BEGIN and COMMIT round trips are added around it.

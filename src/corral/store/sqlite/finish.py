@@ -1,11 +1,11 @@
 """A worker's plain report on SQLite: one UPDATE per table instead of read, decide, write.
 
-The general path (``sqlite_ops.finish_batch``) reads the job, builds it, decides the
+The general path (``sqlite.ops.finish_batch``) reads the job, builds it, decides the
 report in Python, builds the new job and writes it back. A report whose outcome needs
 no Python to decide (completed or cancelled: no retry policy to consult; no output to
 fit under the cap) is written here by statements whose WHERE clause is the lease
 fence (``domain.leases.check_fence``) and the transition check (only a running job
-ends), as ``postgres_finish`` does on PostgreSQL: they change nothing unless the
+ends), as ``postgres.finish`` does on PostgreSQL: they change nothing unless the
 general path would have accepted the report and written the same rows. The job is
 built once, from what the UPDATE returns.
 
@@ -29,7 +29,7 @@ from corral.errors import CorralError
 from corral.store.base import Report
 from corral.store.rows import JOB_COLUMNS, job_from_row, result_to_json
 from corral.store.shared import is_plain
-from corral.store.sqlite_ops import finish_batch
+from corral.store.sqlite.ops import finish_batch
 
 _END_JOB = f"""
 UPDATE jobs SET status = :status, finished_at = :now, exit_code = :exit_code,

@@ -1,6 +1,6 @@
 """The PostgreSQL claim of jobs that ask for resources or for no network (issue 12).
 
-The ordinary claim (``postgres_sql.CLAIM``) refuses to run while any such job
+The ordinary claim (``postgres.sql.CLAIM``) refuses to run while any such job
 waits, so it never has to read capacity; when it comes back empty and the
 (normally empty) ``jobs_placed`` index has rows, the claim takes this path. Here
 the executor's row is locked first, in its own statement: two claims for one
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from corral.store.postgres_sql import CLOCK
+from corral.store.postgres.sql import CLOCK
 from corral.store.rows import JOB_COLUMNS
 
 ANY_PLACED = "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND placed = 1)"

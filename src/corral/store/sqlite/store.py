@@ -1,6 +1,6 @@
 """The SQLite adapter: the default store, a file under ``--data-dir``, nothing to install.
 
-Writes go through the single writer thread (see ``sqlite_engine``), which
+Writes go through the single writer thread (see ``sqlite.engine``), which
 serialises them; that is what makes a claim exclusive here, where PostgreSQL
 needs ``FOR UPDATE SKIP LOCKED``. Each operation below is a plain function of
 a connection, run inside the writer's transaction.
@@ -20,11 +20,6 @@ from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, NewJob
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus, check_pending, check_transition
 from corral.errors import AlreadyExists, CorralError
-from corral.store import sqlite_claim
-from corral.store import sqlite_deps as deps
-from corral.store import sqlite_flow as flow
-from corral.store import sqlite_ops as ops
-from corral.store import sqlite_retention as retention
 from corral.store.base import (
     IdempotencyRecord,
     Inserted,
@@ -43,20 +38,25 @@ from corral.store.rows import (
     status_counts,
 )
 from corral.store.shared import SET_LEFTOVERS, SharedOperations, leftover_rows
-from corral.store.sqlite_counts import SqliteCounts
-from corral.store.sqlite_deps import SqliteDependencies
-from corral.store.sqlite_engine import DURABLE, Readers, Writer
-from corral.store.sqlite_files import SqliteFiles
-from corral.store.sqlite_finish import finish_reports
-from corral.store.sqlite_fleet import SqliteFleet
-from corral.store.sqlite_flow import SqliteFlow
-from corral.store.sqlite_idempotency import SqliteIdempotency
-from corral.store.sqlite_pages import SqlitePages
-from corral.store.sqlite_projects import SqliteProjects
-from corral.store.sqlite_retention import SqliteRetention
-from corral.store.sqlite_schedules import SqliteSchedules
-from corral.store.sqlite_sessions import SqliteSessions
-from corral.store.sqlite_users import SqliteUsers
+from corral.store.sqlite import claim as sqlite_claim
+from corral.store.sqlite import deps as deps
+from corral.store.sqlite import flow as flow
+from corral.store.sqlite import ops as ops
+from corral.store.sqlite import retention as retention
+from corral.store.sqlite.counts import SqliteCounts
+from corral.store.sqlite.deps import SqliteDependencies
+from corral.store.sqlite.engine import DURABLE, Readers, Writer
+from corral.store.sqlite.files import SqliteFiles
+from corral.store.sqlite.finish import finish_reports
+from corral.store.sqlite.fleet import SqliteFleet
+from corral.store.sqlite.flow import SqliteFlow
+from corral.store.sqlite.idempotency import SqliteIdempotency
+from corral.store.sqlite.pages import SqlitePages
+from corral.store.sqlite.projects import SqliteProjects
+from corral.store.sqlite.retention import SqliteRetention
+from corral.store.sqlite.schedules import SqliteSchedules
+from corral.store.sqlite.sessions import SqliteSessions
+from corral.store.sqlite.users import SqliteUsers
 
 _INSERT_JOB = (
     f"INSERT INTO jobs ({', '.join(flow.INSERT_COLUMNS)}) "
@@ -79,8 +79,8 @@ class SqliteStore(
     SqliteRetention,
     SharedOperations,
 ):
-    """``Store`` on one SQLite file in WAL mode; files live in ``sqlite_files``, accounts
-    in ``sqlite_users``."""
+    """``Store`` on one SQLite file in WAL mode; files live in ``sqlite.files``, accounts
+    in ``sqlite.users``."""
 
     backend = "sqlite"
 

@@ -17,7 +17,7 @@ from corral.domain import fairness
 from corral.domain.concurrency import KeyUsage
 from corral.domain.jobs import NewJob
 from corral.store.rows import JOB_INSERT_COLUMNS, new_job_params
-from corral.store.sqlite_engine import Readers
+from corral.store.sqlite.engine import Readers
 
 INSERT_COLUMNS = (*JOB_INSERT_COLUMNS, "turn")
 # The turn being served at a priority: the first due pending job's (jobs_queue's order).

@@ -13,8 +13,8 @@ from corral.store.rows import (
     executor_placement_params,
     token_from_row,
 )
-from corral.store.sqlite_engine import Readers, Writer
-from corral.store.sqlite_users import END_AGENT_SESSIONS
+from corral.store.sqlite.engine import Readers, Writer
+from corral.store.sqlite.users import END_AGENT_SESSIONS
 
 
 class SqliteFleet:

@@ -26,8 +26,8 @@ from typing import Any
 
 import asyncpg
 
-from corral.store import postgres_sql as q
 from corral.store.base import RESYNC
+from corral.store.postgres import sql as q
 
 log = logging.getLogger("corral.store.postgres")
 

@@ -1,4 +1,4 @@
-"""Shared counts on SQLite: the same tables and answers as ``postgres_counts``.
+"""Shared counts on SQLite: the same tables and answers as ``postgres.counts``.
 
 With SQLite's one process the rate limits stay in memory, so only the contract
 tests take windows here; the dashboard's activity slots are written once a second
@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Mapping
 
 from corral.store.counts_port import ALL_TIME
-from corral.store.sqlite_engine import Readers, Writer
+from corral.store.sqlite.engine import Readers, Writer
 
 _ADD_TO_WINDOW = """
 INSERT INTO rate_windows (budget, key, window_start, used, expires_at)

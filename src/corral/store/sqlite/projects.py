@@ -16,8 +16,6 @@ from corral.domain.jobs import Job, JobSpec
 from corral.domain.projects import Project, TaskType
 from corral.domain.states import JobStatus
 from corral.errors import AlreadyExists, InvalidTransition, NotFound
-from corral.store import sqlite_ops as ops
-from corral.store import sqlite_retention as retention
 from corral.store.base import ProjectActivity
 from corral.store.rows import (
     JOB_COLUMNS,
@@ -32,7 +30,9 @@ from corral.store.rows import (
     task_type_from_row,
     task_type_params,
 )
-from corral.store.sqlite_engine import Readers, Writer
+from corral.store.sqlite import ops as ops
+from corral.store.sqlite import retention as retention
+from corral.store.sqlite.engine import Readers, Writer
 
 
 def _insert(table: str, columns: tuple[str, ...]) -> str:

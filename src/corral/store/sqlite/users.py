@@ -7,7 +7,7 @@ import sqlite3
 from corral.errors import AlreadyExists, NotFound
 from corral.store.base import UserRecord
 from corral.store.rows import user_from_row
-from corral.store.sqlite_engine import Readers, Writer
+from corral.store.sqlite.engine import Readers, Writer
 
 # Agent sessions opened with a credential that no longer stands (a revoked token, a
 # disabled user, a reset password) end with it.

@@ -1,7 +1,7 @@
 """Flow control on PostgreSQL: concurrency-key admission at insert and the locks that
 keep it atomic across replicas, and what the dashboard and ``pending_reason`` read.
 
-Fair-share turns need no code here: ``postgres_sql.INSERT_JOBS`` computes them in the
+Fair-share turns need no code here: ``postgres.sql.INSERT_JOBS`` computes them in the
 insert itself. Admission is migration 0021's ``corral_admit``, run under a per-key
 advisory lock; the triggers run it whenever a slot frees. A transaction that ends or
 inserts jobs of several keys takes their locks first, in hash order, so that two such
@@ -15,7 +15,7 @@ from typing import Any
 
 from corral.domain.concurrency import KeyUsage
 from corral.domain.jobs import Job, NewJob
-from corral.store import postgres_sql as q
+from corral.store.postgres import sql as q
 
 # Migration 0021's ``corral_admit`` for each key, in the locks' order.
 ADMIT_KEYS = (

@@ -9,12 +9,7 @@ import asyncpg
 
 from corral.domain.sessions import AgentSession
 from corral.errors import AlreadyExists, NotFound
-from corral.store.sqlite_sessions import session_from_row
-
-_COLUMNS = (
-    "id, token_hash, agent_name, project_id, created_at, expires_at, last_activity, revoked, "
-    "credential_id"
-)
+from corral.store.rows import SESSION_COLUMNS, session_from_row
 
 
 class PostgresSessions:
@@ -31,7 +26,7 @@ class PostgresSessions:
             )
             try:
                 await conn.execute(
-                    f"INSERT INTO agent_sessions ({_COLUMNS}) "
+                    f"INSERT INTO agent_sessions ({SESSION_COLUMNS}) "
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     session.id,
                     session.token_hash,
@@ -55,7 +50,7 @@ class PostgresSessions:
     async def _one_session(self, column: str, value: str) -> AgentSession | None:
         async with self._conn() as conn:
             row = await conn.fetchrow(
-                f"SELECT {_COLUMNS} FROM agent_sessions WHERE {column} = $1", value
+                f"SELECT {SESSION_COLUMNS} FROM agent_sessions WHERE {column} = $1", value
             )
         return session_from_row(row) if row else None
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from corral.domain.retention import PruneCursor, RetentionRule, next_cursor, plan
 from corral.store import retention_common as rc
 from corral.store.retention_port import PruneBatch, Pruned
-from corral.store.sqlite_engine import Readers, Writer, connect
+from corral.store.sqlite.engine import Readers, Writer, connect
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

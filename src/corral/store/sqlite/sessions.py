@@ -3,30 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 from corral.domain.sessions import AgentSession
 from corral.errors import AlreadyExists, NotFound
-from corral.store.sqlite_engine import Readers, Writer
-
-_COLUMNS = (
-    "id, token_hash, agent_name, project_id, created_at, expires_at, last_activity, revoked, "
-    "credential_id"
-)
-
-
-def session_from_row(row: Any) -> AgentSession:
-    return AgentSession(
-        id=row["id"],
-        token_hash=row["token_hash"],
-        agent_name=row["agent_name"],
-        project_id=row["project_id"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        last_activity=row["last_activity"],
-        revoked=bool(row["revoked"]),
-        credential_id=row["credential_id"],
-    )
+from corral.store.rows import SESSION_COLUMNS, session_from_row
+from corral.store.sqlite.engine import Readers, Writer
 
 
 class SqliteSessions:
@@ -43,7 +24,8 @@ class SqliteSessions:
             conn.execute("DELETE FROM agent_sessions WHERE expires_at < ?", (session.created_at,))
             try:
                 conn.execute(
-                    f"INSERT INTO agent_sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO agent_sessions ({SESSION_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         session.id,
                         session.token_hash,
@@ -68,7 +50,7 @@ class SqliteSessions:
         return await self._one_session("id", session_id)
 
     async def _one_session(self, column: str, value: str) -> AgentSession | None:
-        sql = f"SELECT {_COLUMNS} FROM agent_sessions WHERE {column} = ?"
+        sql = f"SELECT {SESSION_COLUMNS} FROM agent_sessions WHERE {column} = ?"
 
         def op(conn: sqlite3.Connection) -> AgentSession | None:
             row = conn.execute(sql, (value,)).fetchone()

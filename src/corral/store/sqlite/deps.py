@@ -13,7 +13,7 @@ from corral.domain.jobs import Job, NewJob
 from corral.store.base import Dependencies, WorkflowRecord
 from corral.store.deps_common import edges, in_order, parent_counts, settle_all
 from corral.store.rows import JOB_COLUMNS, job_from_row
-from corral.store.sqlite_engine import Readers, Writer
+from corral.store.sqlite.engine import Readers, Writer
 
 _SETTLE = (
     "UPDATE jobs SET status = ?, deps_left = ?, deps_bad = ?, finished_at = ?, "

@@ -8,14 +8,14 @@ from functools import partial
 
 from corral.domain.files import NewFile, StoredFile
 from corral.domain.jobs import AttemptRef
-from corral.store import sqlite_ops as ops
 from corral.store.files_common import (
     FILE_COLUMNS,
     FileStoreMixin,
     file_from_row,
     provisional_params,
 )
-from corral.store.sqlite_engine import Readers, Writer
+from corral.store.sqlite import ops as ops
+from corral.store.sqlite.engine import Readers, Writer
 
 _BEGIN = (
     "INSERT INTO files (id, owner_id, filename, content_type, created_at, expires_at, "

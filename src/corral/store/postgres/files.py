@@ -13,13 +13,13 @@ from typing import Any
 
 from corral.domain.files import NewFile, StoredFile
 from corral.domain.jobs import AttemptRef
-from corral.store import postgres_sql as q
 from corral.store.files_common import (
     FILE_COLUMNS,
     FileStoreMixin,
     file_from_row,
     provisional_params,
 )
+from corral.store.postgres import sql as q
 
 _BEGIN = (
     "INSERT INTO files (id, owner_id, filename, content_type, created_at, expires_at, "

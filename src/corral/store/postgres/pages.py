@@ -17,7 +17,7 @@ from corral.domain.jobs import Job
 from corral.domain.outcomes import Piece
 from corral.errors import NotFound
 from corral.store.base import JobQuery
-from corral.store.postgres_sql import SELECT_JOB
+from corral.store.postgres.sql import SELECT_JOB
 from corral.store.rows import JOB_COLUMNS, job_from_row
 
 

@@ -1,0 +1,1 @@
+"""The PostgreSQL adapter of the store: one module per concern, named as in ``sqlite/``."""

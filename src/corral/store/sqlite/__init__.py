@@ -1,0 +1,1 @@
+"""The SQLite adapter of the store: one module per concern, named as in ``postgres/``."""
