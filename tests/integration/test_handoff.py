@@ -193,3 +193,43 @@ async def test_a_claim_handed_a_failed_submit_waits_on_without_looking(
         [leased] = await claim
     assert leased.id == job.id and looks == []
 
+
+async def test_a_claim_woken_while_the_database_is_away_waits_on(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database's return wakes every waiting claim, possibly before this replica's
+    pool holds a live connection again: a look that fails then must not answer the
+    worker a 503 in the middle of the wait it asked for. It waits on, and the next
+    job still reaches it."""
+    claim = await parked_claim(services)
+    store = services.store
+    real_claim = store.claim
+    failed: list[ClaimRequest] = []
+
+    async def down(request: ClaimRequest, *args: object) -> list[Job]:
+        failed.append(request)
+        raise Unavailable("the database is unavailable; try again shortly")
+
+    monkeypatch.setattr(store, "claim", down)
+    services.hub.wake_all()  # as the resync after an outage does
+    await until(lambda: bool(failed) and bool(services.hub.parked))  # looked, parked again
+    assert not claim.done()
+    monkeypatch.setattr(store, "claim", real_claim)
+    [job] = await submit(services, draft())
+    async with asyncio.timeout(10):
+        [leased] = await claim
+    assert leased.id == job.id
+
+
+async def test_a_claim_that_has_not_waited_yet_hears_of_the_outage(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before it waits, a claim that meets a database outage says so (503): the worker
+    backs off rather than believe the queue is empty."""
+
+    async def down(*args: object) -> list[Job]:
+        raise Unavailable("the database is unavailable; try again shortly")
+
+    monkeypatch.setattr(services.store, "claim", down)
+    with pytest.raises(Unavailable):
+        await services.leases.claim(WORKER, ClaimRequest("w-1", "w", limit=1), wait=30)

@@ -30,7 +30,14 @@ from corral.domain.jobs import AttemptRef, ClaimRequest, Job, Outcome
 from corral.domain.principals import Principal, Role
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus
-from corral.errors import CorralError, InvalidInput, InvalidTransition, NotFound, StaleAttempt
+from corral.errors import (
+    CorralError,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    StaleAttempt,
+    Unavailable,
+)
 from corral.services.event_wire import Stored
 from corral.services.events import JOBS, Hub, job_topic
 from corral.services.metrics import Metrics
@@ -96,7 +103,15 @@ class LeaseService:
             if waited and still_wanted is not None and not await still_wanted():
                 return []
             generation = signal.generation
-            jobs = await self._store.claim(request, None)
+            try:
+                jobs = await self._store.claim(request, None)
+            except Unavailable:
+                if not waited:
+                    raise  # not waiting yet: the caller hears of the outage at once
+                # Woken while the database is away (its return wakes every waiter, maybe
+                # before this replica's pool has a live connection again): the caller asked
+                # to wait, so wait on; the next news or a submit's hand-off looks again.
+                jobs = []
             self._hub.fleet_changed()  # a claim is also a sign of life: live fleet views refresh
             if jobs:
                 self._record_claims(jobs, time.time())
