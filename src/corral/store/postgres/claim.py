@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from corral.domain.jobs import ClaimRequest, Job
-from corral.store.postgres import placement as placement
+from corral.store.postgres import placement
 from corral.store.postgres import sql as q
 from corral.store.rows import job_from_row
 

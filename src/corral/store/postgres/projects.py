@@ -20,8 +20,7 @@ from corral.domain.projects import Project, TaskType
 from corral.domain.states import JobStatus
 from corral.errors import AlreadyExists, InvalidTransition, NotFound
 from corral.store.base import ProjectActivity
-from corral.store.postgres import retention as retention
-from corral.store.postgres import retry as retry
+from corral.store.postgres import retention, retry
 from corral.store.postgres import sql as q
 from corral.store.rows import (
     JOB_COLUMNS,

@@ -18,8 +18,7 @@ import asyncpg
 from corral.domain.jobs import Job, NewJob
 from corral.domain.schedules import Schedule, Tick
 from corral.errors import AlreadyExists, NotFound
-from corral.store.postgres import flow as flow
-from corral.store.postgres import retry as retry
+from corral.store.postgres import flow, retry
 from corral.store.postgres import sql as q
 from corral.store.rows import JOB_COLUMNS, job_from_row, new_job_params
 from corral.store.schedules_common import (

@@ -52,9 +52,7 @@ from corral.store.base import (
     Report,
     WorkflowRecord,
 )
-from corral.store.postgres import deps as deps
-from corral.store.postgres import flow as flow
-from corral.store.postgres import retry as retry
+from corral.store.postgres import deps, flow, retry
 from corral.store.postgres import sql as q
 from corral.store.postgres.claim import claim_args, claim_in
 from corral.store.postgres.counts import PostgresCounts

@@ -15,7 +15,7 @@ import orjson
 
 from corral.domain.jobs import ClaimRequest, Job
 from corral.store.rows import JOB_COLUMNS, job_from_row
-from corral.store.sqlite import placement as placement
+from corral.store.sqlite import placement
 
 # INDEXED BY: without table statistics the planner prefers jobs_status and then
 # sorts the whole queue; walking jobs_queue in order keeps a claim O(n claimed).

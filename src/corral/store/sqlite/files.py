@@ -14,7 +14,7 @@ from corral.store.files_common import (
     file_from_row,
     provisional_params,
 )
-from corral.store.sqlite import ops as ops
+from corral.store.sqlite import ops
 from corral.store.sqlite.engine import Readers, Writer
 
 _BEGIN = (

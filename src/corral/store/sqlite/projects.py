@@ -30,8 +30,7 @@ from corral.store.rows import (
     task_type_from_row,
     task_type_params,
 )
-from corral.store.sqlite import ops as ops
-from corral.store.sqlite import retention as retention
+from corral.store.sqlite import ops, retention
 from corral.store.sqlite.engine import Readers, Writer
 
 

@@ -23,7 +23,7 @@ from corral.store.schedules_common import (
     schedule_from_row,
     schedule_params,
 )
-from corral.store.sqlite import flow as flow
+from corral.store.sqlite import flow
 from corral.store.sqlite.engine import Readers, Writer
 
 # OR IGNORE: a tick that already has its job keeps that one (the unique key on

@@ -39,10 +39,7 @@ from corral.store.rows import (
 )
 from corral.store.shared import SET_LEFTOVERS, SharedOperations, leftover_rows
 from corral.store.sqlite import claim as sqlite_claim
-from corral.store.sqlite import deps as deps
-from corral.store.sqlite import flow as flow
-from corral.store.sqlite import ops as ops
-from corral.store.sqlite import retention as retention
+from corral.store.sqlite import deps, flow, ops, retention
 from corral.store.sqlite.counts import SqliteCounts
 from corral.store.sqlite.deps import SqliteDependencies
 from corral.store.sqlite.engine import DURABLE, Readers, Writer
