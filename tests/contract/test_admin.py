@@ -6,7 +6,8 @@ import pytest
 
 from corral.domain.workers import ExecutorInfo
 from corral.errors import AlreadyExists, NotFound
-from corral.store.base import Store, TokenRecord
+from corral.store.base import Store
+from corral.store.fleet_port import TokenRecord
 from tests.contract.contract_support import NOW
 
 INFO = ExecutorInfo(

@@ -14,7 +14,9 @@ from corral.domain.retry import RetryPolicy
 from corral.domain.sessions import AgentSession
 from corral.domain.states import JobStatus
 from corral.errors import Forbidden, StaleAttempt
-from corral.store.base import Store, TokenRecord, UserRecord
+from corral.store.accounts_port import UserRecord
+from corral.store.base import Store
+from corral.store.fleet_port import TokenRecord
 from tests.contract.contract_support import NOW, claim_request, new_job
 
 

@@ -9,7 +9,8 @@ from corral.domain.jobs import Outcome
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus
 from corral.errors import Unavailable
-from corral.store.base import Report, Store
+from corral.store.base import Store
+from corral.store.leases_port import Report
 from tests.contract.contract_support import NOW, claim_request, new_job, ref
 
 RELEASES = 1030  # 2.0 ** 1025 overflows a float: the old backoff raised past ~1,025

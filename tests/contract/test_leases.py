@@ -9,7 +9,8 @@ import pytest
 from corral.domain.jobs import AttemptRef, Job, Outcome
 from corral.domain.states import AttemptStatus, JobStatus
 from corral.errors import CorralError, InvalidTransition, NotFound, StaleAttempt
-from corral.store.base import Report, Store
+from corral.store.base import Store
+from corral.store.leases_port import Report
 from tests.contract.contract_support import BACKOFF, NOW, POLICY, claim_request, new_job, ref
 
 

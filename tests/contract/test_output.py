@@ -11,7 +11,8 @@ import pytest
 from corral.domain.jobs import Job, Outcome
 from corral.domain.states import JobStatus
 from corral.errors import InvalidInput, NotFound
-from corral.store.base import Report, Store
+from corral.store.base import Store
+from corral.store.leases_port import Report
 from corral.store.postgres.store import PostgresStore
 from corral.store.sqlite.store import SqliteStore
 from tests.contract.contract_support import BACKOFF, NOW, POLICY, claim_request, new_job, ref

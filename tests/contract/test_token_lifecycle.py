@@ -3,7 +3,8 @@ an owning user kept as minted, and the last use recorded without ever going back
 
 from __future__ import annotations
 
-from corral.store.base import Store, TokenRecord
+from corral.store.base import Store
+from corral.store.fleet_port import TokenRecord
 from tests.contract.contract_support import NOW
 
 

@@ -8,7 +8,8 @@ from dataclasses import replace
 import pytest
 
 from corral.errors import AlreadyExists, NotFound
-from corral.store.base import Store, UserRecord
+from corral.store.accounts_port import UserRecord
+from corral.store.base import Store
 from tests.contract.contract_support import NOW
 
 

@@ -11,7 +11,8 @@ from corral.domain.jobs import ClaimRequest, JobSpec
 from corral.domain.states import AttemptStatus, JobStatus
 from corral.domain.workers import ExecutorInfo
 from corral.errors import AlreadyExists
-from corral.store.base import JobFilter, Store, TokenRecord
+from corral.store.base import JobFilter, Store
+from corral.store.fleet_port import TokenRecord
 from tests.contract.contract_support import BACKOFF, NOW, POLICY, claim_request, new_job
 
 INFO = ExecutorInfo(executor_id="worker-001", principal_id="token-1", hostname="pc", cpu_count=8)

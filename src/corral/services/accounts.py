@@ -34,7 +34,8 @@ from corral.errors import (
     NotFound,
     Unauthenticated,
 )
-from corral.store.base import Store, UserRecord
+from corral.store.accounts_port import UserRecord
+from corral.store.base import Store
 
 log = logging.getLogger("corral.services.accounts")
 SECRET_KEY = "jwt_secret"

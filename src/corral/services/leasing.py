@@ -41,7 +41,8 @@ from corral.errors import (
 from corral.services.event_wire import Stored
 from corral.services.events import JOBS, Hub, job_topic
 from corral.services.metrics import Metrics
-from corral.store.base import OutputSlice, Report, Store
+from corral.store.base import Store
+from corral.store.leases_port import OutputSlice, Report
 
 MAX_WAIT = 60.0
 

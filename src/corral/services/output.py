@@ -12,7 +12,8 @@ from corral.domain.outcomes import Piece, interleave
 from corral.domain.principals import Principal
 from corral.errors import NotFound, Unavailable
 from corral.services.events import Hub, job_topic
-from corral.store.base import OutputSlice, Store
+from corral.store.base import Store
+from corral.store.leases_port import OutputSlice
 
 STREAMS = ("stdout", "stderr")
 KEEPALIVE_SECONDS = 15.0

@@ -22,7 +22,8 @@ from corral.domain.projects import (
 )
 from corral.domain.states import JobStatus
 from corral.errors import Conflict, NotFound
-from corral.store.base import JobFilter, ProjectActivity, Store
+from corral.store.base import JobFilter, Store
+from corral.store.projects_port import ProjectActivity
 
 RECENT_SECONDS = 3600.0
 NAME_SCAN = 500  # projects read per page while looking one up by name

@@ -29,7 +29,8 @@ from corral.auth import tokens
 from corral.auth.policy import Action, require
 from corral.domain.principals import Principal, Role
 from corral.errors import CorralError, InvalidInput, NotFound, Unauthenticated
-from corral.store.base import Store, TokenRecord
+from corral.store.base import Store
+from corral.store.fleet_port import TokenRecord
 
 log = logging.getLogger("corral.services.tokens")
 CACHE_SECONDS = 2.0

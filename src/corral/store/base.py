@@ -6,25 +6,30 @@ differently (SQLite serialises writers, PostgreSQL uses ``SKIP LOCKED``).
 Every write is compare-and-set: it names the state and attempt it expects, and
 a mismatch raises ``StaleAttempt``/``InvalidTransition`` instead of writing.
 ``tests/contract`` runs one suite against both adapters.
+
+``Store`` is the jobs themselves (insert, read, list) plus the ports each part of the
+dispatcher needs, one module each (``leases_port.py``, ``fleet_port.py``,
+``accounts_port.py``, ``files_port.py``, ``projects_port.py``, ``schedules_port.py``,
+``counts_port.py``, ``retention_port.py``); each adapter implements a port in a module
+of the same name (``sqlite/leases.py`` and ``postgres/leases.py``, ...; the accounts
+port in ``users.py`` and ``sessions.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from corral.domain.concurrency import KeyUsage
-from corral.domain.files import NewFile, StoredFile
-from corral.domain.jobs import Attempt, AttemptRef, ClaimRequest, Job, JobSpec, NewJob, Outcome
-from corral.domain.outcomes import Piece
-from corral.domain.projects import Project, TaskType
-from corral.domain.retry import RetryPolicy
-from corral.domain.sessions import AgentSession
+from corral.domain.jobs import Attempt, ClaimRequest, Job, NewJob
 from corral.domain.states import JobStatus
-from corral.domain.workers import Executor, ExecutorInfo
-from corral.errors import CorralError
+from corral.store.accounts_port import AccountStore
 from corral.store.counts_port import CountStore
+from corral.store.files_port import FileStore
+from corral.store.fleet_port import FleetStore
+from corral.store.leases_port import LeaseStore
+from corral.store.projects_port import ProjectStore
 from corral.store.retention_port import RetentionStore
 from corral.store.schedules_port import ScheduleStore
 
@@ -153,65 +158,6 @@ class JobQuery:
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectActivity:
-    """A project's recent work, for TaskDriver's stats view."""
-
-    active_agents: int  # distinct executors holding a lease on one of its tasks
-    completed: int
-    failed: int
-    average_seconds: float | None  # mean run time of the completed ones; None: none
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRecord:
-    id: str
-    name: str
-    role: str
-    token_hash: str
-    created_at: float
-    revoked: bool = False
-    executor_id: str | None = None  # a worker token bound to this one executor
-    project_id: str | None = None  # an agent token bound to this one project
-    expires_at: float | None = None  # refused from this time on; None: never expires
-    last_used_at: float | None = None  # to the minute: see ``touch_token``
-    user_id: str | None = None  # a personal token: acts as this user, with their role
-
-
-@dataclass(frozen=True, slots=True)
-class UserRecord:
-    """An account that logs in with a password; ``email`` is stored lower-cased."""
-
-    id: str
-    email: str
-    password_hash: str
-    role: str
-    created_at: float
-    disabled: bool = False
-    sessions_after: float = 0.0  # logins issued earlier than this no longer count
-    session_epoch: int = 0  # logins carrying an earlier epoch no longer count
-
-
-@dataclass(frozen=True, slots=True)
-class OutputSlice:
-    """Bytes of one stream from ``offset``, and where the stream stands now."""
-
-    data: bytes
-    offset: int
-    size: int
-    truncated: bool
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """One executor report in a batch of finishes."""
-
-    job_id: str
-    ref: AttemptRef
-    outcome: Outcome
-
-
-@dataclass(frozen=True, slots=True)
 class Dependencies:
     """The jobs one job waits for, and the jobs that wait for it."""
 
@@ -238,7 +184,17 @@ Listener = Callable[[str], None]
 RESYNC = "*"
 
 
-class Store(ScheduleStore, CountStore, RetentionStore, Protocol):
+class Store(
+    LeaseStore,
+    FleetStore,
+    AccountStore,
+    FileStore,
+    ProjectStore,
+    ScheduleStore,
+    CountStore,
+    RetentionStore,
+    Protocol,
+):
     backend: str
 
     async def open(self) -> None:
@@ -327,277 +283,3 @@ class Store(ScheduleStore, CountStore, RetentionStore, Protocol):
 
     async def held_keys(self, limit: int) -> list[KeyUsage]:
         """The keys holding jobs back, most held first, at most ``limit``."""
-
-    # --- the lease lifecycle ---------------------------------------------
-    # ``now: float | None``: the time the operation happens at. None reads the store's
-    # clock (``clock``), which the dispatcher passes, so that lease times never come
-    # from one replica's wall clock; tests pass a time to move the clock by hand.
-    async def clock(self) -> float:
-        """The store's clock, in epoch seconds, that lease times are measured by: the
-        database's ``now()`` on PostgreSQL, shared by every replica; on SQLite, whose
-        file one process owns, that process's wall clock."""
-
-    async def claim(self, request: ClaimRequest, now: float | None) -> list[Job]:
-        """Lease up to ``request.limit`` runnable jobs: highest priority, then oldest."""
-
-    async def renew_lease(
-        self, job_id: str, ref: AttemptRef, now: float | None, duration: float | None = None
-    ) -> Job:
-        """Push the lease to ``now + duration`` (the job's ``lease_seconds`` when None)."""
-
-    async def renew_executor_leases(
-        self,
-        executor_id: str,
-        held: Sequence[tuple[str, int]],
-        now: float | None,
-        principal_id: str | None = None,
-    ) -> list[Job]:
-        """Renew every listed (job, attempt) the executor still holds, and with
-        ``principal_id`` only those leased by that principal; return those jobs."""
-
-    async def expire_executor_leases(
-        self, executor_id: str, keep_principal_id: str, now: float | None, policy: RetryPolicy
-    ) -> list[Job]:
-        """End at once, as lost, every lease the executor id holds under another principal
-        than ``keep_principal_id``: an earlier registration of the id is gone, so nobody
-        will renew or report them. Returns the jobs as left (requeued, failed, cancelled)."""
-
-    async def finish(
-        self,
-        job_id: str,
-        ref: AttemptRef,
-        outcome: Outcome,
-        now: float | None,
-        policy: RetryPolicy,
-    ) -> Job: ...
-
-    async def finish_many(
-        self, reports: Sequence[Report], now: float | None, policy: RetryPolicy
-    ) -> list[Job | CorralError]:
-        """Apply a batch of reports in one transaction; each succeeds or fails alone."""
-
-    async def release(self, job_id: str, ref: AttemptRef, now: float | None) -> Job:
-        """Hand an unstarted job back to the queue without spending a retry."""
-
-    async def return_unstarted(self, job_id: str, ref: AttemptRef, now: float | None) -> Job:
-        """A release that comes after the reaper took the attempt (its worker was cut off):
-        requeue the job and return the retry the reap spent, if ``check_late_release``
-        allows; otherwise ``StaleAttempt``."""
-
-    async def cancel(self, job_id: str, now: float, pending_only: bool = False) -> Job:
-        """Cancel a pending job at once; mark a running one for cancellation, unless
-        ``pending_only``, which refuses anything but a pending job (``InvalidTransition``)
-        in the same transaction, so a claim cannot slip in between."""
-
-    async def reap_expired(
-        self,
-        now: float | None,
-        policy: RetryPolicy,
-        limit: int,
-        spare_longer_than: float | None = None,
-    ) -> list[Job]:
-        """Requeue or fail running jobs whose lease ran out before ``now``, except those
-        whose ``lease_seconds`` exceed ``spare_longer_than`` (still in their grace after
-        a restart or a clock jump; see ``domain.leases.ClockWatch``)."""
-
-    async def next_run_after(self, now: float) -> float | None:
-        """The earliest time a backed-off pending job becomes claimable, if any."""
-
-    # --- output -----------------------------------------------------------
-    async def append_output(
-        self,
-        job_id: str,
-        ref: AttemptRef,
-        stream: str,
-        data: bytes,
-        *,
-        at: int | None = None,
-        truncated: bool = False,
-    ) -> OutputSlice:
-        """Append to the current attempt's stream, keeping at most the store's cap.
-
-        ``at``: the offset the sender meant ``data`` for; bytes already stored there
-        (a resent chunk) are skipped. ``truncated``: the sender lost output, so the
-        stream is flagged truncated whatever its size."""
-
-    async def read_output(
-        self, job_id: str, stream: str, offset: int, limit: int
-    ) -> OutputSlice: ...
-
-    async def read_pieces(self, job_id: str) -> tuple[Job, list[Piece]]:
-        """The job and every stored chunk of its current attempt's output, both streams,
-        with arrival times (``outcomes.interleave`` orders them). Bounded by the
-        output cap of each stream."""
-        ...
-
-    # --- executors ----------------------------------------------------------
-    async def upsert_executor(self, info: ExecutorInfo, now: float, draining: bool) -> Executor: ...
-
-    async def register_executor(
-        self, info: ExecutorInfo, now: float, live_after: float
-    ) -> Executor:
-        """Insert an executor, or take over one whose last heartbeat is before ``live_after``.
-
-        Raises ``AlreadyExists`` when the id belongs to an executor still alive.
-        """
-
-    async def touch_executor(
-        self, executor_id: str, now: float, reported_status: str | None = None
-    ) -> None:
-        """Record a heartbeat, and the status the executor reports when it gives one."""
-
-    async def get_executor(self, executor_id: str) -> Executor | None: ...
-
-    async def list_executors(self) -> list[Executor]: ...
-
-    async def delete_executor(self, executor_id: str) -> None: ...
-
-    # --- tokens -------------------------------------------------------------
-    async def create_token(self, token: TokenRecord) -> None: ...
-
-    async def find_token(self, token_hash: str) -> TokenRecord | None: ...
-
-    async def list_tokens(self) -> list[TokenRecord]: ...
-
-    async def revoke_token(self, token_id: str) -> None:
-        """Also ends the agent sessions opened with the token (``credential_id``)."""
-
-    async def revoke_executor_tokens(self, executor_id: str) -> int:
-        """Revoke every token bound to the executor; return how many were live."""
-
-    async def touch_token(self, token_id: str, now: float) -> None:
-        """Record a use of the token; callers write at most once a minute per token."""
-
-    # --- users, revoked JWTs, shared secrets ---------------------------------------
-    async def create_user(self, user: UserRecord) -> None:
-        """Raises ``AlreadyExists`` when the email (or id) is taken."""
-
-    async def count_users(self) -> int: ...
-
-    async def list_users(self) -> list[UserRecord]:
-        """Every user, oldest first."""
-
-    async def find_user_by_email(self, email: str) -> UserRecord | None: ...
-
-    async def get_user(self, user_id: str) -> UserRecord | None: ...
-
-    async def set_user_role(self, user_id: str, role: str) -> None:
-        """Raises ``NotFound`` for an unknown user."""
-
-    async def set_user_disabled(self, user_id: str, disabled: bool) -> None:
-        """Disabling moves ``session_epoch`` on (enabling does not move it back) and ends
-        the agent sessions the user opened.
-
-        Raises ``NotFound`` for an unknown user."""
-
-    async def set_user_password(
-        self, user_id: str, password_hash: str, sessions_after: float = 0.0
-    ) -> None:
-        """Replace the hash and move ``session_epoch`` on (ending every earlier login, and
-        the agent sessions the user opened);
-        ``sessions_after`` is kept for logins issued before epochs existed.
-
-        Raises ``NotFound`` for an unknown user."""
-
-    async def revoke_jti(self, jti: str, expires_at: float, now: float) -> None:
-        """Remember a logged-out token until ``expires_at``; forget ones expired by ``now``."""
-
-    async def is_revoked(self, jti: str) -> bool: ...
-
-    async def get_meta(self, key: str) -> str | None: ...
-
-    async def put_meta_if_absent(self, key: str, value: str) -> str:
-        """Store ``value`` unless the key exists; return the stored value either way,
-        so replicas racing to set a shared secret all end up with the same one."""
-
-    # --- files (input archives, artifacts) ------------------------------------------
-    async def create_file(
-        self,
-        new: NewFile,
-        pieces: AsyncIterable[bytes],
-        max_size: int,
-        fence: AttemptRef | None = None,
-    ) -> StoredFile:
-        """Store a stream in 1 MiB chunks, never whole in memory; ``TooLarge`` past
-        ``max_size``. With ``fence`` it is an artifact of that attempt, replacing one at
-        the same path, and only the attempt holding the lease may store it."""
-
-    async def get_file(self, file_id: str) -> StoredFile | None:
-        """A complete file's metadata; uploads still arriving are invisible."""
-
-    def read_file(self, file_id: str) -> AsyncIterator[bytes]:
-        """The file's chunks in order."""
-
-    async def list_artifacts(self, job_id: str) -> list[StoredFile]:
-        """A job's artifacts, by attempt then path."""
-
-    async def delete_expired_files(self, now: float) -> int:
-        """Delete up to a few hundred files (and unfinished uploads) expired before ``now``."""
-
-    async def owned_bytes(self, owner_id: str, now: float) -> int:
-        """Bytes of the complete files (uploads and artifacts of their jobs) that
-        ``owner_id`` owns and that have not expired at ``now``: what a quota counts."""
-
-    # --- TaskDriver: projects and task types ------------------------------------------
-    async def create_project(self, project: Project) -> None:
-        """Raises ``AlreadyExists`` when the name is taken."""
-
-    async def get_project(self, project_id: str) -> Project | None: ...
-
-    async def list_projects(
-        self, status: str | None, limit: int, offset: int
-    ) -> tuple[list[Project], int]:
-        """Oldest first, and the total matching ``status`` (None: every status)."""
-
-    async def update_project(self, project: Project) -> None:
-        """Replace the mutable fields; ``NotFound`` or ``AlreadyExists`` (name taken)."""
-
-    async def delete_project(self, project_id: str) -> None:
-        """Delete the project and its task types; its tasks stay as history."""
-
-    async def project_counts(self, project_ids: Sequence[str]) -> dict[str, dict[JobStatus, int]]:
-        """Tasks per status for each project, in one query."""
-
-    async def create_task_type(self, task_type: TaskType) -> None:
-        """Raises ``AlreadyExists`` when the project already has a type of that name."""
-
-    async def get_task_type(self, type_id: str) -> TaskType | None: ...
-
-    async def list_task_types(self, project_id: str) -> list[TaskType]: ...
-
-    async def update_task_type(self, task_type: TaskType) -> None: ...
-
-    async def delete_task_type(self, type_id: str) -> None: ...
-
-    async def find_duplicates(self, project_id: str, keys: Sequence[str]) -> dict[str, Job]:
-        """The existing task for each dedupe key that has one."""
-
-    async def update_pending_job(
-        self, job_id: str, spec: JobSpec, dedupe_key: str | None = None
-    ) -> Job:
-        """Replace a pending job's spec (and its dedupe key); ``InvalidTransition`` once it
-        has left the queue, ``AlreadyExists`` when the new key belongs to another task."""
-
-    async def delete_job(self, job_id: str) -> None:
-        """Delete a job that is not running, with all the purge deletes with it (its
-        attempts, output, artifacts, idempotency record; ``prune_batch``); a job not
-        finished yet is first cancelled, so that its dependants are decided."""
-
-    async def project_activity(self, project_id: str, since: float) -> ProjectActivity:
-        """Who runs the project's tasks now, and what finished after ``since``."""
-
-    # --- TaskDriver: agent sessions ---------------------------------------------------------
-    async def create_session(self, session: AgentSession) -> None: ...
-
-    async def find_session(self, token_hash: str) -> AgentSession | None: ...
-
-    async def get_session(self, session_id: str) -> AgentSession | None: ...
-
-    async def touch_session(
-        self, session_id: str, last_activity: float, expires_at: float | None = None
-    ) -> None:
-        """Record activity, and move the expiry when given."""
-
-    async def revoke_session(self, session_id: str) -> None: ...
-
-    async def count_live_sessions(self, now: float) -> int: ...

@@ -32,7 +32,8 @@ from corral.domain.projects import (
 from corral.domain.sessions import AgentSession
 from corral.domain.states import AttemptStatus, JobStatus
 from corral.domain.workers import Executor, ExecutorInfo
-from corral.store.base import TokenRecord, UserRecord
+from corral.store.accounts_port import UserRecord
+from corral.store.fleet_port import TokenRecord
 
 JOB_COLUMNS = (
     "seq, id, type, status, priority, spec, owner_id, project_id, batch_id, task_type_id, "

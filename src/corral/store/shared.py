@@ -8,7 +8,8 @@ from corral.domain.jobs import AttemptRef, ClaimRequest, Job, NewJob, Outcome
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus
 from corral.errors import CorralError
-from corral.store.base import IdempotencyRecord, Inserted, Report, WorkflowRecord
+from corral.store.base import IdempotencyRecord, Inserted, WorkflowRecord
+from corral.store.leases_port import Report
 
 # Issue 12: what a worker killed in an attempt's cgroup after its main process ended.
 SET_LEFTOVERS = "UPDATE attempts SET leftover_processes = {} WHERE job_id = {} AND number = {}"

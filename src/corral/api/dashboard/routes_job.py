@@ -37,7 +37,7 @@ from corral.domain.states import JobStatus
 from corral.errors import InvalidInput, NotFound
 from corral.services.container import Services
 from corral.services.jobs import JobDetails
-from corral.store.base import OutputSlice
+from corral.store.leases_port import OutputSlice
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 FRAGMENTS = {"status": "_job_status.html"}

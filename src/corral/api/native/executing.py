@@ -32,7 +32,7 @@ from corral.domain.principals import Principal
 from corral.errors import InvalidInput
 from corral.services.container import Services
 from corral.services.output import STREAMS, OutputEvent
-from corral.store.base import Report
+from corral.store.leases_port import Report
 
 router = APIRouter(prefix="/api/v1", route_class=NativeRoute, tags=["executors"])
 

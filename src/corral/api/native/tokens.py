@@ -19,7 +19,7 @@ from corral.api.native.schemas import NewPersonalToken, NewToken
 from corral.api.timefmt import iso
 from corral.auth.jwt_tokens import looks_like_jwt
 from corral.services.tokens import TokenView
-from corral.store.base import TokenRecord
+from corral.store.fleet_port import TokenRecord
 
 router = APIRouter(prefix="/api/v1", route_class=NativeRoute, tags=["tokens"])
 

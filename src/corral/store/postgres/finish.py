@@ -20,7 +20,7 @@ from typing import Any
 
 from corral.domain import outcomes
 from corral.domain.jobs import Job
-from corral.store.base import Report
+from corral.store.leases_port import Report
 from corral.store.rows import JOB_COLUMNS, job_from_row, result_to_json
 
 # $1 job, $2 executor, $3 attempt (None: the current one), $4 principal holding the lease

@@ -9,7 +9,7 @@ import asyncpg
 
 from corral.domain.workers import Executor, ExecutorInfo
 from corral.errors import AlreadyExists, NotFound
-from corral.store.base import TokenRecord
+from corral.store.fleet_port import TokenRecord
 from corral.store.postgres import sql as q
 from corral.store.postgres.users import END_AGENT_SESSIONS
 from corral.store.rows import (

@@ -25,7 +25,7 @@ from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus, check_pending, check_transition
 from corral.errors import CorralError, NotFound
 from corral.store import lost
-from corral.store.base import OutputSlice, Report
+from corral.store.leases_port import OutputSlice, Report
 from corral.store.postgres import flow, retry
 from corral.store.postgres import sql as q
 from corral.store.postgres.claim import claim_args, claim_in

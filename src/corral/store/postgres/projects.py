@@ -19,9 +19,9 @@ from corral.domain.jobs import Job, JobSpec
 from corral.domain.projects import Project, TaskType
 from corral.domain.states import JobStatus
 from corral.errors import AlreadyExists, InvalidTransition, NotFound
-from corral.store.base import ProjectActivity
 from corral.store.postgres import retention, retry
 from corral.store.postgres import sql as q
+from corral.store.projects_port import ProjectActivity
 from corral.store.rows import (
     JOB_COLUMNS,
     PROJECT_COLUMNS,

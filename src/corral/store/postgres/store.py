@@ -33,13 +33,7 @@ import asyncpg
 from corral.domain.jobs import Attempt, ClaimRequest, Job, NewJob
 from corral.domain.states import JobStatus
 from corral.errors import AlreadyExists, Unavailable
-from corral.store.base import (
-    IdempotencyRecord,
-    Inserted,
-    JobFilter,
-    Listener,
-    WorkflowRecord,
-)
+from corral.store.base import IdempotencyRecord, Inserted, JobFilter, Listener, WorkflowRecord
 from corral.store.postgres import deps, flow, retry
 from corral.store.postgres import sql as q
 from corral.store.postgres.claim import claim_args, claim_in

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from corral.errors import AlreadyExists, NotFound
-from corral.store.base import UserRecord
+from corral.store.accounts_port import UserRecord
 from corral.store.rows import user_from_row
 
 # Insert-if-absent and read back in one round trip. When a racer inserted the

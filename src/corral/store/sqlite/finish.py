@@ -26,7 +26,7 @@ from corral.domain.jobs import Job
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus
 from corral.errors import CorralError
-from corral.store.base import Report
+from corral.store.leases_port import Report
 from corral.store.rows import JOB_COLUMNS, job_from_row, result_to_json
 from corral.store.shared import is_plain
 from corral.store.sqlite.ops import finish_batch

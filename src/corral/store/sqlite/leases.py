@@ -18,7 +18,7 @@ from corral.domain.jobs import AttemptRef, ClaimRequest, Job
 from corral.domain.retry import RetryPolicy
 from corral.domain.states import JobStatus, check_pending, check_transition
 from corral.errors import CorralError
-from corral.store.base import OutputSlice, Report
+from corral.store.leases_port import OutputSlice, Report
 from corral.store.lost import TAKEN_OVER, release_attempt_end, released
 from corral.store.rows import JOB_COLUMNS, job_from_row, splice
 from corral.store.shared import SET_LEFTOVERS, leftover_rows

@@ -22,7 +22,8 @@ from corral.domain.retry import RetryPolicy
 from corral.domain.states import AttemptStatus, JobStatus
 from corral.errors import AlreadyExists, CorralError, InvalidInput, NotFound
 from corral.store import lost
-from corral.store.base import IdempotencyRecord, JobFilter, OutputSlice, Report
+from corral.store.base import IdempotencyRecord, JobFilter
+from corral.store.leases_port import OutputSlice, Report
 from corral.store.rows import JOB_COLUMNS, equals, job_from_row, load_migrations
 from corral.store.sqlite.engine import connect
 

@@ -17,13 +17,7 @@ from typing import Any
 from corral.domain.jobs import Attempt, ClaimRequest, Job, NewJob
 from corral.domain.states import JobStatus
 from corral.errors import AlreadyExists
-from corral.store.base import (
-    IdempotencyRecord,
-    Inserted,
-    JobFilter,
-    Listener,
-    WorkflowRecord,
-)
+from corral.store.base import IdempotencyRecord, Inserted, JobFilter, Listener, WorkflowRecord
 from corral.store.rows import (
     JOB_COLUMNS,
     attempt_from_row,

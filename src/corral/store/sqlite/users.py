@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from corral.errors import AlreadyExists, NotFound
-from corral.store.base import UserRecord
+from corral.store.accounts_port import UserRecord
 from corral.store.rows import user_from_row
 from corral.store.sqlite.engine import Readers, Writer
 
