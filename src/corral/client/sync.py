@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from corral.client import calls
+from corral.client import calls, following
 from corral.client.credentials import resolve
 from corral.client.errors import WaitTimeout, unreachable
 from corral.client.models import (
@@ -37,7 +37,6 @@ from corral.client.models import (
     StoredFile,
 )
 from corral.client.session import DEFAULT_RETRY_FOR, session_headers, sync_http
-from corral.client.sse import SseParser
 
 USER_AGENT = "corral-sdk"
 
@@ -60,6 +59,7 @@ class CorralClient:
         retry_for: float = DEFAULT_RETRY_FOR,
     ) -> None:
         self.url, token = resolve(url, token)
+        self.retry_for = retry_for
         self.http = sync_http(self.url, session_headers(token, USER_AGENT), timeout, retry_for)
 
     def __enter__(self) -> CorralClient:
@@ -138,22 +138,12 @@ class CorralClient:
     def follow(
         self, job_id: str, *, timeout: float | None = None
     ) -> Iterator[OutputEvent | EndEvent]:
-        """The job's output as it arrives (Server-Sent Events), ending with an ``EndEvent``."""
-        limits = httpx.Timeout(timeout, connect=10.0)
-        parser = SseParser()
-        try:
-            with self.http.stream("GET", calls.follow_path(job_id), timeout=limits) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    calls.answer(response)  # raises the typed error
-                for line in response.iter_lines():
-                    event = parser.feed(line)
-                    if event is not None:
-                        yield event
-                        if isinstance(event, EndEvent):
-                            return
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from exc
+        """The job's output as it arrives (Server-Sent Events), ending with an ``EndEvent``.
+
+        A stream cut off with its replica goes on from another, after the last event
+        given (``following.py``); ``timeout``: seconds without a byte (None: no limit)."""
+        path = calls.follow_path(job_id)
+        return following.follow(self.http, self.url, path, timeout, self.retry_for)
 
     # ---- files -----------------------------------------------------------------------
 
