@@ -7,13 +7,21 @@ through B), so the output arrives exactly when the test says.
 - Following a job's output: A is killed (SIGKILL) mid-stream, with output stored
   that the follower has not seen yet. The follow goes on from B after the last
   event it passed on: every byte exactly once, then the end event.
-- With no replica left, it gives up after ``retry_for`` with
-  ``CorralConnectionError``.
+- Downloading a file or an artifact: A is killed as the answer's headers arrive,
+  so the body is cut off. The download is asked for again from B and the file on
+  disk is the original, byte for byte.
+- Downloading from a server that loses its PostgreSQL (one of this test's own,
+  stopped as a crash would stop it) mid-body: the body ends short, and the
+  download is fetched again whole once the database is back.
+- With no replica left, both give up after ``retry_for`` with
+  ``CorralConnectionError``, and a download leaves no partial file behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import subprocess
 import threading
 import time
@@ -29,8 +37,10 @@ from corral.client import (
     CorralClient,
     CorralConnectionError,
     EndEvent,
+    JsonClient,
     OutputEvent,
 )
+from tests.live import run_server
 from tests.pg_server import PgServer
 from tests.processes import CORRAL, clean_env, poll
 from tests.replicas import Replica, admin_token, start_replicas
@@ -39,6 +49,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
 API = "/api/v1"
 EXECUTOR = "test-executor"
+BIG = 24 << 20  # more than the sockets between A and the client hold: A dies mid-body
 
 
 @pytest.fixture(scope="module")
@@ -211,3 +222,127 @@ def test_a_follow_with_no_replica_left_gives_up_after_retry_for(
             next(events)
     assert 1.0 < time.monotonic() - started < 10
     job.complete()
+
+
+# ---- downloads -------------------------------------------------------------------------
+
+
+def original(tmp_path: Path) -> bytes:
+    data = os.urandom(BIG)
+    (tmp_path / "original.bin").write_bytes(data)
+    return data
+
+
+def saved_artifact(http: httpx.Client, data: bytes) -> tuple[str, str]:
+    """A finished job that saved ``data`` as an artifact: the job's id and the artifact's."""
+    job_id = running_job(http)
+    where = {"path": "out/big.bin", "executor_id": EXECUTOR, "attempt": 1}
+    answer = http.post(f"/jobs/{job_id}/artifacts", params=where, content=data)
+    Output(http, job_id).complete()
+    artifact_id: str = answer.raise_for_status().json()["id"]
+    return job_id, artifact_id
+
+
+def kill_at_headers(replica: Replica, part: str) -> Any:
+    """An httpx response hook: ``replica`` dies as the first answer for ``part`` arrives
+    from it (headers read, the body on its way)."""
+
+    def hook(response: httpx.Response) -> None:
+        if part in response.request.url.path and response.request.url.port == replica.port:
+            replica.kill()
+
+    return hook
+
+
+def test_a_download_cut_off_with_its_replica_is_fetched_whole_from_the_other(
+    pair: tuple[Replica, Replica, str], http: httpx.Client, tmp_path: Path
+) -> None:
+    a, b, token = pair
+    data = original(tmp_path)
+    stored = http.post("/files", params={"filename": "big.bin"}, content=data).raise_for_status()
+    file_id = stored.json()["id"]
+    dest = tmp_path / "got" / "big.bin"
+    dest.parent.mkdir()
+    with CorralClient(f"{a.url},{b.url}", token) as corral:
+        corral.http.event_hooks["response"] = [kill_at_headers(a, "/files/")]
+        assert corral.download_file(file_id, dest) == dest
+    assert a.process is not None and a.process.poll() is not None  # A died mid-body
+    assert b.requests(f"/files/{file_id}")
+    assert hashlib.sha256(dest.read_bytes()).digest() == hashlib.sha256(data).digest()
+    assert [p.name for p in dest.parent.iterdir()] == ["big.bin"]
+
+
+async def test_an_async_artifact_download_is_fetched_whole_from_the_other(
+    pair: tuple[Replica, Replica, str], http: httpx.Client, tmp_path: Path
+) -> None:
+    a, b, token = pair
+    data = original(tmp_path)
+    job_id, artifact_id = saved_artifact(http, data)
+    dest = tmp_path / "big.bin"
+
+    async def hook(response: httpx.Response) -> None:
+        kill_at_headers(a, "/artifacts/")(response)
+
+    async with AsyncCorralClient(f"{a.url},{b.url}", token) as corral:
+        corral.http.event_hooks["response"] = [hook]
+        await corral.download_artifact(job_id, artifact_id, dest)
+    assert a.process is not None and a.process.poll() is not None
+    assert b.requests(f"/artifacts/{artifact_id}")
+    assert dest.read_bytes() == data
+
+
+def test_a_download_with_no_replica_left_fails_and_leaves_no_partial_file(
+    pair: tuple[Replica, Replica, str], http: httpx.Client, tmp_path: Path
+) -> None:
+    """``JsonClient``, as ``corral artifacts --download`` uses it: the file that was at
+    ``dest`` before is left as it was, and no part file stays beside it."""
+    a, _, token = pair
+    data = original(tmp_path)
+    file_id = http.post("/files", params={"filename": "big.bin"}, content=data).json()["id"]
+    dest = tmp_path / "got" / "big.bin"
+    dest.parent.mkdir()
+    dest.write_bytes(b"the old copy")
+    with JsonClient(a.url, token, retry_for=1.0) as client:
+        client.http.event_hooks["response"] = [kill_at_headers(a, "/files/")]
+        with pytest.raises(CorralConnectionError, match=f"cannot reach {a.url}"):
+            client.download_file(file_id, dest)
+    assert [p.name for p in dest.parent.iterdir()] == ["big.bin"]
+    assert dest.read_bytes() == b"the old copy"
+
+
+@pytest.fixture
+def own_database() -> Iterator[tuple[PgServer, str]]:
+    """A PostgreSQL of this test's own: stopping the shared one would upset the others."""
+    pg = PgServer(durable=True)  # a commit survives the crash, as in production
+    pg.start()
+    try:
+        yield pg, asyncio.run(pg.new_database(migrated=False))
+    finally:
+        pg.stop()
+
+
+def test_a_download_cut_off_by_a_database_outage_is_fetched_whole_once_it_is_back(
+    own_database: tuple[PgServer, str], tmp_path: Path
+) -> None:
+    """The replica lives on but loses PostgreSQL while it streams the body (read 1 MiB
+    at a time): the body ends short, the replica answers 503 until the database is back,
+    and the download is fetched again whole."""
+    pg, dsn = own_database
+    data = original(tmp_path)
+    dest = tmp_path / "big.bin"
+    restarted: list[threading.Thread] = []
+
+    def outage(response: httpx.Response) -> None:
+        if "/files/" in response.request.url.path and not restarted:
+            pg.halt("immediate")
+            restarted.append(threading.Thread(target=lambda: (time.sleep(1), pg.start_again())))
+            restarted[0].start()
+
+    with run_server(tmp_path / "data", database_url=dsn) as live:
+        with live.client() as http:
+            file_id = http.post(f"{API}/files", params={"filename": "big.bin"}, content=data)
+        with CorralClient(live.url, live.admin_token) as corral:
+            corral.http.event_hooks["response"] = [outage]
+            corral.download_file(file_id.raise_for_status().json()["id"], dest)
+    restarted[0].join(30)
+    assert dest.read_bytes() == data

@@ -1,8 +1,12 @@
 """What a long transfer of the SDK keeps between tries: the last event id of a follow
-stream, and how long a follow or a download goes on trying (a clock passed in)."""
+stream, how long a follow or a download goes on trying (a clock passed in), and where
+a download writes until it is whole."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from corral.client.downloads import Received, Tries, staging
 from corral.client.events import EndEvent, OutputEvent
 from corral.client.sse import SseParser
 from corral.client.window import RetryWindow
@@ -73,3 +77,20 @@ def test_progress_opens_a_new_window() -> None:
 
 def test_no_retry_for_means_no_second_try() -> None:
     assert window(0.0, Clock()).pause() is None
+
+
+def test_a_download_goes_to_a_part_file_unless_its_dest_is_no_regular_file(
+    tmp_path: Path,
+) -> None:
+    assert staging(tmp_path / "a.bin") == tmp_path / "a.bin.part"
+    (tmp_path / "b.bin").write_bytes(b"old")
+    assert staging(tmp_path / "b.bin") == tmp_path / "b.bin.part"
+    assert staging(Path("/dev/null")) == Path("/dev/null")
+
+
+def test_a_download_written_in_place_is_not_written_again() -> None:
+    received = Received()
+    assert Tries(10.0, rewinds=False).pause(received) is not None  # nothing written yet
+    received.count = 1
+    assert Tries(10.0, rewinds=False).pause(received) is None
+    assert Tries(10.0, rewinds=True).pause(received) is not None

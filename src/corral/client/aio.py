@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from corral.client import calls, following
+from corral.client import calls, downloads, following
 from corral.client.credentials import resolve
 from corral.client.errors import WaitTimeout, unreachable
 from corral.client.models import (
@@ -171,17 +171,7 @@ class AsyncCorralClient:
         return calls.answer(response)
 
     async def _download(self, path: str, dest: Path) -> Path:
-        try:
-            async with self.http.stream("GET", path) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    calls.answer(response)  # raises the typed error
-                with dest.open("wb") as out:
-                    async for piece in response.aiter_bytes(1 << 20):
-                        await asyncio.to_thread(out.write, piece)
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from exc
-        return dest
+        return await downloads.adownload(self.http, self.url, path, dest, self.retry_for)
 
 
 async def _pieces(fh: BinaryIO) -> AsyncIterator[bytes]:

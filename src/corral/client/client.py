@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
-from corral.client import following
+from corral.client import downloads, following
 from corral.client.calls import answer
-from corral.client.errors import CorralConnectionError, error_for, unreachable
+from corral.client.errors import CorralConnectionError, unreachable
 from corral.client.events import EndEvent, OutputEvent
 from corral.client.session import DEFAULT_RETRY_FOR, session_headers, sync_http
 
@@ -140,17 +140,7 @@ class JsonClient:
         return self._download(f"/files/{file_id}", Path(dest))
 
     def _download(self, path: str, dest: Path) -> Path:
-        try:
-            with self.http.stream("GET", API + path) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise error_for(response)
-                with dest.open("wb") as out:
-                    for piece in response.iter_bytes(1 << 20):
-                        out.write(piece)
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from exc
-        return dest
+        return downloads.download(self.http, self.url, API + path, dest, self.retry_for)
 
     # ---- output ----------------------------------------------------------------------
 

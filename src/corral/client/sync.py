@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from corral.client import calls, following
+from corral.client import calls, downloads, following
 from corral.client.credentials import resolve
 from corral.client.errors import WaitTimeout, unreachable
 from corral.client.models import (
@@ -160,7 +160,8 @@ class CorralClient:
         return [StoredFile.model_validate(row) for row in self._send(calls.artifacts(job_id))]
 
     def download_artifact(self, job_id: str, artifact_id: str, dest: str | Path) -> Path:
-        """Stream one artifact to the file ``dest``; returns ``dest``."""
+        """Stream one artifact to the file ``dest``; returns ``dest``. A download cut
+        off is tried again, and never leaves a partial file (``downloads.py``)."""
         return self._download(calls.artifact_path(job_id, artifact_id), Path(dest))
 
     def download_file(self, file_id: str, dest: str | Path) -> Path:
@@ -176,14 +177,4 @@ class CorralClient:
         return calls.answer(response)
 
     def _download(self, path: str, dest: Path) -> Path:
-        try:
-            with self.http.stream("GET", path) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    calls.answer(response)  # raises the typed error
-                with dest.open("wb") as out:
-                    for piece in response.iter_bytes(1 << 20):
-                        out.write(piece)
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from exc
-        return dest
+        return downloads.download(self.http, self.url, path, dest, self.retry_for)
