@@ -266,3 +266,84 @@ def test_follow_needs_read_rights(live_server: LiveServer, role: str) -> None:
         job_id = submit(http)["id"]
     with live_server.client(live_server.token(role)) as http:
         assert_error(http.get(f"{API}/jobs/{job_id}/output/follow"), 403)
+
+
+def stream_of(
+    server: LiveServer, job_id: str, headers: dict[str, str] | None = None, upto: int = 0
+) -> list[tuple[str, str, Any]]:
+    """``(id, event, data)`` of each event of the follow stream, up to the end event (or
+    the ``upto``th event)."""
+    found: list[tuple[str, str, Any]] = []
+    with (
+        server.client() as http,
+        http.stream(
+            "GET", f"{API}/jobs/{job_id}/output/follow", headers=headers, timeout=30
+        ) as answer,
+    ):
+        assert answer.status_code == 200
+        fields: dict[str, str] = {}
+        for line in answer.iter_lines():
+            if line and not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                fields[name] = value
+            elif not line and fields:
+                found.append((fields.get("id", ""), fields["event"], json.loads(fields["data"])))
+                if fields["event"] == "end" or len(found) == upto:
+                    return found
+                fields = {}
+    return found
+
+
+def test_follow_goes_on_after_the_last_event_id(live_server: LiveServer) -> None:
+    """Each output event's id is the position after it; sent back as Last-Event-ID (as a
+    follower cut off does, to any replica), the stream goes on right after that event."""
+    with live_server.client() as http:
+        job_id = running_job(http)
+        post_output(http, job_id, "one\n")
+        post_output(http, job_id, "err\n", stream="stderr")
+        whole = stream_of(live_server, job_id, upto=2)  # the job still runs
+        post_output(http, job_id, "two\n", offset=4)
+        http.put(
+            f"{API}/jobs/{job_id}/complete",
+            json={"executor_id": "worker-1", "attempt": 1, "exit_code": 0},
+        )
+    assert [event_id for event_id, _, _ in whole[:2]] == ["1:4:0", "1:4:4"]
+    after_first = stream_of(live_server, job_id, {"Last-Event-ID": "1:4:0"})
+    assert [(kind, data.get("data")) for _, kind, data in after_first] == [
+        ("output", "two\n"),  # each pass reads stdout, then stderr
+        ("output", "err\n"),
+        ("end", None),
+    ]
+    assert [data["offset"] for _, kind, data in after_first if kind == "output"] == [4, 0]
+    assert after_first[-1][0] == ""  # the end event carries no id
+
+
+def test_follow_after_an_earlier_attempts_event_replays_the_current_attempt(
+    live_server: LiveServer,
+) -> None:
+    with live_server.client() as http:
+        job_id = running_job(http)
+        post_output(http, job_id, "first try")
+        http.post(f"{API}/jobs/{job_id}/release", json={"executor_id": "worker-1", "attempt": 1})
+        claim_one(http, "worker-1")
+        post_output(http, job_id, "second", attempt=2)
+        http.put(
+            f"{API}/jobs/{job_id}/complete",
+            json={"executor_id": "worker-1", "attempt": 2, "exit_code": 0},
+        )
+    events = stream_of(live_server, job_id, {"Last-Event-ID": "1:9:0"})
+    assert events[0] == ("2:6:0", "output", {"stream": "stdout", "offset": 0, "data": "second"})
+
+
+@pytest.mark.parametrize(
+    "event_id", ["x", "1:2", "1:2:-3", "1:2:3:4", "1:\u00b2:0", "1:2:99999999999999999999"]
+)
+def test_follow_refuses_an_event_id_it_never_sent(live_server: LiveServer, event_id: str) -> None:
+    with live_server.client() as http:
+        job_id = submit(http)["id"]
+        http.delete(f"{API}/jobs/{job_id}")  # a stream that would end at once, were it let
+        answer = http.get(
+            f"{API}/jobs/{job_id}/output/follow",
+            headers={"Last-Event-ID": event_id.encode("latin-1")},
+        )
+    assert assert_error(answer, 400)["context"]["field"] == "Last-Event-ID"

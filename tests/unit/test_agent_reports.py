@@ -11,7 +11,8 @@ from corral.agent.backoff import Backoff
 from corral.agent.dispatcher import DispatcherError, Unreachable, parse_job
 from corral.agent.executor import JobRun, RunResult, StopReason
 from corral.agent.reports import ResultReporter, report_for
-from corral.client.client import EndEvent, OutputEvent, _parse_sse
+from corral.client.client import EndEvent, OutputEvent
+from corral.client.sse import SseParser
 from corral.domain.jobs import JobSpec
 
 RUN = JobRun("j", 2, JobSpec(command="x", timeout=5))
@@ -197,9 +198,12 @@ def test_sse_parser() -> None:
         'data: {"stream": "stdout", "offset": 3, "data": "never"}',
         "",
     ]
-    assert list(_parse_sse(lines)) == [
+    parser = SseParser()
+    events = [event for line in lines if (event := parser.feed(line)) is not None]
+    assert events == [
         OutputEvent("stdout", 0, "hi\n"),
         EndEvent("completed", 0, None),
+        OutputEvent("stdout", 3, "never"),
     ]
 
 

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from corral.client import calls
+from corral.client import calls, downloads, following
 from corral.client.credentials import resolve
 from corral.client.errors import WaitTimeout, unreachable
 from corral.client.models import (
@@ -35,7 +35,6 @@ from corral.client.models import (
     StoredFile,
 )
 from corral.client.session import DEFAULT_RETRY_FOR, async_http, session_headers
-from corral.client.sse import SseParser
 from corral.client.sync import USER_AGENT
 
 UPLOAD_PIECE = 1 << 20
@@ -53,6 +52,7 @@ class AsyncCorralClient:
         retry_for: float = DEFAULT_RETRY_FOR,
     ) -> None:
         self.url, token = resolve(url, token)
+        self.retry_for = retry_for
         self.http = async_http(self.url, session_headers(token, USER_AGENT), timeout, retry_for)
 
     async def __aenter__(self) -> AsyncCorralClient:
@@ -125,30 +125,16 @@ class AsyncCorralClient:
                 return "".join(pieces)
             offset = page.next_offset
 
-    async def follow(
+    def follow(
         self,
         job_id: str,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpx's read timeout, as in sync
+        timeout: float | None = None,
     ) -> AsyncIterator[OutputEvent | EndEvent]:
-        """``async for event in corral.follow(job_id)``: output, then an ``EndEvent``."""
-        limits = httpx.Timeout(timeout, connect=10.0)
-        parser = SseParser()
-        try:
-            async with self.http.stream(
-                "GET", calls.follow_path(job_id), timeout=limits
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    calls.answer(response)  # raises the typed error
-                async for line in response.aiter_lines():
-                    event = parser.feed(line)
-                    if event is not None:
-                        yield event
-                        if isinstance(event, EndEvent):
-                            return
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from exc
+        """``async for event in corral.follow(job_id)``: output, then an ``EndEvent``;
+        it goes on from another replica as the sync client's does."""
+        path = calls.follow_path(job_id)
+        return following.afollow(self.http, self.url, path, timeout, self.retry_for)
 
     # ---- files -----------------------------------------------------------------------
 
@@ -185,17 +171,7 @@ class AsyncCorralClient:
         return calls.answer(response)
 
     async def _download(self, path: str, dest: Path) -> Path:
-        try:
-            async with self.http.stream("GET", path) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    calls.answer(response)  # raises the typed error
-                with dest.open("wb") as out:
-                    async for piece in response.aiter_bytes(1 << 20):
-                        await asyncio.to_thread(out.write, piece)
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from exc
-        return dest
+        return await downloads.adownload(self.http, self.url, path, dest, self.retry_for)
 
 
 async def _pieces(fh: BinaryIO) -> AsyncIterator[bytes]:

@@ -10,18 +10,18 @@ HTTP status (0 when the server could not be reached); see ``errors.py``.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from corral.client import downloads, following
 from corral.client.calls import answer
-from corral.client.errors import CorralConnectionError, error_for, unreachable
+from corral.client.errors import CorralConnectionError, unreachable
 from corral.client.events import EndEvent, OutputEvent
 from corral.client.session import DEFAULT_RETRY_FOR, session_headers, sync_http
-from corral.client.sse import SseParser
 
 API = "/api/v1"
 USER_AGENT = "corral-client"
@@ -40,6 +40,7 @@ class JsonClient:
         retry_for: float = DEFAULT_RETRY_FOR,
     ) -> None:
         self.url = url.rstrip("/")
+        self.retry_for = retry_for
         self.http = sync_http(self.url, session_headers(token, USER_AGENT), timeout, retry_for)
 
     def __enter__(self) -> JsonClient:
@@ -139,17 +140,7 @@ class JsonClient:
         return self._download(f"/files/{file_id}", Path(dest))
 
     def _download(self, path: str, dest: Path) -> Path:
-        try:
-            with self.http.stream("GET", API + path) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise error_for(response)
-                with dest.open("wb") as out:
-                    for piece in response.iter_bytes(1 << 20):
-                        out.write(piece)
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from exc
-        return dest
+        return downloads.download(self.http, self.url, API + path, dest, self.retry_for)
 
     # ---- output ----------------------------------------------------------------------
 
@@ -179,17 +170,10 @@ class JsonClient:
     def follow(
         self, job_id: str, *, timeout: float | None = None
     ) -> Iterator[OutputEvent | EndEvent]:
-        """Server-Sent Events of the job's output as it arrives, ending with an ``EndEvent``."""
+        """Server-Sent Events of the job's output as it arrives, ending with an ``EndEvent``;
+        a stream cut off with its replica goes on from another (``following.py``)."""
         path = f"{API}/jobs/{job_id}/output/follow"
-        limits = httpx.Timeout(timeout, connect=10.0)
-        try:
-            with self.http.stream("GET", path, timeout=limits) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise error_for(response)
-                yield from _parse_sse(response.iter_lines())
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from exc
+        return following.follow(self.http, self.url, path, timeout, self.retry_for)
 
     # ---- workflows (docs/workflows.md) -----------------------------------------------
 
@@ -234,14 +218,3 @@ class JsonClient:
         except httpx.HTTPError as exc:
             raise unreachable(self.url, exc) from exc
         return answer(response)
-
-
-def _parse_sse(lines: Iterator[str] | Sequence[str]) -> Iterator[OutputEvent | EndEvent]:
-    """Turn ``event:``/``data:`` lines into events, up to and including the ``EndEvent``."""
-    parser = SseParser()
-    for line in lines:
-        event = parser.feed(line)
-        if event is not None:
-            yield event
-            if isinstance(event, EndEvent):
-                return

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from corral.client import calls
+from corral.client import calls, downloads, following
 from corral.client.credentials import resolve
 from corral.client.errors import WaitTimeout, unreachable
 from corral.client.models import (
@@ -37,7 +37,6 @@ from corral.client.models import (
     StoredFile,
 )
 from corral.client.session import DEFAULT_RETRY_FOR, session_headers, sync_http
-from corral.client.sse import SseParser
 
 USER_AGENT = "corral-sdk"
 
@@ -60,6 +59,7 @@ class CorralClient:
         retry_for: float = DEFAULT_RETRY_FOR,
     ) -> None:
         self.url, token = resolve(url, token)
+        self.retry_for = retry_for
         self.http = sync_http(self.url, session_headers(token, USER_AGENT), timeout, retry_for)
 
     def __enter__(self) -> CorralClient:
@@ -138,22 +138,12 @@ class CorralClient:
     def follow(
         self, job_id: str, *, timeout: float | None = None
     ) -> Iterator[OutputEvent | EndEvent]:
-        """The job's output as it arrives (Server-Sent Events), ending with an ``EndEvent``."""
-        limits = httpx.Timeout(timeout, connect=10.0)
-        parser = SseParser()
-        try:
-            with self.http.stream("GET", calls.follow_path(job_id), timeout=limits) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    calls.answer(response)  # raises the typed error
-                for line in response.iter_lines():
-                    event = parser.feed(line)
-                    if event is not None:
-                        yield event
-                        if isinstance(event, EndEvent):
-                            return
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from exc
+        """The job's output as it arrives (Server-Sent Events), ending with an ``EndEvent``.
+
+        A stream cut off with its replica goes on from another, after the last event
+        given (``following.py``); ``timeout``: seconds without a byte (None: no limit)."""
+        path = calls.follow_path(job_id)
+        return following.follow(self.http, self.url, path, timeout, self.retry_for)
 
     # ---- files -----------------------------------------------------------------------
 
@@ -170,7 +160,8 @@ class CorralClient:
         return [StoredFile.model_validate(row) for row in self._send(calls.artifacts(job_id))]
 
     def download_artifact(self, job_id: str, artifact_id: str, dest: str | Path) -> Path:
-        """Stream one artifact to the file ``dest``; returns ``dest``."""
+        """Stream one artifact to the file ``dest``; returns ``dest``. A download cut
+        off is tried again, and never leaves a partial file (``downloads.py``)."""
         return self._download(calls.artifact_path(job_id, artifact_id), Path(dest))
 
     def download_file(self, file_id: str, dest: str | Path) -> Path:
@@ -186,14 +177,4 @@ class CorralClient:
         return calls.answer(response)
 
     def _download(self, path: str, dest: Path) -> Path:
-        try:
-            with self.http.stream("GET", path) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    calls.answer(response)  # raises the typed error
-                with dest.open("wb") as out:
-                    for piece in response.iter_bytes(1 << 20):
-                        out.write(piece)
-        except httpx.HTTPError as exc:
-            raise unreachable(self.url, exc) from exc
-        return dest
+        return downloads.download(self.http, self.url, path, dest, self.retry_for)

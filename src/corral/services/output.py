@@ -22,6 +22,24 @@ OUTAGE_RECHECK_SECONDS = 1.0  # a follower's next look while the database is awa
 
 
 @dataclass(frozen=True, slots=True)
+class Position:
+    """Where a follower is: the attempt it reads, and the bytes of each stream it has.
+
+    The output is in the database, so any replica can go on from here: a follower
+    cut off with its replica asks another for what comes after (``follow``'s
+    ``start``). A position of an earlier attempt means the follower has nothing of
+    the current one, whose output starts afresh.
+    """
+
+    attempt: int = -1  # -1: no attempt yet, the current one is read from its start
+    stdout: int = 0
+    stderr: int = 0
+
+    def offsets(self) -> dict[str, int]:
+        return {"stdout": self.stdout, "stderr": self.stderr}
+
+
+@dataclass(frozen=True, slots=True)
 class OutputEvent:
     """One piece of a live follow: output bytes, a keep-alive, or the end."""
 
@@ -30,6 +48,7 @@ class OutputEvent:
     offset: int = 0
     data: bytes = b""
     job: Job | None = None
+    after: Position | None = None  # an output event's: where a follow resumed after it starts
 
 
 class OutputService:
@@ -52,12 +71,17 @@ class OutputService:
         return job, interleave(pieces)
 
     async def follow(
-        self, principal: Principal, job_id: str, chunk: int = 65536
+        self,
+        principal: Principal,
+        job_id: str,
+        start: Position | None = None,
+        chunk: int = 65536,
     ) -> AsyncIterator[OutputEvent]:
-        """Check access and existence now, then stream (so a 404 comes before any 200)."""
+        """Check access and existence now, then stream from ``start`` (default: the
+        current attempt from its first byte), so a 404 comes before any 200."""
         require(principal, Action.READ)
         await self._job(job_id)
-        return self._follow(job_id, chunk)
+        return self._follow(job_id, start or Position(), chunk)
 
     async def wait(self, principal: Principal, job_id: str, seconds: float) -> Job:
         """The job once it is finished, or as it stands when ``seconds`` passed.
@@ -81,16 +105,16 @@ class OutputService:
         finally:
             self._hub.release(topic)
 
-    async def _follow(self, job_id: str, chunk: int) -> AsyncIterator[OutputEvent]:
-        """Yield output as it is stored, then one ``end`` event once the job is finished.
+    async def _follow(self, job_id: str, start: Position, chunk: int) -> AsyncIterator[OutputEvent]:
+        """Yield output as it is stored past ``start``, then one ``end`` event once the
+        job is finished; each output event says the position after it.
 
         Waits on the job's signal between reads, so a quiet job costs nothing. While
         the database is away the stream stays open (keep-alives, a look every
         ``OUTAGE_RECHECK_SECONDS``) and goes on from where it was once it is back: its
         headers are long gone, so a 503 could not be said, only a cut stream.
         """
-        offsets = dict.fromkeys(STREAMS, 0)
-        attempt = -1
+        offsets, attempt = start.offsets(), start.attempt
         topic = job_topic(job_id)
         while True:
             signal = self._hub.signal(topic)
@@ -113,8 +137,10 @@ class OutputService:
             for stream, piece in zip(STREAMS, pieces, strict=True):
                 if piece.data:
                     moved = True
-                    yield OutputEvent("output", stream, offsets[stream], piece.data)
+                    at = offsets[stream]
                     offsets[stream] += len(piece.data)
+                    after = Position(attempt, offsets["stdout"], offsets["stderr"])
+                    yield OutputEvent("output", stream, at, piece.data, after=after)
             if moved:
                 continue
             if job.terminal:

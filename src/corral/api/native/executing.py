@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from corral.api.deps import PrincipalDep, ServicesDep
@@ -24,6 +24,7 @@ from corral.api.native.schemas import (
     OutputChunk,
     ResultReport,
 )
+from corral.api.ranges import ATTEMPT, COUNT
 from corral.api.responses import JSON
 from corral.api.streaming import HeldStream
 from corral.api.timefmt import iso
@@ -31,10 +32,12 @@ from corral.domain.jobs import ClaimRequest, Job
 from corral.domain.principals import Principal
 from corral.errors import InvalidInput
 from corral.services.container import Services
-from corral.services.output import STREAMS, OutputEvent
+from corral.services.output import STREAMS, OutputEvent, Position
 from corral.store.leases_port import Report
 
 router = APIRouter(prefix="/api/v1", route_class=NativeRoute, tags=["executors"])
+# A follow stream's event id, sent back by a follower resuming after it (``_position``).
+LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=100)]
 
 
 @router.post("/jobs/claim", responses={204: {"description": "No job available"}})
@@ -211,10 +214,19 @@ async def interleaved_output(
 
 @router.get("/jobs/{job_id}/output/follow", response_class=StreamingResponse)
 async def follow_output(
-    job_id: str, services: ServicesDep, principal: PrincipalDep
+    job_id: str,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    last_event_id: LastEventId = None,
 ) -> StreamingResponse:
-    """Server-Sent Events; each caller holds at most ``max_streams_per_principal`` (429)."""
-    events = await services.output.follow(principal, job_id)
+    """Server-Sent Events; each caller holds at most ``max_streams_per_principal`` (429).
+
+    Each output event's ``id`` is the position after it; a follower that lost its
+    stream sends the last one back as ``Last-Event-ID`` (any replica) and gets what
+    comes after it, so nothing is missed or repeated.
+    """
+    start = _position(last_event_id) if last_event_id else None
+    events = await services.output.follow(principal, job_id, start)
     return HeldStream(
         _sse(events),
         services.streams.acquire(principal),
@@ -233,7 +245,8 @@ async def _sse(events: AsyncIterator[OutputEvent]) -> AsyncIterator[bytes]:
                 "offset": event.offset,
                 "data": event.data.decode(errors="replace"),
             }
-            yield b"event: output\ndata: " + orjson.dumps(data) + b"\n\n"
+            head = b"event: output\nid: " + _event_id(event.after).encode()
+            yield head + b"\ndata: " + orjson.dumps(data) + b"\n\n"
         else:
             job = event.job
             assert job is not None
@@ -243,3 +256,22 @@ async def _sse(events: AsyncIterator[OutputEvent]) -> AsyncIterator[bytes]:
                 "error_message": job.error_message,
             }
             yield b"event: end\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def _event_id(after: Position | None) -> str:
+    """``ATTEMPT:STDOUT:STDERR``, the position after an output event."""
+    assert after is not None
+    return f"{after.attempt}:{after.stdout}:{after.stderr}"
+
+
+def _position(event_id: str) -> Position:
+    """The position an event id names; 400 for one no follow stream sent."""
+    parts = event_id.split(":")
+    if len(parts) == 3 and all(p.isascii() and p.isdigit() for p in parts):
+        attempt, stdout, stderr = (int(p) for p in parts)
+        if attempt <= ATTEMPT and max(stdout, stderr) <= COUNT:
+            return Position(attempt, stdout, stderr)
+    raise InvalidInput(
+        "Last-Event-ID is not the id of an output event: ATTEMPT:STDOUT:STDERR",
+        field="Last-Event-ID",
+    )

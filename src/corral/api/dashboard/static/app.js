@@ -127,8 +127,9 @@
 // A running job's page follows /api/v1/jobs/{id}/output/follow (the session cookie is
 // enough). The stream replays the current attempt from offset 0, so bytes the page
 // already shows (pre[data-offset], in bytes) are skipped; offset 0 arriving after later
-// offsets means a new attempt (or a reconnect): the block starts afresh. On "end" the
-// stream is closed (an EventSource would reconnect and replay) and the status refetched.
+// offsets means a new attempt: the block starts afresh. A reconnect sends the last event
+// id, so the stream goes on after it. On "end" the stream is closed (an EventSource
+// would reconnect) and the status refetched.
 // ANSI colour escapes become spans with the classes api/dashboard/ansi.py gives them;
 // an escape cut between two chunks waits for the rest. A block scrolled to its end stays
 // there as output arrives; past KEEP characters its oldest lines leave the page (the
