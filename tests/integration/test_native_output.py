@@ -347,3 +347,46 @@ def test_follow_refuses_an_event_id_it_never_sent(live_server: LiveServer, event
             headers={"Last-Event-ID": event_id.encode("latin-1")},
         )
     assert assert_error(answer, 400)["context"]["field"] == "Last-Event-ID"
+
+
+def test_follow_never_cuts_a_character_in_two(live_server: LiveServer) -> None:
+    """The follow reads the stored output 64 KiB at a time: a read that ends inside a
+    two-byte character must not send its first byte alone (two U+FFFD in its place)."""
+    text = "x" + "é" * 40_000  # 80,001 bytes: the first read ends inside an "é"
+    events: list[tuple[str, Any]] = []
+    with live_server.client() as http:
+        job_id = running_job(http)
+        assert post_output(http, job_id, text).status_code == 200
+        done = http.put(
+            f"{API}/jobs/{job_id}/complete",
+            json={"executor_id": "worker-1", "attempt": 1, "exit_code": 0},
+        )
+        assert done.status_code == 200
+    read_events(live_server, job_id, events, threading.Event())
+    outputs = [data for kind, data in events if kind == "output"]
+    assert len(outputs) > 1  # it did take more than one read
+    assert "".join(o["data"] for o in outputs) == text
+    assert [o["offset"] for o in outputs] == [
+        sum(len(o["data"].encode()) for o in outputs[:i]) for i in range(len(outputs))
+    ]
+
+
+def test_pages_of_output_join_into_the_text_whatever_their_size(live_server: LiveServer) -> None:
+    """A page whose byte limit ends inside a character leaves that character to the next
+    page; a limit too small for any whole character still moves on."""
+    text = "é€😀" * 50
+    with live_server.client() as http:
+        job_id = running_job(http)
+        assert post_output(http, job_id, text).status_code == 200
+        for limit in (1, 3, 5, 64):
+            pieces, offset = [], 0
+            while True:
+                page = read_output(http, job_id, offset=offset, limit=limit)
+                assert page["next_offset"] > offset or page["next_offset"] >= page["size"]
+                pieces.append(page["data"])
+                offset = page["next_offset"]
+                if offset >= page["size"]:
+                    break
+            if limit >= 4:  # room for the longest character: every page holds whole ones
+                assert "".join(pieces) == text, limit
+            assert offset == len(text.encode())

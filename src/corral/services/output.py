@@ -135,12 +135,18 @@ class OutputService:
                 continue
             moved = False
             for stream, piece in zip(STREAMS, pieces, strict=True):
-                if piece.data:
+                # A read ends where its byte count does, maybe inside a character: that
+                # character's first bytes wait for the next read, which starts with them.
+                # Only the stream's last bytes of an ended job go as they are: nothing
+                # more can come to complete them.
+                last = job.terminal and offsets[stream] + len(piece.data) >= piece.size
+                data = piece.data if last else whole_characters(piece.data)
+                if data:
                     moved = True
                     at = offsets[stream]
-                    offsets[stream] += len(piece.data)
+                    offsets[stream] += len(data)
                     after = Position(attempt, offsets["stdout"], offsets["stderr"])
-                    yield OutputEvent("output", stream, at, piece.data, after=after)
+                    yield OutputEvent("output", stream, at, data, after=after)
             if moved:
                 continue
             if job.terminal:
@@ -157,3 +163,21 @@ class OutputService:
         if job is None:
             raise NotFound("job not found", job_id=job_id)
         return job
+
+
+def whole_characters(data: bytes) -> bytes:
+    """``data`` without the first bytes of a UTF-8 character it ends inside of.
+
+    Only a lead byte whose sequence runs past the end is held back (at most three
+    bytes); anything else, invalid UTF-8 included, goes as it is.
+    """
+    for back in range(1, min(3, len(data)) + 1):
+        byte = data[-back]
+        if byte < 0x80:  # ASCII: the last character is whole
+            return data
+        if byte >= 0xF5:  # no character starts so: invalid, and goes as it is
+            return data
+        if byte >= 0xC0:  # a lead byte: its sequence is 2, 3 or 4 bytes long
+            length = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return data[:-back] if length > back else data
+    return data

@@ -32,7 +32,7 @@ from corral.domain.jobs import ClaimRequest, Job
 from corral.domain.principals import Principal
 from corral.errors import InvalidInput
 from corral.services.container import Services
-from corral.services.output import STREAMS, OutputEvent, Position
+from corral.services.output import STREAMS, OutputEvent, Position, whole_characters
 from corral.store.leases_port import Report
 
 router = APIRouter(prefix="/api/v1", route_class=NativeRoute, tags=["executors"])
@@ -174,11 +174,17 @@ async def read_output(
     limit: Annotated[int, Query(ge=1, le=1 << 20)] = 65536,
 ) -> dict[str, Any]:
     piece, job = await services.output.read(principal, job_id, stream, offset, limit)
+    # A page that ends inside a character leaves its first bytes to the next page, so
+    # pages joined are the text itself; one too short to hold any whole character
+    # goes as it is, so that paging always moves on.
+    data = piece.data
+    if offset + len(data) < piece.size:
+        data = whole_characters(data) or data
     return {
         "stream": stream,
         "offset": offset,
-        "data": piece.data.decode(errors="replace"),
-        "next_offset": offset + len(piece.data),
+        "data": data.decode(errors="replace"),
+        "next_offset": offset + len(data),
         "size": piece.size,
         "truncated": piece.truncated,
         "attempt": piece.attempt,
