@@ -201,9 +201,10 @@ def celery_driver(python: Path, env: dict[str, str], args: list[str]) -> Any:
 
 def celery_round(redis: str, python: Path, jobs: int, samples: int) -> Round:
     with celery_running(redis, python) as (env, pids):
-        before = round_cpu(pids, pids[1])
+        _, workers = pids  # the jobs' processes are the Celery worker's children
+        before = round_cpu(pids, workers)
         figures = celery_driver(python, env, ["--jobs", str(jobs), "--latency-jobs", str(samples)])
-        after = round_cpu(pids, pids[1])
+        after = round_cpu(pids, workers)
     cpu = per_job(before, after, jobs + 3 + samples)
     return Round(figures["throughput"], *percentiles(figures["latency"]), *cpu)
 
