@@ -25,10 +25,10 @@ from corral.services import output
 from corral.services.events import Hub
 from corral.services.output import OutputService
 from corral.store.base import RESYNC
+from corral.store.migration_files import load_migrations
 from corral.store.postgres import listen as postgres_listen
 from corral.store.postgres import sql as q
 from corral.store.postgres.store import PostgresStore
-from corral.store.rows import load_migrations
 from tests.contract.contract_support import NOW, POLICY, claim_request, new_job, ref
 from tests.pg_server import PgServer
 

@@ -1,12 +1,13 @@
-"""Row <-> domain conversion shared by both adapters.
+"""Job rows <-> domain jobs and attempts, shared by both adapters.
 
 Both engines keep times as epoch seconds and structured fields as JSON text,
-so one codec serves SQLite rows and asyncpg records alike.
+so one codec serves SQLite rows and asyncpg records alike. The other tables' rows
+are read the same way, each by role beside its port: ``fleet_rows``,
+``accounts_rows`` and ``projects_rows``.
 """
 
 from __future__ import annotations
 
-import importlib.resources
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -22,18 +23,7 @@ from corral.domain.jobs import (
     Resources,
     StreamState,
 )
-from corral.domain.projects import (
-    DuplicateHandling,
-    Project,
-    ProjectConfig,
-    ProjectStatus,
-    TaskType,
-)
-from corral.domain.sessions import AgentSession
 from corral.domain.states import AttemptStatus, JobStatus
-from corral.domain.workers import Executor, ExecutorInfo
-from corral.store.accounts_port import UserRecord
-from corral.store.fleet_port import TokenRecord
 
 JOB_COLUMNS = (
     "seq, id, type, status, priority, spec, owner_id, project_id, batch_id, task_type_id, "
@@ -308,193 +298,8 @@ def attempt_from_row(row: Mapping[str, Any]) -> Attempt:
     )
 
 
-def executor_from_row(row: Mapping[str, Any]) -> Executor:
-    info = ExecutorInfo(
-        executor_id=row["executor_id"],
-        principal_id=row["principal_id"],
-        hostname=row["hostname"],
-        ip=row["ip"],
-        cpu_count=row["cpu_count"],
-        memory_mb=row["memory_mb"],
-        os=row["os"],
-        labels=tuple(orjson.loads(row["labels"])),
-        concurrency=row["concurrency"],
-        metadata=orjson.loads(row["metadata"]),
-        cpus=row["cpus"],
-        isolation=row["isolation"],
-        network_control=bool(row["network_control"]),
-    )
-    return Executor(
-        info=info,
-        registered_at=row["registered_at"],
-        last_heartbeat=row["last_heartbeat"],
-        draining=bool(row["draining"]),
-        jobs_completed=row["jobs_completed"],
-        reported_status=row["reported_status"],
-        registered=bool(row["registered"]),
-    )
-
-
-def executor_params(info: ExecutorInfo) -> tuple[Any, ...]:
-    """What an executor says about itself, in the column order both upserts use."""
-    return (
-        info.executor_id,
-        info.principal_id,
-        info.hostname,
-        info.ip,
-        info.cpu_count,
-        info.memory_mb,
-        info.os,
-        orjson.dumps(list(info.labels)).decode(),
-        info.concurrency,
-        orjson.dumps(info.metadata).decode(),
-    )
-
-
-def executor_placement_params(info: ExecutorInfo) -> tuple[float | None, str | None, int]:
-    """What an executor offers for placement, appended after ``executor_params`` and times."""
-    return (info.cpus, info.isolation, int(info.network_control))
-
-
-def token_from_row(row: Mapping[str, Any]) -> TokenRecord:
-    return TokenRecord(
-        id=row["id"],
-        name=row["name"],
-        role=row["role"],
-        token_hash=row["token_hash"],
-        created_at=row["created_at"],
-        revoked=bool(row["revoked"]),
-        executor_id=row["executor_id"],
-        project_id=row["project_id"],
-        expires_at=row["expires_at"],
-        last_used_at=row["last_used_at"],
-        user_id=row["user_id"],
-    )
-
-
-def user_from_row(row: Mapping[str, Any]) -> UserRecord:
-    return UserRecord(
-        id=row["id"],
-        email=row["email"],
-        password_hash=row["password_hash"],
-        role=row["role"],
-        created_at=row["created_at"],
-        disabled=bool(row["disabled"]),
-        sessions_after=float(row["sessions_after"]),
-        session_epoch=int(row["session_epoch"]),
-    )
-
-
-PROJECT_COLUMNS = (
-    "id",
-    "name",
-    "description",
-    "instructions",
-    "status",
-    "config",
-    "agent_login",
-    "open_agent_login",
-    "created_at",
-    "updated_at",
-    "created_by",
-)
-TASK_TYPE_COLUMNS = (
-    "id",
-    "project_id",
-    "name",
-    "template",
-    "variables",
-    "duplicate_handling",
-    "max_retries",
-    "lease_minutes",
-    "created_at",
-    "updated_at",
-)
-
-
-def project_params(project: Project) -> tuple[Any, ...]:
-    """A project in ``PROJECT_COLUMNS`` order; the config travels as one JSON document."""
-    config = project.config
-    doc = {
-        "default_max_retries": config.default_max_retries,
-        "default_lease_minutes": config.default_lease_minutes,
-        "reaper_interval_minutes": config.reaper_interval_minutes,
-    }
-    return (
-        project.id,
-        project.name,
-        project.description,
-        project.instructions,
-        project.status.value,
-        orjson.dumps(doc).decode(),
-        int(project.agent_login),
-        int(project.open_agent_login),
-        project.created_at,
-        project.updated_at,
-        project.created_by,
-    )
-
-
-def project_from_row(row: Mapping[str, Any]) -> Project:
-    doc = orjson.loads(row["config"])
-    known = {k: v for k, v in doc.items() if k in ProjectConfig.__dataclass_fields__}
-    return Project(
-        id=row["id"],
-        name=row["name"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        description=row["description"],
-        instructions=row["instructions"],
-        status=ProjectStatus(row["status"]),
-        config=ProjectConfig(**known),
-        agent_login=bool(row["agent_login"]),
-        open_agent_login=bool(row["open_agent_login"]),
-        created_by=row["created_by"],
-    )
-
-
-def task_type_params(task_type: TaskType) -> tuple[Any, ...]:
-    return (
-        task_type.id,
-        task_type.project_id,
-        task_type.name,
-        task_type.template,
-        orjson.dumps(list(task_type.variables)).decode(),
-        task_type.duplicate_handling.value,
-        task_type.max_retries,
-        task_type.lease_minutes,
-        task_type.created_at,
-        task_type.updated_at,
-    )
-
-
-def task_type_from_row(row: Mapping[str, Any]) -> TaskType:
-    return TaskType(
-        id=row["id"],
-        project_id=row["project_id"],
-        name=row["name"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        template=row["template"],
-        variables=tuple(orjson.loads(row["variables"])),
-        duplicate_handling=DuplicateHandling(row["duplicate_handling"]),
-        max_retries=row["max_retries"],
-        lease_minutes=row["lease_minutes"],
-    )
-
-
 def result_to_json(result: Any) -> str | None:
     return None if result is None else orjson.dumps(result).decode()
-
-
-def load_migrations(backend: str) -> list[tuple[int, str]]:
-    """(version, sql) pairs shipped in ``store/migrations/<backend>``, in order."""
-    folder = importlib.resources.files("corral.store") / "migrations" / backend
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
-    return sorted(found)
 
 
 def splice(chunks: list[Any], offset: int, limit: int) -> bytes:
@@ -504,23 +309,3 @@ def splice(chunks: list[Any], offset: int, limit: int) -> bytes:
         start = max(0, offset - chunk_offset)
         out += bytes(data)[start:]
     return bytes(out[:limit])
-
-
-SESSION_COLUMNS = (
-    "id, token_hash, agent_name, project_id, created_at, expires_at, last_activity, revoked, "
-    "credential_id"
-)
-
-
-def session_from_row(row: Any) -> AgentSession:
-    return AgentSession(
-        id=row["id"],
-        token_hash=row["token_hash"],
-        agent_name=row["agent_name"],
-        project_id=row["project_id"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        last_activity=row["last_activity"],
-        revoked=bool(row["revoked"]),
-        credential_id=row["credential_id"],
-    )

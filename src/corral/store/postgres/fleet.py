@@ -10,14 +10,14 @@ import asyncpg
 from corral.domain.workers import Executor, ExecutorInfo
 from corral.errors import AlreadyExists, NotFound
 from corral.store.fleet_port import TokenRecord
-from corral.store.postgres import sql as q
-from corral.store.postgres.users import END_AGENT_SESSIONS
-from corral.store.rows import (
+from corral.store.fleet_rows import (
     executor_from_row,
     executor_params,
     executor_placement_params,
     token_from_row,
 )
+from corral.store.postgres import sql as q
+from corral.store.postgres.users import END_AGENT_SESSIONS
 
 
 class PostgresFleet:

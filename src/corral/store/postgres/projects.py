@@ -22,19 +22,15 @@ from corral.errors import AlreadyExists, InvalidTransition, NotFound
 from corral.store.postgres import retention, retry
 from corral.store.postgres import sql as q
 from corral.store.projects_port import ProjectActivity
-from corral.store.rows import (
-    JOB_COLUMNS,
+from corral.store.projects_rows import (
     PROJECT_COLUMNS,
     TASK_TYPE_COLUMNS,
-    job_from_row,
-    job_status,
-    labels_to_column,
     project_from_row,
     project_params,
-    spec_to_json,
     task_type_from_row,
     task_type_params,
 )
+from corral.store.rows import JOB_COLUMNS, job_from_row, job_status, labels_to_column, spec_to_json
 
 
 def _insert(table: str, columns: tuple[str, ...]) -> str:

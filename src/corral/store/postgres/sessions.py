@@ -9,7 +9,7 @@ import asyncpg
 
 from corral.domain.sessions import AgentSession
 from corral.errors import AlreadyExists, NotFound
-from corral.store.rows import SESSION_COLUMNS, session_from_row
+from corral.store.accounts_rows import SESSION_COLUMNS, session_from_row
 
 
 class PostgresSessions:

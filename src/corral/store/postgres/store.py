@@ -34,6 +34,7 @@ from corral.domain.jobs import Attempt, ClaimRequest, Job, NewJob
 from corral.domain.states import JobStatus
 from corral.errors import AlreadyExists, Unavailable
 from corral.store.base import IdempotencyRecord, Inserted, JobFilter, Listener, WorkflowRecord
+from corral.store.migration_files import load_migrations
 from corral.store.postgres import deps, flow, retry
 from corral.store.postgres import sql as q
 from corral.store.postgres.claim import claim_args, claim_in
@@ -61,7 +62,6 @@ from corral.store.rows import (
     JOB_COLUMNS,
     attempt_from_row,
     job_from_row,
-    load_migrations,
     new_job_params,
     status_counts,
 )

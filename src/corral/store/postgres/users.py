@@ -9,7 +9,7 @@ import asyncpg
 
 from corral.errors import AlreadyExists, NotFound
 from corral.store.accounts_port import UserRecord
-from corral.store.rows import user_from_row
+from corral.store.accounts_rows import user_from_row
 
 # Insert-if-absent and read back in one round trip. When a racer inserted the
 # key after this statement's snapshot was taken, ON CONFLICT waits for it and

@@ -7,7 +7,7 @@ import sqlite3
 from corral.domain.workers import Executor, ExecutorInfo
 from corral.errors import AlreadyExists, NotFound
 from corral.store.fleet_port import TokenRecord
-from corral.store.rows import (
+from corral.store.fleet_rows import (
     executor_from_row,
     executor_params,
     executor_placement_params,

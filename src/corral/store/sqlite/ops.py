@@ -24,7 +24,8 @@ from corral.errors import AlreadyExists, CorralError, InvalidInput, NotFound
 from corral.store import lost
 from corral.store.base import IdempotencyRecord, JobFilter
 from corral.store.leases_port import OutputSlice, Report
-from corral.store.rows import JOB_COLUMNS, equals, job_from_row, load_migrations
+from corral.store.migration_files import load_migrations
+from corral.store.rows import JOB_COLUMNS, equals, job_from_row
 from corral.store.sqlite.engine import connect
 
 SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"

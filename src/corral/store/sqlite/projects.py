@@ -17,19 +17,15 @@ from corral.domain.projects import Project, TaskType
 from corral.domain.states import JobStatus
 from corral.errors import AlreadyExists, InvalidTransition, NotFound
 from corral.store.projects_port import ProjectActivity
-from corral.store.rows import (
-    JOB_COLUMNS,
+from corral.store.projects_rows import (
     PROJECT_COLUMNS,
     TASK_TYPE_COLUMNS,
-    job_from_row,
-    job_status,
-    labels_to_column,
     project_from_row,
     project_params,
-    spec_to_json,
     task_type_from_row,
     task_type_params,
 )
+from corral.store.rows import JOB_COLUMNS, job_from_row, job_status, labels_to_column, spec_to_json
 from corral.store.sqlite import ops, retention
 from corral.store.sqlite.engine import Readers, Writer
 

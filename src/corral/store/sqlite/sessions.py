@@ -6,7 +6,7 @@ import sqlite3
 
 from corral.domain.sessions import AgentSession
 from corral.errors import AlreadyExists, NotFound
-from corral.store.rows import SESSION_COLUMNS, session_from_row
+from corral.store.accounts_rows import SESSION_COLUMNS, session_from_row
 from corral.store.sqlite.engine import Readers, Writer
 
 

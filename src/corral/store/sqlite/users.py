@@ -6,7 +6,7 @@ import sqlite3
 
 from corral.errors import AlreadyExists, NotFound
 from corral.store.accounts_port import UserRecord
-from corral.store.rows import user_from_row
+from corral.store.accounts_rows import user_from_row
 from corral.store.sqlite.engine import Readers, Writer
 
 # Agent sessions opened with a credential that no longer stands (a revoked token, a
