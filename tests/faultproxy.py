@@ -1,10 +1,12 @@
 """A small fault-injecting HTTP/1.1 proxy on 127.0.0.1, for tests of the worker's delivery.
 
-It sits between a real ``corral worker`` and a real dispatcher and, for each request,
-asks a rule what to do: pass it on, answer 503 itself, delay it, drop the connection
-before forwarding (the request never arrives), or drop it after forwarding (the request
-took effect but its answer is lost). It keeps a log of every request and of the
-connection it came on, so a test can say which calls shared a connection.
+It sits between a real ``corral worker`` (or SDK client) and a real dispatcher and, for
+each request, asks a rule what to do: pass it on, answer 503 itself, delay it, drop the
+connection before forwarding (the request never arrives), drop it after forwarding (the
+request took effect but its answer is lost), or cut the answer's body off half way. A
+``rewrite`` may change the headers it forwards, as a server or middlebox that sees
+other headers would. It keeps a log of every request, its headers as the client sent
+them and the connection it came on, so a test can say which calls shared a connection.
 
 It runs its own event loop in a thread, so synchronous tests drive it like a server.
 """
@@ -24,6 +26,7 @@ PASS = "pass"
 UNAVAILABLE = "503"  # answer 503 without forwarding (any other status the same way: "400")
 DROP = "drop"  # close the connection without forwarding: the call never happened
 DROP_AFTER = "drop_after"  # forward, then close without answering: the answer is lost
+CUT = "cut"  # forward, then answer with the first half of the body only and close
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -39,17 +42,25 @@ class Call:
     action: str | float  # a float: forwarded after that many seconds
     status: int | None = None  # what the client was answered, None when dropped
     answer: bytes = b""  # the dispatcher's answer, also when the client never got it
+    headers: tuple[tuple[str, str], ...] = ()  # as the client sent them
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
 
 Rule = Callable[[Call], "str | float"]
+Headers = list[tuple[str, str]]
 
 
 class FaultProxy:
     """``with FaultProxy(upstream, rule) as proxy:`` then point the worker at ``proxy.url``."""
 
-    def __init__(self, upstream: str, rule: Rule) -> None:
+    def __init__(
+        self, upstream: str, rule: Rule, rewrite: Callable[[Headers], Headers] | None = None
+    ) -> None:
         self.upstream = upstream.rstrip("/")
         self.rule = rule
+        self.rewrite = rewrite
         self.calls: list[Call] = []
         self.url = ""
         self._ids = itertools.count(1)
@@ -117,7 +128,8 @@ class FaultProxy:
         headers = [tuple(line.split(":", 1)) for line in lines if ":" in line]
         fields = {k.strip().lower(): v.strip() for k, v in headers}
         body = await _read_body(reader, fields)
-        call = Call(connection, method, target.split("?", 1)[0], body, PASS)
+        sent = tuple((k.strip(), v.strip()) for k, v in headers)
+        call = Call(connection, method, target.split("?", 1)[0], body, PASS, headers=sent)
         action = self.rule(call)
         if action == DROP:
             self._log(call, action, None)
@@ -131,9 +143,9 @@ class FaultProxy:
             return True
         if isinstance(action, float):
             await asyncio.sleep(action)
-        forwarded = [
-            (k.strip(), v.strip()) for k, v in headers if k.strip().lower() not in HOP_BY_HOP
-        ]
+        forwarded = [(k, v) for k, v in sent if k.lower() not in HOP_BY_HOP]
+        if self.rewrite is not None:
+            forwarded = self.rewrite(forwarded)
         try:
             response = await self._http.request(method, target, headers=forwarded, content=body)
             status, out_headers, content = response.status_code, response.headers, response.content
@@ -145,6 +157,10 @@ class FaultProxy:
         self._log(call, action, status, content)
         kept = [(k, v) for k, v in out_headers.items() if k.lower() not in HOP_BY_HOP]
         kept = [(k, v) for k, v in kept if k.lower() != "content-encoding"]
+        if action == CUT:  # announce the whole body, send half of it, hang up
+            _write(writer, status, kept, content, len(content) // 2)
+            await writer.drain()
+            return False
         _write(writer, status, kept, content)
         await writer.drain()
         return True
@@ -154,7 +170,16 @@ class FaultProxy:
     ) -> None:
         with self._lock:
             self.calls.append(
-                Call(call.connection, call.method, call.path, call.body, action, status, answer)
+                Call(
+                    call.connection,
+                    call.method,
+                    call.path,
+                    call.body,
+                    action,
+                    status,
+                    answer,
+                    call.headers,
+                )
             )
 
 
@@ -171,10 +196,18 @@ async def _read_body(reader: asyncio.StreamReader, fields: dict[str, str]) -> by
     return bytes(body)
 
 
-def _write(writer: asyncio.StreamWriter, status: int, headers: Any, content: bytes) -> None:
+def _write(
+    writer: asyncio.StreamWriter,
+    status: int,
+    headers: Any,
+    content: bytes,
+    sent: int | None = None,
+) -> None:
+    """An answer announcing ``content``, of which only the first ``sent`` bytes go out
+    (None: all)."""
     lines = [f"HTTP/1.1 {status} X", *(f"{k}: {v}" for k, v in headers)]
     lines.append(f"content-length: {len(content)}")
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + content)
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + content[:sent])
 
 
 class Countdown:

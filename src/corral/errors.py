@@ -17,6 +17,7 @@ error body in a single ``errors.py``. Routes never build HTTP errors by hand.
     │   │   └── InvalidCredentials  a login's email and password do not match an active user
     │   └── Forbidden             valid credentials without the right to act
     ├── MethodNotAllowed          the path exists, but not with this HTTP method
+    ├── RangeNotSatisfiable       no byte of the asked range lies in the file; ``size`` of it
     ├── RateLimited               the caller spent its request budget; ``retry_after`` seconds
     └── Unavailable               the storage cannot be reached; ``retry_after`` seconds
 
@@ -91,6 +92,15 @@ class Forbidden(AuthError):
 
 class MethodNotAllowed(CorralError):
     pass
+
+
+class RangeNotSatisfiable(CorralError):
+    """A byte range that starts at or past the end of the file (``size`` bytes): the
+    answer says how long the file is, so the client can ask again sensibly."""
+
+    def __init__(self, message: str, *, size: int, **context: Any) -> None:
+        super().__init__(message, size=size, **context)
+        self.size = size
 
 
 class RateLimited(CorralError):

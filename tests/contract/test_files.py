@@ -10,6 +10,8 @@ import pytest
 from corral.domain.files import CHUNK_SIZE, NewFile, StoredFile
 from corral.errors import StaleAttempt, TooLarge
 from corral.store.base import Store
+from corral.store.postgres.store import PostgresStore
+from corral.store.sqlite.store import SqliteStore
 from tests.contract.contract_support import NOW, claim_request, new_job, ref
 
 
@@ -173,3 +175,52 @@ async def test_item22_owned_bytes_counts_complete_unexpired_files_of_one_owner(
     assert await store.owned_bytes("owner-1", NOW) == 15
     assert await store.owned_bytes("owner-1", NOW + 100) == 10  # "b" has expired
     assert await store.owned_bytes("owner-2", NOW) == 7
+
+
+async def read_span(store: Store, file_id: str, start: int, stop: int | None) -> list[bytes]:
+    return [piece async for piece in store.read_file(file_id, start, stop)]
+
+
+async def test_a_read_from_start_to_stop_gives_exactly_those_bytes(store: Store) -> None:
+    data = bytes(range(256)) * (CHUNK_SIZE // 256 * 2 + 10)  # two full chunks and a tail
+    await store.create_file(new_file("f1"), pieces(data), max_size=len(data))
+    spans = [
+        (0, None),
+        (5, None),
+        (CHUNK_SIZE, None),
+        (CHUNK_SIZE - 1, CHUNK_SIZE + 1),  # across a chunk boundary
+        (CHUNK_SIZE + 5, 2 * CHUNK_SIZE + 3),
+        (0, CHUNK_SIZE),  # stops exactly at a chunk's end
+        (len(data) - 1, None),
+        (len(data) - 1, len(data) + 100),  # a stop past the end is the end
+        (len(data), None),
+        (10, 10),
+    ]
+    for start, stop in spans:
+        got = await read_span(store, "f1", start, stop)
+        assert b"".join(got) == data[start:stop], (start, stop)
+        assert all(0 < len(piece) <= CHUNK_SIZE for piece in got), (start, stop)
+    # A read from the middle of a chunk starts with the rest of that chunk.
+    got = await read_span(store, "f1", CHUNK_SIZE + 5, None)
+    assert [len(p) for p in got] == [CHUNK_SIZE - 5, len(data) - 2 * CHUNK_SIZE]
+
+
+async def drop_chunk(store: Store, file_id: str, seq: int) -> None:
+    """Remove one stored chunk behind the store's back, in either database."""
+    sql = "DELETE FROM file_chunks WHERE file_id = {} AND seq = {}"
+    if isinstance(store, SqliteStore):
+        await store._writer.submit(lambda c: c.execute(sql.format("?", "?"), (file_id, seq)))
+    else:
+        assert isinstance(store, PostgresStore)
+        async with store._conn() as conn:
+            await conn.execute(sql.format("$1", "$2"), file_id, seq)
+
+
+async def test_a_read_from_a_later_chunk_never_reads_the_earlier_ones(store: Store) -> None:
+    """The first chunk is gone, yet a read from the second on is whole: it starts at the
+    chunk holding ``start`` instead of reading (or skipping over) the file from its start."""
+    data = bytes(range(256)) * (CHUNK_SIZE // 256 * 2 + 10)
+    await store.create_file(new_file("f1"), pieces(data), max_size=len(data))
+    await drop_chunk(store, "f1", 0)
+    assert b"".join(await read_span(store, "f1", CHUNK_SIZE + 7, None)) == data[CHUNK_SIZE + 7 :]
+    assert await read_all(store, "f1") == b""  # the whole file's read ends where chunks do

@@ -7,12 +7,13 @@ through B), so the output arrives exactly when the test says.
 - Following a job's output: A is killed (SIGKILL) mid-stream, with output stored
   that the follower has not seen yet. The follow goes on from B after the last
   event it passed on: every byte exactly once, then the end event.
-- Downloading a file or an artifact: A is killed as the answer's headers arrive,
-  so the body is cut off. The download is asked for again from B and the file on
-  disk is the original, byte for byte.
+- Downloading a file or an artifact: A is killed once the first bytes of the body
+  are on disk, so the body is cut off after what was already on its way. The download goes on
+  from B with a range starting where the part file ended (B answers 206 with only
+  the rest), and the file on disk is the original, byte for byte.
 - Downloading from a server that loses its PostgreSQL (one of this test's own,
   stopped as a crash would stop it) mid-body: the body ends short, and the
-  download is fetched again whole once the database is back.
+  download goes on once the database is back, from where it was cut.
 - With no replica left, both give up after ``retry_for`` with
   ``CorralConnectionError``, and a download leaves no partial file behind.
 """
@@ -236,7 +237,7 @@ def original(tmp_path: Path) -> bytes:
 def saved_artifact(http: httpx.Client, data: bytes) -> tuple[str, str]:
     """A finished job that saved ``data`` as an artifact: the job's id and the artifact's."""
     job_id = running_job(http)
-    where = {"path": "out/big.bin", "executor_id": EXECUTOR, "attempt": 1}
+    where: dict[str, str | int] = {"path": "out/big.bin", "executor_id": EXECUTOR, "attempt": 1}
     answer = http.post(f"/jobs/{job_id}/artifacts", params=where, content=data)
     Output(http, job_id).complete()
     artifact_id: str = answer.raise_for_status().json()["id"]
@@ -254,7 +255,56 @@ def kill_at_headers(replica: Replica, part: str) -> Any:
     return hook
 
 
-def test_a_download_cut_off_with_its_replica_is_fetched_whole_from_the_other(
+def kill_mid_body(replica: Replica, part: str, part_file: Path) -> Any:
+    """An httpx response hook: ``replica`` dies once the first bytes of its answer for
+    ``part`` are in ``part_file`` (a thread watches), with most of the body to come."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if part_file.exists() and part_file.stat().st_size:
+                replica.kill()
+                return
+            time.sleep(0.001)
+
+    def hook(response: httpx.Response) -> None:
+        if part in response.request.url.path and response.request.url.port == replica.port:
+            threading.Thread(target=watch, daemon=True).start()
+
+    return hook
+
+
+class Tries:
+    """httpx event hooks noting each download request as it leaves (its Range, and how
+    much the part file held then) and each answer (status and Content-Length)."""
+
+    def __init__(self, dest: Path, part: str) -> None:
+        self.part_file = dest.with_name(dest.name + ".part")
+        self.part = part
+        self.asked: list[tuple[str | None, int]] = []
+        self.answered: list[tuple[int, int, int | None]] = []  # port, status, length
+
+    def request(self, request: httpx.Request) -> None:
+        if self.part in request.url.path:
+            held = self.part_file.stat().st_size if self.part_file.exists() else 0
+            self.asked.append((request.headers.get("range"), held))
+
+    def response(self, response: httpx.Response) -> None:
+        if self.part in response.request.url.path:
+            length = response.headers.get("content-length")
+            port = response.request.url.port or 0
+            self.answered.append((port, response.status_code, int(length) if length else None))
+
+    def assert_resumed(self, port: int, size: int) -> None:
+        """The last try was a range from where the part file ended, answered on ``port``
+        with only the rest: the SDK did not start over from byte 0."""
+        (first, _), *_, (last, held) = self.asked
+        assert first is None and 0 < held < size, self.asked
+        assert last == f"bytes={held}-", self.asked
+        assert self.answered[-1] == (port, 206, size - held), self.answered
+
+
+def test_a_download_cut_off_with_its_replica_goes_on_from_the_other(
     pair: tuple[Replica, Replica, str], http: httpx.Client, tmp_path: Path
 ) -> None:
     a, b, token = pair
@@ -263,31 +313,44 @@ def test_a_download_cut_off_with_its_replica_is_fetched_whole_from_the_other(
     file_id = stored.json()["id"]
     dest = tmp_path / "got" / "big.bin"
     dest.parent.mkdir()
+    tries = Tries(dest, f"/files/{file_id}")
     with CorralClient(f"{a.url},{b.url}", token) as corral:
-        corral.http.event_hooks["response"] = [kill_at_headers(a, "/files/")]
+        corral.http.event_hooks["request"] = [tries.request]
+        killer = kill_mid_body(a, "/files/", tries.part_file)
+        corral.http.event_hooks["response"] = [tries.response, killer]
         assert corral.download_file(file_id, dest) == dest
     assert a.process is not None and a.process.poll() is not None  # A died mid-body
-    assert b.requests(f"/files/{file_id}")
+    tries.assert_resumed(b.port, len(data))
+    assert any('" 206' in line for line in b.requests(tries.part))  # in B's access log
     assert hashlib.sha256(dest.read_bytes()).digest() == hashlib.sha256(data).digest()
     assert [p.name for p in dest.parent.iterdir()] == ["big.bin"]
 
 
-async def test_an_async_artifact_download_is_fetched_whole_from_the_other(
+async def test_an_async_artifact_download_goes_on_from_the_other(
     pair: tuple[Replica, Replica, str], http: httpx.Client, tmp_path: Path
 ) -> None:
     a, b, token = pair
     data = original(tmp_path)
     job_id, artifact_id = saved_artifact(http, data)
     dest = tmp_path / "big.bin"
+    tries = Tries(dest, f"/artifacts/{artifact_id}")
 
-    async def hook(response: httpx.Response) -> None:
-        kill_at_headers(a, "/artifacts/")(response)
+    async def on_request(request: httpx.Request) -> None:
+        tries.request(request)
+
+    killer = kill_mid_body(a, "/artifacts/", tries.part_file)
+
+    async def on_response(response: httpx.Response) -> None:
+        tries.response(response)
+        killer(response)
 
     async with AsyncCorralClient(f"{a.url},{b.url}", token) as corral:
-        corral.http.event_hooks["response"] = [hook]
+        corral.http.event_hooks["request"] = [on_request]
+        corral.http.event_hooks["response"] = [on_response]
         await corral.download_artifact(job_id, artifact_id, dest)
     assert a.process is not None and a.process.poll() is not None
-    assert b.requests(f"/artifacts/{artifact_id}")
+    tries.assert_resumed(b.port, len(data))
+    assert any('" 206' in line for line in b.requests(tries.part))  # in B's access log
     assert dest.read_bytes() == data
 
 
@@ -321,28 +384,41 @@ def own_database() -> Iterator[tuple[PgServer, str]]:
         pg.stop()
 
 
-def test_a_download_cut_off_by_a_database_outage_is_fetched_whole_once_it_is_back(
+def test_a_download_cut_off_by_a_database_outage_goes_on_once_it_is_back(
     own_database: tuple[PgServer, str], tmp_path: Path
 ) -> None:
     """The replica lives on but loses PostgreSQL while it streams the body (read 1 MiB
-    at a time): the body ends short, the replica answers 503 until the database is back,
-    and the download is fetched again whole."""
+    at a time), once its first bytes are on disk: the body ends short, the replica
+    answers 503 until the database is back, and the download goes on from there."""
     pg, dsn = own_database
     data = original(tmp_path)
     dest = tmp_path / "big.bin"
-    restarted: list[threading.Thread] = []
+    tries = Tries(dest, "/files/")
+    outages: list[threading.Thread] = []
 
-    def outage(response: httpx.Response) -> None:
-        if "/files/" in response.request.url.path and not restarted:
-            pg.halt("immediate")
-            restarted.append(threading.Thread(target=lambda: (time.sleep(1), pg.start_again())))
-            restarted[0].start()
+    def outage() -> None:
+        deadline = time.monotonic() + 30
+        while not (tries.part_file.exists() and tries.part_file.stat().st_size):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.001)
+        pg.halt("immediate")
+        time.sleep(1)
+        pg.start_again()
+
+    def on_response(response: httpx.Response) -> None:
+        tries.response(response)
+        if "/files/" in response.request.url.path and not outages:
+            outages.append(threading.Thread(target=outage))
+            outages[0].start()
 
     with run_server(tmp_path / "data", database_url=dsn) as live:
         with live.client() as http:
             file_id = http.post(f"{API}/files", params={"filename": "big.bin"}, content=data)
         with CorralClient(live.url, live.admin_token) as corral:
-            corral.http.event_hooks["response"] = [outage]
+            corral.http.event_hooks["request"] = [tries.request]
+            corral.http.event_hooks["response"] = [on_response]
             corral.download_file(file_id.raise_for_status().json()["id"], dest)
-    restarted[0].join(30)
+        tries.assert_resumed(httpx.URL(live.url).port or 0, len(data))
+    outages[0].join(30)
     assert dest.read_bytes() == data

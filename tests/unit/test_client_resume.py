@@ -1,12 +1,15 @@
 """What a long transfer of the SDK keeps between tries: the last event id of a follow
-stream, how long a follow or a download goes on trying (a clock passed in), and where
-a download writes until it is whole."""
+stream, how long a follow or a download goes on trying (a clock passed in), where
+a download writes until it is whole, and which answers let it go on from there."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-from corral.client.downloads import Received, Tries, staging
+import httpx
+
+from corral.client.downloads import Part, Received, Tries, staging
 from corral.client.events import EndEvent, OutputEvent
 from corral.client.sse import SseParser
 from corral.client.window import RetryWindow
@@ -94,3 +97,59 @@ def test_a_download_written_in_place_is_not_written_again() -> None:
     received.count = 1
     assert Tries(10.0, rewinds=False).pause(received) is None
     assert Tries(10.0, rewinds=True).pause(received) is not None
+
+
+def answer(status: int, **headers: str) -> httpx.Response:
+    return httpx.Response(status, headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+
+def test_a_part_file_is_resumed_only_with_a_strong_tag_and_some_bytes(tmp_path: Path) -> None:
+    part = Part(tmp_path / "a.bin.part", resumable=True)
+    assert part.ask() == {}  # nothing yet
+    assert part.answered(answer(200, ETag='"v1"'))
+    part.path.write_bytes(b"")
+    assert part.ask() == {}  # a tag, but no bytes to keep
+    part.path.write_bytes(b"12345")
+    assert part.ask() == {"Range": "bytes=5-", "If-Range": '"v1"'}
+    assert part.answered(answer(200, ETag='W/"v2"'))  # started over, from a weak tag
+    assert (part.held, part.ask()) == (0, {})  # If-Range cannot name a weak tag
+
+
+def test_a_dest_written_in_place_is_never_asked_for_a_range(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    dest.write_bytes(b"12345")
+    part = Part(dest, resumable=False)
+    assert part.answered(answer(200, ETag='"v1"'))
+    assert part.ask() == {}
+
+
+def test_only_the_rest_of_the_same_file_is_appended(tmp_path: Path) -> None:
+    part = Part(tmp_path / "a.bin.part", resumable=True)
+    part.answered(answer(200, ETag='"v1"'))
+    part.path.write_bytes(b"12345")
+
+    part.ask()
+    assert part.answered(answer(206, Content_Range="bytes 5-9/10"))
+    assert part.held == 5  # appended after the five bytes held
+    part.ask()
+    assert part.answered(answer(200, ETag='"v2"'))  # another version: from the start
+    assert (part.held, part.etag) == (0, '"v2"')
+    for refused in (answer(206, Content_Range="bytes 6-9/10"), answer(416)):
+        part.etag = '"v2"'
+        part.ask()
+        assert not part.answered(refused)  # asked for again, whole
+        assert (part.held, part.ask()) == (0, {})
+
+
+def test_a_resumed_try_hashes_the_bytes_it_keeps(tmp_path: Path) -> None:
+    """The digest check covers the whole file, not only the bytes of the last answer."""
+    part = Part(tmp_path / "a.bin.part", resumable=True)
+    part.path.write_bytes(b"hello, ")
+    part.held = 5
+    received = Received()
+    received.sha256 = hashlib.sha256(b"hello world").hexdigest()
+    with received.resume(part) as out:
+        received.write(out, b" world")
+    assert part.path.read_bytes() == b"hello world"
+    assert received.count == 11
+    received.check(httpx.Response(206, content=b""))  # no Incomplete: the digest matches

@@ -30,7 +30,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import IO
@@ -62,10 +62,20 @@ HELD_PAGE = 500  # running jobs looked at per query when finding a worker's jobs
 
 @dataclass(frozen=True, slots=True)
 class Download:
-    """A file's metadata and its bytes, to be streamed to the caller."""
+    """A file's metadata, and its bytes read only once the caller knows which it wants
+    (all of them, or a byte range): nothing is read from the store before that."""
 
     file: StoredFile
-    chunks: AsyncIterator[bytes]
+    reader: Callable[[str, int, int | None], AsyncIterator[bytes]]
+
+    def read(self, start: int = 0, stop: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes ``start`` up to ``stop`` (exclusive; None: the end), chunk by chunk."""
+        return self.reader(self.file.id, start, stop)
+
+    @property
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The whole file."""
+        return self.read()
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +300,7 @@ class FileService:
         stored = await self._store.get_file(file_id)
         if stored is None or stored.expires_at < time.time():
             raise NotFound("file not found", file_id=file_id)
-        return Download(stored, self._store.read_file(file_id))
+        return Download(stored, self._store.read_file)
 
     async def _job(self, job_id: str) -> Job:
         job = await self._store.get_job(job_id)

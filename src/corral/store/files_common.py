@@ -7,6 +7,11 @@ and a slow client never pins a connection. The ``files`` row is inserted first
 as a provisional record (empty ``sha256``, a short ``expires_at``) and made
 final in one transaction at the end; readers never see an unfinished file, and
 one whose uploader died is swept like any expired file.
+
+Every chunk but a file's last holds exactly ``CHUNK_SIZE`` bytes (``Chunker``
+re-cuts whatever arrives), so the chunk holding byte ``n`` is number
+``n // CHUNK_SIZE``: a read from the middle of a file starts at that chunk and
+never touches the ones before it.
 """
 
 from __future__ import annotations
@@ -109,6 +114,27 @@ class FileStoreMixin:
 
     async def _file_discard(self, file_id: str) -> None:
         raise NotImplementedError
+
+    def _file_chunks(self, file_id: str, first_seq: int) -> AsyncIterator[bytes]:
+        """The stored chunks from number ``first_seq`` on, one read each."""
+        raise NotImplementedError
+
+    async def read_file(
+        self, file_id: str, start: int = 0, stop: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Bytes ``start`` up to ``stop`` (exclusive; None: the end), one chunk in memory
+        at a time: the first chunk read is the one holding ``start``, sliced, and the
+        reads stop with the chunk holding ``stop - 1``."""
+        seq, skip = divmod(start, CHUNK_SIZE)
+        offset = seq * CHUNK_SIZE  # where the next chunk begins in the file
+        async for data in self._file_chunks(file_id, seq):
+            end = len(data) if stop is None else min(len(data), stop - offset)
+            if end > skip:
+                yield data[skip:end] if skip or end < len(data) else data
+            offset += len(data)
+            skip = 0
+            if stop is not None and offset >= stop:
+                return
 
     async def create_file(
         self,

@@ -27,8 +27,12 @@ class FileStore(Protocol):
     async def get_file(self, file_id: str) -> StoredFile | None:
         """A complete file's metadata; uploads still arriving are invisible."""
 
-    def read_file(self, file_id: str) -> AsyncIterator[bytes]:
-        """The file's chunks in order."""
+    def read_file(
+        self, file_id: str, start: int = 0, stop: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """The file's bytes from ``start`` up to ``stop`` (exclusive; None: to the end),
+        in pieces of at most a chunk, read from the chunk holding ``start`` on: a range
+        near the end of a large file costs the chunks it spans, not the whole file."""
 
     async def list_artifacts(self, job_id: str) -> list[StoredFile]:
         """A job's artifacts, by attempt then path."""

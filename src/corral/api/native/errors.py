@@ -25,6 +25,7 @@ STATUS: list[tuple[type[errors.CorralError], int]] = [
     (errors.Unauthenticated, 401),
     (errors.Forbidden, 403),
     (errors.MethodNotAllowed, 405),
+    (errors.RangeNotSatisfiable, 416),
     (errors.RateLimited, 429),
     (errors.Unavailable, 503),
     (errors.CorralError, 400),
@@ -45,6 +46,8 @@ def from_domain(exc: errors.CorralError) -> JSON:
         response.headers["WWW-Authenticate"] = "Bearer"
     if exc.retry_after is not None:  # 429 and 503: when to come back
         response.headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, errors.RangeNotSatisfiable):  # RFC 9110: how long the file is
+        response.headers["Content-Range"] = f"bytes */{exc.size}"
     return response
 
 

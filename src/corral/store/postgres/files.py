@@ -90,9 +90,9 @@ class PostgresFiles(FileStoreMixin):
             )
         return file_from_row(row) if row else None
 
-    async def read_file(self, file_id: str) -> AsyncIterator[bytes]:
+    async def _file_chunks(self, file_id: str, first_seq: int) -> AsyncIterator[bytes]:
         """Chunk by chunk, one query each: no connection is held while the client reads."""
-        seq = 0
+        seq = first_seq
         while True:
             async with self._conn() as conn:
                 data = await conn.fetchval(

@@ -91,9 +91,9 @@ class SqliteFiles(FileStoreMixin):
 
         return await self._readers.run(op)
 
-    async def read_file(self, file_id: str) -> AsyncIterator[bytes]:
+    async def _file_chunks(self, file_id: str, first_seq: int) -> AsyncIterator[bytes]:
         """Chunk by chunk, one read each: memory stays at one chunk whatever the size."""
-        seq = 0
+        seq = first_seq
         while True:
             data = await self._readers.run(partial(_chunk, file_id=file_id, seq=seq))
             if data is None:
