@@ -30,6 +30,12 @@ class Terminal:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: make with the pty as its controlling terminal
             try:
+                # A terminal starts its programs with every signal at its default and none
+                # blocked. Python ignores SIGPIPE (and a library might ignore or block
+                # more); exec would pass that on, and an ignored SIGINT cannot be trapped.
+                for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGPIPE):
+                    signal.signal(signum, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, set())
                 os.chdir(ROOT)
                 os.execvpe("make", ["make", "-o", "setup", "run"], env)
             finally:
@@ -63,7 +69,30 @@ class Terminal:
                 self._reader.join(5)
                 return os.waitstatus_to_exitcode(status)
             time.sleep(0.05)
-        raise AssertionError(f"make run still running after {seconds} s:\n{self.text()}")
+        raise AssertionError(
+            f"make run still running after {seconds} s:\n{self.text()}\n{self.processes()}"
+        )
+
+    def processes(self) -> str:
+        """Who is on this terminal and how each takes signals: what a Ctrl-C that
+        changed nothing needs explained (the terminal's foreground group, and each
+        process's group, state and ignored, blocked and caught signal masks)."""
+        lines = [f"terminal foreground group: {os.tcgetpgrp(self.fd)}"]
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                stat = (status.parent / "stat").read_text().rsplit(")", 1)[1].split()
+                rows = status.read_text().splitlines()
+                fields = dict(row.split(":\t", 1) for row in rows if ":\t" in row)
+                cmdline = (status.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:  # gone meanwhile
+                continue
+            if int(stat[3]) == self.pid:  # its session: make's, from pty.fork
+                lines.append(
+                    f"pid {status.parent.name} pgrp {stat[2]} state {stat[0]} "
+                    f"ign {fields.get('SigIgn')} blk {fields.get('SigBlk')} "
+                    f"cgt {fields.get('SigCgt')}: {cmdline[:120].decode(errors='replace')}"
+                )
+        return "\n".join(lines)
 
 
 @pytest.mark.slow
