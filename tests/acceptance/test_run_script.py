@@ -4,6 +4,7 @@ restarted, it keeps its worker's token and name (issue 14)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import select
@@ -20,20 +21,33 @@ import pytest
 from tests.processes import clean_env, free_port, poll
 
 ROOT = Path(__file__).resolve().parents[2]
+RESET_SIGNALS = (
+    signal.SIGHUP,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGTERM,
+    signal.SIGPIPE,
+    signal.SIGXFSZ,
+)
 
 
 class Terminal:
     """``make -o setup run`` on a pty of its own, its output collected as it comes."""
 
     def __init__(self, env: dict[str, str]) -> None:
+        self.marker = env["CORRAL_DATA_DIR"].encode()  # on the server's and worker's argv
+        self.reaped = False  # make's pid is free for reuse once it is
         self.output = bytearray()
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: make with the pty as its controlling terminal
             try:
                 # A terminal starts its programs with every signal at its default and none
-                # blocked. Python ignores SIGPIPE (and a library might ignore or block
-                # more); exec would pass that on, and an ignored SIGINT cannot be trapped.
-                for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGPIPE):
+                # blocked. This process may not be like that: Python ignores SIGPIPE and
+                # SIGXFSZ, and a test run started in the background of a shell without job
+                # control (`nohup make test &`) ignores SIGHUP, SIGINT and SIGQUIT. exec
+                # passes an ignored signal on, and bash cannot trap a SIGINT it was started
+                # ignoring: run.sh's Ctrl-C would then change nothing.
+                for signum in RESET_SIGNALS:
                     signal.signal(signum, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_SETMASK, set())
                 os.chdir(ROOT)
@@ -66,12 +80,28 @@ class Terminal:
         while time.monotonic() < deadline:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
+                self.reaped = True
                 self._reader.join(5)
                 return os.waitstatus_to_exitcode(status)
             time.sleep(0.05)
         raise AssertionError(
             f"make run still running after {seconds} s:\n{self.text()}\n{self.processes()}"
         )
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL what `make run` left behind: while make is unreaped, every process on
+        this terminal (make's session); and the server and the worker, which lead
+        sessions of their own, found by the data dir on their command lines."""
+        for proc in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError, ValueError):
+                session = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[3])
+                mine = session == self.pid and not self.reaped
+                if mine or self.marker in (proc / "cmdline").read_bytes():
+                    os.kill(int(proc.name), signal.SIGKILL)
+        if not self.reaped:  # killed above: reap it
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.reaped = True
 
     def processes(self) -> str:
         """Who is on this terminal and how each takes signals: what a Ctrl-C that
@@ -113,7 +143,10 @@ def test_item15_ctrl_c_on_make_run_drains_the_worker_before_the_server(tmp_path:
             )
     finally:
         term.ctrl_c()  # also what stops everything when the test failed half-way
-        status = term.wait(60)
+        try:
+            status = term.wait(60)
+        finally:
+            term.kill_leftovers()
     log = term.text()
     assert status == 0, log
     assert "make: ***" not in log  # neither "Error 1" nor "Interrupt"
