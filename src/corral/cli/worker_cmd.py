@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -180,6 +181,10 @@ async def _run(config: AgentConfig) -> int:
         agent = Agent(config)
     except WorkDirBusy as exc:
         fail(str(exc))
+    # Start-up's objects live as long as the process: out of the collector's sight, a
+    # full collection scans only what came after (docs/performance.md, "Garbage
+    # collection"), and stalls the loop that reads every job's pipes for less.
+    gc.freeze()
     return await agent.run()
 
 
