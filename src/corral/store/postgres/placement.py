@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from corral.store.postgres.sql import CLOCK
-from corral.store.rows import JOB_COLUMNS
+from corral.store.postgres.sql import CLOCK, lease_picked
 
 ANY_PLACED = "SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'pending' AND placed = 1)"
 
@@ -60,21 +59,7 @@ WITH clock AS (SELECT {CLOCK} AS t), free AS (
   SELECT picked_seq FROM totals, free
   WHERE (rc IS NULL OR used_cpus <= free.cpus + 1e-9)
     AND (rm IS NULL OR used_memory_mb <= free.memory_mb)
-), claimed AS (
-  UPDATE jobs SET status = 'running', attempt = attempt + 1, executor_id = $6,
-    executor_ip = $7, lease_principal_id = $8, lease_expires_at = clock.t + lease_seconds,
-    started_at = clock.t, cancel_requested = 0, stdout_size = 0, stdout_truncated = 0,
-    stderr_size = 0, stderr_truncated = 0, exit_code = NULL, error_message = NULL
-  FROM clock WHERE jobs.seq = ANY(ARRAY(SELECT picked_seq FROM fitting))
-    AND jobs.status = 'pending'
-  RETURNING {JOB_COLUMNS}
-), opened AS (
-  INSERT INTO attempts (job_id, number, executor_id, executor_ip, principal_id,
-    claimed_at, status)
-  SELECT id, attempt, $6, $7, $8, started_at, 'running' FROM claimed
-)
-SELECT * FROM claimed ORDER BY priority DESC, turn, seq
-"""
+), {lease_picked("fitting")}"""
 
 
 async def claim_placed(conn: Any, args: tuple[Any, ...]) -> list[Any]:

@@ -146,6 +146,29 @@ SELECT_ATTEMPTS = "SELECT * FROM attempts WHERE job_id = $1 ORDER BY number"
 CLOCK = "coalesce($1::float8, extract(epoch from now())::float8)"
 DB_NOW = "SELECT extract(epoch from now())::float8"
 
+
+def lease_picked(picked: str) -> str:
+    """The end of a claim statement: lease the rows whose ``picked_seq`` the CTE
+    ``picked`` chose ($6 executor, $7 ip, $8 principal; ``clock`` gives the time),
+    open their attempts, and return them in claim order. Both claims, the plain one
+    here and ``postgres.placement``'s, end the same way."""
+    return f"""claimed AS (
+  UPDATE jobs SET status = 'running', attempt = attempt + 1, executor_id = $6,
+    executor_ip = $7, lease_principal_id = $8, lease_expires_at = clock.t + lease_seconds,
+    started_at = clock.t, cancel_requested = 0, stdout_size = 0, stdout_truncated = 0,
+    stderr_size = 0, stderr_truncated = 0, exit_code = NULL, error_message = NULL
+  FROM clock WHERE jobs.seq = ANY(ARRAY(SELECT picked_seq FROM {picked}))
+    AND jobs.status = 'pending'
+  RETURNING {JOB_COLUMNS}
+), opened AS (
+  INSERT INTO attempts (job_id, number, executor_id, executor_ip, principal_id,
+    claimed_at, status)
+  SELECT id, attempt, $6, $7, $8, started_at, 'running' FROM claimed
+)
+SELECT * FROM claimed ORDER BY priority DESC, turn, seq
+"""
+
+
 # $1 now (None: the database's), $2 claimer labels (jsonb array), $3 least runnable
 # level, $4 project, $5 limit, $6 executor, $7 ip, $8 principal. One statement, so one
 # round trip per claim: the executor is recorded as seen, the rows are picked past
@@ -171,21 +194,7 @@ WITH clock AS (SELECT {CLOCK} AS t), seen AS (
   LIMIT CASE WHEN EXISTS (SELECT 1 FROM jobs AS w WHERE w.status = 'pending' AND w.placed = 1)
     THEN 0 ELSE $5 END
   FOR UPDATE SKIP LOCKED
-), claimed AS (
-  UPDATE jobs SET status = 'running', attempt = attempt + 1, executor_id = $6,
-    executor_ip = $7, lease_principal_id = $8, lease_expires_at = clock.t + lease_seconds,
-    started_at = clock.t, cancel_requested = 0, stdout_size = 0, stdout_truncated = 0,
-    stderr_size = 0, stderr_truncated = 0, exit_code = NULL, error_message = NULL
-  FROM clock WHERE jobs.seq = ANY(ARRAY(SELECT picked_seq FROM picked))
-    AND jobs.status = 'pending'
-  RETURNING {JOB_COLUMNS}
-), opened AS (
-  INSERT INTO attempts (job_id, number, executor_id, executor_ip, principal_id,
-    claimed_at, status)
-  SELECT id, attempt, $6, $7, $8, started_at, 'running' FROM claimed
-)
-SELECT * FROM claimed ORDER BY priority DESC, turn, seq
-"""
+), {lease_picked("picked")}"""
 
 # $1 now (None: the database's), $2 seq, $3 duration (None: the job's lease_seconds),
 # $4 executor. The job row is already locked by this transaction, so only the executor
